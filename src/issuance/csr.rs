@@ -1,0 +1,281 @@
+//! PKCS#10 certificate requests (RFC 2986): parsed, self-signature verified,
+//! key checked. A [`CheckedCsr`] exists only once all of that has passed.
+
+use std::net::IpAddr;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use super::identifier::Identifier;
+
+/// The subject key types Tessera certifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+    Rsa,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::Ed25519 => "ed25519",
+            Self::Rsa => "rsa",
+        }
+    }
+}
+
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsrError {
+    #[error("the CSR is neither PEM nor DER")]
+    NotPemOrDer,
+    #[error("the CSR is not a valid PKCS#10 request: {0}")]
+    Malformed(String),
+    #[error("the CSR's self-signature does not verify")]
+    BadSignature,
+    #[error("the CSR is signed with {0}, which is not accepted")]
+    WeakSignatureAlgorithm(String),
+    #[error("unsupported key type: {0}")]
+    UnsupportedKey(String),
+    #[error("weak key: {0}")]
+    WeakKey(String),
+    #[error("the CSR asks for a name Tessera cannot certify: {0}")]
+    UnsupportedName(String),
+}
+
+/// A certificate request whose signature and key have been checked.
+#[derive(Debug, Clone)]
+pub struct CheckedCsr {
+    spki_der: Vec<u8>,
+    key_type: KeyType,
+    key_bits: usize,
+    common_name: Option<String>,
+    subject_alt_names: Vec<Identifier>,
+}
+
+impl CheckedCsr {
+    /// Accepts a PEM `CERTIFICATE REQUEST` block or raw DER.
+    pub fn parse(input: &[u8]) -> Result<Self, CsrError> {
+        let der = decode_pem_or_der(input)?;
+        Self::parse_der(&der)
+    }
+
+    pub fn parse_der(der: &[u8]) -> Result<Self, CsrError> {
+        let (rest, csr) =
+            X509CertificationRequest::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CsrError::Malformed("trailing data after the request".into()));
+        }
+        let info = &csr.certification_request_info;
+        let (key_type, key_bits) = classify_key(&info.subject_pki)?;
+        check_signature_algorithm(&csr)?;
+        csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
+
+        let common_name = info
+            .subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_string);
+        let mut subject_alt_names = Vec::new();
+        if let Some(extensions) = csr.requested_extensions() {
+            for ext in extensions {
+                if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                    for name in &san.general_names {
+                        subject_alt_names.push(identifier_of(name)?);
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            spki_der: info.subject_pki.raw.to_vec(),
+            key_type,
+            key_bits,
+            common_name,
+            subject_alt_names,
+        })
+    }
+
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    pub fn key_bits(&self) -> usize {
+        self.key_bits
+    }
+
+    pub fn common_name(&self) -> Option<&str> {
+        self.common_name.as_deref()
+    }
+
+    pub fn subject_alt_names(&self) -> &[Identifier] {
+        &self.subject_alt_names
+    }
+
+    /// Every name the CSR asks for: its SANs, plus the common name when that is
+    /// a DNS name or IP address the SANs do not already carry. Sorted, unique.
+    pub fn requested_names(&self) -> Result<Vec<Identifier>, CsrError> {
+        let mut names = self.subject_alt_names.clone();
+        if let Some(cn) = &self.common_name {
+            let id = Identifier::guess(cn).map_err(|_| CsrError::UnsupportedName(format!("common name {cn:?}")))?;
+            if matches!(id, Identifier::Uri(_)) {
+                return Err(CsrError::UnsupportedName(format!("common name {cn:?}")));
+            }
+            names.push(id);
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+fn decode_pem_or_der(input: &[u8]) -> Result<Vec<u8>, CsrError> {
+    let trimmed = input.trim_ascii_start();
+    if trimmed.starts_with(b"-----BEGIN") {
+        let block = pem::parse(trimmed).map_err(|_| CsrError::NotPemOrDer)?;
+        return match block.tag() {
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(block.into_contents()),
+            _ => Err(CsrError::NotPemOrDer),
+        };
+    }
+    if input.first() == Some(&0x30) {
+        return Ok(input.to_vec());
+    }
+    Err(CsrError::NotPemOrDer)
+}
+
+fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(KeyType, usize), CsrError> {
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .ok_or_else(|| CsrError::UnsupportedKey("EC key without a named curve".into()))?;
+        return if curve == OID_EC_P256 {
+            Ok((KeyType::EcdsaP256, 256))
+        } else if curve == OID_NIST_EC_P384 {
+            Ok((KeyType::EcdsaP384, 384))
+        } else if curve.to_id_string() == "1.2.840.10045.3.1.1" || curve.to_id_string() == "1.3.132.0.33" {
+            Err(CsrError::WeakKey(format!("EC curve {curve} is below 256 bits")))
+        } else {
+            Err(CsrError::UnsupportedKey(format!("EC curve {curve}")))
+        };
+    }
+    if *alg == OID_SIG_ED25519 {
+        return Ok((KeyType::Ed25519, 256));
+    }
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+            return Err(CsrError::Malformed("unreadable RSA public key".into()));
+        };
+        let bits = bit_length(rsa.modulus);
+        if bits < MIN_RSA_BITS {
+            return Err(CsrError::WeakKey(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required")));
+        }
+        if bits > MAX_RSA_BITS {
+            return Err(CsrError::UnsupportedKey(format!("RSA key of {bits} bits; at most {MAX_RSA_BITS}")));
+        }
+        return Ok((KeyType::Rsa, bits));
+    }
+    Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
+}
+
+fn bit_length(unsigned_be: &[u8]) -> usize {
+    let digits: Vec<u8> = unsigned_be.iter().copied().skip_while(|b| *b == 0).collect();
+    match digits.first() {
+        None => 0,
+        Some(first) => (digits.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
+fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
+    // SHA-1 and MD5 based signatures (1.2.840.113549.1.1.{4,5}, 1.3.14.3.2.29,
+    // 1.2.840.10045.4.1) prove nothing about possession today.
+    let oid = csr.signature_algorithm.algorithm.to_id_string();
+    match oid.as_str() {
+        "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" | "1.2.840.10045.4.1" => {
+            Err(CsrError::WeakSignatureAlgorithm(oid))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn identifier_of(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
+    let unsupported = |what: String| CsrError::UnsupportedName(what);
+    match name {
+        GeneralName::DNSName(n) => Identifier::dns(n).map_err(|e| unsupported(e.to_string())),
+        GeneralName::URI(u) => Identifier::uri(u).map_err(|e| unsupported(e.to_string())),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => Ok(Identifier::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()))),
+            16 => Ok(Identifier::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()))),
+            n => Err(unsupported(format!("IP address of {n} octets"))),
+        },
+        GeneralName::RFC822Name(e) => Err(unsupported(format!("email address {e:?}"))),
+        other => Err(unsupported(format!("{other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr_for(key: &rcgen::KeyPair, names: &[&str]) -> Vec<u8> {
+        let params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("params");
+        params.serialize_request(key).expect("csr").der().to_vec()
+    }
+
+    #[test]
+    fn accepts_each_supported_key_type() {
+        for (alg, want) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, KeyType::EcdsaP256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, KeyType::EcdsaP384),
+            (&rcgen::PKCS_ED25519, KeyType::Ed25519),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).expect("key");
+            let csr = CheckedCsr::parse(&csr_for(&key, &["a.test", "127.0.0.1"])).expect("valid");
+            assert_eq!(csr.key_type(), want);
+            assert_eq!(
+                csr.requested_names().expect("names"),
+                vec![Identifier::dns("a.test").expect("dns"), Identifier::ip("127.0.0.1").expect("ip")]
+            );
+        }
+    }
+
+    #[test]
+    fn pem_and_der_are_both_accepted_and_garbage_is_not() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let der = csr_for(&key, &["a.test"]);
+        let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.clone()));
+        assert!(CheckedCsr::parse(pem.as_bytes()).is_ok());
+        assert_eq!(CheckedCsr::parse(b"hello").err(), Some(CsrError::NotPemOrDer));
+        assert!(matches!(CheckedCsr::parse(&der[..der.len() - 3]), Err(CsrError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_tampered_request_fails_its_signature() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut der = csr_for(&key, &["a.test"]);
+        let at = der.windows(6).position(|w| w == b"a.test").expect("name in DER");
+        der[at] = b'b';
+        assert_eq!(CheckedCsr::parse(&der).err(), Some(CsrError::BadSignature));
+    }
+}

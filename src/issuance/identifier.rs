@@ -1,0 +1,147 @@
+//! The names a certificate can carry, in one checked form shared by CSR
+//! parsing, policy, ACME and storage.
+
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identifier {
+    /// A lowercase DNS name without a trailing dot; may start with `*.`.
+    Dns(String),
+    Ip(IpAddr),
+    /// An absolute URI, such as a SPIFFE ID.
+    Uri(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentifierError {
+    #[error("{0:?} is not a valid DNS name")]
+    BadDnsName(String),
+    #[error("{0:?} is not a valid IP address")]
+    BadIp(String),
+    #[error("{0:?} is not an absolute URI")]
+    BadUri(String),
+}
+
+impl Identifier {
+    pub fn dns(name: &str) -> Result<Self, IdentifierError> {
+        let lower = name.to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower).to_string();
+        if is_dns_name(&lower) {
+            Ok(Self::Dns(lower))
+        } else {
+            Err(IdentifierError::BadDnsName(name.to_string()))
+        }
+    }
+
+    pub fn ip(text: &str) -> Result<Self, IdentifierError> {
+        text.parse().map(Self::Ip).map_err(|_| IdentifierError::BadIp(text.to_string()))
+    }
+
+    pub fn uri(text: &str) -> Result<Self, IdentifierError> {
+        let parsed = url::Url::parse(text).map_err(|_| IdentifierError::BadUri(text.to_string()))?;
+        if parsed.cannot_be_a_base() && parsed.scheme() != "urn" || text.chars().any(char::is_whitespace) {
+            return Err(IdentifierError::BadUri(text.to_string()));
+        }
+        Ok(Self::Uri(text.to_string()))
+    }
+
+    /// The stored form: `dns:…`, `ip:…` or `uri:…`.
+    pub fn to_tagged(&self) -> String {
+        match self {
+            Self::Dns(n) => format!("dns:{n}"),
+            Self::Ip(ip) => format!("ip:{ip}"),
+            Self::Uri(u) => format!("uri:{u}"),
+        }
+    }
+
+    pub fn from_tagged(s: &str) -> Result<Self, IdentifierError> {
+        match s.split_once(':') {
+            Some(("dns", v)) => Self::dns(v),
+            Some(("ip", v)) => Self::ip(v),
+            Some(("uri", v)) => Self::uri(v),
+            _ => Err(IdentifierError::BadUri(s.to_string())),
+        }
+    }
+
+    /// Parses a name given without a tag: an IP if it is one, a URI if it has a
+    /// scheme, otherwise a DNS name.
+    pub fn guess(s: &str) -> Result<Self, IdentifierError> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Self::Ip(ip));
+        }
+        if s.contains("://") || s.starts_with("urn:") {
+            return Self::uri(s);
+        }
+        Self::dns(s)
+    }
+
+    pub fn value(&self) -> String {
+        match self {
+            Self::Dns(n) => n.clone(),
+            Self::Ip(ip) => ip.to_string(),
+            Self::Uri(u) => u.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_tagged())
+    }
+}
+
+/// Joins identifiers for the `sans` column: space-separated with a space at
+/// each end, so `LIKE '% dns:a.test %'` finds an exact name.
+pub fn to_column(names: &[Identifier]) -> String {
+    let mut out = String::from(" ");
+    for n in names {
+        out.push_str(&n.to_tagged());
+        out.push(' ');
+    }
+    out
+}
+
+pub fn from_column(column: &str) -> Vec<Identifier> {
+    column.split_whitespace().filter_map(|t| Identifier::from_tagged(t).ok()).collect()
+}
+
+fn is_dns_name(name: &str) -> bool {
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    if body.is_empty() || name.len() > 253 {
+        return false;
+    }
+    body.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names_are_normalised_and_checked() {
+        assert_eq!(Identifier::dns("Web.Example.TEST."), Ok(Identifier::Dns("web.example.test".into())));
+        assert!(Identifier::dns("*.example.test").is_ok());
+        for bad in ["", "a..b", "-a.test", "a b.test", "a.*.test", "ex@mple.test", &"a".repeat(64)] {
+            assert!(Identifier::dns(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tagged_and_column_forms_round_trip() {
+        let names = vec![
+            Identifier::dns("a.test").expect("dns"),
+            Identifier::ip("::1").expect("ip"),
+            Identifier::uri("spiffe://tessera.test/ns/a/sa/b").expect("uri"),
+        ];
+        assert_eq!(from_column(&to_column(&names)), names);
+        assert_eq!(Identifier::guess("127.0.0.1"), Identifier::ip("127.0.0.1"));
+        assert_eq!(Identifier::guess("spiffe://x/y"), Identifier::uri("spiffe://x/y"));
+    }
+}

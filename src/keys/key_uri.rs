@@ -1,0 +1,181 @@
+//! Key URIs, as the PKI world writes them:
+//! `file:/path/key.pem`, `pkcs11:token=ca;object=root` (RFC 7512) and
+//! `awskms:alias/tessera-root` (a key id, ARN or alias).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUri {
+    File(PathBuf),
+    Pkcs11(Pkcs11Uri),
+    AwsKms(String),
+}
+
+/// The attributes of an RFC 7512 URI that select a key. The PIN never lives
+/// here: it comes from the configured PIN source.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pkcs11Uri {
+    pub token: Option<String>,
+    pub object: Option<String>,
+    /// CKA_ID, raw bytes (written percent-encoded in the URI).
+    pub id: Option<Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyUriError {
+    #[error("key URI {0:?} has no known scheme (use file:, pkcs11: or awskms:)")]
+    UnknownScheme(String),
+    #[error("key URI {uri:?}: {reason}")]
+    Invalid { uri: String, reason: String },
+}
+
+impl FromStr for KeyUri {
+    type Err = KeyUriError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| KeyUriError::Invalid {
+            uri: s.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(rest) = s.strip_prefix("file:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(invalid("a file: URI needs a path"));
+            }
+            return Ok(Self::File(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("pkcs11:") {
+            return parse_pkcs11(rest).map(Self::Pkcs11).map_err(|r| invalid(&r));
+        }
+        if let Some(rest) = s.strip_prefix("awskms:") {
+            let id = rest.strip_prefix("key-id=").unwrap_or(rest);
+            if id.is_empty() {
+                return Err(invalid("an awskms: URI needs a key id, ARN or alias"));
+            }
+            return Ok(Self::AwsKms(id.to_string()));
+        }
+        Err(KeyUriError::UnknownScheme(s.to_string()))
+    }
+}
+
+fn parse_pkcs11(rest: &str) -> Result<Pkcs11Uri, String> {
+    // Path attributes come before '?'; query attributes (pin-source, module-path)
+    // are not ours to take: secrets and modules are configured, not named here.
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if query.split('&').any(|a| a.starts_with("pin-value")) {
+        return Err("pin-value is not accepted in a key URI; configure a PIN file or environment variable".into());
+    }
+    let mut uri = Pkcs11Uri::default();
+    for attr in path.split(';').filter(|a| !a.is_empty()) {
+        let (name, value) = attr
+            .split_once('=')
+            .ok_or_else(|| format!("attribute {attr:?} has no value"))?;
+        let value = percent_decode(value)?;
+        match name {
+            "token" => uri.token = Some(utf8(value)?),
+            "object" => uri.object = Some(utf8(value)?),
+            "id" => uri.id = Some(value),
+            "type" | "manufacturer" | "model" | "serial" | "library-description"
+            | "library-manufacturer" | "library-version" | "slot-description"
+            | "slot-id" | "slot-manufacturer" => {}
+            other => return Err(format!("unknown attribute {other:?}")),
+        }
+    }
+    if uri.object.is_none() && uri.id.is_none() {
+        return Err("a pkcs11: URI needs object= or id=".into());
+    }
+    Ok(uri)
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|_| "attribute is not UTF-8".to_string())
+}
+
+fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| "truncated percent escape".to_string())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent escape".to_string())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+impl fmt::Display for KeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::AwsKms(id) => write!(f, "awskms:{id}"),
+            Self::Pkcs11(p) => {
+                write!(f, "pkcs11:")?;
+                let mut parts = Vec::new();
+                if let Some(t) = &p.token {
+                    parts.push(format!("token={t}"));
+                }
+                if let Some(o) = &p.object {
+                    parts.push(format!("object={o}"));
+                }
+                if let Some(id) = &p.id {
+                    let enc: String = id.iter().map(|b| format!("%{b:02x}")).collect();
+                    parts.push(format!("id={enc}"));
+                }
+                f.write_str(&parts.join(";"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_scheme() {
+        assert_eq!(
+            "file:/var/lib/tessera/root.pem".parse::<KeyUri>(),
+            Ok(KeyUri::File("/var/lib/tessera/root.pem".into()))
+        );
+        let KeyUri::Pkcs11(p) = "pkcs11:token=ca;object=root%20key;id=%01%02"
+            .parse::<KeyUri>()
+            .expect("valid")
+        else {
+            panic!("not pkcs11")
+        };
+        assert_eq!(p.token.as_deref(), Some("ca"));
+        assert_eq!(p.object.as_deref(), Some("root key"));
+        assert_eq!(p.id, Some(vec![1, 2]));
+        assert_eq!(
+            "awskms:alias/tessera-root".parse::<KeyUri>(),
+            Ok(KeyUri::AwsKms("alias/tessera-root".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_pins_and_unknown_schemes() {
+        assert!("pkcs11:object=root?pin-value=1234".parse::<KeyUri>().is_err());
+        assert!(matches!(
+            "vault:foo".parse::<KeyUri>(),
+            Err(KeyUriError::UnknownScheme(_))
+        ));
+        assert!("pkcs11:token=ca".parse::<KeyUri>().is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["file:/k.pem", "pkcs11:token=ca;object=root;id=%0a", "awskms:arn:aws:kms:eu-west-1:1:key/x"] {
+            let uri: KeyUri = s.parse().expect("valid");
+            assert_eq!(uri.to_string().parse::<KeyUri>(), Ok(uri));
+        }
+    }
+}

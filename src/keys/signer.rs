@@ -1,0 +1,41 @@
+//! The one signing seam.
+
+use async_trait::async_trait;
+
+use super::{KeyUri, SigningAlgorithm};
+
+/// A key that can sign, wherever it lives. Implementations hash the message
+/// themselves (an HSM or KMS is given only the digest) and return a DER
+/// signature value.
+#[async_trait]
+pub trait Signer: Send + Sync + std::fmt::Debug {
+    /// The key's name, for messages (never carries a secret).
+    fn key_uri(&self) -> &KeyUri;
+    fn algorithm(&self) -> SigningAlgorithm;
+    /// The DER SubjectPublicKeyInfo of the key.
+    fn public_key_der(&self) -> &[u8];
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// Why a signature could not be made. The key URI is always named; a PIN or
+/// passphrase never is.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("key {key}: custodian unavailable: {reason}")]
+    Unavailable { key: String, reason: String },
+    #[error("key {key}: custodian is throttling requests")]
+    Throttled { key: String },
+    #[error("key {key}: not found: {reason}")]
+    KeyNotFound { key: String, reason: String },
+    #[error("key {key}: refused: {reason}")]
+    Rejected { key: String, reason: String },
+    #[error("key {key}: unsupported: {reason}")]
+    Unsupported { key: String, reason: String },
+}
+
+impl SignerError {
+    /// Whether trying again later may succeed (the custodian is down or busy).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Throttled { .. })
+    }
+}
