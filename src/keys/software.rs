@@ -112,7 +112,8 @@ impl SoftwareSigner {
         let pem_text = match passphrase {
             None => pem::encode(&pem::Pem::new(PEM_PLAIN, doc.as_ref())),
             Some(pass) => {
-                let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::encrypt(pass.expose_secret().as_bytes(), doc.as_ref())
+                let encrypted = pkcs8::PrivateKeyInfoRef::try_from(doc.as_ref())
+                    .and_then(|info| info.encrypt(pass.expose_secret().as_bytes()))
                     .map_err(|e| SignerError::Unavailable { key: name.clone(), reason: format!("encryption failed: {e}") })?;
                 pem::encode(&pem::Pem::new(PEM_ENCRYPTED, encrypted.as_bytes()))
             }

@@ -1,0 +1,8 @@
+//! The authority decides whether a request may be granted: which names,
+//! which key types, how long. It signs nothing and stores nothing.
+
+mod policy;
+mod ttl;
+
+pub use policy::{Approval, Policy, PolicyError, PolicyRules};
+pub use ttl::{format_ttl, parse_ttl};

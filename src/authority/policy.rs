@@ -1,0 +1,265 @@
+//! Issuance policies: which identifiers, key types and lifetimes a request
+//! under a named policy may have.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use super::ttl::{format_ttl, parse_ttl};
+use crate::issuance::{CheckedCsr, Identifier, KeyType};
+
+/// The rules as written (API and storage form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    /// Exact names, or `*.suffix` for every name below `suffix` at any depth.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// CIDR ranges.
+    #[serde(default)]
+    pub ip_ranges: Vec<String>,
+    /// Exact URIs, or a prefix ending in `/*`.
+    #[serde(default)]
+    pub uris: Vec<String>,
+    /// Allowed subject key types; empty allows every supported type.
+    #[serde(default)]
+    pub key_types: Vec<KeyType>,
+    pub max_ttl: String,
+    pub default_ttl: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("policy name {0:?} must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit")]
+    BadName(String),
+    #[error("{field}: {reason}")]
+    BadRule { field: &'static str, reason: String },
+    #[error("the policy does not allow {0}")]
+    IdentifierNotAllowed(Identifier),
+    #[error("the policy does not allow {0} keys")]
+    KeyTypeNotAllowed(&'static str),
+    #[error("requested lifetime {requested} exceeds the policy maximum {max}")]
+    TtlTooLong { requested: String, max: String },
+    #[error("the request names no identifier")]
+    NoIdentifiers,
+}
+
+/// A validated policy, ready to judge requests.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    name: String,
+    rules: PolicyRules,
+    dns: Vec<DnsPattern>,
+    ip_ranges: Vec<IpNet>,
+    uris: Vec<UriPattern>,
+    max_ttl: Duration,
+    default_ttl: Duration,
+}
+
+/// What a policy grants a request.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub names: Vec<Identifier>,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum DnsPattern {
+    Exact(String),
+    /// Matches names ending in `.suffix`.
+    Below(String),
+}
+
+#[derive(Debug, Clone)]
+enum UriPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Policy {
+    pub fn new(name: &str, rules: PolicyRules) -> Result<Self, PolicyError> {
+        if !is_policy_name(name) {
+            return Err(PolicyError::BadName(name.to_owned()));
+        }
+        let bad = |field: &'static str, reason: String| PolicyError::BadRule { field, reason };
+        let dns = rules
+            .dns
+            .iter()
+            .map(|p| {
+                let text = Identifier::dns(p).map_err(|e| bad("dns", e.to_string()))?.value();
+                Ok(match text.strip_prefix("*.") {
+                    Some(suffix) => DnsPattern::Below(suffix.to_owned()),
+                    None => DnsPattern::Exact(text),
+                })
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        let ip_ranges = rules
+            .ip_ranges
+            .iter()
+            .map(|r| r.parse::<IpNet>().map(|n| n.trunc()).map_err(|e| bad("ip_ranges", format!("{r:?}: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let uris = rules
+            .uris
+            .iter()
+            .map(|u| match u.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with('/') => {
+                    Identifier::uri(prefix).map_err(|e| bad("uris", e.to_string()))?;
+                    Ok(UriPattern::Prefix(prefix.to_owned()))
+                }
+                _ => {
+                    Identifier::uri(u).map_err(|e| bad("uris", e.to_string()))?;
+                    Ok(UriPattern::Exact(u.clone()))
+                }
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        let max_ttl =
+            parse_ttl(&rules.max_ttl).ok_or_else(|| bad("max_ttl", format!("{:?} is not a duration", rules.max_ttl)))?;
+        let default_ttl = parse_ttl(&rules.default_ttl)
+            .ok_or_else(|| bad("default_ttl", format!("{:?} is not a duration", rules.default_ttl)))?;
+        if default_ttl > max_ttl {
+            return Err(bad("default_ttl", "must not exceed max_ttl".into()));
+        }
+        Ok(Self { name: name.to_owned(), rules, dns, ip_ranges, uris, max_ttl, default_ttl })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn rules(&self) -> &PolicyRules {
+        &self.rules
+    }
+
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+
+    /// Judges a checked CSR: every name allowed, the key type allowed, the
+    /// lifetime within the cap. The first failure is named.
+    pub fn approve(&self, csr: &CheckedCsr, ttl: Option<Duration>) -> Result<Approval, PolicyError> {
+        let names = csr.requested_names().map_err(|_| PolicyError::NoIdentifiers)?;
+        self.approve_names(names, csr.key_type(), ttl)
+    }
+
+    /// The same judgement for names that arrive separately (ACME orders).
+    pub fn approve_names(
+        &self,
+        names: Vec<Identifier>,
+        key_type: KeyType,
+        ttl: Option<Duration>,
+    ) -> Result<Approval, PolicyError> {
+        if names.is_empty() {
+            return Err(PolicyError::NoIdentifiers);
+        }
+        if let Some(denied) = names.iter().find(|n| !self.allows(n)) {
+            return Err(PolicyError::IdentifierNotAllowed(denied.clone()));
+        }
+        if !self.rules.key_types.is_empty() && !self.rules.key_types.contains(&key_type) {
+            return Err(PolicyError::KeyTypeNotAllowed(key_type.as_str()));
+        }
+        let ttl = ttl.unwrap_or(self.default_ttl);
+        if ttl > self.max_ttl {
+            return Err(PolicyError::TtlTooLong { requested: format_ttl(ttl), max: format_ttl(self.max_ttl) });
+        }
+        Ok(Approval { names, ttl })
+    }
+
+    pub fn allows(&self, name: &Identifier) -> bool {
+        match name {
+            Identifier::Dns(d) => self.dns.iter().any(|p| p.matches(d)),
+            Identifier::Ip(ip) => self.ip_ranges.iter().any(|r| r.contains(&normalise(*ip))),
+            Identifier::Uri(u) => self.uris.iter().any(|p| p.matches(u)),
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
+fn normalise(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+impl DnsPattern {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(exact) => name == exact,
+            Self::Below(suffix) => {
+                name.len() > suffix.len() + 1
+                    && name.ends_with(suffix.as_str())
+                    && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
+            }
+        }
+    }
+}
+
+impl UriPattern {
+    fn matches(&self, uri: &str) -> bool {
+        match self {
+            Self::Exact(exact) => uri == exact,
+            Self::Prefix(prefix) => uri.len() > prefix.len() && uri.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+fn is_policy_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev_like() -> Policy {
+        Policy::new(
+            "default",
+            PolicyRules {
+                dns: vec!["localhost".into(), "*.localhost".into(), "*.test".into()],
+                ip_ranges: vec!["127.0.0.0/8".into(), "::1/128".into()],
+                uris: vec!["spiffe://tessera.test/*".into()],
+                key_types: vec![],
+                max_ttl: "24h".into(),
+                default_ttl: "24h".into(),
+            },
+        )
+        .expect("valid policy")
+    }
+
+    #[test]
+    fn names_inside_and_outside() {
+        let p = dev_like();
+        let ok = |s: &str| p.allows(&Identifier::guess(s).expect("identifier"));
+        for allowed in ["localhost", "a.localhost", "x.y.test", "127.0.0.9", "::1", "spiffe://tessera.test/ns/a"] {
+            assert!(ok(allowed), "{allowed} refused");
+        }
+        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test/", "spiffe://other/x"] {
+            assert!(!ok(refused), "{refused} allowed");
+        }
+    }
+
+    #[test]
+    fn ttl_is_capped_and_defaulted() {
+        let p = dev_like();
+        let names = vec![Identifier::dns("a.test").expect("dns")];
+        assert_eq!(p.approve_names(names.clone(), KeyType::EcdsaP256, None).expect("ok").ttl, Duration::hours(24));
+        assert!(matches!(
+            p.approve_names(names, KeyType::EcdsaP256, Some(Duration::hours(25))),
+            Err(PolicyError::TtlTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        let mut rules = dev_like().rules().clone();
+        rules.ip_ranges.push("10.0.0.0/33".into());
+        assert!(matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "ip_ranges", .. })));
+        assert!(matches!(Policy::new("Bad Name", dev_like().rules().clone()), Err(PolicyError::BadName(_))));
+    }
+}

@@ -1,0 +1,58 @@
+//! Durations as people write them in policies and requests: `24h`, `90m`,
+//! `3600s`, `7d`, or combined (`1h30m`).
+
+use time::Duration;
+
+/// Parses a positive duration made of `<number><unit>` parts (d, h, m, s).
+pub fn parse_ttl(text: &str) -> Option<Duration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let value: i64 = digits.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && total > 0).then(|| Duration::seconds(total))
+}
+
+/// The shortest text `parse_ttl` reads back as the same duration.
+pub fn format_ttl(duration: Duration) -> String {
+    let mut rest = duration.whole_seconds();
+    let mut out = String::new();
+    for (unit, name) in [(86_400, 'd'), (3_600, 'h'), (60, 'm'), (1, 's')] {
+        if rest >= unit {
+            out.push_str(&format!("{}{name}", rest / unit));
+            rest %= unit;
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        assert_eq!(parse_ttl("24h"), Some(Duration::hours(24)));
+        assert_eq!(parse_ttl("1h30m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_ttl("3600s"), Some(Duration::hours(1)));
+        assert_eq!(parse_ttl("7d"), Some(Duration::days(7)));
+        for bad in ["", "24", "h", "-1h", "1x", "0s", "99999999999999999999d"] {
+            assert_eq!(parse_ttl(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_ttl(Duration::minutes(90)), "1h30m");
+        assert_eq!(format_ttl(Duration::days(1)), "1d");
+    }
+}

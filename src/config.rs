@@ -1,0 +1,327 @@
+//! One typed configuration: built-in defaults, then a TOML file, then
+//! `TESSERA_*` environment variables (`__` separates nested keys), then command
+//! line flags. Validated once at start; an invalid value names its field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyUri, SignerError, SigningAlgorithm};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `dev` bootstraps a CA with software keys on first start;
+    /// `production` requires `tessera init` to have made the hierarchy.
+    pub mode: Mode,
+    /// Public HTTPS: ACME and CA certificates.
+    pub https_addr: SocketAddr,
+    /// Public plain HTTP: CA certificates for AIA, CRLs, OCSP.
+    pub http_addr: SocketAddr,
+    /// Admin HTTPS: the REST admin API, metrics and health.
+    pub admin_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`; default is `<data-dir>/tessera.db`.
+    pub database_url: Option<String>,
+    pub run_migrations: bool,
+    /// Base URL written into certificates for AIA and CRL distribution points.
+    /// Default: `http://<http_addr>`.
+    pub public_base_url: Option<String>,
+    pub log_format: LogFormat,
+    /// Names on Tessera's own TLS certificate.
+    pub tls_names: Vec<String>,
+    pub keys: KeysConfig,
+    pub hierarchy: HierarchyConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings for the key custodians.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub file: FileKeysConfig,
+}
+
+/// Where the passphrase of encrypted `file:` keys comes from; never the
+/// passphrase itself, so a config file can be shared.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileKeysConfig {
+    pub passphrase_env: Option<String>,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl FileKeysConfig {
+    pub fn passphrase(&self) -> Result<Option<SecretString>, SignerError> {
+        let unavailable = |reason: String| SignerError::Unavailable { key: "file:".into(), reason };
+        if let Some(var) = &self.passphrase_env {
+            let value = std::env::var(var)
+                .map_err(|_| unavailable(format!("keys.file.passphrase_env: variable {var} is not set")))?;
+            return Ok(Some(SecretString::from(value)));
+        }
+        if let Some(path) = &self.passphrase_file {
+            let value = std::fs::read_to_string(path)
+                .map_err(|e| unavailable(format!("keys.file.passphrase_file {}: {e}", path.display())))?;
+            return Ok(Some(SecretString::from(value.trim_end_matches(['\r', '\n']).to_owned())));
+        }
+        Ok(None)
+    }
+}
+
+/// The CA hierarchy `tessera init` creates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HierarchyConfig {
+    pub root: AuthorityConfig,
+    pub issuing: AuthorityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// Stable name used in the API and database.
+    pub name: String,
+    /// Subject common name of the CA certificate.
+    pub common_name: String,
+    pub organization: Option<String>,
+    pub key_uri: String,
+    #[serde(default = "default_algorithm")]
+    pub algorithm: String,
+    pub validity_days: u32,
+}
+
+fn default_algorithm() -> String {
+    SigningAlgorithm::EcdsaP256Sha256.as_str().to_owned()
+}
+
+impl Default for HierarchyConfig {
+    fn default() -> Self {
+        Self {
+            root: AuthorityConfig {
+                name: "root".into(),
+                common_name: "Tessera Root CA".into(),
+                organization: Some("Tessera".into()),
+                key_uri: "file:keys/root.key.pem".into(),
+                algorithm: default_algorithm(),
+                validity_days: 3650,
+            },
+            issuing: AuthorityConfig {
+                name: "issuing".into(),
+                common_name: "Tessera Issuing CA".into(),
+                organization: Some("Tessera".into()),
+                key_uri: "file:keys/issuing.key.pem".into(),
+                algorithm: default_algorithm(),
+                validity_days: 365,
+            },
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Dev,
+            https_addr: ([127, 0, 0, 1], 8443).into(),
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            admin_addr: ([127, 0, 0, 1], 9443).into(),
+            data_dir: PathBuf::from("tessera-data"),
+            database_url: None,
+            run_migrations: true,
+            public_base_url: None,
+            log_format: LogFormat::Text,
+            tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            keys: KeysConfig::default(),
+            hierarchy: HierarchyConfig::default(),
+        }
+    }
+}
+
+/// Values given on the command line; each wins over file and environment.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_migrations: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: {field}: {reason}")]
+    Field { field: String, reason: String },
+}
+
+impl Config {
+    /// Merges defaults, the optional file, `TESSERA_*` variables and flags.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File { path: path.display().to_string(), reason: "no such file".into() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("TESSERA_").filter(|key| is_config_key(key.as_str())).split("__"))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| {
+            let field = e.path.join(".");
+            let reason = e.kind.to_string();
+            if field.is_empty() {
+                ConfigError::Invalid(reason)
+            } else {
+                ConfigError::Field { field, reason }
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let field = |field: &str, reason: String| ConfigError::Field { field: field.into(), reason };
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            return Err(field("database_url", "must start with postgres://, postgresql:// or sqlite:".into()));
+        }
+        if let Some(base) = &self.public_base_url {
+            let parsed = url::Url::parse(base).map_err(|e| field("public_base_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(field("public_base_url", "must be an http or https URL".into()));
+            }
+        }
+        for (name, authority) in [("hierarchy.root", &self.hierarchy.root), ("hierarchy.issuing", &self.hierarchy.issuing)]
+        {
+            authority
+                .key_uri
+                .parse::<KeyUri>()
+                .map_err(|e| field(&format!("{name}.key_uri"), e.to_string()))?;
+            parse_algorithm(&authority.algorithm).ok_or_else(|| {
+                field(&format!("{name}.algorithm"), "must be ecdsa-p256-sha256 or ecdsa-p384-sha384".into())
+            })?;
+            if authority.validity_days == 0 {
+                return Err(field(&format!("{name}.validity_days"), "must be at least 1".into()));
+            }
+        }
+        if self.hierarchy.root.validity_days < self.hierarchy.issuing.validity_days {
+            return Err(field("hierarchy.issuing.validity_days", "must not exceed the root's validity".into()));
+        }
+        for name in &self.tls_names {
+            crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("tessera.db").display()),
+        }
+    }
+
+    /// The base of every URL Tessera writes into certificates.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.http_addr),
+        }
+    }
+
+    /// A relative `file:` key path is taken relative to the data directory.
+    pub fn resolve_key_uri(&self, text: &str) -> Result<KeyUri, ConfigError> {
+        let uri: KeyUri = text.parse().map_err(|e: crate::keys::KeyUriError| ConfigError::Invalid(e.to_string()))?;
+        Ok(match uri {
+            KeyUri::File(path) if path.is_relative() => KeyUri::File(self.data_dir.join(path)),
+            other => other,
+        })
+    }
+}
+
+/// Only variables naming a config field are read, so unrelated `TESSERA_*`
+/// variables (test switches, log filters) never trip `deny_unknown_fields`.
+fn is_config_key(key: &str) -> bool {
+    const FIELDS: &[&str] = &[
+        "mode", "https_addr", "http_addr", "admin_addr", "data_dir", "database_url", "run_migrations",
+        "public_base_url", "log_format", "tls_names", "keys", "hierarchy",
+    ];
+    let key = key.to_ascii_lowercase();
+    let top = key.split("__").next().unwrap_or_default();
+    FIELDS.contains(&top)
+}
+
+pub fn parse_algorithm(text: &str) -> Option<SigningAlgorithm> {
+    [SigningAlgorithm::EcdsaP256Sha256, SigningAlgorithm::EcdsaP384Sha384].into_iter().find(|a| a.as_str() == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_field_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "https_addr = \"not an address\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("https_addr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "htps_addr = \"127.0.0.1:1\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("htps_addr"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ok.toml");
+        std::fs::write(&path, "admin_addr = \"127.0.0.1:1000\"\n[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"file:r.pem\"\nvalidity_days = 10\n[hierarchy.issuing]\nname = \"i\"\ncommon_name = \"I\"\nkey_uri = \"file:i.pem\"\nvalidity_days = 5\n").expect("write");
+        let overrides = Overrides { admin_addr: Some(([127, 0, 0, 1], 2000).into()), ..Default::default() };
+        let config = Config::load(Some(&path), &overrides).expect("valid");
+        assert_eq!(config.admin_addr.port(), 2000);
+        assert_eq!(config.hierarchy.issuing.validity_days, 5);
+    }
+
+    #[test]
+    fn bad_key_uri_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"nope:x\"\nvalidity_days = 10\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
+    }
+}

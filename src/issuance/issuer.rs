@@ -1,0 +1,188 @@
+//! The issuance pipeline (DESIGN.md "never issue what you cannot track"):
+//! reserve the serial as pending, sign, record as issued with its audit
+//! event, and only then hand the certificate out.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params};
+use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
+use crate::clock::SharedClock;
+use crate::keys::Signer;
+use crate::storage::{Db, NewAuditEvent, PendingCertificate, StoreError};
+
+/// Certificates are back-dated this much to absorb clock skew on clients.
+const BACKDATE: Duration = Duration::seconds(60);
+/// A fresh random serial colliding is astronomically unlikely; retrying a
+/// few times turns even that into a non-event.
+const SERIAL_ATTEMPTS: usize = 3;
+
+/// An issuing CA ready to sign: its key, its certificate and where relying
+/// parties find its CRL and OCSP responder.
+#[derive(Debug)]
+pub struct SigningAuthority {
+    pub id: i64,
+    pub name: String,
+    pub signer: Arc<dyn Signer>,
+    pub certificate_der: Vec<u8>,
+    pub not_after: OffsetDateTime,
+    pub urls: RevocationUrls,
+    /// PEM of the CA certificate and any intermediates above it, not the root.
+    pub chain_pem: String,
+    pub root_pem: String,
+}
+
+/// A request the authority has approved.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<'a> {
+    pub csr: &'a CheckedCsr,
+    pub names: Vec<Identifier>,
+    pub ttl: Duration,
+    /// Who asked (`token:<name>`, `acme:<account>`, `tessera`).
+    pub requester: String,
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub serial: Serial,
+    pub der: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl IssuedCertificate {
+    /// The leaf followed by the issuing CA chain: what a TLS server presents.
+    pub fn chain_pem(&self, authority: &SigningAuthority) -> String {
+        format!("{}{}", certificate_pem(&self.der), authority.chain_pem)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+impl IssueError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
+            Self::Signing(_) => false,
+        }
+    }
+}
+
+/// Issues leaf certificates under one signing authority.
+#[derive(Debug, Clone)]
+pub struct CertificateIssuer {
+    db: Db,
+    clock: SharedClock,
+    authority: Arc<SigningAuthority>,
+}
+
+impl CertificateIssuer {
+    pub fn new(db: Db, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
+        Self { db, clock, authority }
+    }
+
+    pub fn authority(&self) -> &Arc<SigningAuthority> {
+        &self.authority
+    }
+
+    pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
+        let now = self.clock.now();
+        let not_before = now - BACKDATE;
+        // Never outlive the CA that signs it.
+        let not_after = (now + request.ttl).min(self.authority.not_after);
+        let subject = leaf_subject(&request.names);
+        let serial = self.reserve(request, &subject, not_before, not_after).await?;
+
+        let signed = self.sign(request, &serial, not_before, not_after).await;
+        let der = match signed {
+            Ok(der) => der,
+            Err(e) => {
+                // Best effort: if the database is down too, the row stays
+                // pending, which is still tracked.
+                if let Err(store) = self.db.record_failed(serial.as_bytes()).await {
+                    tracing::warn!(serial = %serial, error = %store, "could not mark a failed issuance");
+                }
+                return Err(e.into());
+            }
+        };
+
+        let audit = NewAuditEvent {
+            at: now.unix_timestamp(),
+            actor: request.requester.clone(),
+            action: "certificate.issue",
+            target: serial.to_hex(),
+            detail: serde_json::json!({
+                "authority": self.authority.name,
+                "policy": request.policy,
+                "identifiers": request.names.iter().map(Identifier::to_tagged).collect::<Vec<_>>(),
+                "not_after": not_after.unix_timestamp(),
+            }),
+        };
+        self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
+        Ok(IssuedCertificate { serial, der, not_before, not_after })
+    }
+
+    async fn reserve(
+        &self,
+        request: &IssueRequest<'_>,
+        subject: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Serial, IssueError> {
+        let mut last = StoreError::Conflict("no serial attempted".into());
+        for _ in 0..SERIAL_ATTEMPTS {
+            let serial = Serial::random();
+            let pending = PendingCertificate {
+                serial: serial.as_bytes().to_vec(),
+                authority_id: self.authority.id,
+                not_before: not_before.unix_timestamp(),
+                not_after: not_after.unix_timestamp(),
+                created_at: self.clock.unix(),
+                subject: subject.to_owned(),
+                sans: to_column(&request.names),
+                requester: request.requester.clone(),
+                key_type: Some(request.csr.key_type().as_str().to_owned()),
+                policy: request.policy.clone(),
+            };
+            match self.db.reserve_certificate(&pending).await {
+                Ok(()) => return Ok(serial),
+                Err(e @ StoreError::Conflict(_)) => last = e,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.into())
+    }
+
+    async fn sign(
+        &self,
+        request: &IssueRequest<'_>,
+        serial: &Serial,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Vec<u8>, SigningError> {
+        let params = leaf_params(&LeafProfile {
+            serial,
+            names: &request.names,
+            key_type: request.csr.key_type(),
+            not_before,
+            not_after,
+            urls: &self.authority.urls,
+        })?;
+        sign_certificate(&params, request.csr.spki_der(), &self.authority.certificate_der, self.authority.signer.as_ref())
+            .await
+    }
+}
+
+/// The subject as stored: `CN=<name>` when the profile puts one there.
+fn leaf_subject(names: &[Identifier]) -> String {
+    leaf_common_name(names).map(|cn| format!("CN={cn}")).unwrap_or_default()
+}

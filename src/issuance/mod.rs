@@ -1,0 +1,45 @@
+//! Building and signing certificates: CSR checks, serials, profiles, and
+//! the issuance pipeline that records every certificate before it exists.
+
+mod csr;
+mod identifier;
+mod issuer;
+mod profile;
+mod serial;
+mod signing;
+
+pub use csr::{CheckedCsr, CsrError, KeyType};
+pub use identifier::{Identifier, IdentifierError, from_column, to_column};
+pub use issuer::{CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
+pub use profile::{CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, root_params};
+pub use serial::{InvalidSerial, Serial};
+pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};
+
+use crate::keys::Signer;
+
+/// Signs a self-signed certificate (a root) with `signer`.
+pub async fn sign_self_signed(params: &rcgen::CertificateParams, signer: &dyn Signer) -> Result<Vec<u8>, SigningError> {
+    let capture = TbsCapture::for_signer(signer)?;
+    params.self_signed(&capture)?;
+    sign_tbs(signer, &capture.take()?).await
+}
+
+/// Signs a certificate for `subject_spki_der` under the CA certificate
+/// `issuer_der`, whose key `signer` holds.
+pub async fn sign_certificate(
+    params: &rcgen::CertificateParams,
+    subject_spki_der: &[u8],
+    issuer_der: &[u8],
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, SigningError> {
+    let capture = TbsCapture::for_signer(signer)?;
+    let subject = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)?;
+    let issuer = rcgen::Issuer::from_ca_cert_der(&issuer_der.into(), &capture)?;
+    params.signed_by(&subject, &issuer)?;
+    sign_tbs(signer, &capture.take()?).await
+}
+
+/// PEM text of one DER certificate.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der))
+}

@@ -1,0 +1,12 @@
+//! Tessera: an internal certificate authority for workload mTLS.
+//! See ARCHITECTURE.md for the map of the code.
+
+pub mod admin;
+pub mod authority;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod issuance;
+pub mod keys;
+pub mod setup;
+pub mod storage;

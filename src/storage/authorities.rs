@@ -1,0 +1,83 @@
+//! Certificate authorities: the root and the issuing CAs under it.
+
+use super::audit::insert_audit;
+use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuthorityRecord {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub parent_id: Option<i64>,
+    pub key_uri: String,
+    pub algorithm: String,
+    pub certificate_der: Vec<u8>,
+    pub serial: Vec<u8>,
+    pub ski: Vec<u8>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuthority {
+    pub name: String,
+    pub kind: &'static str,
+    pub parent_id: Option<i64>,
+    pub key_uri: String,
+    pub algorithm: String,
+    pub certificate_der: Vec<u8>,
+    pub serial: Vec<u8>,
+    pub ski: Vec<u8>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, name, kind, parent_id, key_uri, algorithm, certificate_der, serial, ski, subject, \
+                       not_before, not_after, status, created_at";
+
+impl Db {
+    /// Records a new CA and its audit event; a name already taken is a conflict.
+    pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
+        const SQL: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
+             serial, ski, subject, not_before, not_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let id: i64 = sqlx::query_scalar(SQL)
+                .bind(&authority.name)
+                .bind(authority.kind)
+                .bind(authority.parent_id)
+                .bind(&authority.key_uri)
+                .bind(&authority.algorithm)
+                .bind(&authority.certificate_der)
+                .bind(&authority.serial)
+                .bind(&authority.ski)
+                .bind(&authority.subject)
+                .bind(authority.not_before)
+                .bind(authority.not_after)
+                .bind(authority.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
+        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_one(pool).await.map_err(StoreError::from))
+    }
+}

@@ -1,0 +1,224 @@
+//! Every certificate Tessera signs: reserved as pending before the
+//! signature exists, then issued (or failed), later perhaps revoked.
+
+use super::audit::insert_audit;
+use super::{Db, NewAuditEvent, StoreError, begin_write, like_escape, with_pool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    Pending = 0,
+    Issued = 1,
+    Failed = 2,
+    Revoked = 3,
+}
+
+impl CertificateStatus {
+    pub fn from_code(code: i16) -> Option<Self> {
+        Some(match code {
+            0 => Self::Pending,
+            1 => Self::Issued,
+            2 => Self::Failed,
+            3 => Self::Revoked,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Issued => "issued",
+            Self::Failed => "failed",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Issued, Self::Failed, Self::Revoked].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CertificateRecord {
+    pub serial: Vec<u8>,
+    pub authority_id: i64,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub status: i16,
+    pub revocation_reason: Option<i16>,
+    pub subject: String,
+    /// Identifiers in their stored column form (see `issuance::identifier`).
+    pub sans: String,
+    pub requester: String,
+    pub key_type: Option<String>,
+    pub policy: Option<String>,
+    pub der: Option<Vec<u8>>,
+}
+
+impl CertificateRecord {
+    pub fn status(&self) -> Option<CertificateStatus> {
+        CertificateStatus::from_code(self.status)
+    }
+}
+
+/// What is known about a certificate before it is signed.
+#[derive(Debug, Clone)]
+pub struct PendingCertificate {
+    pub serial: Vec<u8>,
+    pub authority_id: i64,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub created_at: i64,
+    pub subject: String,
+    pub sans: String,
+    pub requester: String,
+    pub key_type: Option<String>,
+    pub policy: Option<String>,
+}
+
+/// List filters; all optional. Results are ordered by (not_after, serial).
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    pub status: Option<CertificateStatus>,
+    pub authority_id: Option<i64>,
+    /// One identifier in its tagged form (`dns:a.test`).
+    pub san: Option<String>,
+    pub expires_before: Option<i64>,
+    pub expires_after: Option<i64>,
+    /// Continue after this (not_after, serial).
+    pub after: Option<(i64, Vec<u8>)>,
+}
+
+const COLUMNS: &str = "serial, authority_id, not_before, not_after, created_at, revoked_at, status, \
+                       revocation_reason, subject, sans, requester, key_type, policy, der";
+
+impl Db {
+    /// Step one of issuance: the serial is on record before any signature.
+    pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
+             status, subject, sans, requester, key_type, policy) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(&pending.serial)
+            .bind(pending.authority_id)
+            .bind(pending.not_before)
+            .bind(pending.not_after)
+            .bind(pending.created_at)
+            .bind(&pending.subject)
+            .bind(&pending.sans)
+            .bind(&pending.requester)
+            .bind(&pending.key_type)
+            .bind(&pending.policy)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from))
+    }
+
+    /// Step two: the signed certificate and its audit event, together.
+    pub async fn record_issued(&self, serial: &[u8], der: &[u8], audit: &NewAuditEvent) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let done = sqlx::query(SQL).bind(serial).bind(der).execute(&mut *tx).await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict("the certificate is not pending".into()));
+            }
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// A signature that could not be made: the serial stays on record as failed.
+    pub async fn record_failed(&self, serial: &[u8]) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE certificates SET status = 2 WHERE serial = $1 AND status = 0";
+        with_pool!(self, pool => sqlx::query(SQL).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    pub async fn certificate(&self, serial: &[u8]) -> Result<CertificateRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM certificates WHERE serial = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(serial).fetch_one(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        limit: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM certificates \
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR authority_id = $2) \
+             AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\') \
+             AND ($4 IS NULL OR not_after < $4) AND ($5 IS NULL OR not_after > $5) \
+             AND ($6 IS NULL OR not_after > $6 OR (not_after = $6 AND serial > $7)) \
+             ORDER BY not_after, serial LIMIT $8"
+        );
+        let san = filter.san.as_ref().map(|s| format!("% {} %", like_escape(s)));
+        let (after_time, after_serial) = match &filter.after {
+            Some((t, s)) => (Some(*t), Some(s.clone())),
+            None => (None, None),
+        };
+        with_pool!(self, pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(filter.status.map(CertificateStatus::code))
+            .bind(filter.authority_id)
+            .bind(&san)
+            .bind(filter.expires_before)
+            .bind(filter.expires_after)
+            .bind(after_time)
+            .bind(&after_serial)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::from))
+    }
+
+    /// Marks an issued certificate revoked. Unknown serial: NotFound;
+    /// already revoked or never issued: Conflict.
+    pub async fn revoke_certificate(
+        &self,
+        serial: &[u8],
+        at: i64,
+        reason: i16,
+        audit: &NewAuditEvent,
+    ) -> Result<CertificateRecord, StoreError> {
+        let update = format!(
+            "UPDATE certificates SET status = 3, revoked_at = $2, revocation_reason = $3 \
+             WHERE serial = $1 AND status = 1 RETURNING {COLUMNS}"
+        );
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let revoked = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(update))
+                .bind(serial)
+                .bind(at)
+                .bind(reason)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(revoked) = revoked else {
+                let status: Option<i16> = sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
+                    .bind(serial)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return Err(match status.and_then(CertificateStatus::from_code) {
+                    None => StoreError::NotFound,
+                    Some(status) => StoreError::Conflict(format!("the certificate is {}", status.as_str())),
+                });
+            };
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(revoked)
+        })
+    }
+
+    /// Counts certificate rows, for tests that check nothing was written.
+    pub async fn count_certificates(&self) -> Result<i64, StoreError> {
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificates")
+            .fetch_one(pool).await.map_err(StoreError::from))
+    }
+}

@@ -1,0 +1,171 @@
+//! Storage: the only module that speaks SQL. PostgreSQL in production,
+//! SQLite as the embedded default, behind one surface ([`Db`]). Both
+//! backends run the same SQL text (`$n` placeholders, Unix-second
+//! timestamps); each has its own migrations.
+//!
+//! Architecture invariant: every change and its audit event are written in
+//! one transaction.
+
+mod audit;
+mod authorities;
+mod certificates;
+mod policies;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Database, PgPool, Pool, SqlitePool, Transaction};
+
+pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
+pub use authorities::{AuthorityRecord, NewAuthority};
+pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
+pub use policies::PolicyRecord;
+pub use tokens::TokenRecord;
+
+/// A connection pool on one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same body on whichever pool is configured.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            crate::storage::Db::Postgres($pool) => $body,
+            crate::storage::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is overloaded; retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(db.message().to_owned()),
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            // SQLITE_BUSY / SQLITE_LOCKED, and PostgreSQL's
+            // serialization failures, admin shutdown and too-many-connections.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "40001" | "40P01" | "57P01" | "53300")) =>
+            {
+                Self::Unavailable(e.to_string())
+            }
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: 32, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl Db {
+    pub async fn connect(options: &DbOptions) -> Result<Self, StoreError> {
+        if options.url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(&options.url)
+                .map_err(|e| StoreError::Other(format!("database_url: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.min(8))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            let connect = PgConnectOptions::from_str(&options.url)
+                .map_err(|e| StoreError::Other(format!("database_url: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await?;
+            Ok(Self::Postgres(pool))
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match self {
+            Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+        };
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Starts a transaction that will write. SQLite takes the write lock up
+/// front so two writers never deadlock upgrading a read lock.
+async fn begin_write<DB: Database>(pool: &Pool<DB>) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    if DB::NAME == "SQLite" { pool.begin_with("BEGIN IMMEDIATE").await } else { pool.begin().await }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,84 @@
+//! Issuance policies, stored as a name plus JSON rules the authority
+//! module owns.
+
+use super::audit::insert_audit;
+use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRecord {
+    pub id: i64,
+    pub name: String,
+    pub rules: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, name, rules, created_at, updated_at";
+
+impl Db {
+    pub async fn insert_policy(
+        &self,
+        name: &str,
+        rules: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<PolicyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO policies (name, rules, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {COLUMNS}"
+        );
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let record = sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(name).bind(rules).bind(now)
+                .fetch_one(&mut *tx).await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+
+    pub async fn update_policy(
+        &self,
+        name: &str,
+        rules: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<PolicyRecord, StoreError> {
+        let sql = format!("UPDATE policies SET rules = $2, updated_at = $3 WHERE name = $1 RETURNING {COLUMNS}");
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let record = sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(name).bind(rules).bind(now)
+                .fetch_one(&mut *tx).await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+
+    pub async fn delete_policy(&self, name: &str, audit: &NewAuditEvent) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM policies WHERE name = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(name).fetch_one(pool).await.map_err(StoreError::from))
+    }
+
+    /// Policies ordered by name, after `after` when given.
+    pub async fn list_policies(&self, after: Option<&str>, limit: i64) -> Result<Vec<PolicyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM policies WHERE ($1 IS NULL OR name > $1) ORDER BY name LIMIT $2");
+        with_pool!(self, pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(after).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
+    }
+}
