@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of the code.
 
 pub mod admin;
+pub mod cli;
 pub mod authority;
 pub mod clock;
 pub mod config;

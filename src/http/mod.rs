@@ -1,1 +1,8 @@
-//! (in progress)
+//! Listeners: public HTTPS, public plain HTTP and admin HTTPS, with TLS,
+//! metrics and graceful shutdown.
+
+pub mod metrics;
+pub mod public;
+pub mod tls;
+
+pub use tls::{rustls_config, server_config};

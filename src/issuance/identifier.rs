@@ -76,6 +76,15 @@ impl Identifier {
         Self::dns(s)
     }
 
+    /// The identifier type as ACME and the API name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "dns",
+            Self::Ip(_) => "ip",
+            Self::Uri(_) => "uri",
+        }
+    }
+
     pub fn value(&self) -> String {
         match self {
             Self::Dns(n) => n.clone(),

@@ -5,6 +5,7 @@ mod csr;
 mod identifier;
 mod issuer;
 mod profile;
+mod reason;
 mod serial;
 mod signing;
 
@@ -12,6 +13,7 @@ pub use csr::{CheckedCsr, CsrError, KeyType};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use profile::{CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, root_params};
+pub use reason::RevocationReason;
 pub use serial::{InvalidSerial, Serial};
 pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};
 

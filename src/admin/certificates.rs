@@ -1,0 +1,276 @@
+//! `/api/v1/certificates`: sign a CSR under a policy, list, get, revoke.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+use super::authorities::chain_pem;
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authorized, Manage, Read, Sign};
+use super::pagination::{self, Page};
+use super::policies::load_policy;
+use super::problem::ApiError;
+use crate::authority::parse_ttl;
+use crate::clock::{from_unix, rfc3339};
+use crate::issuance::{CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column};
+use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
+
+const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    policy: String,
+    csr: String,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentifierView {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertificateView {
+    serial: String,
+    status: &'static str,
+    authority_id: i64,
+    subject: String,
+    identifiers: Vec<IdentifierView>,
+    not_before: String,
+    not_after: String,
+    created_at: String,
+    policy: Option<String>,
+    requester: String,
+    key_type: Option<String>,
+    revoked_at: Option<String>,
+    revocation_reason: Option<&'static str>,
+}
+
+impl From<&CertificateRecord> for CertificateView {
+    fn from(r: &CertificateRecord) -> Self {
+        Self {
+            serial: hex::encode(&r.serial),
+            status: r.status().map_or("unknown", CertificateStatus::as_str),
+            authority_id: r.authority_id,
+            subject: r.subject.clone(),
+            identifiers: from_column(&r.sans)
+                .into_iter()
+                .map(|id| IdentifierView { kind: id.kind(), value: id.value() })
+                .collect(),
+            not_before: rfc3339(from_unix(r.not_before)),
+            not_after: rfc3339(from_unix(r.not_after)),
+            created_at: rfc3339(from_unix(r.created_at)),
+            policy: r.policy.clone(),
+            requester: r.requester.clone(),
+            key_type: r.key_type.clone(),
+            revoked_at: r.revoked_at.map(|t| rfc3339(from_unix(t))),
+            revocation_reason: r.revocation_reason.and_then(RevocationReason::from_code).map(RevocationReason::as_str),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct IssuedView {
+    #[serde(flatten)]
+    metadata: CertificateView,
+    /// The leaf alone.
+    certificate: String,
+    /// The leaf followed by the issuing CA chain (not the root).
+    chain: String,
+    root: String,
+}
+
+/// `POST /api/v1/certificates`
+pub async fn sign(
+    State(state): State<AdminState>,
+    Authorized(caller, _): Authorized<Sign>,
+    ApiJson(body): ApiJson<SignRequest>,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let ttl = match &body.ttl {
+        Some(text) => Some(parse_ttl(text).ok_or_else(|| ApiError::Malformed(format!("ttl {text:?} is not a duration such as 24h or 90m")))?),
+        None => None,
+    };
+    let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
+    let policy = load_policy(&state.db, &body.policy).await?;
+    let approval = policy.approve(&csr, ttl)?;
+    let issued = state
+        .issuer
+        .issue(&IssueRequest {
+            csr: &csr,
+            names: approval.names,
+            ttl: approval.ttl,
+            requester: caller.actor(),
+            policy: Some(policy.name().to_owned()),
+        })
+        .await
+        .inspect_err(|_| state.metrics.issuance_failed())?;
+    state.metrics.issued(started.elapsed());
+    let authority = state.issuer.authority();
+    let record = state.db.certificate(issued.serial.as_bytes()).await?;
+    let view = IssuedView {
+        metadata: CertificateView::from(&record),
+        certificate: certificate_pem(&issued.der),
+        chain: issued.chain_pem(authority),
+        root: authority.root_pem.clone(),
+    };
+    let location = format!("/api/v1/certificates/{}", issued.serial.to_hex());
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(view)).into_response())
+}
+
+/// A CSR arrives as PEM text or base64 DER.
+fn csr_bytes(text: &str) -> Result<Vec<u8>, ApiError> {
+    let trimmed = text.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        return Ok(trimmed.as_bytes().to_vec());
+    }
+    let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE_NO_PAD];
+    engines.iter().find_map(|e| e.decode(trimmed).ok()).ok_or(ApiError::Csr(CsrError::NotPemOrDer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    authority: Option<i64>,
+    san: Option<String>,
+    expires_before: Option<String>,
+    expires_after: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/certificates`
+pub async fn list(
+    State(state): State<AdminState>,
+    _: Authorized<Read>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<axum::Json<Page<CertificateView>>, ApiError> {
+    let limit = pagination::limit(query.limit)?;
+    let status = match &query.status {
+        Some(s) => Some(CertificateStatus::parse(s).ok_or_else(|| ApiError::Malformed(format!("status {s:?} is not pending, issued, failed or revoked")))?),
+        None => None,
+    };
+    let san = match &query.san {
+        Some(s) => Some(
+            crate::issuance::Identifier::guess(s).map_err(|e| ApiError::Malformed(format!("san: {e}")))?.to_tagged(),
+        ),
+        None => None,
+    };
+    let after = match &query.cursor {
+        Some(c) => Some(parse_certificate_cursor(&pagination::decode_cursor(c)?)?),
+        None => None,
+    };
+    let filter = CertificateFilter {
+        status,
+        authority_id: query.authority,
+        san,
+        expires_before: query.expires_before.as_deref().map(|t| parse_time("expires_before", t)).transpose()?,
+        expires_after: query.expires_after.as_deref().map(|t| parse_time("expires_after", t)).transpose()?,
+        after,
+    };
+    let rows = state.db.list_certificates(&filter, limit + 1).await?;
+    Ok(axum::Json(pagination::page(
+        rows,
+        limit,
+        |r| format!("{}:{}", r.not_after, hex::encode(&r.serial)),
+        |r| CertificateView::from(&r),
+    )))
+}
+
+fn parse_certificate_cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
+    let bad = || ApiError::Malformed("cursor is not one this server issued".into());
+    let (time, serial) = text.split_once(':').ok_or_else(bad)?;
+    Ok((time.parse().map_err(|_| bad())?, hex::decode(serial).map_err(|_| bad())?))
+}
+
+fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| ApiError::Malformed(format!("{field}: {text:?} is not an RFC 3339 date-time")))
+}
+
+fn parse_serial(text: &str) -> Result<Serial, ApiError> {
+    text.parse().map_err(|_| ApiError::Malformed(format!("{text:?} is not a serial number in hex")))
+}
+
+/// `GET /api/v1/certificates/{serial}`: JSON, or the PEM chain by `Accept`.
+pub async fn get(
+    State(state): State<AdminState>,
+    _: Authorized<Read>,
+    ApiPath(serial): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let serial = parse_serial(&serial)?;
+    let record = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+    let wants_pem = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(PEM_CHAIN) || accept.contains("application/x-pem-file"));
+    if !wants_pem {
+        return Ok(axum::Json(CertificateView::from(&record)).into_response());
+    }
+    let der = record.der.as_ref().ok_or_else(|| ApiError::NotFound(format!("certificate {serial} was never issued")))?;
+    let chain = chain_pem(&state.db, record.authority_id, false).await?;
+    Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(der))).into_response())
+}
+
+fn not_found(serial: &Serial) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no certificate with serial {serial}")),
+        other => other.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/certificates/{serial}/revoke`
+pub async fn revoke(
+    State(state): State<AdminState>,
+    Authorized(caller, _): Authorized<Manage>,
+    ApiPath(serial): ApiPath<String>,
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> Result<axum::Json<CertificateView>, ApiError> {
+    let serial = parse_serial(&serial)?;
+    let reason = match body.reason.as_deref() {
+        None => RevocationReason::Unspecified,
+        Some(text) => RevocationReason::parse_for_leaf(text).ok_or_else(|| {
+            ApiError::Malformed(format!(
+                "reason {text:?} must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn"
+            ))
+        })?,
+    };
+    let now = state.clock.unix();
+    let audit = NewAuditEvent {
+        at: now,
+        actor: caller.actor(),
+        action: "certificate.revoke",
+        target: serial.to_hex(),
+        detail: serde_json::json!({ "reason": reason.as_str() }),
+    };
+    let record = match state.db.revoke_certificate(serial.as_bytes(), now, reason.code(), &audit).await {
+        Ok(record) => record,
+        Err(StoreError::Conflict(why)) => {
+            let current = state.db.certificate(serial.as_bytes()).await?;
+            return Err(if current.status() == Some(CertificateStatus::Revoked) {
+                ApiError::AlreadyRevoked(format!("certificate {serial} is already revoked"))
+            } else {
+                ApiError::Conflict(format!("certificate {serial} cannot be revoked: {why}"))
+            });
+        }
+        Err(other) => return Err(not_found(&serial)(other)),
+    };
+    state.metrics.revoked();
+    Ok(axum::Json(CertificateView::from(&record)))
+}

@@ -1,0 +1,26 @@
+//! Liveness, readiness and metrics on the admin listener.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::AdminState;
+use super::extract::{AnyScope, Authorized};
+use super::problem::ApiError;
+
+/// `GET /healthz`: the process answers. The only unauthenticated route.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<&'static str, ApiError> {
+    state.db.ping().await?;
+    Ok("ready")
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<impl IntoResponse, ApiError> {
+    let body = state.metrics.encode().map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
+}

@@ -1,0 +1,140 @@
+//! Every admin API error, and its one mapping to RFC 9457 problem details.
+//! Internal causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::authority::PolicyError;
+use crate::issuance::{CsrError, IssueError, SigningError};
+use crate::storage::StoreError;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("this token's scope ({0}) does not allow this operation")]
+    InsufficientScope(&'static str),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    AlreadyRevoked(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound("no such object".into()),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        if e.is_retryable() {
+            return Self::Unavailable(e.to_string());
+        }
+        match e {
+            IssueError::Store(s) => s.into(),
+            IssueError::Signing(SigningError::Encoding(m)) => Self::Internal(m),
+            IssueError::Signing(SigningError::Signer(s)) => Self::Internal(s.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use CsrError as C;
+        use PolicyError as P;
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+            Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "malformed-request", "Unsupported media type")
+            }
+            Self::Csr(C::NotPemOrDer | C::Malformed(_) | C::UnsupportedName(_)) => {
+                (StatusCode::BAD_REQUEST, "bad-csr", "Bad certificate request")
+            }
+            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) => {
+                (StatusCode::BAD_REQUEST, "bad-csr-signature", "Bad CSR signature")
+            }
+            Self::Csr(C::WeakKey(_)) => (StatusCode::BAD_REQUEST, "weak-key", "Weak key"),
+            Self::Csr(C::UnsupportedKey(_)) => (StatusCode::BAD_REQUEST, "unsupported-key", "Unsupported key"),
+            Self::Policy(P::IdentifierNotAllowed(_) | P::NoIdentifiers) => {
+                (StatusCode::FORBIDDEN, "identifier-not-allowed", "Identifier not allowed")
+            }
+            Self::Policy(P::KeyTypeNotAllowed(_)) => {
+                (StatusCode::FORBIDDEN, "key-type-not-allowed", "Key type not allowed")
+            }
+            Self::Policy(P::TtlTooLong { .. }) => (StatusCode::BAD_REQUEST, "ttl-too-long", "Lifetime too long"),
+            Self::Policy(P::BadName(_) | P::BadRule { .. }) => {
+                (StatusCode::BAD_REQUEST, "malformed-request", "Invalid policy")
+            }
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, "already-revoked", "Already revoked"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        let detail = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(cause, "internal error");
+                "the server failed; the error has been logged".to_owned()
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(cause, "dependency unavailable");
+                "a dependency of Tessera is unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("urn:tessera:problem:{slug}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let Self::Policy(PolicyError::IdentifierNotAllowed(id)) = &self {
+            body["identifier"] = json!({ "type": id.kind(), "value": id.value() });
+        }
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tessera\""));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

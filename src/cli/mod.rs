@@ -1,0 +1,130 @@
+//! The `tessera` command line: `serve`, `init`, `migrate`.
+
+mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, LogFormat, Overrides};
+use crate::setup::init_hierarchy;
+use crate::storage::{Db, DbOptions};
+pub use serve::{Running, start};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "An internal certificate authority for workload mTLS")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the CA: public HTTPS, public HTTP and the admin API.
+    Serve(ServeArgs),
+    /// Create a production CA hierarchy from the key URIs in the config.
+    Init(CommonArgs),
+    /// Apply database migrations and exit.
+    Migrate(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// TOML config file; TESSERA_* variables override it.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where keys, the SQLite database and token files live.
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://... or sqlite://...; default: <data-dir>/tessera.db.
+    #[arg(long, env = "TESSERA_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Public HTTPS listener (ACME, CA certificates).
+    #[arg(long)]
+    https_addr: Option<std::net::SocketAddr>,
+    /// Public plain HTTP listener (CA certificates, CRL, OCSP).
+    #[arg(long)]
+    http_addr: Option<std::net::SocketAddr>,
+    /// Admin HTTPS listener (REST API, metrics, health).
+    #[arg(long)]
+    admin_addr: Option<std::net::SocketAddr>,
+    /// Do not apply database migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { data_dir: self.data_dir.clone(), database_url: self.database_url.clone(), ..Default::default() }
+    }
+}
+
+/// Parses the command line and runs the command.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let overrides = Overrides {
+                https_addr: args.https_addr,
+                http_addr: args.http_addr,
+                admin_addr: args.admin_addr,
+                run_migrations: args.no_migrate.then_some(false),
+                ..args.common.overrides()
+            };
+            let config = Config::load(args.common.config.as_deref(), &overrides)?;
+            init_logging(config.log_format);
+            let running = start(config, Arc::new(SystemClock)).await?;
+            running.wait_for_signal().await
+        }
+        Command::Init(args) => {
+            let Some(path) = args.config.as_deref() else {
+                anyhow::bail!("tessera init needs --config FILE naming the hierarchy's key URIs");
+            };
+            let config = Config::load(Some(path), &args.overrides())?;
+            init_logging(config.log_format);
+            let db = open_db(&config).await?;
+            let clock: SharedClock = Arc::new(SystemClock);
+            let token_path = init_hierarchy(&config, &db, &clock).await?;
+            println!("Created the CA hierarchy. Admin token written to {}", token_path.display());
+            db.close().await;
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let config = Config::load(args.config.as_deref(), &args.overrides())?;
+            init_logging(config.log_format);
+            let db = open_db(&config).await?;
+            db.migrate().await?;
+            println!("Migrations applied ({}).", db.backend());
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// Connects (creating the data directory for SQLite) and migrates unless disabled.
+pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = Db::connect(&DbOptions::new(config.database_url())).await?;
+    if config.run_migrations {
+        db.migrate().await?;
+    }
+    Ok(db)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,161 @@
+//! `tessera serve`: load the CA, start the three listeners, renew the TLS
+//! certificate while running, and stop gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::task::JoinSet;
+use tower_http::trace::TraceLayer;
+
+use super::open_db;
+use crate::admin::{self, AdminState};
+use crate::clock::SharedClock;
+use crate::config::{Config, Mode};
+use crate::http::metrics::Metrics;
+use crate::http::{public, rustls_config, server_config};
+use crate::issuance::CertificateIssuer;
+use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
+use crate::storage::Db;
+
+/// In-flight requests get this long to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often the TLS certificate's age is checked.
+const TLS_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// A started server: its bound addresses and the handles to stop it.
+pub struct Running {
+    pub https_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    control: axum_server::Control,
+    servers: JoinSet<std::io::Result<()>>,
+    background: JoinSet<()>,
+    db: Db,
+}
+
+/// Loads everything and binds the listeners; returns once they listen.
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let db = open_db(&config).await?;
+    if config.mode == Mode::Dev {
+        bootstrap_dev(&config, &db, &clock).await?;
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "dev mode: the CA keys are unencrypted development keys; use `tessera init` with HSM or KMS keys in production"
+        );
+    }
+    let authority = load_signing_authority(&config, &db).await?;
+    std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
+    let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
+    let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
+    let rustls = rustls_config(&tls)?;
+
+    let metrics = Arc::new(Metrics::default());
+    let state = AdminState { db: db.clone(), clock: clock.clone(), issuer: issuer.clone(), metrics };
+    let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
+    let public_router = public::router(db.clone()).layer(TraceLayer::new_for_http());
+
+    let control = axum_server::Control::new();
+    let mut servers = JoinSet::new();
+    let https_addr = spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), public_router.clone()).await?;
+    let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router).await?;
+    let admin_addr = spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router).await?;
+    tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
+
+    let mut background = JoinSet::new();
+    background.spawn(renew_tls(config, issuer, clock, rustls, tls));
+    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
+}
+
+async fn spawn(
+    servers: &mut JoinSet<std::io::Result<()>>,
+    control: &axum_server::Control,
+    addr: SocketAddr,
+    tls: Option<RustlsConfig>,
+    router: Router,
+) -> anyhow::Result<SocketAddr> {
+    let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
+    let service = router.into_make_service();
+    match tls {
+        Some(tls) => servers.spawn(axum_server::bind_rustls(addr, tls).handle(handle.clone()).serve(service)),
+        None => servers.spawn(axum_server::bind(addr).handle(handle.clone()).serve(service)),
+    };
+    handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot listen on {addr}"))
+}
+
+/// Replaces Tessera's TLS certificate when a third of its life is left.
+async fn renew_tls(
+    config: Config,
+    issuer: CertificateIssuer,
+    clock: SharedClock,
+    rustls: RustlsConfig,
+    mut current: crate::setup::ServerTls,
+) {
+    let mut interval = tokio::time::interval(TLS_CHECK_INTERVAL);
+    loop {
+        interval.tick().await;
+        if !current.needs_renewal(clock.now()) {
+            continue;
+        }
+        match ensure_server_tls(&config, &issuer, clock.as_ref()).await {
+            Ok(fresh) => match server_config(&fresh) {
+                Ok(server) => {
+                    rustls.reload_from_config(server);
+                    current = fresh;
+                }
+                Err(e) => tracing::error!(error = %e, "renewed TLS certificate is unusable"),
+            },
+            Err(e) => tracing::warn!(error = %e, "TLS certificate renewal failed; will retry"),
+        }
+    }
+}
+
+impl Running {
+    /// Serves until SIGTERM or SIGINT (or a listener fails), then stops gracefully.
+    pub async fn wait_for_signal(mut self) -> anyhow::Result<()> {
+        let failed = tokio::select! {
+            () = shutdown_signal() => None,
+            Some(done) = self.servers.join_next() => Some(done),
+        };
+        tracing::info!("shutting down: letting in-flight requests finish");
+        self.shutdown().await;
+        match failed {
+            Some(Ok(Err(e))) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stops accepting, waits for in-flight requests, closes the database.
+    pub async fn shutdown(mut self) {
+        self.control.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        while self.servers.join_next().await.is_some() {}
+        self.background.shutdown().await;
+        self.db.close().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

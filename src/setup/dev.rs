@@ -1,0 +1,78 @@
+//! Dev mode: on first start, a complete CA with software keys, a `default`
+//! policy and an admin token, so `tessera serve` works with nothing else.
+
+use std::path::Path;
+
+use super::{SetupError, create_hierarchy, system_event, write_admin_token};
+use crate::admin::token::{Scope, create_token};
+use crate::authority::{Policy, PolicyRules};
+use crate::clock::SharedClock;
+use crate::config::{AuthorityConfig, Config, parse_algorithm};
+use crate::keys::software::SoftwareSigner;
+use crate::keys::{KeyUri, SigningAlgorithm};
+use crate::storage::Db;
+
+/// The name of the policy dev mode creates.
+pub const DEV_POLICY: &str = "default";
+
+/// Creates what is missing: the hierarchy (with its `default` policy) and
+/// the admin token file. A restart finds everything and changes nothing.
+pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Result<(), SetupError> {
+    if db.list_authorities().await?.is_empty() {
+        tracing::info!(data_dir = %config.data_dir.display(), "dev mode: creating a CA with software keys");
+        let root = dev_signer(config, &config.hierarchy.root)?;
+        let issuing = dev_signer(config, &config.hierarchy.issuing)?;
+        create_hierarchy(db, config, clock, &root, &issuing).await?;
+        let rules = dev_policy_rules();
+        let policy = Policy::new(DEV_POLICY, rules).map_err(|e| SetupError::Refused(e.to_string()))?;
+        let text = serde_json::to_string(policy.rules()).map_err(|e| SetupError::Refused(e.to_string()))?;
+        db.insert_policy(DEV_POLICY, &text, clock.unix(), &system_event(clock, "policy.create", DEV_POLICY)).await?;
+    }
+    let token_path = config.data_dir.join("admin-token");
+    if !token_path.exists() {
+        let (_, secret) = create_token(db, "admin (dev)", Scope::Admin, "tessera", clock.unix()).await?;
+        write_admin_token(&token_path, &secret)?;
+        tracing::info!(path = %token_path.display(), "wrote an admin token");
+    }
+    Ok(())
+}
+
+/// Loads the configured software key, creating it (unencrypted) if absent.
+fn dev_signer(config: &Config, authority: &AuthorityConfig) -> Result<SoftwareSigner, SetupError> {
+    let uri = config.resolve_key_uri(&authority.key_uri)?;
+    let KeyUri::File(path) = &uri else {
+        return Err(SetupError::Refused(format!(
+            "dev mode makes software keys only; {} is not a file: key (use tessera init)",
+            authority.key_uri
+        )));
+    };
+    let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    load_or_generate(&uri, path, algorithm, config)
+}
+
+pub(super) fn load_or_generate(
+    uri: &KeyUri,
+    path: &Path,
+    algorithm: SigningAlgorithm,
+    config: &Config,
+) -> Result<SoftwareSigner, SetupError> {
+    let passphrase = config.keys.file.passphrase()?;
+    let signer = if path.exists() {
+        SoftwareSigner::load(uri.clone(), path, passphrase.as_ref())?
+    } else {
+        SoftwareSigner::generate(uri.clone(), path, algorithm, passphrase.as_ref())?
+    };
+    Ok(signer)
+}
+
+/// Names a developer's machine uses: loopback, `.test`, `.internal`, `.local`.
+pub fn dev_policy_rules() -> PolicyRules {
+    PolicyRules {
+        dns: ["localhost", "*.localhost", "*.test", "*.internal", "*.local"].map(String::from).to_vec(),
+        ip_ranges: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
+        uris: vec!["spiffe://tessera.test/*".into()],
+        key_types: vec![],
+        max_ttl: "24h".into(),
+        default_ttl: "24h".into(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Creating a root and an issuing CA under it, and recording both.
+
+use time::Duration;
+
+use super::{SetupError, system_event};
+use crate::clock::SharedClock;
+use crate::config::{AuthorityConfig, Config};
+use crate::issuance::{
+    CaSubject, RevocationUrls, Serial, issuing_params, root_params, sign_certificate, sign_self_signed, to_column,
+};
+use crate::keys::Signer;
+use crate::storage::{Db, NewAuthority, PendingCertificate};
+
+/// Makes the root certificate (self-signed) and the issuing CA certificate
+/// (signed by the root), and records both authorities. The issuing CA's
+/// certificate is also tracked as a certificate of the root, so the root's
+/// CRL can revoke it.
+pub async fn create_hierarchy(
+    db: &Db,
+    config: &Config,
+    clock: &SharedClock,
+    root_signer: &dyn Signer,
+    issuing_signer: &dyn Signer,
+) -> Result<(), SetupError> {
+    let now = clock.now();
+    let base_url = config.public_base_url();
+    let root_cfg = &config.hierarchy.root;
+    let issuing_cfg = &config.hierarchy.issuing;
+
+    let root_subject = ca_subject(root_cfg, now);
+    let root_der = sign_self_signed(&root_params(&root_subject), root_signer).await?;
+    let root_id = db
+        .insert_authority(
+            &new_authority(root_cfg, "root", None, root_signer, &root_der, &root_subject, clock)?,
+            &system_event(clock, "authority.create", &root_cfg.name),
+        )
+        .await?;
+
+    let issuing_subject = ca_subject(issuing_cfg, now);
+    let root_urls = RevocationUrls::for_authority(&base_url, root_id);
+    let params = issuing_params(&issuing_subject, &root_urls)?;
+    db.reserve_certificate(&PendingCertificate {
+        serial: issuing_subject.serial.as_bytes().to_vec(),
+        authority_id: root_id,
+        not_before: issuing_subject.not_before.unix_timestamp(),
+        not_after: issuing_subject.not_after.unix_timestamp(),
+        created_at: clock.unix(),
+        subject: format!("CN={}", issuing_cfg.common_name),
+        sans: to_column(&[]),
+        requester: "tessera".into(),
+        key_type: Some(issuing_signer.algorithm().as_str().into()),
+        policy: None,
+    })
+    .await?;
+    let issuing_der =
+        sign_certificate(&params, issuing_signer.public_key_der(), &root_der, root_signer).await?;
+    db.record_issued(
+        issuing_subject.serial.as_bytes(),
+        &issuing_der,
+        &system_event(clock, "certificate.issue", &issuing_subject.serial.to_hex()),
+    )
+    .await?;
+    db.insert_authority(
+        &new_authority(issuing_cfg, "issuing", Some(root_id), issuing_signer, &issuing_der, &issuing_subject, clock)?,
+        &system_event(clock, "authority.create", &issuing_cfg.name),
+    )
+    .await?;
+    Ok(())
+}
+
+fn ca_subject(config: &AuthorityConfig, now: time::OffsetDateTime) -> CaSubject {
+    CaSubject {
+        common_name: config.common_name.clone(),
+        organization: config.organization.clone(),
+        serial: Serial::random(),
+        not_before: now - Duration::minutes(5),
+        not_after: now + Duration::days(i64::from(config.validity_days)),
+    }
+}
+
+fn new_authority(
+    config: &AuthorityConfig,
+    kind: &'static str,
+    parent_id: Option<i64>,
+    signer: &dyn Signer,
+    der: &[u8],
+    subject: &CaSubject,
+    clock: &SharedClock,
+) -> Result<NewAuthority, SetupError> {
+    let ski = subject_key_identifier(der)?;
+    Ok(NewAuthority {
+        name: config.name.clone(),
+        kind,
+        parent_id,
+        // As configured (a relative file: path stays relative to the data dir).
+        key_uri: config.key_uri.clone(),
+        algorithm: signer.algorithm().as_str().into(),
+        certificate_der: der.to_vec(),
+        serial: subject.serial.as_bytes().to_vec(),
+        ski,
+        subject: subject_text(der)?,
+        not_before: subject.not_before.unix_timestamp(),
+        not_after: subject.not_after.unix_timestamp(),
+        created_at: clock.unix(),
+    })
+}
+
+fn parse(der: &[u8]) -> Result<x509_parser::certificate::X509Certificate<'_>, SetupError> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| SetupError::Refused(format!("a certificate Tessera made does not parse: {e}")))
+}
+
+fn subject_key_identifier(der: &[u8]) -> Result<Vec<u8>, SetupError> {
+    let cert = parse(der)?;
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| SetupError::Refused("CA certificate has no subject key identifier".into()))
+}
+
+fn subject_text(der: &[u8]) -> Result<String, SetupError> {
+    Ok(parse(der)?.subject().to_string())
+}

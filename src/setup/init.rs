@@ -1,0 +1,43 @@
+//! `tessera init`: a production hierarchy from the key URIs in the config.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::dev::load_or_generate;
+use super::{SetupError, create_hierarchy, write_admin_token};
+use crate::admin::token::{Scope, create_token};
+use crate::clock::SharedClock;
+use crate::config::{AuthorityConfig, Config, parse_algorithm};
+use crate::keys::{KeyUri, Signer, SigningAlgorithm, open_signer};
+use crate::storage::Db;
+
+/// Creates the root and issuing CA and a first admin token; refuses when
+/// the database already holds a hierarchy. Returns the admin token path.
+pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Result<PathBuf, SetupError> {
+    if !db.list_authorities().await?.is_empty() {
+        return Err(SetupError::Refused(
+            "this database already holds a CA hierarchy; tessera init never overwrites one".into(),
+        ));
+    }
+    if config.keys.file.passphrase_env.is_none() && config.keys.file.passphrase_file.is_none() {
+        tracing::warn!("no keys.file passphrase configured: new file: keys are written unencrypted");
+    }
+    let root = signer_for(config, &config.hierarchy.root).await?;
+    let issuing = signer_for(config, &config.hierarchy.issuing).await?;
+    create_hierarchy(db, config, clock, root.as_ref(), issuing.as_ref()).await?;
+
+    std::fs::create_dir_all(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
+    let token_path = config.data_dir.join("admin-token");
+    let (_, secret) = create_token(db, "admin (init)", Scope::Admin, "tessera", clock.unix()).await?;
+    write_admin_token(&token_path, &secret)?;
+    Ok(token_path)
+}
+
+async fn signer_for(config: &Config, authority: &AuthorityConfig) -> Result<Arc<dyn Signer>, SetupError> {
+    let uri = config.resolve_key_uri(&authority.key_uri)?;
+    let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    match &uri {
+        KeyUri::File(path) => Ok(Arc::new(load_or_generate(&uri, path, algorithm, config)?)),
+        _ => Ok(open_signer(&uri, &config.keys).await?),
+    }
+}
