@@ -98,8 +98,9 @@ pub async fn sign(
         None => None,
     };
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
+    let names = csr.requested_names()?;
     let policy = load_policy(&state.db, &body.policy).await?;
-    let approval = policy.approve(&csr, ttl)?;
+    let approval = policy.approve_names(names, csr.key_type(), ttl)?;
     let issued = state
         .issuer
         .issue(&IssueRequest {

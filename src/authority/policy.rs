@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::ttl::{format_ttl, parse_ttl};
-use crate::issuance::{CheckedCsr, Identifier, KeyType};
+use crate::issuance::{Identifier, KeyType};
 
 /// The rules as written (API and storage form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,14 +136,8 @@ impl Policy {
         self.max_ttl
     }
 
-    /// Judges a checked CSR: every name allowed, the key type allowed, the
+    /// Judges a request: every name allowed, the key type allowed, the
     /// lifetime within the cap. The first failure is named.
-    pub fn approve(&self, csr: &CheckedCsr, ttl: Option<Duration>) -> Result<Approval, PolicyError> {
-        let names = csr.requested_names().map_err(|_| PolicyError::NoIdentifiers)?;
-        self.approve_names(names, csr.key_type(), ttl)
-    }
-
-    /// The same judgement for names that arrive separately (ACME orders).
     pub fn approve_names(
         &self,
         names: Vec<Identifier>,

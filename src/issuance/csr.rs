@@ -129,15 +129,17 @@ impl CheckedCsr {
     }
 
     /// Every name the CSR asks for: its SANs, plus the common name when that is
-    /// a DNS name or IP address the SANs do not already carry. Sorted, unique.
+    /// a DNS name or IP address. A common name that is neither (a label such as
+    /// "billing service") is ignored when SANs are present, since the profile
+    /// never copies it; without SANs it is an error. Sorted, unique.
     pub fn requested_names(&self) -> Result<Vec<Identifier>, CsrError> {
         let mut names = self.subject_alt_names.clone();
         if let Some(cn) = &self.common_name {
-            let id = Identifier::guess(cn).map_err(|_| CsrError::UnsupportedName(format!("common name {cn:?}")))?;
-            if matches!(id, Identifier::Uri(_)) {
-                return Err(CsrError::UnsupportedName(format!("common name {cn:?}")));
+            match Identifier::guess(cn) {
+                Ok(id @ (Identifier::Dns(_) | Identifier::Ip(_))) => names.push(id),
+                _ if !names.is_empty() => {}
+                _ => return Err(CsrError::UnsupportedName(format!("common name {cn:?}"))),
             }
-            names.push(id);
         }
         names.sort();
         names.dedup();

@@ -43,5 +43,6 @@ pub async fn sign_certificate(
 
 /// PEM text of one DER certificate.
 pub fn certificate_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der))
+    let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), lf)
 }

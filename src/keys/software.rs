@@ -110,12 +110,12 @@ impl SoftwareSigner {
         let doc = EcdsaKeyPair::generate_pkcs8(ring_alg(algorithm), &SystemRandom::new())
             .map_err(|_| SignerError::Unavailable { key: name.clone(), reason: "key generation failed".into() })?;
         let pem_text = match passphrase {
-            None => pem::encode(&pem::Pem::new(PEM_PLAIN, doc.as_ref())),
+            None => pem::encode_config(&pem::Pem::new(PEM_PLAIN, doc.as_ref()), lf()),
             Some(pass) => {
                 let encrypted = pkcs8::PrivateKeyInfoRef::try_from(doc.as_ref())
                     .and_then(|info| info.encrypt(pass.expose_secret().as_bytes()))
                     .map_err(|e| SignerError::Unavailable { key: name.clone(), reason: format!("encryption failed: {e}") })?;
-                pem::encode(&pem::Pem::new(PEM_ENCRYPTED, encrypted.as_bytes()))
+                pem::encode_config(&pem::Pem::new(PEM_ENCRYPTED, encrypted.as_bytes()), lf())
             }
         };
         if let Some(parent) = path.parent() {
@@ -134,6 +134,11 @@ impl SoftwareSigner {
             .map(|s| s.as_ref().to_vec())
             .map_err(|_| SignerError::Unavailable { key: self.uri.to_string(), reason: "signing failed".into() })
     }
+}
+
+/// PEM with Unix line endings, like every file Tessera writes.
+fn lf() -> pem::EncodeConfig {
+    pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)
 }
 
 /// Creates a file only its owner can read, failing if it exists.

@@ -147,6 +147,11 @@ impl Db {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 
+    /// Runs one statement that takes no parameters (DDL in tests and tools).
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
     }

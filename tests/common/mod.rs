@@ -1,0 +1,247 @@
+//! Shared test harness: a real Tessera server on loopback, on SQLite or on
+//! a fresh PostgreSQL database, with an HTTPS client that trusts its root.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use rcgen::{CertificateParams, KeyPair, SanType};
+use tessera::cli::{Running, start};
+use tessera::clock::{SharedClock, SystemClock};
+use tessera::config::{Config, Overrides};
+use tessera::storage::{Db, DbOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty PostgreSQL database on the server `DATABASE_URL` names.
+/// Returns None (test skipped) when no server is configured, unless
+/// `TESSERA_TEST_POSTGRES=required`, which turns a skip into a failure.
+pub async fn fresh_postgres_url() -> Option<String> {
+    let Ok(server) = std::env::var("DATABASE_URL") else {
+        assert_ne!(
+            std::env::var("TESSERA_TEST_POSTGRES").as_deref(),
+            Ok("required"),
+            "TESSERA_TEST_POSTGRES=required but DATABASE_URL is not set"
+        );
+        eprintln!("DATABASE_URL is not set: skipping the PostgreSQL variant");
+        return None;
+    };
+    let name = format!("tessera_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let admin = Db::connect(&DbOptions { max_connections: 1, ..DbOptions::new(server.clone()) })
+        .await
+        .expect("connect to DATABASE_URL");
+    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    admin.close().await;
+    let mut url = url::Url::parse(&server).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+/// A running Tessera in dev mode with its own data directory.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub running: Option<Running>,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub db: Db,
+}
+
+impl TestCa {
+    /// Starts a dev-mode CA; None when the backend is not available here.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_url().await?),
+        };
+        Some(Self::start_in(dir, database_url).await)
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
+        let loopback_any = Some("127.0.0.1:0".parse().unwrap());
+        let overrides = Overrides {
+            https_addr: loopback_any,
+            http_addr: loopback_any,
+            admin_addr: loopback_any,
+            data_dir: Some(dir.path().to_path_buf()),
+            database_url,
+            run_migrations: None,
+        };
+        let config = Config::load(None, &overrides).unwrap();
+        let clock: SharedClock = Arc::new(SystemClock);
+        let running = start(config.clone(), clock).await.unwrap();
+        let root_pem = std::fs::read(dir.path().join("root.pem")).unwrap();
+        let client = client_trusting(&root_pem);
+        let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
+        let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
+        Self { dir, config, running: Some(running), client, admin_token, db }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.running().admin_addr.port())
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.running().http_addr.port())
+    }
+
+    pub fn root_pem_path(&self) -> PathBuf {
+        self.dir.path().join("root.pem")
+    }
+
+    /// POST JSON with a token; returns status and parsed body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let mut request = self.client.post(self.admin_url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.client.get(self.admin_url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Signs a CSR under the `default` policy as admin; panics unless 201.
+    pub async fn sign(&self, csr_pem: &str) -> serde_json::Value {
+        let (status, body) = self
+            .post("/api/v1/certificates", Some(&self.admin_token), &serde_json::json!({"policy": "default", "csr": csr_pem}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Row counts of every table a request could change.
+    pub async fn snapshot(&self) -> [i64; 4] {
+        [
+            self.db.count_certificates().await.unwrap(),
+            self.db.count_audit_events().await.unwrap(),
+            self.db.count_tokens().await.unwrap(),
+            self.db.list_policies(None, 1000).await.unwrap().len() as i64,
+        ]
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        self.db.close().await;
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
+}
+
+pub fn client_trusting(root_pem: &[u8]) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let root = reqwest::Certificate::from_pem(root_pem).unwrap();
+    reqwest::Client::builder().add_root_certificate(root).build().unwrap()
+}
+
+/// A PEM CSR for `names` (DNS, IP or URI) with a fresh P-256 key.
+pub fn csr_for(names: &[&str]) -> String {
+    csr_with_key(names, &KeyPair::generate().unwrap())
+}
+
+pub fn csr_with_key(names: &[&str], key: &KeyPair) -> String {
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = names
+        .iter()
+        .map(|n| {
+            if let Ok(ip) = n.parse() {
+                SanType::IpAddress(ip)
+            } else if n.contains("://") {
+                SanType::URI((*n).try_into().unwrap())
+            } else {
+                SanType::DnsName((*n).try_into().unwrap())
+            }
+        })
+        .collect();
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+/// A CSR made by the openssl CLI, for key types rcgen will not make.
+pub fn openssl_csr(dir: &Path, key_args: &[&str], name: &str) -> String {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let status = Command::new("openssl")
+        .args(["req", "-new", "-nodes", "-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(key_args)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "openssl req: {}", String::from_utf8_lossy(&status.stderr));
+    std::fs::read_to_string(csr).unwrap()
+}
+
+/// Runs `openssl verify` on a leaf through the issuing chain to the root.
+pub fn openssl_verify(dir: &Path, root_pem: &Path, chain_pem: &str, leaf_pem: &str) -> Result<(), String> {
+    let chain = dir.join("chain-under-test.pem");
+    let leaf = dir.join("leaf-under-test.pem");
+    std::fs::write(&chain, chain_pem).unwrap();
+    std::fs::write(&leaf, leaf_pem).unwrap();
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(root_pem)
+        .arg("-untrusted")
+        .arg(&chain)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Defines `<name>::sqlite` and `<name>::postgres` tests from one body
+/// that uses `ca: &TestCa`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, |$ca:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn run($ca: &TestCa) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let ca = TestCa::start(Backend::Sqlite).await.expect("sqlite is always available");
+                run(&ca).await;
+                ca.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(ca) = TestCa::start(Backend::Postgres).await {
+                    run(&ca).await;
+                    ca.stop().await;
+                }
+            }
+        }
+    };
+}
