@@ -114,9 +114,8 @@ pub async fn sign(
         .inspect_err(|_| state.metrics.issuance_failed())?;
     state.metrics.issued(started.elapsed());
     let authority = state.issuer.authority();
-    let record = state.db.certificate(issued.serial.as_bytes()).await?;
     let view = IssuedView {
-        metadata: CertificateView::from(&record),
+        metadata: CertificateView::from(&issued.record),
         certificate: certificate_pem(&issued.der),
         chain: issued.chain_pem(authority),
         root: authority.root_pem.clone(),

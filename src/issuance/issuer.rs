@@ -10,7 +10,7 @@ use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params}
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
-use crate::storage::{Db, NewAuditEvent, PendingCertificate, StoreError};
+use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError};
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
 const BACKDATE: Duration = Duration::seconds(60);
@@ -50,6 +50,8 @@ pub struct IssuedCertificate {
     pub der: Vec<u8>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The row as stored, so callers need not read it back.
+    pub record: CertificateRecord,
 }
 
 impl IssuedCertificate {
@@ -100,7 +102,7 @@ impl CertificateIssuer {
         // Never outlive the CA that signs it.
         let not_after = (now + request.ttl).min(self.authority.not_after);
         let subject = leaf_subject(&request.names);
-        let serial = self.reserve(request, &subject, not_before, not_after).await?;
+        let (serial, pending) = self.reserve(request, &subject, not_before, not_after).await?;
 
         let signed = self.sign(request, &serial, not_before, not_after).await;
         let der = match signed {
@@ -128,7 +130,8 @@ impl CertificateIssuer {
             }),
         };
         self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
-        Ok(IssuedCertificate { serial, der, not_before, not_after })
+        let record = pending.into_issued(der.clone());
+        Ok(IssuedCertificate { serial, der, not_before, not_after, record })
     }
 
     async fn reserve(
@@ -137,7 +140,7 @@ impl CertificateIssuer {
         subject: &str,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
-    ) -> Result<Serial, IssueError> {
+    ) -> Result<(Serial, PendingCertificate), IssueError> {
         let mut last = StoreError::Conflict("no serial attempted".into());
         for _ in 0..SERIAL_ATTEMPTS {
             let serial = Serial::random();
@@ -154,7 +157,7 @@ impl CertificateIssuer {
                 policy: request.policy.clone(),
             };
             match self.db.reserve_certificate(&pending).await {
-                Ok(()) => return Ok(serial),
+                Ok(()) => return Ok((serial, pending)),
                 Err(e @ StoreError::Conflict(_)) => last = e,
                 Err(e) => return Err(e.into()),
             }

@@ -81,6 +81,28 @@ pub struct PendingCertificate {
     pub policy: Option<String>,
 }
 
+impl PendingCertificate {
+    /// The row as `record_issued` leaves it.
+    pub fn into_issued(self, der: Vec<u8>) -> CertificateRecord {
+        CertificateRecord {
+            serial: self.serial,
+            authority_id: self.authority_id,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            created_at: self.created_at,
+            revoked_at: None,
+            status: CertificateStatus::Issued.code(),
+            revocation_reason: None,
+            subject: self.subject,
+            sans: self.sans,
+            requester: self.requester,
+            key_type: self.key_type,
+            policy: self.policy,
+            der: Some(der),
+        }
+    }
+}
+
 /// List filters; all optional. Results are ordered by (not_after, serial).
 #[derive(Debug, Clone, Default)]
 pub struct CertificateFilter {

@@ -1,0 +1,150 @@
+//! The storage surface and the issuance pipeline's bookkeeping, on both
+//! backends: conflicts, state transitions, and no certificate untracked.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{Backend, TestCa, csr_for};
+use tessera::clock::{SharedClock, SystemClock};
+use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
+use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
+use tessera::setup::load_signing_authority;
+use tessera::storage::{CertificateFilter, CertificateStatus, NewAuditEvent, PendingCertificate, StoreError};
+
+fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
+    PendingCertificate {
+        serial: vec![0x42, serial],
+        authority_id,
+        not_before: 0,
+        not_after,
+        created_at: 0,
+        subject: String::new(),
+        sans: " dns:x.test ".into(),
+        requester: "test".into(),
+        key_type: None,
+        policy: None,
+    }
+}
+
+fn event(action: &'static str) -> NewAuditEvent {
+    NewAuditEvent { at: 0, actor: "test".into(), action, target: "t".into(), detail: serde_json::json!({}) }
+}
+
+on_both_backends!(certificate_states_move_one_way, |ca| {
+    let db = &ca.db;
+    let authority = db.list_authorities().await.unwrap()[1].id;
+    db.reserve_certificate(&pending(1, authority, 100)).await.unwrap();
+    assert!(matches!(db.reserve_certificate(&pending(1, authority, 100)).await, Err(StoreError::Conflict(_))));
+
+    let audits = db.count_audit_events().await.unwrap();
+    // Pending cannot be revoked; unknown serials are not found.
+    assert!(matches!(db.revoke_certificate(&[0x42, 1], 5, 1, &event("x")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.revoke_certificate(&[0x42, 99], 5, 1, &event("x")).await, Err(StoreError::NotFound)));
+    assert_eq!(db.count_audit_events().await.unwrap(), audits, "a refused change writes no audit event");
+
+    db.record_issued(&[0x42, 1], b"der", &event("certificate.issue")).await.unwrap();
+    assert!(matches!(db.record_issued(&[0x42, 1], b"der", &event("x")).await, Err(StoreError::Conflict(_))));
+    let revoked = db.revoke_certificate(&[0x42, 1], 5, 1, &event("certificate.revoke")).await.unwrap();
+    assert_eq!((revoked.status(), revoked.revoked_at, revoked.revocation_reason), (Some(CertificateStatus::Revoked), Some(5), Some(1)));
+    assert_eq!(db.count_audit_events().await.unwrap(), audits + 2);
+
+    db.reserve_certificate(&pending(2, authority, 50)).await.unwrap();
+    db.record_failed(&[0x42, 2]).await.unwrap();
+    assert_eq!(db.certificate(&[0x42, 2]).await.unwrap().status(), Some(CertificateStatus::Failed));
+
+    // Filters and ordering by expiry.
+    let failed = CertificateFilter { status: Some(CertificateStatus::Failed), ..Default::default() };
+    assert_eq!(db.list_certificates(&failed, 10).await.unwrap().len(), 1);
+    let soon = CertificateFilter { expires_before: Some(101), ..Default::default() };
+    let rows = db.list_certificates(&soon, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.not_after).collect::<Vec<_>>(), [50, 100]);
+    let san = CertificateFilter { san: Some("dns:x.test".into()), expires_before: Some(101), ..Default::default() };
+    assert_eq!(db.list_certificates(&san, 10).await.unwrap().len(), 2);
+    let wildcard = CertificateFilter { san: Some("dns:%".into()), ..Default::default() };
+    assert!(db.list_certificates(&wildcard, 10).await.unwrap().is_empty(), "LIKE metacharacters are escaped");
+});
+
+/// A custodian that is down: every signature fails with a retryable error.
+#[derive(Debug)]
+struct DownSigner(Arc<dyn Signer>);
+
+#[async_trait]
+impl Signer for DownSigner {
+    fn key_uri(&self) -> &KeyUri {
+        self.0.key_uri()
+    }
+    fn algorithm(&self) -> SigningAlgorithm {
+        self.0.algorithm()
+    }
+    fn public_key_der(&self) -> &[u8] {
+        self.0.public_key_der()
+    }
+    async fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignerError> {
+        Err(SignerError::Unavailable { key: self.0.key_uri().to_string(), reason: "HSM session lost".into() })
+    }
+}
+
+on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
+    let live = load_signing_authority(&ca.config, &ca.db).await.unwrap();
+    let down = Arc::new(SigningAuthority {
+        signer: Arc::new(DownSigner(live.signer.clone())),
+        id: live.id,
+        name: live.name.clone(),
+        certificate_der: live.certificate_der.clone(),
+        not_after: live.not_after,
+        urls: live.urls.clone(),
+        chain_pem: live.chain_pem.clone(),
+        root_pem: live.root_pem.clone(),
+    });
+    let clock: SharedClock = Arc::new(SystemClock);
+    let issuer = CertificateIssuer::new(ca.db.clone(), clock, down);
+    let csr = CheckedCsr::parse(csr_for(&["down.test"]).as_bytes()).unwrap();
+    let before = ca.db.count_audit_events().await.unwrap();
+    let request = IssueRequest {
+        csr: &csr,
+        names: vec![Identifier::dns("down.test").unwrap()],
+        ttl: time::Duration::hours(1),
+        requester: "test".into(),
+        policy: None,
+    };
+    let err = issuer.issue(&request).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let failed = CertificateFilter { status: Some(CertificateStatus::Failed), ..Default::default() };
+    let rows = ca.db.list_certificates(&failed, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "the reserved serial stays on record");
+    assert_eq!(rows[0].der, None);
+    assert_eq!(ca.db.count_audit_events().await.unwrap(), before, "nothing was issued, so nothing is audited");
+});
+
+on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
+    let authority = load_signing_authority(&ca.config, &ca.db).await.unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let issuer = CertificateIssuer::new(ca.db.clone(), clock, authority);
+    let csr = CheckedCsr::parse(csr_for(&["many.test"]).as_bytes()).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (issuer, csr) = (issuer.clone(), csr.clone());
+        tasks.push(tokio::spawn(async move {
+            let request = IssueRequest {
+                csr: &csr,
+                names: vec![Identifier::dns("many.test").unwrap()],
+                ttl: time::Duration::hours(1),
+                requester: "test".into(),
+                policy: None,
+            };
+            issuer.issue(&request).await.unwrap().serial
+        }));
+    }
+    let mut serials = std::collections::HashSet::new();
+    for task in tasks {
+        let serial = task.await.unwrap();
+        let stored = ca.db.certificate(serial.as_bytes()).await.unwrap();
+        assert_eq!(stored.status(), Some(CertificateStatus::Issued));
+        assert!(stored.der.is_some());
+        assert!(serials.insert(serial));
+    }
+    assert_eq!(serials.len(), 40);
+});
