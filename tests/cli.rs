@@ -1,0 +1,233 @@
+//! The `tessera` binary as a user runs it: dev mode start, restart,
+//! SIGTERM, config errors, `init` and `migrate`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    admin_port: u16,
+}
+
+fn serve(data_dir: &Path, extra: &[&str]) -> Server {
+    let (https, http, admin) = (free_port(), free_port(), free_port());
+    let child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--https-addr", &format!("127.0.0.1:{https}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(extra)
+        .env("TESSERA_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Server { child, admin_port: admin }
+}
+
+impl Server {
+    /// Waits until the admin listener answers `/healthz` over TLS.
+    async fn ready(&mut self, data_dir: &Path) -> reqwest::Client {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tessera exited early with {status}");
+            }
+            if let Ok(root) = std::fs::read(data_dir.join("root.pem")) {
+                let client = common::client_trusting(&root);
+                let url = format!("https://localhost:{}/healthz", self.admin_port);
+                if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                    return client;
+                }
+            }
+            assert!(Instant::now() < deadline, "tessera did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM and returns the process's output once it exits.
+    fn terminate(self) -> Output {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait_with_output().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_starts_restarts_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let client = server.ready(dir.path()).await;
+
+    let token_path = dir.path().join("admin-token");
+    assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
+    let csr = common::csr_for(&["svc.test"]);
+    let response = client
+        .post(format!("https://localhost:{}/api/v1/certificates", server.admin_port))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"policy": "default", "csr": csr}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let root_before = std::fs::read(dir.path().join("root.pem")).unwrap();
+    let tls_before = std::fs::read(dir.path().join("tls/server.crt")).unwrap();
+
+    let output = server.terminate();
+    assert!(output.status.success(), "SIGTERM should end tessera cleanly: {:?}", output.status);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(log.matches("development keys").count(), 1, "{log}");
+    assert!(!log.contains(&token), "the admin token must never be logged");
+
+    // A restart reuses the hierarchy, the token and the TLS certificate.
+    let mut again = serve(dir.path(), &[]);
+    let client = again.ready(dir.path()).await;
+    assert_eq!(std::fs::read(dir.path().join("root.pem")).unwrap(), root_before);
+    assert_eq!(std::fs::read(dir.path().join("tls/server.crt")).unwrap(), tls_before);
+    let list = client
+        .get(format!("https://localhost:{}/api/v1/certificates?san=svc.test", again.admin_port))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let body: serde_json::Value = list.json().await.unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    assert!(again.terminate().status.success());
+}
+
+#[test]
+fn invalid_config_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(&config, "admin_addr = \"nowhere\"\n").unwrap();
+    let output = Command::new(BIN).arg("serve").arg("--config").arg(&config).stdin(Stdio::null()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("admin_addr"), "{stderr}");
+
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env("TESSERA_DATABASE_URL", "mysql://nope")
+        .env("TESSERA_DATA_DIR", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("database_url"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_creates_a_production_hierarchy_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mode = "production"
+data_dir = "{}"
+
+[keys.file]
+passphrase_env = "TESSERA_TEST_KEY_PASSPHRASE"
+
+[hierarchy.root]
+name = "corp-root"
+common_name = "Corp Root CA"
+key_uri = "file:keys/corp-root.pem"
+algorithm = "ecdsa-p384-sha384"
+validity_days = 3650
+
+[hierarchy.issuing]
+name = "corp-issuing"
+common_name = "Corp Issuing CA 1"
+key_uri = "file:keys/corp-issuing.pem"
+validity_days = 365
+"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let init = || {
+        Command::new(BIN)
+            .args(["init", "--config"])
+            .arg(&config)
+            .env("TESSERA_TEST_KEY_PASSPHRASE", "correct horse")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let first = init();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let key = std::fs::read_to_string(dir.path().join("keys/corp-root.pem")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "keys are encrypted at rest");
+    let second = init();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("never overwrites"));
+
+    // Production serve uses the hierarchy init made.
+    let mut server = Command::new(BIN);
+    server.env("TESSERA_TEST_KEY_PASSPHRASE", "correct horse");
+    let (https, http, admin) = (free_port(), free_port(), free_port());
+    let child = server
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--https-addr", &format!("127.0.0.1:{https}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Server { child, admin_port: admin };
+    let client = running.ready(dir.path()).await;
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
+    let authorities: serde_json::Value = client
+        .get(format!("https://localhost:{admin}/api/v1/authorities"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(authorities["items"][0]["name"], "corp-root");
+    assert_eq!(authorities["items"][0]["algorithm"], "ecdsa-p384-sha384");
+    assert_eq!(authorities["items"][1]["name"], "corp-issuing");
+    let output = running.terminate();
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("development keys"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_runs_alone_on_postgres() {
+    let Some(url) = common::fresh_postgres_url().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(BIN)
+            .args(["migrate", "--database-url", &url])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("postgres"));
+    assert!(run().status.success(), "migrating twice is a no-op");
+}
