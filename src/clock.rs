@@ -37,8 +37,7 @@ impl TestClock {
     }
 
     pub fn advance(&self, by: time::Duration) {
-        self.offset_seconds
-            .fetch_add(by.whole_seconds(), Ordering::SeqCst);
+        self.offset_seconds.fetch_add(by.whole_seconds(), Ordering::SeqCst);
     }
 }
 
@@ -57,6 +56,5 @@ pub fn from_unix(seconds: i64) -> OffsetDateTime {
 
 /// RFC 3339 text for API responses.
 pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

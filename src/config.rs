@@ -196,11 +196,7 @@ impl Config {
         let config: Config = figment.extract().map_err(|e| {
             let field = e.path.join(".");
             let reason = e.kind.to_string();
-            if field.is_empty() {
-                ConfigError::Invalid(reason)
-            } else {
-                ConfigError::Field { field, reason }
-            }
+            if field.is_empty() { ConfigError::Invalid(reason) } else { ConfigError::Field { field, reason } }
         })?;
         config.validate()?;
         Ok(config)
@@ -219,12 +215,10 @@ impl Config {
                 return Err(field("public_base_url", "must be an http or https URL".into()));
             }
         }
-        for (name, authority) in [("hierarchy.root", &self.hierarchy.root), ("hierarchy.issuing", &self.hierarchy.issuing)]
+        for (name, authority) in
+            [("hierarchy.root", &self.hierarchy.root), ("hierarchy.issuing", &self.hierarchy.issuing)]
         {
-            authority
-                .key_uri
-                .parse::<KeyUri>()
-                .map_err(|e| field(&format!("{name}.key_uri"), e.to_string()))?;
+            authority.key_uri.parse::<KeyUri>().map_err(|e| field(&format!("{name}.key_uri"), e.to_string()))?;
             parse_algorithm(&authority.algorithm).ok_or_else(|| {
                 field(&format!("{name}.algorithm"), "must be ecdsa-p256-sha256 or ecdsa-p384-sha384".into())
             })?;
@@ -271,8 +265,18 @@ impl Config {
 /// variables (test switches, log filters) never trip `deny_unknown_fields`.
 fn is_config_key(key: &str) -> bool {
     const FIELDS: &[&str] = &[
-        "mode", "https_addr", "http_addr", "admin_addr", "data_dir", "database_url", "run_migrations",
-        "public_base_url", "log_format", "tls_names", "keys", "hierarchy",
+        "mode",
+        "https_addr",
+        "http_addr",
+        "admin_addr",
+        "data_dir",
+        "database_url",
+        "run_migrations",
+        "public_base_url",
+        "log_format",
+        "tls_names",
+        "keys",
+        "hierarchy",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
@@ -320,7 +324,11 @@ mod tests {
     fn bad_key_uri_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"nope:x\"\nvalidity_days = 10\n").expect("write");
+        std::fs::write(
+            &path,
+            "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"nope:x\"\nvalidity_days = 10\n",
+        )
+        .expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
         assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
     }

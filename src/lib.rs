@@ -2,8 +2,8 @@
 //! See ARCHITECTURE.md for the map of the code.
 
 pub mod admin;
-pub mod cli;
 pub mod authority;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;

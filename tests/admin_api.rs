@@ -18,8 +18,13 @@ on_both_backends!(issues_a_verifiable_certificate_with_the_leaf_profile, |ca| {
     let serial = body["serial"].as_str().unwrap();
     assert!(serial.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     assert!(body["chain"].as_str().unwrap().starts_with(body["certificate"].as_str().unwrap()));
-    openssl_verify(ca.dir.path(), &ca.root_pem_path(), body["chain"].as_str().unwrap(), body["certificate"].as_str().unwrap())
-        .unwrap();
+    openssl_verify(
+        ca.dir.path(),
+        &ca.root_pem_path(),
+        body["chain"].as_str().unwrap(),
+        body["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
 
     let der = pem_der(body["certificate"].as_str().unwrap());
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
@@ -44,7 +49,9 @@ on_both_backends!(issues_a_verifiable_certificate_with_the_leaf_profile, |ca| {
             ParsedExtension::SubjectAlternativeName(san) => {
                 let names: Vec<String> = san.general_names.iter().map(|n| format!("{n:?}")).collect();
                 assert_eq!(san.general_names.len(), 3, "{names:?}");
-                assert!(san.general_names.iter().any(|n| matches!(n, GeneralName::URI(u) if u.starts_with("spiffe://"))));
+                assert!(
+                    san.general_names.iter().any(|n| matches!(n, GeneralName::URI(u) if u.starts_with("spiffe://")))
+                );
                 seen.push("san");
             }
             ParsedExtension::SubjectKeyIdentifier(_) => seen.push("ski"),
@@ -63,14 +70,16 @@ on_both_backends!(issues_a_verifiable_certificate_with_the_leaf_profile, |ca| {
     assert_eq!(seen, ["aia", "aki", "bc", "cdp", "eku", "ku", "san", "ski"]);
 
     // The caIssuers URL serves the issuing CA certificate.
-    let ca_der = pem_der(body["chain"].as_str().unwrap().split_inclusive("-----END CERTIFICATE-----\n").nth(1).unwrap());
+    let ca_der =
+        pem_der(body["chain"].as_str().unwrap().split_inclusive("-----END CERTIFICATE-----\n").nth(1).unwrap());
     let authority = body["authority_id"].as_i64().unwrap();
     let served = reqwest::get(ca.http_url(&format!("/ca/{authority}.cer"))).await.unwrap();
     assert_eq!(served.headers()["content-type"], "application/pkix-cert");
     assert_eq!(served.bytes().await.unwrap().to_vec(), ca_der);
 
     // The audit log has the issuance, with the token that asked.
-    let (_, events) = ca.get(&format!("/api/v1/audit-events?action=certificate.issue&target={serial}"), Some(&ca.admin_token)).await;
+    let (_, events) =
+        ca.get(&format!("/api/v1/audit-events?action=certificate.issue&target={serial}"), Some(&ca.admin_token)).await;
     assert_eq!(events["items"][0]["actor"], "token:admin (dev)");
 });
 
@@ -82,8 +91,13 @@ on_both_backends!(accepts_every_supported_key_type, |ca| {
     ] {
         let csr = openssl_csr(ca.dir.path(), &args, name);
         let body = ca.sign(&csr).await;
-        openssl_verify(ca.dir.path(), &ca.root_pem_path(), body["chain"].as_str().unwrap(), body["certificate"].as_str().unwrap())
-            .unwrap();
+        openssl_verify(
+            ca.dir.path(),
+            &ca.root_pem_path(),
+            body["chain"].as_str().unwrap(),
+            body["certificate"].as_str().unwrap(),
+        )
+        .unwrap();
         let der = pem_der(body["certificate"].as_str().unwrap());
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         let ku = cert.key_usage().unwrap().unwrap().value;
@@ -181,7 +195,8 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
     tampered[last] ^= 0x01;
     let tampered_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", tampered));
     let rsa1024 = openssl_csr(ca.dir.path(), &["-newkey", "rsa:1024"], "weak-rsa.test");
-    let p192 = openssl_csr(ca.dir.path(), &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime192v1"], "weak-ec.test");
+    let p192 =
+        openssl_csr(ca.dir.path(), &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime192v1"], "weak-ec.test");
     let sign = |csr: &str| json!({"policy": "default", "csr": csr});
 
     let before = ca.snapshot().await;
@@ -194,12 +209,36 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
         ("bad self-signature", Some(&admin), sign(&tampered_pem), 400, "bad-csr-signature"),
         ("RSA 1024", Some(&admin), sign(&rsa1024), 400, "weak-key"),
         ("P-192", Some(&admin), sign(&p192), 400, "weak-key"),
-        ("outside the policy", Some(&admin), sign(&csr_for(&["ok.test", "www.example.com"])), 403, "identifier-not-allowed"),
+        (
+            "outside the policy",
+            Some(&admin),
+            sign(&csr_for(&["ok.test", "www.example.com"])),
+            403,
+            "identifier-not-allowed",
+        ),
         ("IP outside the policy", Some(&admin), sign(&csr_for(&["10.1.2.3"])), 403, "identifier-not-allowed"),
-        ("lifetime over the cap", Some(&admin), json!({"policy": "default", "csr": good_csr, "ttl": "25h"}), 400, "ttl-too-long"),
+        (
+            "lifetime over the cap",
+            Some(&admin),
+            json!({"policy": "default", "csr": good_csr, "ttl": "25h"}),
+            400,
+            "ttl-too-long",
+        ),
         ("unknown policy", Some(&admin), json!({"policy": "nope", "csr": good_csr}), 404, "not-found"),
-        ("unknown field", Some(&admin), json!({"policy": "default", "csr": good_csr, "extra": 1}), 400, "malformed-request"),
-        ("bad ttl", Some(&admin), json!({"policy": "default", "csr": good_csr, "ttl": "soon"}), 400, "malformed-request"),
+        (
+            "unknown field",
+            Some(&admin),
+            json!({"policy": "default", "csr": good_csr, "extra": 1}),
+            400,
+            "malformed-request",
+        ),
+        (
+            "bad ttl",
+            Some(&admin),
+            json!({"policy": "default", "csr": good_csr, "ttl": "soon"}),
+            400,
+            "malformed-request",
+        ),
     ];
     for (what, token, body, status, slug) in cases {
         let (got, problem) = ca.post("/api/v1/certificates", token, &body).await;
@@ -209,7 +248,8 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}");
     }
     // The refused identifier is named.
-    let (_, problem) = ca.post("/api/v1/certificates", Some(&admin), &sign(&csr_for(&["ok.test", "www.example.com"]))).await;
+    let (_, problem) =
+        ca.post("/api/v1/certificates", Some(&admin), &sign(&csr_for(&["ok.test", "www.example.com"]))).await;
     assert_eq!(problem["identifier"]["value"], "www.example.com");
     assert!(problem["detail"].as_str().unwrap().contains("www.example.com"));
 
@@ -225,7 +265,8 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
         .unwrap();
     assert_eq!(raw.status(), 400);
     assert_eq!(raw.headers()["content-type"], "application/problem+json");
-    let untyped = ca.client.post(ca.admin_url("/api/v1/certificates")).bearer_auth(&admin).body("{}").send().await.unwrap();
+    let untyped =
+        ca.client.post(ca.admin_url("/api/v1/certificates")).bearer_auth(&admin).body("{}").send().await.unwrap();
     assert_eq!(untyped.status(), 415);
 
     // Scope rules beyond signing.
@@ -233,7 +274,8 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
     assert_eq!(status, 403, "issuer may only sign");
     let (status, _) = ca.get("/api/v1/tokens", Some(&tokens["operator"])).await;
     assert_eq!(status, 403, "operator may not manage tokens");
-    let (status, _) = ca.post("/api/v1/policies", Some(&tokens["auditor"]), &json!({"name": "x", "max_ttl": "1h"})).await;
+    let (status, _) =
+        ca.post("/api/v1/policies", Some(&tokens["auditor"]), &json!({"name": "x", "max_ttl": "1h"})).await;
     assert_eq!(status, 403, "auditor is read-only");
     let (status, _) = ca.get("/api/v1/no-such-route", None).await;
     assert_eq!(status, 401, "unknown routes do not answer strangers");
@@ -270,11 +312,27 @@ on_both_backends!(manages_policies, |ca| {
         }
         body
     };
-    let (status, issued) =
-        ca.post("/api/v1/certificates", token, &sign(csr_for(&["api.payments.internal", "10.20.1.1", "spiffe://prod.example/ns/payments/sa/api"]), Some("30m"))).await;
+    let (status, issued) = ca
+        .post(
+            "/api/v1/certificates",
+            token,
+            &sign(
+                csr_for(&["api.payments.internal", "10.20.1.1", "spiffe://prod.example/ns/payments/sa/api"]),
+                Some("30m"),
+            ),
+        )
+        .await;
     assert_eq!(status, 201, "{issued}");
-    let lifetime = time::OffsetDateTime::parse(issued["not_after"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
-        - time::OffsetDateTime::parse(issued["not_before"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let lifetime = time::OffsetDateTime::parse(
+        issued["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+        - time::OffsetDateTime::parse(
+            issued["not_before"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
     assert_eq!(lifetime.whole_minutes(), 31, "30 minutes plus the one-minute backdate");
     let (status, problem) = ca.post("/api/v1/certificates", token, &sign(csr_for(&["api.test"]), None)).await;
     assert_eq!((status, problem["identifier"]["value"].as_str()), (403, Some("api.test")));
@@ -282,7 +340,9 @@ on_both_backends!(manages_policies, |ca| {
     let (status, problem) = ca.post("/api/v1/certificates", token, &sign(rsa, None)).await;
     assert_eq!((status, problem["type"].as_str()), (403, Some("urn:tessera:problem:key-type-not-allowed")));
 
-    let (status, bad) = ca.post("/api/v1/policies", token, &json!({"name": "bad", "ip_ranges": ["10.0.0.0/99"], "max_ttl": "1h"})).await;
+    let (status, bad) = ca
+        .post("/api/v1/policies", token, &json!({"name": "bad", "ip_ranges": ["10.0.0.0/99"], "max_ttl": "1h"}))
+        .await;
     assert_eq!(status, 400);
     assert!(bad["detail"].as_str().unwrap().contains("ip_ranges"), "{bad}");
 
@@ -303,7 +363,8 @@ on_both_backends!(manages_policies, |ca| {
     let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["default", "payments"]);
 
-    let deleted = ca.client.delete(ca.admin_url("/api/v1/policies/payments")).bearer_auth(&ca.admin_token).send().await.unwrap();
+    let deleted =
+        ca.client.delete(ca.admin_url("/api/v1/policies/payments")).bearer_auth(&ca.admin_token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     let (status, _) = ca.get("/api/v1/policies/payments", token).await;
     assert_eq!(status, 404);
@@ -317,11 +378,15 @@ on_both_backends!(manages_tokens_and_authorities, |ca| {
     assert!(secret.len() >= 43, "256 bits of randomness");
     let (_, list) = ca.get("/api/v1/tokens", token).await;
     assert!(!list.to_string().contains(secret), "a token is shown only once");
-    let (status, _) = ca.post("/api/v1/certificates", Some(secret), &json!({"policy": "default", "csr": csr_for(&["ci.test"])})).await;
+    let (status, _) = ca
+        .post("/api/v1/certificates", Some(secret), &json!({"policy": "default", "csr": csr_for(&["ci.test"])}))
+        .await;
     assert_eq!(status, 201);
     let (status, _) = ca.post(&format!("/api/v1/tokens/{}/revoke", made["id"]), token, &json!({})).await;
     assert_eq!(status, 200);
-    let (status, _) = ca.post("/api/v1/certificates", Some(secret), &json!({"policy": "default", "csr": csr_for(&["ci.test"])})).await;
+    let (status, _) = ca
+        .post("/api/v1/certificates", Some(secret), &json!({"policy": "default", "csr": csr_for(&["ci.test"])}))
+        .await;
     assert_eq!(status, 401);
 
     let (_, authorities) = ca.get("/api/v1/authorities", token).await;

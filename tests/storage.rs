@@ -48,7 +48,10 @@ on_both_backends!(certificate_states_move_one_way, |ca| {
     db.record_issued(&[0x42, 1], b"der", &event("certificate.issue")).await.unwrap();
     assert!(matches!(db.record_issued(&[0x42, 1], b"der", &event("x")).await, Err(StoreError::Conflict(_))));
     let revoked = db.revoke_certificate(&[0x42, 1], 5, 1, &event("certificate.revoke")).await.unwrap();
-    assert_eq!((revoked.status(), revoked.revoked_at, revoked.revocation_reason), (Some(CertificateStatus::Revoked), Some(5), Some(1)));
+    assert_eq!(
+        (revoked.status(), revoked.revoked_at, revoked.revocation_reason),
+        (Some(CertificateStatus::Revoked), Some(5), Some(1))
+    );
     assert_eq!(db.count_audit_events().await.unwrap(), audits + 2);
 
     db.reserve_certificate(&pending(2, authority, 50)).await.unwrap();

@@ -50,7 +50,9 @@ pub async fn list(
 ) -> Result<axum::Json<Page<AuditEventView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
     let before_id = match &query.cursor {
-        Some(c) => Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?),
+        Some(c) => {
+            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
+        }
         None => None,
     };
     let filter = AuditFilter { action: query.action, target: query.target, before_id };

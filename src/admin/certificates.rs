@@ -94,7 +94,10 @@ pub async fn sign(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let ttl = match &body.ttl {
-        Some(text) => Some(parse_ttl(text).ok_or_else(|| ApiError::Malformed(format!("ttl {text:?} is not a duration such as 24h or 90m")))?),
+        Some(text) => Some(
+            parse_ttl(text)
+                .ok_or_else(|| ApiError::Malformed(format!("ttl {text:?} is not a duration such as 24h or 90m")))?,
+        ),
         None => None,
     };
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
@@ -153,10 +156,13 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<CertificateView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let status = match &query.status {
-        Some(s) => Some(CertificateStatus::parse(s).ok_or_else(|| ApiError::Malformed(format!("status {s:?} is not pending, issued, failed or revoked")))?),
-        None => None,
-    };
+    let status =
+        match &query.status {
+            Some(s) => Some(CertificateStatus::parse(s).ok_or_else(|| {
+                ApiError::Malformed(format!("status {s:?} is not pending, issued, failed or revoked"))
+            })?),
+            None => None,
+        };
     let san = match &query.san {
         Some(s) => Some(
             crate::issuance::Identifier::guess(s).map_err(|e| ApiError::Malformed(format!("san: {e}")))?.to_tagged(),
@@ -216,7 +222,8 @@ pub async fn get(
     if !wants_pem {
         return Ok(axum::Json(CertificateView::from(&record)).into_response());
     }
-    let der = record.der.as_ref().ok_or_else(|| ApiError::NotFound(format!("certificate {serial} was never issued")))?;
+    let der =
+        record.der.as_ref().ok_or_else(|| ApiError::NotFound(format!("certificate {serial} was never issued")))?;
     let chain = chain_pem(&state.db, record.authority_id, false).await?;
     Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(der))).into_response())
 }

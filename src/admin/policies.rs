@@ -123,13 +123,15 @@ pub async fn create(
     let policy = body.into_policy(&name)?;
     let text = rules_text(&policy)?;
     let now = state.clock.unix();
-    let audit = event(caller.actor(), "policy.create", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
+    let audit =
+        event(caller.actor(), "policy.create", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
     let record = state.db.insert_policy(&name, &text, now, &audit).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::Conflict(format!("a policy named {name:?} already exists")),
         other => other.into(),
     })?;
     let location = format!("/api/v1/policies/{name}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(PolicyView::from_record(record)?)).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(PolicyView::from_record(record)?))
+        .into_response())
 }
 
 /// `GET /api/v1/policies/{name}`
@@ -157,7 +159,8 @@ pub async fn update(
     let policy = body.into_policy(&name)?;
     let text = rules_text(&policy)?;
     let now = state.clock.unix();
-    let audit = event(caller.actor(), "policy.update", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
+    let audit =
+        event(caller.actor(), "policy.update", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
     let record = state.db.update_policy(&name, &text, now, &audit).await.map_err(|e| missing(&name, e))?;
     Ok(axum::Json(PolicyView::from_record(record)?))
 }

@@ -65,7 +65,9 @@ pub async fn list(
 ) -> Result<axum::Json<Page<TokenView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
     let after = match &query.cursor {
-        Some(c) => Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?),
+        Some(c) => {
+            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
+        }
         None => None,
     };
     let rows = state.db.list_tokens(after, limit + 1).await?;

@@ -114,8 +114,8 @@ impl Policy {
                 }
             })
             .collect::<Result<_, PolicyError>>()?;
-        let max_ttl =
-            parse_ttl(&rules.max_ttl).ok_or_else(|| bad("max_ttl", format!("{:?} is not a duration", rules.max_ttl)))?;
+        let max_ttl = parse_ttl(&rules.max_ttl)
+            .ok_or_else(|| bad("max_ttl", format!("{:?} is not a duration", rules.max_ttl)))?;
         let default_ttl = parse_ttl(&rules.default_ttl)
             .ok_or_else(|| bad("default_ttl", format!("{:?} is not a duration", rules.default_ttl)))?;
         if default_ttl > max_ttl {
@@ -233,7 +233,8 @@ mod tests {
         for allowed in ["localhost", "a.localhost", "x.y.test", "127.0.0.9", "::1", "spiffe://tessera.test/ns/a"] {
             assert!(ok(allowed), "{allowed} refused");
         }
-        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test/", "spiffe://other/x"] {
+        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test/", "spiffe://other/x"]
+        {
             assert!(!ok(refused), "{refused} allowed");
         }
     }

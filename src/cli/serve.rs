@@ -61,7 +61,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
 
     let control = axum_server::Control::new();
     let mut servers = JoinSet::new();
-    let https_addr = spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), public_router.clone()).await?;
+    let https_addr =
+        spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), public_router.clone()).await?;
     let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router).await?;
     let admin_addr = spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");

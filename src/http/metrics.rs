@@ -30,7 +30,11 @@ impl Default for Metrics {
         // 0.5 ms .. ~1 s
         let issuance_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 12));
         registry.register("certificates_issued", "Certificates issued", issued.clone());
-        registry.register("issuance_failures", "Issuance attempts that failed after approval", issuance_failures.clone());
+        registry.register(
+            "issuance_failures",
+            "Issuance attempts that failed after approval",
+            issuance_failures.clone(),
+        );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
         Self { registry, issued, issuance_failures, revoked, issuance_seconds }

@@ -73,8 +73,7 @@ impl CheckedCsr {
     }
 
     pub fn parse_der(der: &[u8]) -> Result<Self, CsrError> {
-        let (rest, csr) =
-            X509CertificationRequest::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+        let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
             return Err(CsrError::Malformed("trailing data after the request".into()));
         }
@@ -83,12 +82,7 @@ impl CheckedCsr {
         check_signature_algorithm(&csr)?;
         csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
 
-        let common_name = info
-            .subject
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(str::to_string);
+        let common_name = info.subject.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string);
         let mut subject_alt_names = Vec::new();
         if let Some(extensions) = csr.requested_extensions() {
             for ext in extensions {
@@ -99,13 +93,7 @@ impl CheckedCsr {
                 }
             }
         }
-        Ok(Self {
-            spki_der: info.subject_pki.raw.to_vec(),
-            key_type,
-            key_bits,
-            common_name,
-            subject_alt_names,
-        })
+        Ok(Self { spki_der: info.subject_pki.raw.to_vec(), key_type, key_bits, common_name, subject_alt_names })
     }
 
     pub fn spki_der(&self) -> &[u8] {
@@ -240,8 +228,8 @@ mod tests {
     use super::*;
 
     fn csr_for(key: &rcgen::KeyPair, names: &[&str]) -> Vec<u8> {
-        let params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("params");
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
         params.serialize_request(key).expect("csr").der().to_vec()
     }
 

@@ -27,11 +27,7 @@ impl Identifier {
     pub fn dns(name: &str) -> Result<Self, IdentifierError> {
         let lower = name.to_ascii_lowercase();
         let lower = lower.strip_suffix('.').unwrap_or(&lower).to_string();
-        if is_dns_name(&lower) {
-            Ok(Self::Dns(lower))
-        } else {
-            Err(IdentifierError::BadDnsName(name.to_string()))
-        }
+        if is_dns_name(&lower) { Ok(Self::Dns(lower)) } else { Err(IdentifierError::BadDnsName(name.to_string())) }
     }
 
     pub fn ip(text: &str) -> Result<Self, IdentifierError> {

@@ -180,8 +180,13 @@ impl CertificateIssuer {
             not_after,
             urls: &self.authority.urls,
         })?;
-        sign_certificate(&params, request.csr.spki_der(), &self.authority.certificate_der, self.authority.signer.as_ref())
-            .await
+        sign_certificate(
+            &params,
+            request.csr.spki_der(),
+            &self.authority.certificate_der,
+            self.authority.signer.as_ref(),
+        )
+        .await
     }
 }
 

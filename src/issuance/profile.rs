@@ -78,8 +78,7 @@ fn ca_params(subject: &CaSubject) -> CertificateParams {
     params.serial_number = Some(SerialNumber::from_slice(subject.serial.as_bytes()));
     params.not_before = subject.not_before;
     params.not_after = subject.not_after;
-    params.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params
 }
 

@@ -17,9 +17,7 @@ impl Serial {
     /// positive and its encoding is always exactly 16 octets.
     pub fn random() -> Self {
         let mut bytes = [0u8; LEN];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .unwrap_or_else(|_| fallback_fill(&mut bytes));
+        rand::rngs::OsRng.try_fill_bytes(&mut bytes).unwrap_or_else(|_| fallback_fill(&mut bytes));
         bytes[0] = (bytes[0] & 0x7f).max(1);
         Self(bytes.to_vec())
     }

@@ -35,10 +35,7 @@ impl FromStr for KeyUri {
     type Err = KeyUriError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| KeyUriError::Invalid {
-            uri: s.to_string(),
-            reason: reason.to_string(),
-        };
+        let invalid = |reason: &str| KeyUriError::Invalid { uri: s.to_string(), reason: reason.to_string() };
         if let Some(rest) = s.strip_prefix("file:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
@@ -69,17 +66,22 @@ fn parse_pkcs11(rest: &str) -> Result<Pkcs11Uri, String> {
     }
     let mut uri = Pkcs11Uri::default();
     for attr in path.split(';').filter(|a| !a.is_empty()) {
-        let (name, value) = attr
-            .split_once('=')
-            .ok_or_else(|| format!("attribute {attr:?} has no value"))?;
+        let (name, value) = attr.split_once('=').ok_or_else(|| format!("attribute {attr:?} has no value"))?;
         let value = percent_decode(value)?;
         match name {
             "token" => uri.token = Some(utf8(value)?),
             "object" => uri.object = Some(utf8(value)?),
             "id" => uri.id = Some(value),
-            "type" | "manufacturer" | "model" | "serial" | "library-description"
-            | "library-manufacturer" | "library-version" | "slot-description"
-            | "slot-id" | "slot-manufacturer" => {}
+            "type"
+            | "manufacturer"
+            | "model"
+            | "serial"
+            | "library-description"
+            | "library-manufacturer"
+            | "library-version"
+            | "slot-description"
+            | "slot-id"
+            | "slot-manufacturer" => {}
             other => return Err(format!("unknown attribute {other:?}")),
         }
     }
@@ -99,9 +101,7 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| "truncated percent escape".to_string())?;
+            let hex = s.get(i + 1..i + 3).ok_or_else(|| "truncated percent escape".to_string())?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent escape".to_string())?);
             i += 3;
         } else {
@@ -146,28 +146,19 @@ mod tests {
             "file:/var/lib/tessera/root.pem".parse::<KeyUri>(),
             Ok(KeyUri::File("/var/lib/tessera/root.pem".into()))
         );
-        let KeyUri::Pkcs11(p) = "pkcs11:token=ca;object=root%20key;id=%01%02"
-            .parse::<KeyUri>()
-            .expect("valid")
-        else {
+        let KeyUri::Pkcs11(p) = "pkcs11:token=ca;object=root%20key;id=%01%02".parse::<KeyUri>().expect("valid") else {
             panic!("not pkcs11")
         };
         assert_eq!(p.token.as_deref(), Some("ca"));
         assert_eq!(p.object.as_deref(), Some("root key"));
         assert_eq!(p.id, Some(vec![1, 2]));
-        assert_eq!(
-            "awskms:alias/tessera-root".parse::<KeyUri>(),
-            Ok(KeyUri::AwsKms("alias/tessera-root".into()))
-        );
+        assert_eq!("awskms:alias/tessera-root".parse::<KeyUri>(), Ok(KeyUri::AwsKms("alias/tessera-root".into())));
     }
 
     #[test]
     fn refuses_pins_and_unknown_schemes() {
         assert!("pkcs11:object=root?pin-value=1234".parse::<KeyUri>().is_err());
-        assert!(matches!(
-            "vault:foo".parse::<KeyUri>(),
-            Err(KeyUriError::UnknownScheme(_))
-        ));
+        assert!(matches!("vault:foo".parse::<KeyUri>(), Err(KeyUriError::UnknownScheme(_))));
         assert!("pkcs11:token=ca".parse::<KeyUri>().is_err());
     }
 

@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
-    EcdsaSigningAlgorithm, KeyPair,
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -48,13 +47,13 @@ impl SoftwareSigner {
     pub fn load(uri: KeyUri, path: &Path, passphrase: Option<&SecretString>) -> Result<Self, SignerError> {
         let name = uri.to_string();
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SignerError::KeyNotFound { key: name.clone(), reason: "no such file".into() },
+            std::io::ErrorKind::NotFound => {
+                SignerError::KeyNotFound { key: name.clone(), reason: "no such file".into() }
+            }
             _ => SignerError::Unavailable { key: name.clone(), reason: e.to_string() },
         })?;
-        let block = pem::parse(&text).map_err(|e| SignerError::Rejected {
-            key: name.clone(),
-            reason: format!("not a PEM file: {e}"),
-        })?;
+        let block = pem::parse(&text)
+            .map_err(|e| SignerError::Rejected { key: name.clone(), reason: format!("not a PEM file: {e}") })?;
         let der = match block.tag() {
             PEM_PLAIN => block.contents().to_vec(),
             PEM_ENCRYPTED => {
@@ -74,7 +73,10 @@ impl SoftwareSigner {
                     .to_vec()
             }
             other => {
-                return Err(SignerError::Rejected { key: name, reason: format!("PEM block {other:?} is not a PKCS#8 key") });
+                return Err(SignerError::Rejected {
+                    key: name,
+                    reason: format!("PEM block {other:?} is not a PKCS#8 key"),
+                });
             }
         };
         Self::from_pkcs8(uri, &der)
@@ -86,7 +88,10 @@ impl SoftwareSigner {
                 let spki = key
                     .public_key()
                     .as_der()
-                    .map_err(|_| SignerError::Rejected { key: uri.to_string(), reason: "cannot encode public key".into() })?
+                    .map_err(|_| SignerError::Rejected {
+                        key: uri.to_string(),
+                        reason: "cannot encode public key".into(),
+                    })?
                     .as_ref()
                     .to_vec();
                 return Ok(Self { uri, algorithm, key, spki });
@@ -114,7 +119,10 @@ impl SoftwareSigner {
             Some(pass) => {
                 let encrypted = pkcs8::PrivateKeyInfoRef::try_from(doc.as_ref())
                     .and_then(|info| info.encrypt(pass.expose_secret().as_bytes()))
-                    .map_err(|e| SignerError::Unavailable { key: name.clone(), reason: format!("encryption failed: {e}") })?;
+                    .map_err(|e| SignerError::Unavailable {
+                        key: name.clone(),
+                        reason: format!("encryption failed: {e}"),
+                    })?;
                 pem::encode_config(&pem::Pem::new(PEM_ENCRYPTED, encrypted.as_bytes()), lf())
             }
         };

@@ -52,8 +52,7 @@ pub async fn create_hierarchy(
         policy: None,
     })
     .await?;
-    let issuing_der =
-        sign_certificate(&params, issuing_signer.public_key_der(), &root_der, root_signer).await?;
+    let issuing_der = sign_certificate(&params, issuing_signer.public_key_der(), &root_der, root_signer).await?;
     db.record_issued(
         issuing_subject.serial.as_bytes(),
         &issuing_der,

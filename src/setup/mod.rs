@@ -47,5 +47,11 @@ impl SetupError {
 
 /// An audit event for something Tessera did itself.
 fn system_event(clock: &SharedClock, action: &'static str, target: &str) -> NewAuditEvent {
-    NewAuditEvent { at: clock.unix(), actor: "tessera".into(), action, target: target.into(), detail: serde_json::json!({}) }
+    NewAuditEvent {
+        at: clock.unix(),
+        actor: "tessera".into(),
+        action,
+        target: target.into(),
+        detail: serde_json::json!({}),
+    }
 }

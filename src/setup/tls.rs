@@ -67,8 +67,7 @@ async fn issue(issuer: &CertificateIssuer, names: &[Identifier]) -> Result<Serve
     let csr_der = CertificateParams::default()
         .serialize_request(&key)
         .map_err(|e| SetupError::Refused(format!("TLS CSR: {e}")))?;
-    let csr = CheckedCsr::parse_der(csr_der.der())
-        .map_err(|e| SetupError::Refused(format!("TLS CSR: {e}")))?;
+    let csr = CheckedCsr::parse_der(csr_der.der()).map_err(|e| SetupError::Refused(format!("TLS CSR: {e}")))?;
     let issued = issuer
         .issue(&IssueRequest {
             csr: &csr,

@@ -58,9 +58,8 @@ impl Db {
 
     /// Revokes a live token. Unknown id: NotFound; already revoked: Conflict.
     pub async fn revoke_token(&self, id: i64, now: i64, audit: &NewAuditEvent) -> Result<TokenRecord, StoreError> {
-        let sql = format!(
-            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING {COLUMNS}"
-        );
+        let sql =
+            format!("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, TokenRecord>(sqlx::AssertSqlSafe(sql))

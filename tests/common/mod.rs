@@ -120,7 +120,11 @@ impl TestCa {
     /// Signs a CSR under the `default` policy as admin; panics unless 201.
     pub async fn sign(&self, csr_pem: &str) -> serde_json::Value {
         let (status, body) = self
-            .post("/api/v1/certificates", Some(&self.admin_token), &serde_json::json!({"policy": "default", "csr": csr_pem}))
+            .post(
+                "/api/v1/certificates",
+                Some(&self.admin_token),
+                &serde_json::json!({"policy": "default", "csr": csr_pem}),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body
@@ -184,7 +188,15 @@ pub fn openssl_csr(dir: &Path, key_args: &[&str], name: &str) -> String {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let status = Command::new("openssl")
-        .args(["req", "-new", "-nodes", "-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
+        .args([
+            "req",
+            "-new",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+        ])
         .args(key_args)
         .arg("-keyout")
         .arg(&key)
