@@ -5,6 +5,8 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench issuance
 //!
 //! Knobs: `BENCH_CLIENTS` (32), `BENCH_SECONDS` (10), `BENCH_WARMUP_SECONDS` (2).
+//! Under `cargo test` (no `--bench` argument) it runs a one-second smoke pass
+//! that fails on any error, so the harness itself stays working.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -21,9 +23,10 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let clients = env_or("BENCH_CLIENTS", 32) as usize;
-    let seconds = env_or("BENCH_SECONDS", 10);
-    let warmup = env_or("BENCH_WARMUP_SECONDS", 2);
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let clients = env_or("BENCH_CLIENTS", if measuring { 32 } else { 4 }) as usize;
+    let seconds = env_or("BENCH_SECONDS", if measuring { 10 } else { 1 });
+    let warmup = env_or("BENCH_WARMUP_SECONDS", if measuring { 2 } else { 0 });
     let dir = tempfile::tempdir().unwrap();
     let database_url = match std::env::var("DATABASE_URL") {
         Ok(server) => Some(fresh_database(&server).await),
@@ -114,6 +117,7 @@ async fn main() {
         ms(*latencies.last().unwrap()),
     );
     running.shutdown().await;
+    assert!(measuring || (errors == 0 && !latencies.is_empty()), "smoke pass failed: {errors} errors");
 }
 
 async fn fresh_database(server: &str) -> String {

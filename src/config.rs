@@ -2,7 +2,7 @@
 //! `TESSERA_*` environment variables (`__` separates nested keys), then command
 //! line flags. Validated once at start; an invalid value names its field.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -209,6 +209,12 @@ impl Config {
         {
             return Err(field("database_url", "must start with postgres://, postgresql:// or sqlite:".into()));
         }
+        if self.mode == Mode::Production && self.public_base_url.is_none() && self.http_addr.ip().is_unspecified() {
+            return Err(field(
+                "public_base_url",
+                "is required when http_addr listens on all interfaces: certificates must name a reachable host".into(),
+            ));
+        }
         if let Some(base) = &self.public_base_url {
             let parsed = url::Url::parse(base).map_err(|e| field("public_base_url", e.to_string()))?;
             if !matches!(parsed.scheme(), "http" | "https") {
@@ -243,12 +249,18 @@ impl Config {
         }
     }
 
-    /// The base of every URL Tessera writes into certificates.
+    /// The base of every URL Tessera writes into certificates. Without one
+    /// configured, the plain HTTP listener's address, with a wildcard address
+    /// replaced by loopback (dev mode only; production requires the setting).
     pub fn public_base_url(&self) -> String {
-        match &self.public_base_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.http_addr),
+        if let Some(url) = &self.public_base_url {
+            return url.trim_end_matches('/').to_owned();
         }
+        let mut addr = self.http_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+        }
+        format!("http://{addr}")
     }
 
     /// A relative `file:` key path is taken relative to the data directory.
@@ -331,5 +343,22 @@ mod tests {
         .expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
         assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
+    }
+
+    #[test]
+    fn wildcard_http_addr_needs_a_base_url_in_production() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prod.toml");
+        std::fs::write(&path, "mode = \"production\"\nhttp_addr = \"0.0.0.0:8080\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("public_base_url"), "{err}");
+
+        std::fs::write(&path, "http_addr = \"0.0.0.0:8080\"\n").expect("write");
+        let dev = Config::load(Some(&path), &Overrides::default()).expect("dev accepts it");
+        assert_eq!(dev.public_base_url(), "http://127.0.0.1:8080");
+
+        std::fs::write(&path, "http_addr = \"[::]:80\"\npublic_base_url = \"http://ca.internal/\"\n").expect("write");
+        let named = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(named.public_base_url(), "http://ca.internal");
     }
 }

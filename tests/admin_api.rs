@@ -279,6 +279,10 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
     assert_eq!(status, 403, "auditor is read-only");
     let (status, _) = ca.get("/api/v1/no-such-route", None).await;
     assert_eq!(status, 401, "unknown routes do not answer strangers");
+    let (status, _) = ca.get("/api/v1/tokens/1/revoke", None).await;
+    assert_eq!(status, 401, "a wrong method does not answer strangers either");
+    let (status, body) = ca.get("/api/v1/tokens/1/revoke", Some(&admin)).await;
+    assert_eq!((status, body["type"].as_str()), (405, Some("urn:tessera:problem:method-not-allowed")));
 
     assert_eq!(ca.snapshot().await, before, "refused requests changed the database");
 

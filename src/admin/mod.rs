@@ -76,19 +76,27 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The admin router. Unknown paths answer 401 to strangers and 404 to
-/// token holders, so the API's shape is not visible without a token.
+/// The admin router. Unknown paths and methods answer 401 to strangers and
+/// 404/405 to token holders, so the API's shape is not visible without a token.
 pub fn router(state: AdminState) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
 async fn not_found(State(state): State<AdminState>, parts: Parts) -> ApiError {
     match extract::authenticate(&parts, &state).await {
         Ok(_) => ApiError::NotFound(format!("no route for {} {}", parts.method, parts.uri.path())),
+        Err(e) => e,
+    }
+}
+
+async fn method_not_allowed(State(state): State<AdminState>, parts: Parts) -> ApiError {
+    match extract::authenticate(&parts, &state).await {
+        Ok(_) => ApiError::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path())),
         Err(e) => e,
     }
 }
