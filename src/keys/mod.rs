@@ -6,12 +6,15 @@
 //! Architecture invariant: only this module talks to a key store.
 
 mod algorithm;
+pub mod awskms;
+mod ecdsa;
 mod key_uri;
+pub mod pkcs11;
 mod signer;
 pub mod software;
 
 pub use algorithm::SigningAlgorithm;
-pub use key_uri::{KeyUri, KeyUriError};
+pub use key_uri::{KeyUri, KeyUriError, Pkcs11Uri};
 pub use signer::{Signer, SignerError};
 
 use std::sync::Arc;
@@ -25,9 +28,32 @@ pub async fn open_signer(uri: &KeyUri, config: &KeysConfig) -> Result<Arc<dyn Si
             let signer = software::SoftwareSigner::load(uri.clone(), path, config.file.passphrase()?.as_ref())?;
             Ok(Arc::new(signer))
         }
-        KeyUri::Pkcs11(_) | KeyUri::AwsKms(_) => Err(SignerError::Unsupported {
-            key: uri.to_string(),
-            reason: "this custodian is not built into this version".into(),
-        }),
+        KeyUri::Pkcs11(selector) => {
+            Ok(Arc::new(pkcs11::Pkcs11Signer::open(uri.clone(), selector.clone(), &config.pkcs11).await?))
+        }
+        KeyUri::AwsKms(key_id) => Ok(Arc::new(awskms::KmsSigner::open(uri.clone(), key_id, &config.awskms).await?)),
+    }
+}
+
+/// Opens the key, or creates it in its custodian when it does not exist yet
+/// (for `tessera init`): a new file, a key pair generated on the token, or a
+/// new KMS key under the URI's alias.
+pub async fn open_or_create_signer(
+    uri: &KeyUri,
+    algorithm: SigningAlgorithm,
+    config: &KeysConfig,
+) -> Result<Arc<dyn Signer>, SignerError> {
+    match uri {
+        KeyUri::File(path) => {
+            let passphrase = config.file.passphrase()?;
+            Ok(Arc::new(software::SoftwareSigner::load_or_generate(uri.clone(), path, algorithm, passphrase.as_ref())?))
+        }
+        KeyUri::Pkcs11(selector) => Ok(Arc::new(
+            pkcs11::Pkcs11Signer::open_or_generate(uri.clone(), selector.clone(), &config.pkcs11, Some(algorithm))
+                .await?,
+        )),
+        KeyUri::AwsKms(key_id) => {
+            Ok(Arc::new(awskms::KmsSigner::open_or_create(uri.clone(), key_id, &config.awskms, Some(algorithm)).await?))
+        }
     }
 }

@@ -135,6 +135,16 @@ impl SoftwareSigner {
         Self::from_pkcs8(uri, doc.as_ref())
     }
 
+    /// Loads the key, or makes it when the file does not exist yet.
+    pub fn load_or_generate(
+        uri: KeyUri,
+        path: &Path,
+        algorithm: SigningAlgorithm,
+        passphrase: Option<&SecretString>,
+    ) -> Result<Self, SignerError> {
+        if path.exists() { Self::load(uri, path, passphrase) } else { Self::generate(uri, path, algorithm, passphrase) }
+    }
+
     /// Signs without a runtime: software keys never wait.
     pub fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         self.key

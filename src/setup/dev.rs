@@ -1,8 +1,6 @@
 //! Dev mode: on first start, a complete CA with software keys, a `default`
 //! policy and an admin token, so `tessera serve` works with nothing else.
 
-use std::path::Path;
-
 use super::{SetupError, create_hierarchy, system_event, write_admin_token};
 use crate::admin::token::{Scope, create_token};
 use crate::authority::{Policy, PolicyRules};
@@ -47,22 +45,8 @@ fn dev_signer(config: &Config, authority: &AuthorityConfig) -> Result<SoftwareSi
         )));
     };
     let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
-    load_or_generate(&uri, path, algorithm, config)
-}
-
-pub(super) fn load_or_generate(
-    uri: &KeyUri,
-    path: &Path,
-    algorithm: SigningAlgorithm,
-    config: &Config,
-) -> Result<SoftwareSigner, SetupError> {
     let passphrase = config.keys.file.passphrase()?;
-    let signer = if path.exists() {
-        SoftwareSigner::load(uri.clone(), path, passphrase.as_ref())?
-    } else {
-        SoftwareSigner::generate(uri.clone(), path, algorithm, passphrase.as_ref())?
-    };
-    Ok(signer)
+    Ok(SoftwareSigner::load_or_generate(uri.clone(), path, algorithm, passphrase.as_ref())?)
 }
 
 /// Names a developer's machine uses: loopback, `.test`, `.internal`, `.local`.

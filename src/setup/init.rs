@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::dev::load_or_generate;
 use super::{SetupError, create_hierarchy, write_admin_token};
 use crate::admin::token::{Scope, create_token};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, parse_algorithm};
-use crate::keys::{KeyUri, Signer, SigningAlgorithm, open_signer};
+use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
 use crate::storage::Db;
 
 /// Creates the root and issuing CA and a first admin token; refuses when
@@ -33,11 +32,9 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
     Ok(token_path)
 }
 
+/// The authority's key, created in its custodian when it does not exist yet.
 async fn signer_for(config: &Config, authority: &AuthorityConfig) -> Result<Arc<dyn Signer>, SetupError> {
     let uri = config.resolve_key_uri(&authority.key_uri)?;
     let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
-    match &uri {
-        KeyUri::File(path) => Ok(Arc::new(load_or_generate(&uri, path, algorithm, config)?)),
-        _ => Ok(open_signer(&uri, &config.keys).await?),
-    }
+    Ok(open_or_create_signer(&uri, algorithm, &config.keys).await?)
 }

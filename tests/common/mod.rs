@@ -2,6 +2,8 @@
 //! a fresh PostgreSQL database, with an HTTPS client that trusts its root.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod custodians;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
