@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod custodians;
+pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,13 +77,39 @@ impl TestCa {
             run_migrations: None,
         };
         let config = Config::load(None, &overrides).unwrap();
+        Self::start_config(dir, config).await.unwrap()
+    }
+
+    /// Starts Tessera with a prepared config (for production hierarchies).
+    pub async fn start_config(dir: tempfile::TempDir, config: Config) -> anyhow::Result<Self> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let running = start(config.clone(), clock).await.unwrap();
+        let running = start(config.clone(), clock).await?;
         let root_pem = std::fs::read(dir.path().join("root.pem")).unwrap();
         let client = client_trusting(&root_pem);
         let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
         let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-        Self { dir, config, running: Some(running), client, admin_token, db }
+        Ok(Self { dir, config, running: Some(running), client, admin_token, db })
+    }
+
+    /// Counts this CA's certificates with a status, through the admin API.
+    pub async fn count_with_status(&self, status: &str) -> usize {
+        let (code, body) =
+            self.get(&format!("/api/v1/certificates?status={status}&limit=500"), Some(&self.admin_token)).await;
+        assert_eq!(code, 200, "{body}");
+        body["items"].as_array().unwrap().len()
+    }
+
+    /// Signs a CSR for `name` and checks the leaf with `openssl verify`
+    /// through the whole chain to the root.
+    pub async fn issue_and_verify(&self, name: &str) {
+        let issued = self.sign(&csr_for(&[name])).await;
+        openssl_verify(
+            self.dir.path(),
+            &self.root_pem_path(),
+            issued["chain"].as_str().unwrap(),
+            issued["certificate"].as_str().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("openssl verify: {e}"));
     }
 
     pub fn running(&self) -> &Running {
@@ -142,11 +169,13 @@ impl TestCa {
         ]
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the server and hands back the data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
         self.db.close().await;
+        self.dir
     }
 }
 

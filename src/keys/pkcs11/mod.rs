@@ -287,11 +287,20 @@ impl Inner {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
     }
 
-    /// Signs a digest; a session that was lost is replaced once.
+    /// Signs a digest. A lost session or device gets one more try, on a new
+    /// session of a library started over, so a device that came back serves
+    /// the very next request.
     fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, SignerError> {
         let mut retried = false;
         loop {
-            let pooled = self.checkout()?;
+            let pooled = match self.checkout() {
+                Ok(pooled) => pooled,
+                Err(SignerError::Unavailable { .. }) if !retried => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match pooled.session.sign(&Mechanism::Ecdsa, pooled.key, digest) {
                 Ok(raw) => {
                     self.checkin(pooled);
