@@ -68,20 +68,34 @@ impl TestCa {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
-        Self::start_in_with(dir, database_url, AcmeOverrides::default()).await
+        Self::start_in_with(dir, database_url, AcmeOverrides::default(), |_| {}).await
     }
 
     /// Starts a dev-mode CA whose ACME validation uses the given ports and resolver.
     pub async fn start_acme(backend: Backend, acme: AcmeOverrides) -> Option<Self> {
+        Self::start_acme_with(backend, acme, |_| {}).await
+    }
+
+    /// Like `start_acme`, with a last say over the config.
+    pub async fn start_acme_with(
+        backend: Backend,
+        acme: AcmeOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(fresh_postgres_url().await?),
         };
-        Some(Self::start_in_with(dir, database_url, acme).await)
+        Some(Self::start_in_with(dir, database_url, acme, adjust).await)
     }
 
-    pub async fn start_in_with(dir: tempfile::TempDir, database_url: Option<String>, acme: AcmeOverrides) -> Self {
+    pub async fn start_in_with(
+        dir: tempfile::TempDir,
+        database_url: Option<String>,
+        acme: AcmeOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let loopback_any = Some("127.0.0.1:0".parse().unwrap());
         let overrides = Overrides {
             https_addr: loopback_any,
@@ -92,7 +106,8 @@ impl TestCa {
             run_migrations: None,
             acme,
         };
-        let config = Config::load(None, &overrides).unwrap();
+        let mut config = Config::load(None, &overrides).unwrap();
+        adjust(&mut config);
         Self::start_config(dir, config).await.unwrap()
     }
 
