@@ -361,7 +361,7 @@ async fn run(backend: Backend) {
     // HS384 bindings work, and the fresh key binds once.
     let hs384 = eab_binding("HS384", &fresh_kid, &fresh_hmac, &eve.key.jwk(), &new_account);
     let created = eve
-        .post(&new_account, Some(&json!({"externalAccountBinding": hs384, "contact": ["mailto:eve@tessera.test"]})))
+        .post(&new_account, Some(&json!({"externalAccountBinding": hs384, "contact": ["mailto:eve@tessera.test"], "onlyReturnExisting": null, "termsOfServiceAgreed": null})))
         .await;
     assert_eq!(created.status, 201, "{created:?}");
     let again = eve.post(&new_account, Some(&json!({}))).await;
