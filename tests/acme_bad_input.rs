@@ -267,6 +267,14 @@ async fn run(backend: Backend) {
     .await;
     refused(&ca, "another's order", "unauthorized", 403, bob.post(&ready_url, None)).await;
 
+    // A plain GET of a resource that is read with POST-as-GET; an unknown resource.
+    let get = ca.client.get(&ready_url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    let body: Value = serde_json::from_str(&get.text().await.unwrap()).unwrap();
+    assert_eq!(body["type"], "urn:ietf:params:acme:error:malformed");
+    let unknown = ca.client.get(ca.acme_directory().replace("/directory", "/nothing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // Any request from a deactivated account.
     refused(&ca, "deactivated: newOrder", "unauthorized", 403, carol.post(&new_order, Some(&order_payload))).await;
     refused(&ca, "deactivated: account", "unauthorized", 403, carol.post(&carol_url, None)).await;

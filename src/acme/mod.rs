@@ -213,12 +213,19 @@ pub fn router(state: AcmeState) -> Router {
         .route("/acme/{dir}/chall/{id}", post(challenge::challenge))
         .route("/acme/{dir}/cert/{serial}", post(finalize::certificate))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
         .with_state(state)
 }
 
 async fn unknown_route() -> AcmeProblem {
     AcmeProblem::not_found("no such ACME resource")
+}
+
+/// Resources are read with POST-as-GET (§6.3), so a GET of one is refused.
+async fn method_not_allowed() -> AcmeProblem {
+    AcmeProblem::malformed("this method is not allowed here; ACME resources are read with POST-as-GET")
+        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// Every ACME response carries a fresh nonce (§6.5), a link to its
