@@ -172,8 +172,7 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         created_at: now,
         authorizations,
     };
-    let order = state.db().insert_acme_order(&new).await?;
-    let authzs = state.db().acme_order_authorizations(order.id).await?;
+    let (order, authzs) = state.db().insert_acme_order(&new).await?;
     Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authzs, now))
 }
 
@@ -297,15 +296,14 @@ async fn check_rate_limits(
     let window = directory.rate_window_seconds;
     let since = now - window;
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    if state.db().count_recent_acme_orders(account.id(), since).await? >= i64::from(directory.orders_per_window) {
+    let (orders, failed) = state.db().count_recent_acme_activity(account.id(), since).await?;
+    if orders >= i64::from(directory.orders_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!("too many new orders: at most {} per {window} seconds", directory.orders_per_window),
             retry_after,
         ));
     }
-    if state.db().count_failed_validations(account.id(), since).await?
-        >= i64::from(directory.failed_validations_per_window)
-    {
+    if failed >= i64::from(directory.failed_validations_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!(
                 "too many failed validations: at most {} per {window} seconds",
