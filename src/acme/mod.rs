@@ -89,7 +89,13 @@ struct Inner {
     nonces: Nonces,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
+    policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
 }
+
+/// How long a policy read from the database is reused. newOrder and
+/// finalize both judge by it; a change made through the admin API reaches
+/// ACME on every node within this time.
+const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AcmeState {
     pub async fn new(
@@ -103,7 +109,8 @@ impl AcmeState {
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
-        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, metrics, nonces, validator, directories }) })
+        let policies = std::sync::Mutex::default();
+        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, metrics, nonces, validator, directories, policies }) })
     }
 
     pub fn db(&self) -> &Db {
@@ -121,6 +128,20 @@ impl AcmeState {
     /// The policy a name refers to, checked; a missing policy is a
     /// configuration error, so it answers as an internal failure.
     async fn policy(&self, name: &str) -> Result<Policy, AcmeProblem> {
+        if let Ok(cache) = self.inner.policies.lock()
+            && let Some((read_at, policy)) = cache.get(name)
+            && read_at.elapsed() < POLICY_CACHE
+        {
+            return Ok(policy.clone());
+        }
+        let policy = self.read_policy(name).await?;
+        if let Ok(mut cache) = self.inner.policies.lock() {
+            cache.insert(name.to_owned(), (std::time::Instant::now(), policy.clone()));
+        }
+        Ok(policy)
+    }
+
+    async fn read_policy(&self, name: &str) -> Result<Policy, AcmeProblem> {
         let record = self.inner.db.policy(name).await.map_err(|e| match e {
             StoreError::NotFound => {
                 AcmeProblem::internal(format!("ACME uses the policy {name:?}, which does not exist"))
