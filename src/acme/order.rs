@@ -86,7 +86,9 @@ pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authzs: &[AcmeAuthzRecor
     body
 }
 
-/// An order as a response: `Location` names it, `Retry-After` while it moves.
+/// An order as a response: `Location` names it, `Retry-After` while it is
+/// processing (§7.4). A pending order waits on the client's challenges, so
+/// it gets none: clients such as instant-acme honour it and would idle.
 pub fn order_response(
     status: StatusCode,
     urls: &Urls,
@@ -95,7 +97,7 @@ pub fn order_response(
     now: i64,
 ) -> Response {
     let view = order_view(urls, order, authzs, now);
-    let moving = matches!(view["status"].as_str(), Some("processing" | "pending"));
+    let moving = view["status"] == "processing";
     let mut response = (status, axum::Json(view)).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&urls.order(order.id)) {
