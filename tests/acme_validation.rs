@@ -33,9 +33,18 @@ fn challenge_error(authz: &Reply, kind: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_and_failures_are_judged_as_the_rfc_says() {
+async fn redirects_and_failures_are_judged_as_the_rfc_says_on_sqlite() {
+    run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_failures_are_judged_as_the_rfc_says_on_postgres() {
+    run(Backend::Postgres).await;
+}
+
+async fn run(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     client.register(&kid, &hmac).await;

@@ -17,7 +17,7 @@ use super::{AcmeState, DirectorySettings, Urls, parse_id, random_token};
 use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
-use crate::storage::{AcmeAuthzRecord, AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder};
+use crate::storage::{AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder};
 use crate::validation::ChallengeKind;
 
 /// Pending orders and their authorizations live this long.
@@ -62,13 +62,13 @@ fn current_status(order: &AcmeOrderRecord, now: i64) -> &str {
     }
 }
 
-pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authzs: &[AcmeAuthzRecord], now: i64) -> Value {
+pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authz_ids: &[i64], now: i64) -> Value {
     let identifiers: Vec<Value> = from_column(&order.identifiers).iter().map(identifier_json).collect();
     let mut body = json!({
         "status": current_status(order, now),
         "expires": rfc3339(from_unix(order.expires)),
         "identifiers": identifiers,
-        "authorizations": authzs.iter().map(|a| urls.authz(a.id)).collect::<Vec<_>>(),
+        "authorizations": authz_ids.iter().map(|id| urls.authz(*id)).collect::<Vec<_>>(),
         "finalize": urls.finalize(order.id),
     });
     if let Some(t) = order.not_before {
@@ -93,10 +93,10 @@ pub fn order_response(
     status: StatusCode,
     urls: &Urls,
     order: &AcmeOrderRecord,
-    authzs: &[AcmeAuthzRecord],
+    authz_ids: &[i64],
     now: i64,
 ) -> Response {
-    let view = order_view(urls, order, authzs, now);
+    let view = order_view(urls, order, authz_ids, now);
     let moving = view["status"] == "processing";
     let mut response = (status, axum::Json(view)).into_response();
     let headers = response.headers_mut();
@@ -109,13 +109,18 @@ pub fn order_response(
     response
 }
 
-/// The order `id`, if it belongs to `account`.
-pub async fn owned_order(state: &AcmeState, account: &Account, id: i64) -> Result<AcmeOrderRecord, AcmeProblem> {
-    let order = state.db().acme_order(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
+/// The order `id` and its authorization ids, if it belongs to `account`.
+pub async fn owned_order(
+    state: &AcmeState,
+    account: &Account,
+    id: i64,
+) -> Result<(AcmeOrderRecord, Vec<i64>), AcmeProblem> {
+    let (order, authz_ids) =
+        state.db().acme_order_with_authz_ids(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
     if order.account_id != account.id() {
         return Err(AcmeProblem::unauthorized("the order belongs to another account"));
     }
-    Ok(order)
+    Ok((order, authz_ids))
 }
 
 /// `POST /acme/{dir}/order/{id}` (POST-as-GET)
@@ -125,9 +130,8 @@ pub async fn order(
     request: SignedByAccount,
 ) -> Result<Response, AcmeProblem> {
     let SignedByAccount { post, account } = request;
-    let order = owned_order(&state, &account, parse_id(&id)?).await?;
-    let authzs = state.db().acme_order_authorizations(order.id).await?;
-    Ok(order_response(StatusCode::OK, &post.urls, &order, &authzs, state.now()))
+    let (order, authz_ids) = owned_order(&state, &account, parse_id(&id)?).await?;
+    Ok(order_response(StatusCode::OK, &post.urls, &order, &authz_ids, state.now()))
 }
 
 /// `POST /acme/{dir}/new-order`
@@ -175,7 +179,8 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         authorizations,
     };
     let (order, authzs) = state.db().insert_acme_order(&new).await?;
-    Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authzs, now))
+    let authz_ids: Vec<i64> = authzs.iter().map(|a| a.id).collect();
+    Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authz_ids, now))
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),

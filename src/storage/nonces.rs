@@ -5,29 +5,14 @@
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
 use super::{AcmeAccountRecord, Db, StoreError, with_pool};
 
-/// A spent nonce is visible to every node at once, but its commit does not
-/// wait for the WAL to reach disk: six of a flow's commits would otherwise
-/// each wait for an fsync. A database crash may forget the last moment's
-/// spent nonces, so a request captured just then could be replayed once.
-const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
-
 impl Db {
     /// Records a nonce as used. False when it was used before.
     pub async fn consume_nonce(&self, nonce: &[u8], expires_at: i64) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        match self {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(ASYNC_COMMIT).execute(&mut *tx).await?;
-                let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
-            }
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
-                Ok(done.rows_affected() == 1)
-            }
-        }
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Spends a nonce and reads account `account_id` in one round trip
@@ -47,15 +32,12 @@ impl Db {
                      SELECT (SELECT COUNT(*) FROM spent) AS spent, a.* FROM (SELECT 1) one \
                      LEFT JOIN (SELECT {ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = $3) a ON true"
                 );
-                let mut tx = pool.begin().await?;
-                sqlx::query(ASYNC_COMMIT).execute(&mut *tx).await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(nonce)
                     .bind(expires_at)
                     .bind(account_id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(pool)
                     .await?;
-                tx.commit().await?;
                 let spent: i64 = sqlx::Row::try_get(&row, "spent")?;
                 let id: Option<i64> = sqlx::Row::try_get(&row, "id")?;
                 let account = match id {
