@@ -16,8 +16,9 @@ use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::metrics::Metrics;
-use crate::http::{public, rustls_config, server_config};
+use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
+use crate::revocation::Revocation;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
 
@@ -53,11 +54,21 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
+    let mut background = JoinSet::new();
+    let revocation = Revocation::load(&config, &db, &clock, &issuer).await?;
+    revocation.start_jobs(&mut background).await;
 
     let metrics = Arc::new(Metrics::default());
-    let state = AdminState { db: db.clone(), clock: clock.clone(), issuer: issuer.clone(), metrics };
+    let state = AdminState {
+        db: db.clone(),
+        clock: clock.clone(),
+        issuer: issuer.clone(),
+        revocation: revocation.clone(),
+        metrics,
+    };
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
-    let public_router = public::router(db.clone()).layer(TraceLayer::new_for_http());
+    let public_router =
+        public::router(db.clone()).merge(http::revocation::router(revocation)).layer(TraceLayer::new_for_http());
 
     let control = axum_server::Control::new();
     let mut servers = JoinSet::new();
@@ -67,7 +78,6 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let admin_addr = spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
 
-    let mut background = JoinSet::new();
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
 }

@@ -84,7 +84,7 @@ struct EcdsaSigValue<'a> {
 
 /// `r || s` (each half the length) to the DER `Ecdsa-Sig-Value` of RFC 5480.
 pub fn fixed_to_der(signature: &[u8]) -> Option<Vec<u8>> {
-    if signature.is_empty() || signature.len() % 2 != 0 {
+    if signature.is_empty() || !signature.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = signature.split_at(signature.len() / 2);

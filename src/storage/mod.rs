@@ -10,6 +10,7 @@ mod audit;
 mod authorities;
 mod certificates;
 mod policies;
+mod revocation;
 mod tokens;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
 pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
 pub use policies::PolicyRecord;
+pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use tokens::TokenRecord;
 
 /// A connection pool on one of the two backends.

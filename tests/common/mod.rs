@@ -4,6 +4,7 @@
 
 pub mod custodians;
 pub mod fault_proxy;
+pub mod relying_party;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
