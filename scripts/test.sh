@@ -24,7 +24,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- packages -------------------------------------------------------------
 
-APT_PACKAGES=(openssl softhsm2 opensc p11-kit p11-kit-modules certbot lego pebble golang-cfssl pkg-config libssl-dev curl jq)
+APT_PACKAGES=(openssl softhsm2 opensc p11-kit p11-kit-modules certbot lego pebble golang-cfssl wrk pkg-config libssl-dev curl jq)
 
 install_packages() {
     [[ "${TESSERA_TEST_SKIP_INSTALL:-0}" == 1 ]] && return
