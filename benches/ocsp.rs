@@ -232,7 +232,7 @@ async fn main() {
         admin_addr: any,
         data_dir: Some(dir.path().to_path_buf()),
         database_url,
-        run_migrations: None,
+        ..Default::default()
     };
     let config = Config::load(None, &overrides).unwrap();
     let clock: SharedClock = Arc::new(SystemClock);

@@ -37,6 +37,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub hierarchy: HierarchyConfig,
     pub revocation: RevocationConfig,
+    pub acme: AcmeConfig,
 }
 
 /// CRL and OCSP settings. Durations are written like `24h` or `90m`.
@@ -103,6 +104,88 @@ pub enum Mode {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The ACME server: where challenges are checked and which directories exist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Port http-01 validation connects to (RFC 8555 says 80; tests use others).
+    pub http01_port: u16,
+    /// Port tls-alpn-01 validation connects to (RFC 8737 says 443).
+    pub tlsalpn01_port: u16,
+    /// DNS server for validation lookups (`HOST:PORT`); the system resolver when unset.
+    pub dns_resolver: Option<SocketAddr>,
+    /// Seconds one validation attempt may take.
+    pub validation_timeout_seconds: u64,
+    pub directories: Vec<AcmeDirectoryConfig>,
+}
+
+/// One ACME directory, served at `/acme/{name}/directory`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeDirectoryConfig {
+    pub name: String,
+    /// The issuance policy accounts get when their EAB key names none.
+    pub policy: String,
+    #[serde(default = "default_true")]
+    pub eab_required: bool,
+    /// Challenge types offered: `http-01`, `dns-01`, `tls-alpn-01`.
+    #[serde(default = "default_challenges")]
+    pub challenges: Vec<String>,
+    /// Orders one account may create per `rate_window`.
+    #[serde(default = "default_orders_per_window")]
+    pub orders_per_window: u32,
+    /// Failed validations one account may have per `rate_window`.
+    #[serde(default = "default_failed_validations_per_window")]
+    pub failed_validations_per_window: u32,
+    /// A duration such as `1h`.
+    #[serde(default = "default_rate_window")]
+    pub rate_window: String,
+    /// Shown as `meta.termsOfService` when set.
+    #[serde(default)]
+    pub terms_of_service: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_challenges() -> Vec<String> {
+    ["http-01", "dns-01", "tls-alpn-01"].map(String::from).to_vec()
+}
+
+fn default_orders_per_window() -> u32 {
+    10_000
+}
+
+fn default_failed_validations_per_window() -> u32 {
+    100
+}
+
+fn default_rate_window() -> String {
+    "1h".into()
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            http01_port: 80,
+            tlsalpn01_port: 443,
+            dns_resolver: None,
+            validation_timeout_seconds: 10,
+            directories: vec![AcmeDirectoryConfig {
+                name: "default".into(),
+                policy: "default".into(),
+                eab_required: true,
+                challenges: default_challenges(),
+                orders_per_window: default_orders_per_window(),
+                failed_validations_per_window: default_failed_validations_per_window(),
+                rate_window: default_rate_window(),
+                terms_of_service: None,
+            }],
+        }
+    }
 }
 
 /// Settings for the key custodians.
@@ -276,6 +359,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             hierarchy: HierarchyConfig::default(),
             revocation: RevocationConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -295,6 +379,25 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_migrations: Option<bool>,
+    #[serde(skip_serializing_if = "AcmeOverrides::is_empty")]
+    pub acme: AcmeOverrides,
+}
+
+/// ACME settings given as flags (`--http01-port` and friends).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AcmeOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http01_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlsalpn01_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_resolver: Option<SocketAddr>,
+}
+
+impl AcmeOverrides {
+    fn is_empty(&self) -> bool {
+        self.http01_port.is_none() && self.tlsalpn01_port.is_none() && self.dns_resolver.is_none()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -395,8 +498,47 @@ impl Config {
         if self.keys.awskms.max_concurrency == 0 || self.keys.awskms.max_attempts == 0 {
             return Err(field("keys.awskms", "max_concurrency and max_attempts must be at least 1".into()));
         }
+        self.validate_acme()?;
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let field = |field: String, reason: String| ConfigError::Field { field, reason };
+        if self.acme.http01_port == 0 || self.acme.tlsalpn01_port == 0 {
+            return Err(field("acme.http01_port".into(), "ports must not be 0".into()));
+        }
+        if self.acme.validation_timeout_seconds == 0 {
+            return Err(field("acme.validation_timeout_seconds".into(), "must be at least 1".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, dir) in self.acme.directories.iter().enumerate() {
+            let at = |name: &str| format!("acme.directories[{i}].{name}");
+            let valid_name = !dir.name.is_empty()
+                && dir.name.len() <= 63
+                && dir.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid_name {
+                return Err(field(at("name"), format!("{:?} must be 1-63 characters of a-z, 0-9 and '-'", dir.name)));
+            }
+            if !seen.insert(dir.name.as_str()) {
+                return Err(field(at("name"), format!("{:?} is used by two directories", dir.name)));
+            }
+            if dir.policy.is_empty() {
+                return Err(field(at("policy"), "must name a policy".into()));
+            }
+            if dir.challenges.is_empty() {
+                return Err(field(at("challenges"), "must offer at least one challenge type".into()));
+            }
+            for kind in &dir.challenges {
+                if !matches!(kind.as_str(), "http-01" | "dns-01" | "tls-alpn-01") {
+                    return Err(field(at("challenges"), format!("{kind:?} is not http-01, dns-01 or tls-alpn-01")));
+                }
+            }
+            if crate::authority::parse_ttl(&dir.rate_window).is_none() {
+                return Err(field(at("rate_window"), format!("{:?} is not a duration such as 1h", dir.rate_window)));
+            }
         }
         Ok(())
     }
@@ -450,6 +592,7 @@ fn is_config_key(key: &str) -> bool {
         "keys",
         "hierarchy",
         "revocation",
+        "acme",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Tessera: an internal certificate authority for workload mTLS.
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod acme;
 pub mod admin;
 pub mod authority;
 pub mod cli;
@@ -12,3 +13,4 @@ pub mod keys;
 pub mod revocation;
 pub mod setup;
 pub mod storage;
+pub mod validation;

@@ -10,6 +10,7 @@
 mod audit;
 mod authorities;
 mod certificates;
+mod eab_keys;
 pub mod extract;
 mod health;
 mod pagination;
@@ -77,6 +78,9 @@ pub fn routes() -> Vec<Route> {
         route("POST", "/api/v1/tokens", post(tokens::create)),
         route("POST", "/api/v1/tokens/{id}/revoke", post(tokens::revoke)),
         route("GET", "/api/v1/audit-events", get(audit::list)),
+        route("GET", "/api/v1/eab-keys", get(eab_keys::list)),
+        route("POST", "/api/v1/eab-keys", post(eab_keys::create)),
+        route("POST", "/api/v1/eab-keys/{kid}/revoke", post(eab_keys::revoke)),
     ]
 }
 

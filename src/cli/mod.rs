@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, LogFormat, Overrides};
+use crate::config::{AcmeOverrides, Config, LogFormat, Overrides};
 use crate::setup::init_hierarchy;
 use crate::storage::{Db, DbOptions};
 pub use serve::{Running, start};
@@ -59,6 +59,15 @@ struct ServeArgs {
     /// Do not apply database migrations at start.
     #[arg(long)]
     no_migrate: bool,
+    /// Port ACME http-01 validation connects to (default 80).
+    #[arg(long, env = "TESSERA_ACME__HTTP01_PORT")]
+    http01_port: Option<u16>,
+    /// Port ACME tls-alpn-01 validation connects to (default 443).
+    #[arg(long, env = "TESSERA_ACME__TLSALPN01_PORT")]
+    tlsalpn01_port: Option<u16>,
+    /// DNS server (HOST:PORT) for ACME validation; default: the system resolver.
+    #[arg(long, env = "TESSERA_ACME__DNS_RESOLVER")]
+    dns_resolver: Option<std::net::SocketAddr>,
 }
 
 impl CommonArgs {
@@ -77,6 +86,11 @@ pub async fn run() -> anyhow::Result<()> {
                 http_addr: args.http_addr,
                 admin_addr: args.admin_addr,
                 run_migrations: args.no_migrate.then_some(false),
+                acme: AcmeOverrides {
+                    http01_port: args.http01_port,
+                    tlsalpn01_port: args.tlsalpn01_port,
+                    dns_resolver: args.dns_resolver,
+                },
                 ..args.common.overrides()
             };
             let config = Config::load(args.common.config.as_deref(), &overrides)?;

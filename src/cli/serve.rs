@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tower_http::trace::TraceLayer;
 
 use super::open_db;
+use crate::acme::{self, AcmeState};
 use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
@@ -59,6 +60,9 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     revocation.start_jobs(&mut background).await;
 
     let metrics = Arc::new(Metrics::default());
+    let acme_state =
+        AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
+            .await?;
     let state = AdminState {
         db: db.clone(),
         clock: clock.clone(),
@@ -69,15 +73,25 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
     let public_router =
         public::router(db.clone()).merge(http::revocation::router(revocation)).layer(TraceLayer::new_for_http());
+    // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
+    let https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
 
     let control = axum_server::Control::new();
     let mut servers = JoinSet::new();
-    let https_addr =
-        spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), public_router.clone()).await?;
+    let https_addr = spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), https_router).await?;
     let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router).await?;
     let admin_addr = spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
+    for directory in &config.acme.directories {
+        tracing::info!(
+            url = %format!("https://{https_addr}/acme/{}/directory", directory.name),
+            policy = %directory.policy,
+            eab_required = directory.eab_required,
+            "ACME directory"
+        );
+    }
 
+    background.spawn(acme::prune_nonces(db.clone(), clock.clone()));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
 }

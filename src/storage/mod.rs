@@ -6,9 +6,13 @@
 //! Architecture invariant: every change and its audit event are written in
 //! one transaction.
 
+mod acme_accounts;
+mod acme_orders;
 mod audit;
 mod authorities;
 mod certificates;
+mod eab_keys;
+mod nonces;
 mod policies;
 mod revocation;
 mod tokens;
@@ -20,9 +24,14 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, PgPool, Pool, SqlitePool, Transaction};
 
+pub use acme_accounts::{AcmeAccountRecord, NewAccountError, NewAcmeAccount};
+pub use acme_orders::{
+    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, ValidationOutcome,
+};
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
 pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
+pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use tokens::TokenRecord;

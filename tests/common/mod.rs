@@ -2,6 +2,7 @@
 //! a fresh PostgreSQL database, with an HTTPS client that trusts its root.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod acme;
 pub mod custodians;
 pub mod fault_proxy;
 pub mod relying_party;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use tessera::cli::{Running, start};
 use tessera::clock::{SharedClock, SystemClock};
-use tessera::config::{Config, Overrides};
+use tessera::config::{AcmeOverrides, Config, Overrides};
 use tessera::storage::{Db, DbOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,34 @@ impl TestCa {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
+        Self::start_in_with(dir, database_url, AcmeOverrides::default(), |_| {}).await
+    }
+
+    /// Starts a dev-mode CA whose ACME validation uses the given ports and resolver.
+    pub async fn start_acme(backend: Backend, acme: AcmeOverrides) -> Option<Self> {
+        Self::start_acme_with(backend, acme, |_| {}).await
+    }
+
+    /// Like `start_acme`, with a last say over the config.
+    pub async fn start_acme_with(
+        backend: Backend,
+        acme: AcmeOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_url().await?),
+        };
+        Some(Self::start_in_with(dir, database_url, acme, adjust).await)
+    }
+
+    pub async fn start_in_with(
+        dir: tempfile::TempDir,
+        database_url: Option<String>,
+        acme: AcmeOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let loopback_any = Some("127.0.0.1:0".parse().unwrap());
         let overrides = Overrides {
             https_addr: loopback_any,
@@ -76,8 +105,10 @@ impl TestCa {
             data_dir: Some(dir.path().to_path_buf()),
             database_url,
             run_migrations: None,
+            acme,
         };
-        let config = Config::load(None, &overrides).unwrap();
+        let mut config = Config::load(None, &overrides).unwrap();
+        adjust(&mut config);
         Self::start_config(dir, config).await.unwrap()
     }
 
@@ -119,6 +150,23 @@ impl TestCa {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.running().admin_addr.port())
+    }
+
+    pub fn acme_directory(&self) -> String {
+        format!("https://localhost:{}/acme/default/directory", self.running().https_addr.port())
+    }
+
+    /// A new EAB key for the `default` policy: (kid, unpadded base64url HMAC key).
+    pub async fn eab_key(&self, reusable: bool) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/api/v1/eab-keys",
+                Some(&self.admin_token),
+                &serde_json::json!({"policy": "default", "reusable": reusable}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (body["kid"].as_str().unwrap().to_owned(), body["hmac_key"].as_str().unwrap().to_owned())
     }
 
     pub fn http_url(&self, path: &str) -> String {

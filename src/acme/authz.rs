@@ -1,0 +1,89 @@
+//! Authorizations (RFC 8555 §7.5): read, with their challenges, and
+//! deactivation (§7.5.2).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::challenge::challenge_view;
+use super::extract::{Account, SignedByAccount};
+use super::order::POLL_SECONDS;
+use super::problem::AcmeProblem;
+use super::{AcmeState, Urls, parse_id};
+use crate::clock::{from_unix, rfc3339};
+use crate::issuance::Identifier;
+use crate::storage::{AcmeAuthzRecord, AcmeChallengeRecord};
+
+/// The authorization `id`, if it belongs to `account`.
+pub async fn owned_authz(state: &AcmeState, account: &Account, id: i64) -> Result<AcmeAuthzRecord, AcmeProblem> {
+    let authz =
+        state.db().acme_authorization(id).await?.ok_or_else(|| AcmeProblem::not_found("no such authorization"))?;
+    if authz.account_id != account.id() {
+        return Err(AcmeProblem::unauthorized("the authorization belongs to another account"));
+    }
+    Ok(authz)
+}
+
+fn current_status(authz: &AcmeAuthzRecord, now: i64) -> &str {
+    match authz.status.as_str() {
+        "pending" | "valid" if authz.expires < now => "expired",
+        other => other,
+    }
+}
+
+fn authz_view(urls: &Urls, authz: &AcmeAuthzRecord, challenges: &[AcmeChallengeRecord], now: i64) -> Value {
+    let identifier = Identifier::from_tagged(&authz.identifier)
+        .map(|id| json!({ "type": id.kind(), "value": id.value() }))
+        .unwrap_or(Value::Null);
+    let mut body = json!({
+        "identifier": identifier,
+        "status": current_status(authz, now),
+        "expires": rfc3339(from_unix(authz.expires)),
+        "challenges": challenges.iter().map(|c| challenge_view(urls, c)).collect::<Vec<_>>(),
+    });
+    if authz.wildcard {
+        body["wildcard"] = json!(true);
+    }
+    body
+}
+
+/// An authorization as a response, with `Retry-After` while it is pending.
+pub async fn authz_response(state: &AcmeState, urls: &Urls, authz: &AcmeAuthzRecord) -> Result<Response, AcmeProblem> {
+    let challenges = state.db().acme_authz_challenges(authz.id).await?;
+    let view = authz_view(urls, authz, &challenges, state.now());
+    let pending = view["status"] == "pending";
+    let mut response = (StatusCode::OK, axum::Json(view)).into_response();
+    if pending {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthzUpdate {
+    status: String,
+}
+
+/// `POST /acme/{dir}/authz/{id}`: POST-as-GET, or `{"status":"deactivated"}`.
+pub async fn authorization(
+    State(state): State<AcmeState>,
+    Path((_, id)): Path<(String, String)>,
+    request: SignedByAccount,
+) -> Result<Response, AcmeProblem> {
+    let SignedByAccount { post, account } = request;
+    let mut authz = owned_authz(&state, &account, parse_id(&id)?).await?;
+    if !post.jws.is_post_as_get() {
+        let update: AuthzUpdate = post.payload()?;
+        if update.status != "deactivated" {
+            return Err(AcmeProblem::malformed("an authorization can only be set to deactivated"));
+        }
+        if !state.db().deactivate_acme_authorization(authz.id).await? {
+            return Err(AcmeProblem::malformed(format!("a {} authorization cannot be deactivated", authz.status)));
+        }
+        authz.status = "deactivated".into();
+    }
+    authz_response(&state, &post.urls, &authz).await
+}

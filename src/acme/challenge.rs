@@ -1,0 +1,106 @@
+//! Challenges (RFC 8555 §7.5.1, §8): the client says it is ready, Tessera
+//! validates in the background (http-01, dns-01, tls-alpn-01) and records
+//! the outcome on the challenge, its authorization and its order.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::authz::owned_authz;
+use super::extract::SignedByAccount;
+use super::jws::{Jwk, key_authorization};
+use super::problem::AcmeProblem;
+use super::{AcmeState, Urls, parse_id};
+use crate::clock::{from_unix, rfc3339};
+use crate::issuance::Identifier;
+use crate::storage::{AcmeChallengeRecord, ValidationOutcome};
+use crate::validation::{ChallengeKind, ValidationError};
+
+/// Attempts per validation; connection and DNS failures are retried, since
+/// clients that skip their own self-check (cert-manager's
+/// `waitInsteadOfSelfCheck`) rely on the server to wait a little.
+const ATTEMPTS: u32 = 3;
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+pub fn challenge_view(urls: &Urls, challenge: &AcmeChallengeRecord) -> Value {
+    let mut body = json!({
+        "type": challenge.kind,
+        "url": urls.challenge(challenge.id),
+        "token": challenge.token,
+        "status": challenge.status,
+    });
+    if let Some(at) = challenge.validated {
+        body["validated"] = json!(rfc3339(from_unix(at)));
+    }
+    if let Some(error) = challenge.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+        body["error"] = error;
+    }
+    body
+}
+
+/// `POST /acme/{dir}/chall/{id}`: `{}` starts validation; POST-as-GET reads.
+pub async fn challenge(
+    State(state): State<AcmeState>,
+    Path((_, id)): Path<(String, String)>,
+    request: SignedByAccount,
+) -> Result<Response, AcmeProblem> {
+    let SignedByAccount { post, account } = request;
+    let id = parse_id(&id)?;
+    let mut challenge =
+        state.db().acme_challenge(id).await?.ok_or_else(|| AcmeProblem::not_found("no such challenge"))?;
+    let authz = owned_authz(&state, &account, challenge.authz_id).await?;
+    if !post.jws.is_post_as_get() {
+        let _: Value = post.payload()?;
+        if authz.expires < state.now() {
+            return Err(AcmeProblem::malformed("the authorization has expired"));
+        }
+        if state.db().start_acme_challenge(challenge.id).await? {
+            challenge.status = "processing".into();
+            let identifier = Identifier::from_tagged(&authz.identifier)
+                .map_err(|e| AcmeProblem::internal(format!("stored identifier: {e}")))?;
+            let kind = ChallengeKind::parse(&challenge.kind)
+                .ok_or_else(|| AcmeProblem::internal(format!("stored challenge type {:?}", challenge.kind)))?;
+            tokio::spawn(validate(state.clone(), challenge.clone(), kind, identifier, account.key.clone()));
+        }
+    }
+    let mut response = (StatusCode::OK, axum::Json(challenge_view(&post.urls, &challenge))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(up) = HeaderValue::from_str(&format!("<{}>;rel=\"up\"", post.urls.authz(authz.id))) {
+        headers.append(header::LINK, up);
+    }
+    if challenge.status == "processing" {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+    }
+    Ok(response)
+}
+
+/// Runs the validation and records its outcome; failures of the database
+/// here leave the challenge processing, which the client sees and reports.
+async fn validate(
+    state: AcmeState,
+    challenge: AcmeChallengeRecord,
+    kind: ChallengeKind,
+    identifier: Identifier,
+    key: Jwk,
+) {
+    let key_auth = key_authorization(&challenge.token, &key);
+    let mut attempt = 1;
+    let outcome = loop {
+        match state.inner.validator.validate(kind, &identifier, &challenge.token, &key_auth).await {
+            Ok(()) => break ValidationOutcome::Valid,
+            Err(e @ (ValidationError::Connection(_) | ValidationError::Dns(_))) if attempt < ATTEMPTS => {
+                tracing::debug!(challenge = challenge.id, error = %e, attempt, "validation failed; retrying");
+                tokio::time::sleep(RETRY_DELAY * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => break ValidationOutcome::Invalid(AcmeProblem::from(e).to_json().to_string()),
+        }
+    };
+    tracing::info!(challenge = challenge.id, kind = kind.as_str(), %identifier, valid = matches!(outcome, ValidationOutcome::Valid), "ACME validation");
+    if let Err(e) = state.db().record_acme_validation(challenge.id, &outcome, state.now()).await {
+        tracing::error!(challenge = challenge.id, error = %e, "could not record a validation outcome");
+    }
+}

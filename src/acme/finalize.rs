@@ -1,0 +1,129 @@
+//! Finalization (RFC 8555 §7.4): the CSR must name exactly the order's
+//! identifiers; the account's policy judges it again; the certificate is
+//! issued through `CertificateIssuer::issue`, as the REST API issues. And
+//! certificate download (§7.4.2) as `application/pem-certificate-chain`.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::extract::SignedByAccount;
+use super::order::{order_response, owned_order};
+use super::problem::{AcmeProblem, ProblemType};
+use super::{AcmeState, parse_id};
+use crate::issuance::{CheckedCsr, Identifier, IssueRequest, Serial, certificate_pem, from_column};
+
+const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+#[derive(Debug, Deserialize)]
+struct FinalizePayload {
+    csr: String,
+}
+
+/// `POST /acme/{dir}/order/{id}/finalize`
+pub async fn finalize(
+    State(state): State<AcmeState>,
+    Path((_, id)): Path<(String, String)>,
+    request: SignedByAccount,
+) -> Result<Response, AcmeProblem> {
+    let started = std::time::Instant::now();
+    let SignedByAccount { post, account } = request;
+    let order = owned_order(&state, &account, parse_id(&id)?).await?;
+    let payload: FinalizePayload = post.payload()?;
+    let now = state.now();
+    if order.status != "ready" || order.expires < now {
+        return Err(AcmeProblem::new(
+            ProblemType::OrderNotReady,
+            format!("the order is {}, not ready", if order.expires < now { "expired" } else { &order.status }),
+        ));
+    }
+    let der = URL_SAFE_NO_PAD
+        .decode(payload.csr.trim_end_matches('='))
+        .map_err(|_| AcmeProblem::new(ProblemType::BadCsr, "the csr is not base64url DER"))?;
+    let csr = CheckedCsr::parse_der(&der)?;
+    let requested = csr.requested_names()?;
+    let ordered = from_column(&order.identifiers);
+    check_names(&requested, &ordered)?;
+    let policy = state.policy(&account.record.policy).await?;
+    let ttl = order.not_after.map(|na| time::Duration::seconds((na - now).max(60)));
+    let approval = policy.approve_names(requested, csr.key_type(), ttl)?;
+
+    if !state.db().begin_acme_finalize(order.id).await? {
+        return Err(AcmeProblem::new(ProblemType::OrderNotReady, "the order is being finalized already"));
+    }
+    let issued = state
+        .inner
+        .issuer
+        .issue(&IssueRequest {
+            csr: &csr,
+            names: approval.names,
+            ttl: approval.ttl,
+            requester: account.actor(),
+            policy: Some(policy.name().to_owned()),
+        })
+        .await;
+    let order = match issued {
+        Ok(issued) => {
+            state.inner.metrics.issued(started.elapsed());
+            state.db().finish_acme_finalize(order.id, Ok(issued.serial.as_bytes())).await?
+        }
+        Err(e) => {
+            state.inner.metrics.issuance_failed();
+            let problem = AcmeProblem::from(e);
+            let stored = problem.to_json().to_string();
+            if let Err(store) = state.db().finish_acme_finalize(order.id, Err(&stored)).await {
+                tracing::warn!(order = order.id, error = %store, "could not mark a failed finalization");
+            }
+            return Err(problem);
+        }
+    };
+    let authzs = state.db().acme_order_authorizations(order.id).await?;
+    Ok(order_response(StatusCode::OK, &post.urls, &order, &authzs, state.now()))
+}
+
+/// The CSR must ask for exactly the ordered names: none missing, none extra.
+fn check_names(requested: &[Identifier], ordered: &[Identifier]) -> Result<(), AcmeProblem> {
+    let missing: Vec<String> = ordered.iter().filter(|id| !requested.contains(id)).map(ToString::to_string).collect();
+    let extra: Vec<String> = requested.iter().filter(|id| !ordered.contains(id)).map(ToString::to_string).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let mut detail = String::from("the CSR must name exactly the order's identifiers");
+    if !missing.is_empty() {
+        detail.push_str(&format!("; missing: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        detail.push_str(&format!("; not in the order: {}", extra.join(", ")));
+    }
+    Err(AcmeProblem::new(ProblemType::BadCsr, detail))
+}
+
+/// `POST /acme/{dir}/cert/{serial}` (POST-as-GET): the leaf, then the chain.
+pub async fn certificate(
+    State(state): State<AcmeState>,
+    Path((_, serial)): Path<(String, String)>,
+    request: SignedByAccount,
+) -> Result<Response, AcmeProblem> {
+    let SignedByAccount { account, .. } = request;
+    let serial: Serial = serial.parse().map_err(|_| AcmeProblem::not_found("no such certificate"))?;
+    let order = state
+        .db()
+        .acme_order_for_certificate(serial.as_bytes())
+        .await?
+        .ok_or_else(|| AcmeProblem::not_found("no such certificate"))?;
+    if order.account_id != account.id() {
+        return Err(AcmeProblem::unauthorized("the certificate belongs to another account"));
+    }
+    let record = state.db().certificate(serial.as_bytes()).await?;
+    let der = record.der.ok_or_else(|| AcmeProblem::not_found("no such certificate"))?;
+    let authority = state.inner.issuer.authority();
+    let chain = if record.authority_id == authority.id {
+        authority.chain_pem.clone()
+    } else {
+        certificate_pem(&state.db().authority(record.authority_id).await?.certificate_der)
+    };
+    Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(&der))).into_response())
+}

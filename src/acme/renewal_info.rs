@@ -1,0 +1,81 @@
+//! ACME Renewal Information (RFC 9773): when a certificate should be
+//! renewed. The window is the later part of the certificate's life, pulled
+//! to "now" when the certificate was revoked or its authority retired.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+use super::AcmeState;
+use super::problem::AcmeProblem;
+use crate::clock::{from_unix, rfc3339};
+use crate::storage::{CertificateRecord, CertificateStatus, StoreError};
+
+/// Clients ask again after this long (RFC 9773 §4.3 suggests hours).
+const RETRY_AFTER_SECONDS: i64 = 6 * 3600;
+
+/// The unique identifier of a certificate (RFC 9773 §4.1):
+/// base64url(AKI keyIdentifier) "." base64url(serial DER content).
+#[derive(Debug, Clone)]
+pub struct CertId {
+    pub key_identifier: Vec<u8>,
+    pub serial: Vec<u8>,
+}
+
+impl CertId {
+    pub fn parse(text: &str) -> Result<Self, AcmeProblem> {
+        let bad = || AcmeProblem::malformed(format!("{text:?} is not an ARI certificate identifier"));
+        let (aki, serial) = text.split_once('.').ok_or_else(bad)?;
+        let key_identifier = URL_SAFE_NO_PAD.decode(aki).map_err(|_| bad())?;
+        let serial = URL_SAFE_NO_PAD.decode(serial).map_err(|_| bad())?;
+        if key_identifier.is_empty() || serial.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self { key_identifier, serial })
+    }
+
+    /// The certificate it names, if Tessera issued it under that key.
+    pub async fn find(&self, state: &AcmeState) -> Result<CertificateRecord, AcmeProblem> {
+        let missing = || AcmeProblem::not_found("no certificate has this identifier");
+        let certificate = match state.db().certificate(&self.serial).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        };
+        let authority = state.db().authority(certificate.authority_id).await?;
+        if authority.ski != self.key_identifier || certificate.der.is_none() {
+            return Err(missing());
+        }
+        Ok(certificate)
+    }
+}
+
+/// `GET /acme/{dir}/renewal-info/{id}` (unauthenticated)
+pub async fn renewal_info(
+    State(state): State<AcmeState>,
+    Path((dir, id)): Path<(String, String)>,
+) -> Result<Response, AcmeProblem> {
+    state.directory(&dir).ok_or_else(|| AcmeProblem::not_found("no such ACME directory"))?;
+    let certificate = CertId::parse(&id)?.find(&state).await?;
+    let authority = state.db().authority(certificate.authority_id).await?;
+    let now = state.now();
+    let (start, end) = suggested_window(&certificate, authority.status == "active", now);
+    let body = json!({ "suggestedWindow": { "start": rfc3339(from_unix(start)), "end": rfc3339(from_unix(end)) } });
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    Ok(response)
+}
+
+/// Renew in the last third of the life, ending with a sixth left; or now
+/// when the certificate or its issuer should no longer be relied on.
+fn suggested_window(certificate: &CertificateRecord, issuer_active: bool, now: i64) -> (i64, i64) {
+    let revoked = certificate.status() == Some(CertificateStatus::Revoked);
+    if revoked || !issuer_active {
+        return (now - 3600, now);
+    }
+    let life = (certificate.not_after - certificate.not_before).max(0);
+    (certificate.not_before + life * 2 / 3, certificate.not_before + life * 5 / 6)
+}

@@ -1,0 +1,296 @@
+//! ACME orders, their authorizations and challenges (RFC 8555 §7.1.3-7.1.5).
+//! State moves only forward; each move is one conditional UPDATE so two
+//! nodes racing on the same object cannot both win.
+
+use super::{Db, StoreError, begin_write, with_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AcmeOrderRecord {
+    pub id: i64,
+    pub account_id: i64,
+    pub status: String,
+    /// Tagged identifiers, space-separated.
+    pub identifiers: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub expires: i64,
+    /// A problem document (JSON) when the order is invalid.
+    pub error: Option<String>,
+    pub certificate_serial: Option<Vec<u8>>,
+    pub replaces_serial: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AcmeAuthzRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub account_id: i64,
+    /// One tagged identifier, without the wildcard label.
+    pub identifier: String,
+    pub wildcard: bool,
+    pub status: String,
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AcmeChallengeRecord {
+    pub id: i64,
+    pub authz_id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub token: String,
+    pub status: String,
+    pub validated: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// An order to store with one authorization per identifier.
+#[derive(Debug, Clone)]
+pub struct NewAcmeOrder {
+    pub account_id: i64,
+    pub identifiers: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub expires: i64,
+    pub replaces_serial: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub authorizations: Vec<NewAcmeAuthz>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAcmeAuthz {
+    pub identifier: String,
+    pub wildcard: bool,
+    /// (challenge type, token) pairs.
+    pub challenges: Vec<(String, String)>,
+}
+
+/// The result of one validation attempt.
+#[derive(Debug, Clone)]
+pub enum ValidationOutcome {
+    Valid,
+    /// The problem document to record on the challenge, the authorization's
+    /// order and (as the order's error) for the client.
+    Invalid(String),
+}
+
+const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, not_after, expires, error, \
+                             certificate_serial, replaces_serial, created_at";
+const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
+const CHALLENGE_COLUMNS: &str = "id, authz_id, account_id, kind, token, status, validated, error";
+
+impl Db {
+    /// Stores an order, its authorizations and their challenges in one commit.
+    pub async fn insert_acme_order(&self, order: &NewAcmeOrder) -> Result<AcmeOrderRecord, StoreError> {
+        let insert_order = format!(
+            "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+             replaces_serial, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7) RETURNING {ORDER_COLUMNS}"
+        );
+        const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
+             status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
+        const INSERT_CHALLENGE: &str = "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
+             VALUES ($1, $2, $3, $4, 'pending')";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let record = sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order))
+                .bind(order.account_id)
+                .bind(&order.identifiers)
+                .bind(order.not_before)
+                .bind(order.not_after)
+                .bind(order.expires)
+                .bind(&order.replaces_serial)
+                .bind(order.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            for authz in &order.authorizations {
+                let authz_id: i64 = sqlx::query_scalar(INSERT_AUTHZ)
+                    .bind(record.id)
+                    .bind(order.account_id)
+                    .bind(&authz.identifier)
+                    .bind(authz.wildcard)
+                    .bind(order.expires)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for (kind, token) in &authz.challenges {
+                    sqlx::query(INSERT_CHALLENGE)
+                        .bind(authz_id).bind(order.account_id).bind(kind).bind(token)
+                        .execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+
+    pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrderRecord>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    /// Order ids of an account, oldest first, after `after_id`.
+    pub async fn list_acme_order_ids(
+        &self,
+        account_id: i64,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        const SQL: &str = "SELECT id FROM acme_orders WHERE account_id = $1 AND ($2 IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3";
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+            .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    /// Orders an account made since `since` (rate limits).
+    pub async fn count_recent_acme_orders(&self, account_id: i64, since: i64) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM acme_orders WHERE account_id = $1 AND created_at >= $2";
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+            .bind(account_id).bind(since).fetch_one(pool).await.map_err(StoreError::from))
+    }
+
+    /// Validations of an account that failed since `since` (rate limits).
+    pub async fn count_failed_validations(&self, account_id: i64, since: i64) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM acme_challenges \
+             WHERE account_id = $1 AND status = 'invalid' AND validated >= $2";
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+            .bind(account_id).bind(since).fetch_one(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn acme_order_authorizations(&self, order_id: i64) -> Result<Vec<AcmeAuthzRecord>, StoreError> {
+        let sql = format!("SELECT {AUTHZ_COLUMNS} FROM acme_authorizations WHERE order_id = $1 ORDER BY id");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeAuthzRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(order_id).fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn acme_authorization(&self, id: i64) -> Result<Option<AcmeAuthzRecord>, StoreError> {
+        let sql = format!("SELECT {AUTHZ_COLUMNS} FROM acme_authorizations WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeAuthzRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn acme_authz_challenges(&self, authz_id: i64) -> Result<Vec<AcmeChallengeRecord>, StoreError> {
+        let sql = format!("SELECT {CHALLENGE_COLUMNS} FROM acme_challenges WHERE authz_id = $1 ORDER BY id");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeChallengeRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(authz_id).fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn acme_challenge(&self, id: i64) -> Result<Option<AcmeChallengeRecord>, StoreError> {
+        let sql = format!("SELECT {CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeChallengeRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    /// Moves a pending challenge of a pending authorization to processing.
+    /// False when someone else started it or the authorization moved on.
+    pub async fn start_acme_challenge(&self, id: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' \
+             AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(id).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Records a validation result and carries it up: the authorization
+    /// becomes valid or invalid, and the order ready (all valid) or invalid.
+    pub async fn record_acme_validation(
+        &self,
+        challenge_id: i64,
+        outcome: &ValidationOutcome,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let (status, error) = match outcome {
+            ValidationOutcome::Valid => ("valid", None),
+            ValidationOutcome::Invalid(problem) => ("invalid", Some(problem.as_str())),
+        };
+        const CHALLENGE: &str = "UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
+             WHERE id = $1 AND status = 'processing' RETURNING authz_id";
+        const AUTHZ: &str =
+            "UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id";
+        const READY: &str = "UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending' \
+             AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')";
+        const INVALID: &str = "UPDATE acme_orders SET status = 'invalid', error = $2 \
+             WHERE id = $1 AND status IN ('pending', 'ready')";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let authz_id: Option<i64> = sqlx::query_scalar(CHALLENGE)
+                .bind(challenge_id).bind(status).bind(at).bind(error)
+                .fetch_optional(&mut *tx).await?;
+            let Some(authz_id) = authz_id else {
+                return Ok(());
+            };
+            let order_id: Option<i64> = sqlx::query_scalar(AUTHZ)
+                .bind(authz_id).bind(status).fetch_optional(&mut *tx).await?;
+            if let Some(order_id) = order_id {
+                match error {
+                    None => sqlx::query(READY).bind(order_id).execute(&mut *tx).await?,
+                    Some(problem) => sqlx::query(INVALID).bind(order_id).bind(problem).execute(&mut *tx).await?,
+                };
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Deactivates an authorization (§7.5.2); its order can no longer
+    /// become ready.
+    pub async fn deactivate_acme_authorization(&self, id: i64) -> Result<bool, StoreError> {
+        const AUTHZ: &str = "UPDATE acme_authorizations SET status = 'deactivated' \
+             WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id";
+        const ORDER: &str =
+            "UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let order_id: Option<i64> = sqlx::query_scalar(AUTHZ).bind(id).fetch_optional(&mut *tx).await?;
+            let Some(order_id) = order_id else {
+                return Ok(false);
+            };
+            sqlx::query(ORDER).bind(order_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Claims a ready order for finalization. False when it is not ready.
+    pub async fn begin_acme_finalize(&self, order_id: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(order_id).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Ends a finalization: valid with its certificate, or invalid with a problem.
+    pub async fn finish_acme_finalize(
+        &self,
+        order_id: i64,
+        result: Result<&[u8], &str>,
+    ) -> Result<AcmeOrderRecord, StoreError> {
+        let sql = format!(
+            "UPDATE acme_orders SET status = $2, certificate_serial = $3, error = $4 \
+             WHERE id = $1 AND status = 'processing' RETURNING {ORDER_COLUMNS}"
+        );
+        let (status, serial, error) = match result {
+            Ok(serial) => ("valid", Some(serial), None),
+            Err(problem) => ("invalid", None, Some(problem)),
+        };
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(order_id).bind(status).bind(serial).bind(error)
+            .fetch_one(pool).await.map_err(StoreError::from))
+    }
+
+    /// The order that produced a certificate, if it came from ACME.
+    pub async fn acme_order_for_certificate(&self, serial: &[u8]) -> Result<Option<AcmeOrderRecord>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE certificate_serial = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(serial).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    /// The orders that name `serial` in `replaces` (RFC 9773 §5), newest first.
+    pub async fn acme_replacements(&self, serial: &[u8]) -> Result<Vec<AcmeOrderRecord>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE replaces_serial = $1 ORDER BY id DESC");
+        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(serial).fetch_all(pool).await.map_err(StoreError::from))
+    }
+}

@@ -1,0 +1,100 @@
+//! External Account Binding keys (RFC 8555 §7.3.4): an HMAC key an operator
+//! hands out, bound to a policy that accounts made with it inherit.
+
+use super::audit::insert_audit;
+use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EabKeyRecord {
+    pub id: i64,
+    pub kid: String,
+    pub policy: String,
+    pub reusable: bool,
+    pub created_at: i64,
+    pub bound_at: Option<i64>,
+    pub bound_count: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A key with its secret, for MAC verification only.
+#[derive(Clone, sqlx::FromRow)]
+pub struct EabKeySecret {
+    pub id: i64,
+    pub kid: String,
+    pub hmac_key: Vec<u8>,
+    pub policy: String,
+    pub reusable: bool,
+    pub bound_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for EabKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EabKeySecret").field("kid", &self.kid).field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, revoked_at";
+
+impl Db {
+    pub async fn insert_eab_key(
+        &self,
+        kid: &str,
+        hmac_key: &[u8],
+        policy: &str,
+        reusable: bool,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<EabKeyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO eab_keys (kid, hmac_key, policy, reusable, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {COLUMNS}"
+        );
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(kid).bind(hmac_key).bind(policy).bind(reusable).bind(now)
+                .fetch_one(&mut *tx).await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+
+    pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
+        const SQL: &str =
+            "SELECT id, kid, hmac_key, policy, reusable, bound_at, revoked_at FROM eab_keys WHERE kid = $1";
+        with_pool!(self, pool => sqlx::query_as::<_, EabKeySecret>(SQL)
+            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn list_eab_keys(&self, after_id: Option<i64>, limit: i64) -> Result<Vec<EabKeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM eab_keys WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2");
+        with_pool!(self, pool => sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    /// Revokes a key so no further account can bind it. Unknown kid:
+    /// NotFound; already revoked: Conflict.
+    pub async fn revoke_eab_key(&self, kid: &str, now: i64, audit: &NewAuditEvent) -> Result<EabKeyRecord, StoreError> {
+        let sql =
+            format!("UPDATE eab_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(kid).bind(now).fetch_optional(&mut *tx).await?;
+            let Some(record) = record else {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM eab_keys WHERE kid = $1")
+                    .bind(kid).fetch_optional(&mut *tx).await?;
+                return Err(if exists.is_some() {
+                    StoreError::Conflict("the EAB key is already revoked".into())
+                } else {
+                    StoreError::NotFound
+                });
+            };
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+}

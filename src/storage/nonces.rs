@@ -1,0 +1,36 @@
+//! Used ACME nonces and the secrets all nodes share. Handing out a nonce
+//! writes nothing (it carries its own MAC); using one inserts it here, so a
+//! replay is refused whichever node it reaches.
+
+use super::{Db, StoreError, with_pool};
+
+impl Db {
+    /// Records a nonce as used. False when it was used before.
+    pub async fn consume_nonce(&self, nonce: &[u8], expires_at: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Forgets used nonces too old to be accepted anyway.
+    pub async fn prune_used_nonces(&self, now: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM acme_used_nonces WHERE expires_at < $1";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(now).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// The shared secret named `name`, made from `fresh` by the first node
+    /// that asks; every later caller gets the same value.
+    pub async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        const INSERT: &str = "INSERT INTO acme_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        const SELECT: &str = "SELECT value FROM acme_secrets WHERE name = $1";
+        with_pool!(self, pool => {
+            sqlx::query(INSERT).bind(name).bind(fresh).execute(pool).await?;
+            sqlx::query_scalar::<_, Vec<u8>>(SELECT).bind(name).fetch_one(pool).await.map_err(StoreError::from)
+        })
+    }
+}
