@@ -41,6 +41,7 @@ use crate::clock::SharedClock;
 use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::revocation::Revocation;
 use crate::storage::{Db, StoreError};
 use crate::validation::{ChallengeKind, Validator};
 use nonce::Nonces;
@@ -85,6 +86,7 @@ struct Inner {
     db: Db,
     clock: SharedClock,
     issuer: CertificateIssuer,
+    revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
     nonces: Nonces,
     validator: Validator,
@@ -97,13 +99,14 @@ impl AcmeState {
         db: Db,
         clock: SharedClock,
         issuer: CertificateIssuer,
+        revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let nonces = Nonces::load(&db).await?;
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
-        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, metrics, nonces, validator, directories }) })
+        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, revocation, metrics, nonces, validator, directories }) })
     }
 
     pub fn db(&self) -> &Db {
