@@ -9,7 +9,8 @@
 //!
 //!     cargo bench --bench ocsp        # PostgreSQL when DATABASE_URL is set
 //!
-//! Knobs: `BENCH_CERTS` (1000), `BENCH_SECONDS` (10), `BENCH_CONNECTIONS` (64).
+//! Knobs: `BENCH_CERTS` (1000), `BENCH_SECONDS` (10), `BENCH_CONNECTIONS` (64);
+//! `BENCH_DEBUG=1` prints wrk's output and every non-200 answer.
 //! A peer whose tool is missing is skipped with a note. Under `cargo test`
 //! a short smoke pass checks the Tessera side only.
 #![allow(clippy::unwrap_used)]
@@ -60,12 +61,18 @@ fn wrk(dir: &Path, base: &str, requests_file: &Path, seconds: u64, connections: 
              for line in io.lines({:?}) do\n\
                local method, path, hex = line:match('^(%S+) (%S+) ?(%S*)$')\n\
                local body = hex:gsub('..', function(cc) return string.char(tonumber(cc, 16)) end)\n\
-               if method == 'GET' then reqs[#reqs + 1] = wrk.format('GET', path)\n\
-               else reqs[#reqs + 1] = wrk.format('POST', path, {{['Content-Type'] = 'application/ocsp-request'}}, body) end\n\
+               if method == 'GET' then reqs[#reqs + 1] = wrk.format('GET', path, {{['Host'] = '{host}'}})\n\
+               else reqs[#reqs + 1] = wrk.format('POST', path, {{['Host'] = '{host}', ['Content-Type'] = 'application/ocsp-request'}}, body) end\n\
              end\n\
              local i = math.random(#reqs)\n\
-             request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n",
-            requests_file.display().to_string()
+             request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n{debug}",
+            requests_file.display().to_string(),
+            host = base.trim_start_matches("http://"),
+            debug = if std::env::var("BENCH_DEBUG").is_ok() {
+                "response = function(status, headers, body)\n  if status ~= 200 then io.write('status ' .. status .. ' ' .. body .. '\\n') end\nend\n"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -76,6 +83,9 @@ fn wrk(dir: &Path, base: &str, requests_file: &Path, seconds: u64, connections: 
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
     let find = |prefix: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
@@ -131,14 +141,25 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_port(port: u16) {
+fn wait_for_port(port: u16, log: &Path) {
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("nothing listens on {port}");
+    panic!("nothing listens on {port}: {}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+fn wait_for_log(log: &Path, needle: &str) {
+    for _ in 0..200 {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            std::thread::sleep(Duration::from_millis(300));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the peer did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 /// A peer responder process, stopped on drop.
@@ -152,16 +173,19 @@ impl Drop for Peer {
     }
 }
 
-fn spawn_peer(command: &mut Command) -> Peer {
+fn spawn_peer(command: &mut Command, log: &Path) -> Peer {
     use std::os::unix::process::CommandExt;
-    Peer(command.process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+    let log = std::fs::File::create(log).unwrap();
+    Peer(command.process_group(0).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap())
 }
 
 /// openssl's responder over an index of the same certificates.
 fn openssl_peer(dir: &Path, issuer: &Path, key: &Path, serials: &[Vec<u8>]) -> (Peer, u16) {
     let index = dir.join("index.txt");
-    let lines: String =
-        serials.iter().map(|s| format!("V\t391231235959Z\t\t{}\tunknown\t/CN=bench\n", hex::encode_upper(s))).collect();
+    let lines: String = serials
+        .iter()
+        .map(|s| format!("V\t391231235959Z\t\t{0}\tunknown\t/CN=bench-{0}\n", hex::encode_upper(s)))
+        .collect();
     std::fs::write(&index, lines).unwrap();
     let port = free_port();
     let peer = spawn_peer(
@@ -175,8 +199,11 @@ fn openssl_peer(dir: &Path, issuer: &Path, key: &Path, serials: &[Vec<u8>]) -> (
             .arg("-CA")
             .arg(issuer)
             .args(["-nmin", "60", "-multi", "2", "-ignore_err"]),
+        &dir.join("openssl-ocsp.log"),
     );
-    wait_for_port(port);
+    // A probe connection that sends nothing wedges openssl's responder, so
+    // wait for its log line instead of connecting.
+    wait_for_log(&dir.join("openssl-ocsp.log"), "ACCEPT");
     (peer, port)
 }
 
@@ -208,8 +235,9 @@ fn cfssl_peer(dir: &Path, issuer: &Path, key: &Path, leaves: &[PathBuf]) -> (Pee
         Command::new("cfssl")
             .args(["ocspserve", "-address", "127.0.0.1", "-port", &port.to_string(), "-loglevel", "5", "-responses"])
             .arg(&file),
+        &dir.join("cfssl.log"),
     );
-    wait_for_port(port);
+    wait_for_port(port, &dir.join("cfssl.log"));
     (peer, port)
 }
 
