@@ -40,6 +40,9 @@ fn current_rss_mib() -> f64 {
 #[tokio::main]
 async fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        tracing_subscriber::fmt().with_env_filter("tessera=debug").init();
+    }
     let revoked: i64 = std::env::var("BENCH_REVOKED").ok().and_then(|v| v.parse().ok()).unwrap_or(if measuring {
         1_000_000
     } else {

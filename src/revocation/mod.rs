@@ -197,7 +197,9 @@ impl Revocation {
         let signing = authority.authority();
         let now = self.clock.now();
         let shard = (scope != FULL_CRL).then_some(scope);
+        let started = std::time::Instant::now();
         let entries = self.db.revoked_entries(signing.id, shard, now.unix_timestamp()).await?;
+        let read = started.elapsed();
         let number = self.db.next_crl_number(signing.id).await?;
         let next_update = now + self.config.crl_validity();
         let contents = CrlContents {
@@ -208,6 +210,7 @@ impl Revocation {
             distribution_point: shard.map(|s| signing.urls.crl_shard(s as u32)),
         };
         let der = sign_crl(&contents, &signing.certificate_der, &authority.ski, signing.signer.as_ref()).await?;
+        let signed = started.elapsed();
         let stored = StoredCrl {
             authority_id: signing.id,
             shard: scope,
@@ -218,6 +221,17 @@ impl Revocation {
             der,
         };
         self.db.store_crl(&stored).await?;
+        tracing::debug!(
+            authority = %signing.name,
+            scope,
+            number,
+            entries = stored.entries,
+            bytes = stored.der.len(),
+            read_ms = read.as_millis() as u64,
+            sign_ms = (signed - read).as_millis() as u64,
+            store_ms = (started.elapsed() - signed).as_millis() as u64,
+            "CRL published"
+        );
         Ok(stored)
     }
 
