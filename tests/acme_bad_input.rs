@@ -267,6 +267,14 @@ async fn run(backend: Backend) {
     .await;
     refused(&ca, "another's order", "unauthorized", 403, bob.post(&ready_url, None)).await;
 
+    // A plain GET of a resource that is read with POST-as-GET; an unknown resource.
+    let get = ca.client.get(&ready_url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    let body: Value = serde_json::from_str(&get.text().await.unwrap()).unwrap();
+    assert_eq!(body["type"], "urn:ietf:params:acme:error:malformed");
+    let unknown = ca.client.get(ca.acme_directory().replace("/directory", "/nothing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // Any request from a deactivated account.
     refused(&ca, "deactivated: newOrder", "unauthorized", 403, carol.post(&new_order, Some(&order_payload))).await;
     refused(&ca, "deactivated: account", "unauthorized", 403, carol.post(&carol_url, None)).await;
@@ -361,7 +369,7 @@ async fn run(backend: Backend) {
     // HS384 bindings work, and the fresh key binds once.
     let hs384 = eab_binding("HS384", &fresh_kid, &fresh_hmac, &eve.key.jwk(), &new_account);
     let created = eve
-        .post(&new_account, Some(&json!({"externalAccountBinding": hs384, "contact": ["mailto:eve@tessera.test"]})))
+        .post(&new_account, Some(&json!({"externalAccountBinding": hs384, "contact": ["mailto:eve@tessera.test"], "onlyReturnExisting": null, "termsOfServiceAgreed": null})))
         .await;
     assert_eq!(created.status, 201, "{created:?}");
     let again = eve.post(&new_account, Some(&json!({}))).await;

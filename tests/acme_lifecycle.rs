@@ -309,6 +309,48 @@ async fn orders_list_pages_and_rate_limits() {
 
     let orders = client.post(account.body["orders"].as_str().unwrap(), None).await;
     assert_eq!(orders.status, 200);
-    assert_eq!(orders.body["orders"].as_array().unwrap().len(), 3);
+    let urls = orders.body["orders"].as_array().unwrap().clone();
+    assert_eq!(urls.len(), 3);
+
+    // Deactivating an authorization makes its order invalid (§7.5.2).
+    let order = client.post(urls[0].as_str().unwrap(), None).await;
+    let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+    let deactivated = client.post(&authz_url, Some(&json!({"status": "deactivated"}))).await;
+    assert_eq!(deactivated.body["status"], "deactivated", "{deactivated:?}");
+    assert_eq!(client.post(urls[0].as_str().unwrap(), None).await.body["status"], "invalid");
+    ca.stop().await;
+}
+
+/// The inner JWS of a key change (§7.3.5), signed by the new key.
+fn key_change_body(client: &AcmeClient, new_key: &AccountKey, url: &str) -> serde_json::Value {
+    let inner_header = json!({"alg": new_key.alg(), "jwk": new_key.jwk(), "url": url});
+    let payload = json!({"account": client.kid.clone().unwrap(), "oldKey": client.key.jwk()});
+    common::acme::flattened(new_key, &inner_header, Some(&payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_change_to_a_key_in_use_is_a_conflict() {
+    let responders = Responders::start().await;
+    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let (kid, hmac) = ca.eab_key(true).await;
+    let mut alice = AcmeClient::new(&ca, AccountKey::es256()).await;
+    alice.register(&kid, &hmac).await;
+    let mut bob = AcmeClient::new(&ca, AccountKey::eddsa()).await;
+    bob.register(&kid, &hmac).await;
+    let url = alice.url("keyChange");
+
+    // Bob's key is taken: 409 with the holder's Location.
+    let conflict = alice.post(&url, Some(&key_change_body(&alice, &bob.key, &url))).await;
+    assert_eq!(conflict.status, 409, "{conflict:?}");
+    assert_eq!(conflict.location(), bob.kid.clone().unwrap());
+
+    // A fresh key works; the old one is then unknown, the new one signs.
+    let fresh = AccountKey::es256();
+    let changed = alice.post(&url, Some(&key_change_body(&alice, &fresh, &url))).await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let stale = alice.post(alice.kid.as_deref().unwrap(), None).await;
+    stale.assert_problem("malformed", 400);
+    alice.key = fresh;
+    assert_eq!(alice.post(alice.kid.as_deref().unwrap(), None).await.status, 200);
     ca.stop().await;
 }

@@ -27,8 +27,9 @@ struct NewAccountPayload {
     contact: Option<Vec<String>>,
     #[serde(default)]
     terms_of_service_agreed: Option<bool>,
+    /// Some clients (acme2) send `null` for members they leave unset.
     #[serde(default)]
-    only_return_existing: bool,
+    only_return_existing: Option<bool>,
     #[serde(default)]
     external_account_binding: Option<Value>,
 }
@@ -82,7 +83,7 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
     if let Some(existing) = state.db().acme_account_by_key(&post.directory.name, &thumbprint).await? {
         return Ok(account_response(StatusCode::OK, &post.urls, &existing));
     }
-    if payload.only_return_existing {
+    if payload.only_return_existing == Some(true) {
         return Err(AcmeProblem::new(ProblemType::AccountDoesNotExist, "no account exists with this key"));
     }
     if post.directory.terms_of_service.is_some() && payload.terms_of_service_agreed != Some(true) {

@@ -140,9 +140,18 @@ impl FromRequest<AcmeState> for SignedByAccount {
         let KeyRef::Kid(kid) = &post.jws.header.key else {
             return Err(AcmeProblem::malformed("this request must carry a kid header, not a jwk"));
         };
-        let account = find_account(state, &post, kid).await?;
+        // The nonce is spent in the same round trip as the account is read
+        // (the busiest path); a request refused after this costs its nonce.
+        let missing = || AcmeProblem::new(ProblemType::AccountDoesNotExist, format!("no account is known by {kid:?}"));
+        let id = post.urls.account_id(kid).ok_or_else(missing)?;
+        let (fresh, record) =
+            state.db().consume_nonce_reading_account(&post.nonce.id, post.nonce.expires_at, id).await?;
+        let record = record.filter(|r| r.directory == post.directory.name).ok_or_else(missing)?;
+        let account = Account::from_record(record)?;
         post.jws.verify(&account.key)?;
-        post.consume_nonce(state).await?;
+        if !fresh {
+            return Err(NonceError::Replayed.into());
+        }
         require_valid(&account)?;
         Ok(Self { post, account })
     }

@@ -31,7 +31,7 @@ pub async fn finalize(
 ) -> Result<Response, AcmeProblem> {
     let started = std::time::Instant::now();
     let SignedByAccount { post, account } = request;
-    let order = owned_order(&state, &account, parse_id(&id)?).await?;
+    let (order, authz_ids) = owned_order(&state, &account, parse_id(&id)?).await?;
     let payload: FinalizePayload = post.payload()?;
     let now = state.now();
     if order.status != "ready" || order.expires < now {
@@ -80,8 +80,7 @@ pub async fn finalize(
             return Err(problem);
         }
     };
-    let authzs = state.db().acme_order_authorizations(order.id).await?;
-    Ok(order_response(StatusCode::OK, &post.urls, &order, &authzs, state.now()))
+    Ok(order_response(StatusCode::OK, &post.urls, &order, &authz_ids, state.now()))
 }
 
 /// The CSR must ask for exactly the ordered names: none missing, none extra.

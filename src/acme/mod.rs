@@ -91,7 +91,13 @@ struct Inner {
     nonces: Nonces,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
+    policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
 }
+
+/// How long a policy read from the database is reused. newOrder and
+/// finalize both judge by it; a change made through the admin API reaches
+/// ACME on every node within this time.
+const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AcmeState {
     pub async fn new(
@@ -106,7 +112,10 @@ impl AcmeState {
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
-        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, revocation, metrics, nonces, validator, directories }) })
+        let policies = std::sync::Mutex::default();
+        Ok(Self {
+            inner: Arc::new(Inner { db, clock, issuer, revocation, metrics, nonces, validator, directories, policies }),
+        })
     }
 
     pub fn db(&self) -> &Db {
@@ -124,6 +133,20 @@ impl AcmeState {
     /// The policy a name refers to, checked; a missing policy is a
     /// configuration error, so it answers as an internal failure.
     async fn policy(&self, name: &str) -> Result<Policy, AcmeProblem> {
+        if let Ok(cache) = self.inner.policies.lock()
+            && let Some((read_at, policy)) = cache.get(name)
+            && read_at.elapsed() < POLICY_CACHE
+        {
+            return Ok(policy.clone());
+        }
+        let policy = self.read_policy(name).await?;
+        if let Ok(mut cache) = self.inner.policies.lock() {
+            cache.insert(name.to_owned(), (std::time::Instant::now(), policy.clone()));
+        }
+        Ok(policy)
+    }
+
+    async fn read_policy(&self, name: &str) -> Result<Policy, AcmeProblem> {
         let record = self.inner.db.policy(name).await.map_err(|e| match e {
             StoreError::NotFound => {
                 AcmeProblem::internal(format!("ACME uses the policy {name:?}, which does not exist"))
@@ -216,12 +239,19 @@ pub fn router(state: AcmeState) -> Router {
         .route("/acme/{dir}/chall/{id}", post(challenge::challenge))
         .route("/acme/{dir}/cert/{serial}", post(finalize::certificate))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
         .with_state(state)
 }
 
 async fn unknown_route() -> AcmeProblem {
     AcmeProblem::not_found("no such ACME resource")
+}
+
+/// Resources are read with POST-as-GET (§6.3), so a GET of one is refused.
+async fn method_not_allowed() -> AcmeProblem {
+    AcmeProblem::malformed("this method is not allowed here; ACME resources are read with POST-as-GET")
+        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// Every ACME response carries a fresh nonce (§6.5), a link to its

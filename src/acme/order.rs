@@ -17,7 +17,7 @@ use super::{AcmeState, DirectorySettings, Urls, parse_id, random_token};
 use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
-use crate::storage::{AcmeAuthzRecord, AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder};
+use crate::storage::{AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder};
 use crate::validation::ChallengeKind;
 
 /// Pending orders and their authorizations live this long.
@@ -62,13 +62,13 @@ fn current_status(order: &AcmeOrderRecord, now: i64) -> &str {
     }
 }
 
-pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authzs: &[AcmeAuthzRecord], now: i64) -> Value {
+pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authz_ids: &[i64], now: i64) -> Value {
     let identifiers: Vec<Value> = from_column(&order.identifiers).iter().map(identifier_json).collect();
     let mut body = json!({
         "status": current_status(order, now),
         "expires": rfc3339(from_unix(order.expires)),
         "identifiers": identifiers,
-        "authorizations": authzs.iter().map(|a| urls.authz(a.id)).collect::<Vec<_>>(),
+        "authorizations": authz_ids.iter().map(|id| urls.authz(*id)).collect::<Vec<_>>(),
         "finalize": urls.finalize(order.id),
     });
     if let Some(t) = order.not_before {
@@ -86,16 +86,18 @@ pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authzs: &[AcmeAuthzRecor
     body
 }
 
-/// An order as a response: `Location` names it, `Retry-After` while it moves.
+/// An order as a response: `Location` names it, `Retry-After` while it is
+/// processing (§7.4). A pending order waits on the client's challenges, so
+/// it gets none: clients such as instant-acme honour it and would idle.
 pub fn order_response(
     status: StatusCode,
     urls: &Urls,
     order: &AcmeOrderRecord,
-    authzs: &[AcmeAuthzRecord],
+    authz_ids: &[i64],
     now: i64,
 ) -> Response {
-    let view = order_view(urls, order, authzs, now);
-    let moving = matches!(view["status"].as_str(), Some("processing" | "pending"));
+    let view = order_view(urls, order, authz_ids, now);
+    let moving = view["status"] == "processing";
     let mut response = (status, axum::Json(view)).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&urls.order(order.id)) {
@@ -107,13 +109,18 @@ pub fn order_response(
     response
 }
 
-/// The order `id`, if it belongs to `account`.
-pub async fn owned_order(state: &AcmeState, account: &Account, id: i64) -> Result<AcmeOrderRecord, AcmeProblem> {
-    let order = state.db().acme_order(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
+/// The order `id` and its authorization ids, if it belongs to `account`.
+pub async fn owned_order(
+    state: &AcmeState,
+    account: &Account,
+    id: i64,
+) -> Result<(AcmeOrderRecord, Vec<i64>), AcmeProblem> {
+    let (order, authz_ids) =
+        state.db().acme_order_with_authz_ids(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
     if order.account_id != account.id() {
         return Err(AcmeProblem::unauthorized("the order belongs to another account"));
     }
-    Ok(order)
+    Ok((order, authz_ids))
 }
 
 /// `POST /acme/{dir}/order/{id}` (POST-as-GET)
@@ -123,9 +130,8 @@ pub async fn order(
     request: SignedByAccount,
 ) -> Result<Response, AcmeProblem> {
     let SignedByAccount { post, account } = request;
-    let order = owned_order(&state, &account, parse_id(&id)?).await?;
-    let authzs = state.db().acme_order_authorizations(order.id).await?;
-    Ok(order_response(StatusCode::OK, &post.urls, &order, &authzs, state.now()))
+    let (order, authz_ids) = owned_order(&state, &account, parse_id(&id)?).await?;
+    Ok(order_response(StatusCode::OK, &post.urls, &order, &authz_ids, state.now()))
 }
 
 /// `POST /acme/{dir}/new-order`
@@ -172,9 +178,9 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         created_at: now,
         authorizations,
     };
-    let order = state.db().insert_acme_order(&new).await?;
-    let authzs = state.db().acme_order_authorizations(order.id).await?;
-    Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authzs, now))
+    let (order, authzs) = state.db().insert_acme_order(&new).await?;
+    let authz_ids: Vec<i64> = authzs.iter().map(|a| a.id).collect();
+    Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authz_ids, now))
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),
@@ -297,15 +303,14 @@ async fn check_rate_limits(
     let window = directory.rate_window_seconds;
     let since = now - window;
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    if state.db().count_recent_acme_orders(account.id(), since).await? >= i64::from(directory.orders_per_window) {
+    let (orders, failed) = state.db().count_recent_acme_activity(account.id(), since).await?;
+    if orders >= i64::from(directory.orders_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!("too many new orders: at most {} per {window} seconds", directory.orders_per_window),
             retry_after,
         ));
     }
-    if state.db().count_failed_validations(account.id(), since).await?
-        >= i64::from(directory.failed_validations_per_window)
-    {
+    if failed >= i64::from(directory.failed_validations_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!(
                 "too many failed validations: at most {} per {window} seconds",

@@ -40,7 +40,7 @@ pub enum NewAccountError {
     Store(#[from] StoreError),
 }
 
-const COLUMNS: &str = "id, directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at";
+pub(super) const COLUMNS: &str = "id, directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at";
 
 impl Db {
     /// Makes an account and binds its EAB key in one transaction, so a

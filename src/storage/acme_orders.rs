@@ -82,15 +82,16 @@ const CHALLENGE_COLUMNS: &str = "id, authz_id, account_id, kind, token, status, 
 
 impl Db {
     /// Stores an order, its authorizations and their challenges in one commit.
-    pub async fn insert_acme_order(&self, order: &NewAcmeOrder) -> Result<AcmeOrderRecord, StoreError> {
+    pub async fn insert_acme_order(
+        &self,
+        order: &NewAcmeOrder,
+    ) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
         let insert_order = format!(
             "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
              replaces_serial, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7) RETURNING {ORDER_COLUMNS}"
         );
         const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
              status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
-        const INSERT_CHALLENGE: &str = "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
-             VALUES ($1, $2, $3, $4, 'pending')";
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order))
@@ -103,6 +104,7 @@ impl Db {
                 .bind(order.created_at)
                 .fetch_one(&mut *tx)
                 .await?;
+            let mut authzs = Vec::with_capacity(order.authorizations.len());
             for authz in &order.authorizations {
                 let authz_id: i64 = sqlx::query_scalar(INSERT_AUTHZ)
                     .bind(record.id)
@@ -112,14 +114,33 @@ impl Db {
                     .bind(order.expires)
                     .fetch_one(&mut *tx)
                     .await?;
-                for (kind, token) in &authz.challenges {
-                    sqlx::query(INSERT_CHALLENGE)
-                        .bind(authz_id).bind(order.account_id).bind(kind).bind(token)
-                        .execute(&mut *tx).await?;
+                if !authz.challenges.is_empty() {
+                    // One statement for all of an authorization's challenges.
+                    let values: Vec<String> = (0..authz.challenges.len())
+                        .map(|i| format!("($1, $2, ${}, ${}, 'pending')", 3 + 2 * i, 4 + 2 * i))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_id).bind(order.account_id);
+                    for (kind, token) in &authz.challenges {
+                        insert = insert.bind(kind).bind(token);
+                    }
+                    insert.execute(&mut *tx).await?;
                 }
+                authzs.push(AcmeAuthzRecord {
+                    id: authz_id,
+                    order_id: record.id,
+                    account_id: order.account_id,
+                    identifier: authz.identifier.clone(),
+                    wildcard: authz.wildcard,
+                    status: "pending".into(),
+                    expires: order.expires,
+                });
             }
             tx.commit().await?;
-            Ok(record)
+            Ok((record, authzs))
         })
     }
 
@@ -127,6 +148,43 @@ impl Db {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE id = $1");
         with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
             .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    /// An order with the ids of its authorizations, in one round trip.
+    pub async fn acme_order_with_authz_ids(&self, id: i64) -> Result<Option<(AcmeOrderRecord, Vec<i64>)>, StoreError> {
+        let found: Option<(AcmeOrderRecord, Option<String>)> = match self {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS}, (SELECT string_agg(CAST(a.id AS TEXT), ',' ORDER BY a.id) \
+                     FROM acme_authorizations a WHERE a.order_id = o.id) AS authz_ids FROM acme_orders o WHERE o.id = $1"
+                );
+                match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? {
+                    Some(row) => Some((
+                        <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?,
+                        sqlx::Row::try_get(&row, "authz_ids")?,
+                    )),
+                    None => None,
+                }
+            }
+            Db::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS}, (SELECT group_concat(id, ',') FROM (SELECT a.id FROM \
+                     acme_authorizations a WHERE a.order_id = o.id ORDER BY a.id)) AS authz_ids \
+                     FROM acme_orders o WHERE o.id = $1"
+                );
+                match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? {
+                    Some(row) => Some((
+                        <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?,
+                        sqlx::Row::try_get(&row, "authz_ids")?,
+                    )),
+                    None => None,
+                }
+            }
+        };
+        Ok(found.map(|(record, ids)| {
+            let ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
+            (record, ids)
+        }))
     }
 
     /// Order ids of an account, oldest first, after `after_id`.
@@ -142,18 +200,13 @@ impl Db {
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    /// Orders an account made since `since` (rate limits).
-    pub async fn count_recent_acme_orders(&self, account_id: i64, since: i64) -> Result<i64, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM acme_orders WHERE account_id = $1 AND created_at >= $2";
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
-            .bind(account_id).bind(since).fetch_one(pool).await.map_err(StoreError::from))
-    }
-
-    /// Validations of an account that failed since `since` (rate limits).
-    pub async fn count_failed_validations(&self, account_id: i64, since: i64) -> Result<i64, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM acme_challenges \
-             WHERE account_id = $1 AND status = 'invalid' AND validated >= $2";
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+    /// Orders an account made, and its validations that failed, since
+    /// `since` (rate limits), in one round trip.
+    pub async fn count_recent_acme_activity(&self, account_id: i64, since: i64) -> Result<(i64, i64), StoreError> {
+        const SQL: &str = "SELECT \
+             (SELECT COUNT(*) FROM acme_orders WHERE account_id = $1 AND created_at >= $2), \
+             (SELECT COUNT(*) FROM acme_challenges WHERE account_id = $1 AND status = 'invalid' AND validated >= $2)";
+        with_pool!(self, pool => sqlx::query_as::<_, (i64, i64)>(SQL)
             .bind(account_id).bind(since).fetch_one(pool).await.map_err(StoreError::from))
     }
 
@@ -212,6 +265,24 @@ impl Db {
              AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')";
         const INVALID: &str = "UPDATE acme_orders SET status = 'invalid', error = $2 \
              WHERE id = $1 AND status IN ('pending', 'ready')";
+        if let Db::Postgres(pool) = self {
+            // The same three updates as one statement (one round trip). The
+            // data-modifying CTEs see the snapshot from before the statement,
+            // so the order is ready when every *other* authorization is valid.
+            const CASCADE: &str = "WITH c AS (UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
+                 WHERE id = $1 AND status = 'processing' RETURNING authz_id), \
+                 a AS (UPDATE acme_authorizations SET status = $2 WHERE id IN (SELECT authz_id FROM c) \
+                 AND status = 'pending' RETURNING id, order_id) \
+                 UPDATE acme_orders o SET \
+                   status = CASE WHEN $4::TEXT IS NULL THEN 'ready' ELSE 'invalid' END, \
+                   error = CASE WHEN $4::TEXT IS NULL THEN o.error ELSE $4::TEXT END \
+                 WHERE o.id IN (SELECT order_id FROM a) AND ( \
+                   ($4::TEXT IS NULL AND o.status = 'pending' AND NOT EXISTS (SELECT 1 FROM acme_authorizations x \
+                     WHERE x.order_id = o.id AND x.status <> 'valid' AND x.id NOT IN (SELECT id FROM a))) \
+                   OR ($4::TEXT IS NOT NULL AND o.status IN ('pending', 'ready')))";
+            sqlx::query(CASCADE).bind(challenge_id).bind(status).bind(at).bind(error).execute(pool).await?;
+            return Ok(());
+        }
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let authz_id: Option<i64> = sqlx::query_scalar(CHALLENGE)

@@ -106,7 +106,10 @@ pub struct DbOptions {
 
 impl DbOptions {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: 32, acquire_timeout: Duration::from_secs(5) }
+        // A few connections per core: measured on 2 cores, 10 connections
+        // served 150 full ACME flows/s where 32 served 110 (the extra
+        // PostgreSQL backends only contend for the same cores).
+        Self { url: url.into(), max_connections: 10, acquire_timeout: Duration::from_secs(5) }
     }
 }
 

@@ -2,7 +2,8 @@
 //! writes nothing (it carries its own MAC); using one inserts it here, so a
 //! replay is refused whichever node it reaches.
 
-use super::{Db, StoreError, with_pool};
+use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
+use super::{AcmeAccountRecord, Db, StoreError, with_pool};
 
 impl Db {
     /// Records a nonce as used. False when it was used before.
@@ -12,6 +13,44 @@ impl Db {
             let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
+    }
+
+    /// Spends a nonce and reads account `account_id` in one round trip
+    /// where the backend allows it (PostgreSQL); the first value is false
+    /// when the nonce was used before.
+    pub async fn consume_nonce_reading_account(
+        &self,
+        nonce: &[u8],
+        expires_at: i64,
+        account_id: i64,
+    ) -> Result<(bool, Option<AcmeAccountRecord>), StoreError> {
+        match self {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING RETURNING 1) \
+                     SELECT (SELECT COUNT(*) FROM spent) AS spent, a.* FROM (SELECT 1) one \
+                     LEFT JOIN (SELECT {ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = $3) a ON true"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(nonce)
+                    .bind(expires_at)
+                    .bind(account_id)
+                    .fetch_one(pool)
+                    .await?;
+                let spent: i64 = sqlx::Row::try_get(&row, "spent")?;
+                let id: Option<i64> = sqlx::Row::try_get(&row, "id")?;
+                let account = match id {
+                    Some(_) => Some(<AcmeAccountRecord as sqlx::FromRow<_>>::from_row(&row)?),
+                    None => None,
+                };
+                Ok((spent == 1, account))
+            }
+            Db::Sqlite(_) => {
+                let fresh = self.consume_nonce(nonce, expires_at).await?;
+                Ok((fresh, self.acme_account(account_id).await?))
+            }
+        }
     }
 
     /// Forgets used nonces too old to be accepted anyway.

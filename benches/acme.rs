@@ -1,0 +1,295 @@
+//! Full ACME flows per second with an existing account: newOrder → http-01
+//! (validated on loopback) → finalize → certificate download, driven by
+//! instant-acme from many concurrent tasks. Tessera runs in-process on
+//! PostgreSQL from `DATABASE_URL` (SQLite when unset); Pebble (Debian's
+//! `pebble`, `PEBBLE_VA_NOSLEEP=1`, no nonce rejection, no authorization
+//! reuse) is driven by the same load loop in the same run, and the ratio is
+//! printed.
+//!
+//!     DATABASE_URL=postgres://... cargo bench --bench acme
+//!
+//! Knobs: `BENCH_CLIENTS` (64), `BENCH_SECONDS` (10), `BENCH_WARMUP_SECONDS`
+//! (2), `BENCH_PEBBLE=0` to skip Pebble. Under `cargo test` it runs a short
+//! smoke pass against Tessera only, failing on any error.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, RetryPolicy,
+};
+use tessera::cli::start;
+use tessera::clock::{SharedClock, SystemClock};
+use tessera::config::{AcmeOverrides, Config, Overrides};
+use tessera::storage::{Db, DbOptions};
+
+type Tokens = Arc<Mutex<HashMap<String, String>>>;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let clients = env_or("BENCH_CLIENTS", if measuring { 64 } else { 4 }) as usize;
+    let seconds = env_or("BENCH_SECONDS", if measuring { 10 } else { 1 });
+    let warmup = env_or("BENCH_WARMUP_SECONDS", if measuring { 2 } else { 0 });
+    let (tokens, http_port) = http01_responder().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match std::env::var("DATABASE_URL") {
+        Ok(server) => Some(fresh_database(&server).await),
+        Err(_) => None,
+    };
+    let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let overrides = Overrides {
+        https_addr: any,
+        http_addr: any,
+        admin_addr: any,
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url,
+        run_migrations: None,
+        acme: AcmeOverrides { http01_port: Some(http_port), ..Default::default() },
+    };
+    let mut config = Config::load(None, &overrides).unwrap();
+    config.acme.directories[0].orders_per_window = u32::MAX;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let running = start(config, clock).await.unwrap();
+    let root = dir.path().join("root.pem");
+    let eab = eab_key(&root, &dir.path().join("admin-token"), running.admin_addr.port()).await;
+    let directory = format!("https://localhost:{}/acme/default/directory", running.https_addr.port());
+    let account = new_account(&root, &directory, Some(&eab)).await;
+    let tessera = load(&account, &tokens, clients, seconds, warmup).await;
+    println!("{}", tessera.report(&format!("Tessera ({backend})"), clients, seconds));
+    running.shutdown().await;
+    assert!(measuring || (tessera.errors == 0 && tessera.flows > 0), "smoke pass failed: {} errors", tessera.errors);
+
+    if measuring && env_or("BENCH_PEBBLE", 1) == 1 {
+        match Pebble::start(http_port).await {
+            Some(pebble) => {
+                let account = new_account(&pebble.ca, &pebble.directory, None).await;
+                let result = load(&account, &tokens, clients, seconds, warmup).await;
+                println!("{}", result.report("Pebble", clients, seconds));
+                println!("Tessera/Pebble: {:.2}x", tessera.flows as f64 / result.flows.max(1) as f64);
+            }
+            None => println!("Pebble is not installed (Debian package `pebble`); skipped"),
+        }
+    }
+}
+
+struct LoadResult {
+    flows: u64,
+    errors: u64,
+    latencies: Vec<Duration>,
+    first_error: Option<String>,
+}
+
+impl LoadResult {
+    fn report(&self, name: &str, clients: usize, seconds: u64) -> String {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct =
+            |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "ACME flows ({name}, {clients} clients, {seconds}s): {:.1} flows/s, p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, errors {}{}",
+            self.flows as f64 / seconds as f64,
+            ms(pct(0.5)),
+            ms(pct(0.9)),
+            ms(pct(0.99)),
+            self.errors,
+            self.first_error.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        )
+    }
+}
+
+async fn load(account: &Account, tokens: &Tokens, clients: usize, seconds: u64, warmup: u64) -> LoadResult {
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs(warmup);
+    let stop_at = measure_from + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (account, tokens) = (account.clone(), tokens.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut result = LoadResult { flows: 0, errors: 0, latencies: Vec::new(), first_error: None };
+            while Instant::now() < stop_at {
+                let sent = Instant::now();
+                let outcome = flow(&account, &tokens).await;
+                if sent < measure_from || Instant::now() > stop_at {
+                    continue;
+                }
+                match outcome {
+                    Ok(()) => {
+                        result.flows += 1;
+                        result.latencies.push(sent.elapsed());
+                    }
+                    Err(e) => {
+                        result.errors += 1;
+                        result.first_error.get_or_insert(e);
+                    }
+                }
+            }
+            result
+        }));
+    }
+    let mut total = LoadResult { flows: 0, errors: 0, latencies: Vec::new(), first_error: None };
+    for task in tasks {
+        let r = task.await.unwrap();
+        total.flows += r.flows;
+        total.errors += r.errors;
+        total.latencies.extend(r.latencies);
+        if total.first_error.is_none() {
+            total.first_error = r.first_error;
+        }
+    }
+    total
+}
+
+/// One complete flow for 127.0.0.1 (an IP identifier: no DNS involved).
+async fn flow(account: &Account, tokens: &Tokens) -> Result<(), String> {
+    let identifiers = [Identifier::Ip(Ipv4Addr::LOCALHOST.into())];
+    let mut order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| e.to_string())?;
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(|e| e.to_string())?;
+        if authz.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let mut challenge = authz.challenge(ChallengeType::Http01).ok_or("no http-01 challenge")?;
+        tokens.lock().unwrap().insert(challenge.token.clone(), challenge.key_authorization().as_str().to_owned());
+        challenge.set_ready().await.map_err(|e| e.to_string())?;
+    }
+    let retries =
+        RetryPolicy::new().initial_delay(Duration::from_millis(25)).backoff(1.5).timeout(Duration::from_secs(60));
+    order.poll_ready(&retries).await.map_err(|e| e.to_string())?;
+    order.finalize().await.map_err(|e| e.to_string())?;
+    order.poll_certificate(&retries).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn http01_responder() -> (Tokens, u16) {
+    let tokens: Tokens = Arc::default();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let table = tokens.clone();
+    let app = axum::Router::new().route(
+        "/.well-known/acme-challenge/{token}",
+        axum::routing::get(move |axum::extract::Path(token): axum::extract::Path<String>| {
+            let answer = table.lock().unwrap().get(&token).cloned();
+            async move { answer.ok_or(axum::http::StatusCode::NOT_FOUND) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (tokens, port)
+}
+
+async fn eab_key(root: &Path, token_file: &Path, admin_port: u16) -> ExternalAccountKey {
+    let token = std::fs::read_to_string(token_file).unwrap().trim().to_owned();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(root).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let body: serde_json::Value = client
+        .post(format!("https://localhost:{admin_port}/api/v1/eab-keys"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"policy": "default"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hmac = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body["hmac_key"].as_str().unwrap()).unwrap();
+    ExternalAccountKey::new(body["kid"].as_str().unwrap().to_owned(), &hmac)
+}
+
+async fn new_account(root: &Path, directory: &str, eab: Option<&ExternalAccountKey>) -> Account {
+    let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
+    Account::builder_with_root(root).unwrap().create(&new, directory.to_owned(), eab).await.unwrap().0
+}
+
+/// A Pebble on a free loopback port with a throwaway TLS certificate.
+struct Pebble {
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    directory: String,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Pebble {
+    async fn start(http_port: u16) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let mgmt = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": dir.path().join("cert.pem"),
+            "privateKey": dir.path().join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": 5001,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        let config_path = dir.path().join("pebble.json");
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let child = tokio::process::Command::new("pebble")
+            .arg("-config")
+            .arg(&config_path)
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let directory = format!("https://127.0.0.1:{port}/dir");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.is_ok() {
+                return Some(Self { child, _dir: dir, ca, directory });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+async fn fresh_database(server: &str) -> String {
+    let name = format!("tessera_bench_acme_{}", std::process::id());
+    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
+    let _ = admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name}")).await;
+    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}

@@ -1,0 +1,97 @@
+//! Validation outcomes beyond the happy path: http-01 redirects as RFC 8555
+//! §8.3 allows them, and each kind of failure recorded on the challenge as
+//! its problem type, making the authorization and the order invalid.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::acme::{AccountKey, AcmeClient, Reply, Responders};
+use common::{Backend, TestCa};
+use serde_json::json;
+
+/// Orders `name`, answers the `kind` challenge after `prepare` ran with
+/// (token, key authorization), and returns the settled authorization.
+async fn attempt(client: &AcmeClient, name: &str, kind: &str, prepare: impl FnOnce(&str, &str)) -> (Reply, Reply) {
+    let order =
+        client.post(&client.url("newOrder"), Some(&json!({"identifiers": [{"type": "dns", "value": name}]}))).await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = client.post(&authz_url, None).await;
+    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap().clone();
+    let token = challenge["token"].as_str().unwrap();
+    prepare(token, &client.key_authorization(token));
+    client.post(challenge["url"].as_str().unwrap(), Some(&json!({}))).await;
+    let settled = client.poll(&authz_url).await;
+    let order = client.post(&order.location(), None).await;
+    (settled, order)
+}
+
+fn challenge_error(authz: &Reply, kind: &str) -> String {
+    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap();
+    assert_eq!(challenge["status"], "invalid", "{authz:?}");
+    challenge["error"]["type"].as_str().unwrap().trim_start_matches("urn:ietf:params:acme:error:").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_failures_are_judged_as_the_rfc_says_on_sqlite() {
+    run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_failures_are_judged_as_the_rfc_says_on_postgres() {
+    run(Backend::Postgres).await;
+}
+
+async fn run(backend: Backend) {
+    let responders = Responders::start().await;
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+
+    // A redirect to another path on the validation port is followed.
+    let (authz, _) = attempt(&client, "redirect.validation.test", "http-01", |token, key_auth| {
+        responders.serve_http01(token, &format!("REDIRECT /.well-known/acme-challenge/moved-{token}"));
+        responders.serve_http01(&format!("moved-{token}"), key_auth);
+    })
+    .await;
+    assert_eq!(authz.body["status"], "valid", "{authz:?}");
+
+    // A redirect to a port §8.3 does not allow is refused.
+    let (authz, order) = attempt(&client, "badport.validation.test", "http-01", |token, _| {
+        responders.serve_http01(token, "REDIRECT http://127.0.0.1:1/elsewhere");
+    })
+    .await;
+    assert_eq!(authz.body["status"], "invalid");
+    assert_eq!(challenge_error(&authz, "http-01"), "unauthorized");
+    assert_eq!(order.body["status"], "invalid");
+    assert!(order.body["error"]["type"].is_string(), "{order:?}");
+
+    // The wrong body, and no answer at all.
+    let (authz, _) = attempt(&client, "wrong.validation.test", "http-01", |token, _| {
+        responders.serve_http01(token, "not the key authorization");
+    })
+    .await;
+    assert_eq!(challenge_error(&authz, "http-01"), "incorrectResponse");
+    let (authz, _) = attempt(&client, "missing.validation.test", "http-01", |_, _| {}).await;
+    assert_eq!(challenge_error(&authz, "http-01"), "unauthorized");
+
+    // dns-01 without a record, and with the wrong one.
+    let (authz, _) = attempt(&client, "notxt.validation.test", "dns-01", |_, _| {}).await;
+    assert_eq!(challenge_error(&authz, "dns-01"), "unauthorized");
+    let (authz, _) = attempt(&client, "wrongtxt.validation.test", "dns-01", |_, _| {
+        responders.set_dns01("wrongtxt.validation.test", "something else");
+    })
+    .await;
+    assert_eq!(challenge_error(&authz, "dns-01"), "incorrectResponse");
+
+    // tls-alpn-01 with no certificate for the name, and with a wrong digest.
+    let (authz, _) = attempt(&client, "nocert.validation.test", "tls-alpn-01", |_, _| {}).await;
+    assert_eq!(challenge_error(&authz, "tls-alpn-01"), "tls");
+    let (authz, _) = attempt(&client, "wrongcert.validation.test", "tls-alpn-01", |_, _| {
+        responders.serve_tls_alpn01("wrongcert.validation.test", "something else");
+    })
+    .await;
+    assert_eq!(challenge_error(&authz, "tls-alpn-01"), "incorrectResponse");
+    ca.stop().await;
+}
