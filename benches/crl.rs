@@ -8,6 +8,8 @@
 //! smoke pass checks that the CRL lists every entry.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,7 +53,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let postgres = std::env::var("DATABASE_URL").ok();
     let database_url = match &postgres {
-        Some(server) => Some(fresh_database(server).await),
+        Some(server) => Some(common::fresh_database(server).await),
         None => None,
     };
     let overrides = Overrides { data_dir: Some(dir.path().to_path_buf()), database_url, ..Default::default() };
@@ -103,15 +105,4 @@ async fn main() {
     );
     assert_eq!(crl.entries, revoked, "the CRL does not list every revoked certificate");
     db.close().await;
-}
-
-async fn fresh_database(server: &str) -> String {
-    let name = format!("tessera_crl_bench_{}", std::process::id());
-    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
-    let _ = admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name}")).await;
-    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }

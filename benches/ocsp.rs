@@ -15,6 +15,8 @@
 //! a short smoke pass checks the Tessera side only.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -26,8 +28,6 @@ use der_07::asn1::{Null, OctetString};
 use spki_07::AlgorithmIdentifierOwned;
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
-use tessera::config::{Config, Overrides};
-use tessera::storage::{Db, DbOptions};
 use x509_ocsp::{CertId, OcspRequest, Request, TbsRequest};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -248,21 +248,7 @@ async fn main() {
     let seconds = env_or("BENCH_SECONDS", if measuring { 10 } else { 1 });
     let connections = env_or("BENCH_CONNECTIONS", if measuring { 64 } else { 4 });
     let dir = tempfile::tempdir().unwrap();
-    let database_url = match std::env::var("DATABASE_URL") {
-        Ok(server) => Some(fresh_database(&server).await),
-        Err(_) => None,
-    };
-    let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
-    let any = Some("127.0.0.1:0".parse().unwrap());
-    let overrides = Overrides {
-        https_addr: any,
-        http_addr: any,
-        admin_addr: any,
-        data_dir: Some(dir.path().to_path_buf()),
-        database_url,
-        ..Default::default()
-    };
-    let config = Config::load(None, &overrides).unwrap();
+    let (config, backend) = common::dev_config(dir.path()).await;
     let clock: SharedClock = Arc::new(SystemClock);
     let running = start(config, clock).await.unwrap();
 
@@ -383,15 +369,4 @@ async fn main() {
     }
     running.shutdown().await;
     assert!(measuring || rows.iter().all(|(_, f)| f.rate > 0.0 && f.errors == "none"), "smoke pass failed");
-}
-
-async fn fresh_database(server: &str) -> String {
-    let name = format!("tessera_bench_{}", std::process::id());
-    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
-    let _ = admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name}")).await;
-    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }
