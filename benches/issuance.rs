@@ -9,13 +9,13 @@
 //! that fails on any error, so the harness itself stays working.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
-use tessera::config::{Config, Overrides};
-use tessera::storage::{Db, DbOptions};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -28,22 +28,7 @@ async fn main() {
     let seconds = env_or("BENCH_SECONDS", if measuring { 10 } else { 1 });
     let warmup = env_or("BENCH_WARMUP_SECONDS", if measuring { 2 } else { 0 });
     let dir = tempfile::tempdir().unwrap();
-    let database_url = match std::env::var("DATABASE_URL") {
-        Ok(server) => Some(fresh_database(&server).await),
-        Err(_) => None,
-    };
-    let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
-    let any = Some("127.0.0.1:0".parse().unwrap());
-    let overrides = Overrides {
-        https_addr: any,
-        http_addr: any,
-        admin_addr: any,
-        data_dir: Some(dir.path().to_path_buf()),
-        database_url,
-        run_migrations: None,
-        ..Default::default()
-    };
-    let config = Config::load(None, &overrides).unwrap();
+    let (config, backend) = common::dev_config(dir.path()).await;
     let clock: SharedClock = Arc::new(SystemClock);
     let running = start(config, clock).await.unwrap();
     let url = format!("https://localhost:{}/api/v1/certificates", running.admin_addr.port());
@@ -119,15 +104,4 @@ async fn main() {
     );
     running.shutdown().await;
     assert!(measuring || (errors == 0 && !latencies.is_empty()), "smoke pass failed: {errors} errors");
-}
-
-async fn fresh_database(server: &str) -> String {
-    let name = format!("tessera_bench_{}", std::process::id());
-    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
-    let _ = admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name}")).await;
-    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }

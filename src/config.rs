@@ -36,7 +36,60 @@ pub struct Config {
     pub tls_names: Vec<String>,
     pub keys: KeysConfig,
     pub hierarchy: HierarchyConfig,
+    pub revocation: RevocationConfig,
     pub acme: AcmeConfig,
+}
+
+/// CRL and OCSP settings. Durations are written like `24h` or `90m`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    /// Spread leaves over this many CRLs (0: one full CRL per authority).
+    pub crl_shards: u32,
+    /// nextUpdate - thisUpdate of every CRL.
+    pub crl_validity: String,
+    /// CRLs are signed again at least this often, and at once after a revocation.
+    pub crl_refresh: String,
+    /// nextUpdate - thisUpdate of OCSP responses; pre-signed responses are
+    /// refreshed at half of it.
+    pub ocsp_validity: String,
+    /// Lifetime of the delegated OCSP signer certificates; each is replaced
+    /// when a third of its life is left.
+    pub ocsp_signer_lifetime: String,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self {
+            crl_shards: 0,
+            crl_validity: "24h".into(),
+            crl_refresh: "1h".into(),
+            ocsp_validity: "4h".into(),
+            ocsp_signer_lifetime: "72h".into(),
+        }
+    }
+}
+
+impl RevocationConfig {
+    fn duration(text: &str) -> time::Duration {
+        crate::authority::parse_ttl(text).unwrap_or(time::Duration::HOUR)
+    }
+
+    pub fn crl_validity(&self) -> time::Duration {
+        Self::duration(&self.crl_validity)
+    }
+
+    pub fn crl_refresh(&self) -> time::Duration {
+        Self::duration(&self.crl_refresh)
+    }
+
+    pub fn ocsp_validity(&self) -> time::Duration {
+        Self::duration(&self.ocsp_validity)
+    }
+
+    pub fn ocsp_signer_lifetime(&self) -> time::Duration {
+        Self::duration(&self.ocsp_signer_lifetime)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +358,7 @@ impl Default for Config {
             tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             keys: KeysConfig::default(),
             hierarchy: HierarchyConfig::default(),
+            revocation: RevocationConfig::default(),
             acme: AcmeConfig::default(),
         }
     }
@@ -415,6 +469,29 @@ impl Config {
         if self.hierarchy.root.validity_days < self.hierarchy.issuing.validity_days {
             return Err(field("hierarchy.issuing.validity_days", "must not exceed the root's validity".into()));
         }
+        let revocation = &self.revocation;
+        for (name, value) in [
+            ("revocation.crl_validity", &revocation.crl_validity),
+            ("revocation.crl_refresh", &revocation.crl_refresh),
+            ("revocation.ocsp_validity", &revocation.ocsp_validity),
+            ("revocation.ocsp_signer_lifetime", &revocation.ocsp_signer_lifetime),
+        ] {
+            if crate::authority::parse_ttl(value).is_none() {
+                return Err(field(name, format!("{value:?} is not a duration such as 24h or 90m")));
+            }
+        }
+        if revocation.crl_refresh() >= revocation.crl_validity() {
+            return Err(field("revocation.crl_refresh", "must be shorter than revocation.crl_validity".into()));
+        }
+        if revocation.ocsp_signer_lifetime() <= revocation.ocsp_validity() {
+            return Err(field(
+                "revocation.ocsp_signer_lifetime",
+                "must be longer than revocation.ocsp_validity".into(),
+            ));
+        }
+        if revocation.crl_shards > 1024 {
+            return Err(field("revocation.crl_shards", "must be at most 1024".into()));
+        }
         if self.keys.pkcs11.sessions == 0 {
             return Err(field("keys.pkcs11.sessions", "must be at least 1".into()));
         }
@@ -514,6 +591,7 @@ fn is_config_key(key: &str) -> bool {
         "tls_names",
         "keys",
         "hierarchy",
+        "revocation",
         "acme",
     ];
     let key = key.to_ascii_lowercase();

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::custodians::{self, Token, kms_endpoint, softhsm, unique};
 use common::fault_proxy::{Fault, FaultProxy};
+use common::relying_party::LeafFiles;
 use common::{TestCa, csr_for};
 use serde_json::json;
 use tessera::clock::{SharedClock, SystemClock};
@@ -69,6 +70,21 @@ async fn production_ca(dir: tempfile::TempDir, config: Config) -> TestCa {
     ca
 }
 
+/// OCSP through the delegated responder the custodian's key certified:
+/// good, then revoked at once after a revocation.
+async fn ocsp_good_then_revoked(ca: &TestCa, name: &str) {
+    let issued = ca.sign(&csr_for(&[name])).await;
+    let leaf = LeafFiles::new(ca, &issued, name);
+    let url = ca.http_url("/ocsp");
+    let out = leaf.ocsp_post(&url, &[]);
+    assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+    let (status, body) =
+        ca.post(&format!("/api/v1/certificates/{}/revoke", leaf.serial), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let out = leaf.ocsp_post(&url, &["-no_nonce"]);
+    assert!(out.contains("Response verify OK") && out.contains(": revoked"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_and_issuing_ca_in_softhsm() {
     let Some(token) = softhsm() else { return };
@@ -81,6 +97,7 @@ async fn root_and_issuing_ca_in_softhsm() {
     );
     let ca = production_ca(dir, config).await;
     ca.issue_and_verify("hsm.test").await;
+    ocsp_good_then_revoked(&ca, "hsm-ocsp.test").await;
     ca.stop().await;
 }
 
@@ -92,6 +109,7 @@ async fn root_in_kms_issuing_ca_in_software() {
     let config = production_config(dir.path(), &root, "file:keys/issuing.key.pem", &custodians::kms_toml(&endpoint));
     let ca = production_ca(dir, config).await;
     ca.issue_and_verify("kms-root.test").await;
+    ocsp_good_then_revoked(&ca, "kms-root-ocsp.test").await;
     ca.stop().await;
 }
 
@@ -104,6 +122,7 @@ async fn root_in_kms_issuing_ca_in_softhsm() {
     let config = production_config(dir.path(), &root, &token.key_uri(&unique("issuing")), &keys);
     let ca = production_ca(dir, config).await;
     ca.issue_and_verify("kms-hsm.test").await;
+    ocsp_good_then_revoked(&ca, "kms-hsm-ocsp.test").await;
     ca.stop().await;
 }
 

@@ -26,6 +26,7 @@ fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate 
         requester: "test".into(),
         key_type: None,
         policy: None,
+        crl_shard: None,
     }
 }
 
@@ -99,6 +100,7 @@ on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
         certificate_der: live.certificate_der.clone(),
         not_after: live.not_after,
         urls: live.urls.clone(),
+        crl_shards: 0,
         chain_pem: live.chain_pem.clone(),
         root_pem: live.root_pem.clone(),
     });

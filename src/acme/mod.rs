@@ -41,6 +41,7 @@ use crate::clock::SharedClock;
 use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::revocation::Revocation;
 use crate::storage::{Db, StoreError};
 use crate::validation::{ChallengeKind, Validator};
 use nonce::Nonces;
@@ -85,6 +86,7 @@ struct Inner {
     db: Db,
     clock: SharedClock,
     issuer: CertificateIssuer,
+    revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
     nonces: Nonces,
     validator: Validator,
@@ -103,6 +105,7 @@ impl AcmeState {
         db: Db,
         clock: SharedClock,
         issuer: CertificateIssuer,
+        revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let nonces = Nonces::load(&db).await?;
@@ -110,7 +113,9 @@ impl AcmeState {
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
         let policies = std::sync::Mutex::default();
-        Ok(Self { inner: Arc::new(Inner { db, clock, issuer, metrics, nonces, validator, directories, policies }) })
+        Ok(Self {
+            inner: Arc::new(Inner { db, clock, issuer, revocation, metrics, nonces, validator, directories, policies }),
+        })
     }
 
     pub fn db(&self) -> &Db {

@@ -84,7 +84,7 @@ pub async fn revoke_certificate(
         detail: json!({ "reason": reason.as_str(), "via": "acme", "directory": post.directory.name }),
     };
     match state.db().revoke_certificate(&serial, now, reason.code(), &audit).await {
-        Ok(_) => {}
+        Ok(record) => state.inner.revocation.revoked(&record),
         Err(StoreError::Conflict(_)) => {
             return Err(AcmeProblem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
         }

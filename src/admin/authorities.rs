@@ -1,18 +1,18 @@
 //! `/api/v1/authorities`: the CAs, their keys' custodians and their chains.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
-use super::extract::{ApiPath, ApiQuery, Authorized, Read};
+use super::extract::{ApiPath, ApiQuery, Authorized, Manage, Read};
 use super::pagination::{self, Page};
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::certificate_pem;
 use crate::keys::KeyUri;
-use crate::storage::{AuthorityRecord, Db, StoreError};
+use crate::storage::{AuthorityRecord, Db, FULL_CRL, NewAuditEvent, StoreError};
 
 #[derive(Debug, Serialize)]
 pub struct AuthorityView {
@@ -38,7 +38,7 @@ impl From<AuthorityRecord> for AuthorityView {
             Ok(KeyUri::File(_)) => "file",
             Ok(KeyUri::Pkcs11(_)) => "pkcs11",
             Ok(KeyUri::AwsKms(_)) => "awskms",
-            Err(_) => "unknown",
+            Ok(KeyUri::Memory(_)) | Err(_) => "unknown",
         };
         Self {
             id: r.id,
@@ -118,6 +118,65 @@ pub async fn chain_pem(db: &Db, id: i64, include_root: bool) -> Result<String, A
         current = authority.parent_id.and_then(|p| authorities.iter().find(|a| a.id == p));
     }
     Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrlView {
+    authority_id: i64,
+    /// `full`, or the shard number.
+    scope: String,
+    crl_number: i64,
+    this_update: String,
+    next_update: String,
+    entries: i64,
+}
+
+/// `POST /api/v1/authorities/{id}/crl`: signs the authority's CRLs now.
+pub async fn publish_crl(
+    State(state): State<AdminState>,
+    Authorized(caller, _): Authorized<Manage>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<axum::Json<Vec<CrlView>>, ApiError> {
+    state.db.authority(id).await.map_err(|e| missing(id, e))?;
+    let published = state.revocation.publish_crls(Some(id)).await?;
+    audit(&state, &caller.actor(), "crl.publish", id).await?;
+    Ok(axum::Json(
+        published
+            .into_iter()
+            .map(|crl| CrlView {
+                authority_id: crl.authority_id,
+                scope: if crl.shard == FULL_CRL { "full".into() } else { crl.shard.to_string() },
+                crl_number: crl.crl_number,
+                this_update: rfc3339(from_unix(crl.this_update)),
+                next_update: rfc3339(from_unix(crl.next_update)),
+                entries: crl.entries,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/authorities/{id}/ocsp-responder/rotate`: replaces the
+/// delegated OCSP responder key and certificate now.
+pub async fn rotate_ocsp_responder(
+    State(state): State<AdminState>,
+    Authorized(caller, _): Authorized<Manage>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.db.authority(id).await.map_err(|e| missing(id, e))?;
+    state.revocation.rotate_ocsp_key(id).await?;
+    audit(&state, &caller.actor(), "ocsp_responder.rotate", id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit(state: &AdminState, actor: &str, action: &'static str, id: i64) -> Result<(), ApiError> {
+    let event = NewAuditEvent {
+        at: state.clock.unix(),
+        actor: actor.to_owned(),
+        action,
+        target: format!("authority:{id}"),
+        detail: serde_json::json!({}),
+    };
+    Ok(state.db.record_audit(&event).await?)
 }
 
 fn missing(id: i64, e: StoreError) -> ApiError {

@@ -278,6 +278,7 @@ pub async fn revoke(
         }
         Err(other) => return Err(not_found(&serial)(other)),
     };
+    state.revocation.revoked(&record);
     state.metrics.revoked();
     Ok(axum::Json(CertificateView::from(&record)))
 }

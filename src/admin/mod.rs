@@ -29,6 +29,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use crate::clock::SharedClock;
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::revocation::Revocation;
 use crate::storage::Db;
 use problem::ApiError;
 
@@ -38,6 +39,7 @@ pub struct AdminState {
     pub db: Db,
     pub clock: SharedClock,
     pub issuer: CertificateIssuer,
+    pub revocation: Arc<Revocation>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -70,6 +72,8 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/api/v1/authorities", get(authorities::list)),
         route("GET", "/api/v1/authorities/{id}", get(authorities::get)),
         route("GET", "/api/v1/authorities/{id}/chain", get(authorities::chain)),
+        route("POST", "/api/v1/authorities/{id}/crl", post(authorities::publish_crl)),
+        route("POST", "/api/v1/authorities/{id}/ocsp-responder/rotate", post(authorities::rotate_ocsp_responder)),
         route("GET", "/api/v1/tokens", get(tokens::list)),
         route("POST", "/api/v1/tokens", post(tokens::create)),
         route("POST", "/api/v1/tokens/{id}/revoke", post(tokens::revoke)),

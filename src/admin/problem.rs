@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::authority::PolicyError;
 use crate::issuance::{CsrError, IssueError, SigningError};
+use crate::revocation::RevocationError;
 use crate::storage::StoreError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -47,6 +48,19 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<RevocationError> for ApiError {
+    fn from(e: RevocationError) -> Self {
+        if e.is_retryable() {
+            return Self::Unavailable(e.to_string());
+        }
+        match e {
+            RevocationError::Store(s) => s.into(),
+            RevocationError::UnknownAuthority(_) => Self::Conflict(e.to_string()),
+            RevocationError::Signing(s) => Self::Internal(s.to_string()),
         }
     }
 }

@@ -17,8 +17,9 @@ use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::metrics::Metrics;
-use crate::http::{public, rustls_config, server_config};
+use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
+use crate::revocation::Revocation;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
 
@@ -54,12 +55,24 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
+    let mut background = JoinSet::new();
+    let revocation = Revocation::load(&config, &db, &clock, &issuer).await?;
+    revocation.start_jobs(&mut background).await;
 
     let metrics = Arc::new(Metrics::default());
-    let acme_state = AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), metrics.clone()).await?;
-    let state = AdminState { db: db.clone(), clock: clock.clone(), issuer: issuer.clone(), metrics };
+    let acme_state =
+        AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
+            .await?;
+    let state = AdminState {
+        db: db.clone(),
+        clock: clock.clone(),
+        issuer: issuer.clone(),
+        revocation: revocation.clone(),
+        metrics,
+    };
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
-    let public_router = public::router(db.clone()).layer(TraceLayer::new_for_http());
+    let public_router =
+        public::router(db.clone()).merge(http::revocation::router(revocation)).layer(TraceLayer::new_for_http());
     // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
     let https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
 
@@ -78,7 +91,6 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         );
     }
 
-    let mut background = JoinSet::new();
     background.spawn(acme::prune_nonces(db.clone(), clock.clone()));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })

@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod public;
+pub mod revocation;
 pub mod tls;
 
 pub use tls::{rustls_config, server_config};

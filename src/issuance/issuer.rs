@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params};
+use rcgen::CertificateParams;
+
+use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params, ocsp_signer_params};
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
@@ -28,6 +30,8 @@ pub struct SigningAuthority {
     pub certificate_der: Vec<u8>,
     pub not_after: OffsetDateTime,
     pub urls: RevocationUrls,
+    /// CRL shards leaves are spread over; 0 puts every leaf on the full CRL.
+    pub crl_shards: u32,
     /// PEM of the CA certificate and any intermediates above it, not the root.
     pub chain_pem: String,
     pub root_pem: String,
@@ -96,15 +100,88 @@ impl CertificateIssuer {
         &self.authority
     }
 
+    /// Issues a workload certificate for an approved request.
     pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
+        let authority = &self.authority;
+        let plan = Plan {
+            subject: leaf_subject(&request.names),
+            sans: to_column(&request.names),
+            requester: request.requester.clone(),
+            key_type: request.csr.key_type().as_str().to_owned(),
+            policy: request.policy.clone(),
+            ttl: request.ttl,
+            sharded: authority.crl_shards > 0,
+            action: "certificate.issue",
+            detail: serde_json::json!({
+                "policy": request.policy,
+                "identifiers": request.names.iter().map(Identifier::to_tagged).collect::<Vec<_>>(),
+            }),
+        };
+        self.run(plan, request.csr.spki_der(), |serial, shard, not_before, not_after| {
+            let crl_url = match shard {
+                Some(shard) => authority.urls.crl_shard(shard),
+                None => authority.urls.crl.clone(),
+            };
+            leaf_params(&LeafProfile {
+                serial,
+                names: &request.names,
+                key_type: request.csr.key_type(),
+                not_before,
+                not_after,
+                urls: &authority.urls,
+                crl_url: &crl_url,
+            })
+        })
+        .await
+    }
+
+    /// Issues a delegated OCSP responder certificate for `spki_der`.
+    pub async fn issue_ocsp_signer(
+        &self,
+        spki_der: &[u8],
+        key_type: &str,
+        lifetime: Duration,
+    ) -> Result<IssuedCertificate, IssueError> {
+        let name = self.authority.name.clone();
+        let plan = Plan {
+            subject: format!("CN={name} OCSP responder"),
+            sans: String::new(),
+            requester: "tessera".into(),
+            key_type: key_type.to_owned(),
+            policy: None,
+            ttl: lifetime,
+            sharded: false,
+            action: "ocsp_signer.issue",
+            detail: serde_json::json!({}),
+        };
+        self.run(plan, spki_der, |serial, _, not_before, not_after| {
+            Ok(ocsp_signer_params(&name, serial, not_before, not_after))
+        })
+        .await
+    }
+
+    /// The pipeline: reserve the serial, sign, record as issued with its
+    /// audit event; a failed signature leaves the serial marked failed.
+    async fn run(
+        &self,
+        plan: Plan,
+        spki_der: &[u8],
+        params: impl Fn(&Serial, Option<u32>, OffsetDateTime, OffsetDateTime) -> Result<CertificateParams, SigningError>,
+    ) -> Result<IssuedCertificate, IssueError> {
         let now = self.clock.now();
         let not_before = now - BACKDATE;
         // Never outlive the CA that signs it.
-        let not_after = (now + request.ttl).min(self.authority.not_after);
-        let subject = leaf_subject(&request.names);
-        let (serial, pending) = self.reserve(request, &subject, not_before, not_after).await?;
+        let not_after = (now + plan.ttl).min(self.authority.not_after);
+        let (serial, pending) = self.reserve(&plan, not_before, not_after).await?;
+        let shard = pending.crl_shard.map(|s| s as u32);
 
-        let signed = self.sign(request, &serial, not_before, not_after).await;
+        let signed = match params(&serial, shard, not_before, not_after) {
+            Ok(params) => {
+                sign_certificate(&params, spki_der, &self.authority.certificate_der, self.authority.signer.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let der = match signed {
             Ok(der) => der,
             Err(e) => {
@@ -117,17 +194,15 @@ impl CertificateIssuer {
             }
         };
 
+        let mut detail = plan.detail;
+        detail["authority"] = self.authority.name.clone().into();
+        detail["not_after"] = not_after.unix_timestamp().into();
         let audit = NewAuditEvent {
             at: now.unix_timestamp(),
-            actor: request.requester.clone(),
-            action: "certificate.issue",
+            actor: plan.requester,
+            action: plan.action,
             target: serial.to_hex(),
-            detail: serde_json::json!({
-                "authority": self.authority.name,
-                "policy": request.policy,
-                "identifiers": request.names.iter().map(Identifier::to_tagged).collect::<Vec<_>>(),
-                "not_after": not_after.unix_timestamp(),
-            }),
+            detail,
         };
         self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
         let record = pending.into_issued(der.clone());
@@ -136,8 +211,7 @@ impl CertificateIssuer {
 
     async fn reserve(
         &self,
-        request: &IssueRequest<'_>,
-        subject: &str,
+        plan: &Plan,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<(Serial, PendingCertificate), IssueError> {
@@ -150,11 +224,12 @@ impl CertificateIssuer {
                 not_before: not_before.unix_timestamp(),
                 not_after: not_after.unix_timestamp(),
                 created_at: self.clock.unix(),
-                subject: subject.to_owned(),
-                sans: to_column(&request.names),
-                requester: request.requester.clone(),
-                key_type: Some(request.csr.key_type().as_str().to_owned()),
-                policy: request.policy.clone(),
+                subject: plan.subject.clone(),
+                sans: plan.sans.clone(),
+                requester: plan.requester.clone(),
+                key_type: Some(plan.key_type.clone()),
+                policy: plan.policy.clone(),
+                crl_shard: plan.sharded.then(|| serial.shard(self.authority.crl_shards) as i32),
             };
             match self.db.reserve_certificate(&pending).await {
                 Ok(()) => return Ok((serial, pending)),
@@ -164,30 +239,19 @@ impl CertificateIssuer {
         }
         Err(last.into())
     }
+}
 
-    async fn sign(
-        &self,
-        request: &IssueRequest<'_>,
-        serial: &Serial,
-        not_before: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<Vec<u8>, SigningError> {
-        let params = leaf_params(&LeafProfile {
-            serial,
-            names: &request.names,
-            key_type: request.csr.key_type(),
-            not_before,
-            not_after,
-            urls: &self.authority.urls,
-        })?;
-        sign_certificate(
-            &params,
-            request.csr.spki_der(),
-            &self.authority.certificate_der,
-            self.authority.signer.as_ref(),
-        )
-        .await
-    }
+/// What a certificate will be, apart from its serial and signature.
+struct Plan {
+    subject: String,
+    sans: String,
+    requester: String,
+    key_type: String,
+    policy: Option<String>,
+    ttl: Duration,
+    sharded: bool,
+    action: &'static str,
+    detail: serde_json::Value,
 }
 
 /// The subject as stored: `CN=<name>` when the profile puts one there.

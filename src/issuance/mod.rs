@@ -12,7 +12,9 @@ mod signing;
 pub use csr::{CheckedCsr, CsrError, KeyType};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
-pub use profile::{CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, root_params};
+pub use profile::{
+    CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, ocsp_signer_params, root_params,
+};
 pub use reason::RevocationReason;
 pub use serial::{InvalidSerial, Serial};
 pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};

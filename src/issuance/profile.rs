@@ -38,6 +38,12 @@ impl RevocationUrls {
             ocsp: format!("{base_url}/ocsp"),
         }
     }
+
+    /// The URL of one CRL shard: `.../crl/{id}.crl` becomes `.../crl/{id}/{shard}.crl`.
+    pub fn crl_shard(&self, shard: u32) -> String {
+        let base = self.crl.strip_suffix(".crl").unwrap_or(&self.crl);
+        format!("{base}/{shard}.crl")
+    }
 }
 
 /// A CA certificate's subject and validity.
@@ -91,6 +97,8 @@ pub struct LeafProfile<'a> {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub urls: &'a RevocationUrls,
+    /// The CRL this leaf's distribution point names (full or a shard).
+    pub crl_url: &'a str,
 }
 
 /// A TLS client-and-server certificate. The subject carries the first DNS
@@ -114,9 +122,37 @@ pub fn leaf_params(leaf: &LeafProfile<'_>) -> Result<CertificateParams, SigningE
     };
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![leaf.urls.crl.clone()] }];
+    params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![leaf.crl_url.to_owned()] }];
     params.custom_extensions.push(authority_info_access(leaf.urls)?);
     Ok(params)
+}
+
+/// A delegated OCSP responder (RFC 6960 §4.2.2.2): may sign OCSP responses
+/// for its issuer and nothing else. It carries id-pkix-ocsp-nocheck, so
+/// relying parties do not ask about the responder itself; its short life
+/// takes the place of revocation checking.
+pub fn ocsp_signer_params(
+    authority_name: &str,
+    serial: &Serial,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("{authority_name} OCSP responder"));
+    params.distinguished_name = dn;
+    params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+    params.use_authority_key_identifier_extension = true;
+    // id-pkix-ocsp-nocheck (1.3.6.1.5.5.7.48.1.5), value NULL.
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 48, 1, 5], vec![0x05, 0x00]));
+    params
 }
 
 /// The common name a leaf carries: its first DNS name short enough for one.

@@ -39,6 +39,13 @@ impl Serial {
     pub fn to_hex(&self) -> String {
         hex::encode(&self.0)
     }
+
+    /// The CRL shard (of `shards`) this serial belongs to: its random bits
+    /// spread certificates evenly, and the answer never changes.
+    pub fn shard(&self, shards: u32) -> u32 {
+        let tail: [u8; 4] = std::array::from_fn(|i| self.0.iter().rev().nth(i).copied().unwrap_or(0));
+        u32::from_le_bytes(tail) % shards.max(1)
+    }
 }
 
 // OsRng failing means the kernel has no entropy source; thread_rng is seeded

@@ -11,6 +11,9 @@ pub enum KeyUri {
     File(PathBuf),
     Pkcs11(Pkcs11Uri),
     AwsKms(String),
+    /// A key that lives only in this process's memory (delegated OCSP
+    /// signers); never parsed from config.
+    Memory(String),
 }
 
 /// The attributes of an RFC 7512 URI that select a key. The PIN never lives
@@ -117,6 +120,7 @@ impl fmt::Display for KeyUri {
         match self {
             Self::File(path) => write!(f, "file:{}", path.display()),
             Self::AwsKms(id) => write!(f, "awskms:{id}"),
+            Self::Memory(name) => write!(f, "memory:{name}"),
             Self::Pkcs11(p) => {
                 write!(f, "pkcs11:")?;
                 let mut parts = Vec::new();

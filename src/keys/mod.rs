@@ -32,6 +32,7 @@ pub async fn open_signer(uri: &KeyUri, config: &KeysConfig) -> Result<Arc<dyn Si
             Ok(Arc::new(pkcs11::Pkcs11Signer::open(uri.clone(), selector.clone(), &config.pkcs11).await?))
         }
         KeyUri::AwsKms(key_id) => Ok(Arc::new(awskms::KmsSigner::open(uri.clone(), key_id, &config.awskms).await?)),
+        KeyUri::Memory(_) => Err(memory_key(uri)),
     }
 }
 
@@ -55,5 +56,10 @@ pub async fn open_or_create_signer(
         KeyUri::AwsKms(key_id) => {
             Ok(Arc::new(awskms::KmsSigner::open_or_create(uri.clone(), key_id, &config.awskms, Some(algorithm)).await?))
         }
+        KeyUri::Memory(_) => Err(memory_key(uri)),
     }
+}
+
+fn memory_key(uri: &KeyUri) -> SignerError {
+    SignerError::Unsupported { key: uri.to_string(), reason: "in-memory keys cannot be opened again".into() }
 }

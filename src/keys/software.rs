@@ -135,6 +135,14 @@ impl SoftwareSigner {
         Self::from_pkcs8(uri, doc.as_ref())
     }
 
+    /// A new key that lives only in memory: never written, gone at exit.
+    pub fn ephemeral(name: &str, algorithm: SigningAlgorithm) -> Result<Self, SignerError> {
+        let uri = KeyUri::Memory(name.to_owned());
+        let doc = EcdsaKeyPair::generate_pkcs8(ring_alg(algorithm), &SystemRandom::new())
+            .map_err(|_| SignerError::Unavailable { key: uri.to_string(), reason: "key generation failed".into() })?;
+        Self::from_pkcs8(uri, doc.as_ref())
+    }
+
     /// Loads the key, or makes it when the file does not exist yet.
     pub fn load_or_generate(
         uri: KeyUri,

@@ -50,6 +50,7 @@ pub async fn create_hierarchy(
         requester: "tessera".into(),
         key_type: Some(issuing_signer.algorithm().as_str().into()),
         policy: None,
+        crl_shard: None,
     })
     .await?;
     let issuing_der = sign_certificate(&params, issuing_signer.public_key_der(), &root_der, root_signer).await?;

@@ -46,6 +46,7 @@ pub async fn load_signing_authority(config: &Config, db: &Db) -> Result<Arc<Sign
         certificate_der: issuing.certificate_der.clone(),
         not_after: from_unix(issuing.not_after),
         urls: RevocationUrls::for_authority(&config.public_base_url(), issuing.id),
+        crl_shards: config.revocation.crl_shards,
         chain_pem,
         root_pem,
     }))

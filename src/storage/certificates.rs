@@ -79,6 +79,8 @@ pub struct PendingCertificate {
     pub requester: String,
     pub key_type: Option<String>,
     pub policy: Option<String>,
+    /// The CRL shard its distribution point names; None for the full CRL.
+    pub crl_shard: Option<i32>,
 }
 
 impl PendingCertificate {
@@ -123,8 +125,8 @@ impl Db {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
-             status, subject, sans, requester, key_type, policy) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)";
+             status, subject, sans, requester, key_type, policy, crl_shard) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)";
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(&pending.serial)
             .bind(pending.authority_id)
@@ -136,6 +138,7 @@ impl Db {
             .bind(&pending.requester)
             .bind(&pending.key_type)
             .bind(&pending.policy)
+            .bind(pending.crl_shard)
             .execute(pool)
             .await
             .map(|_| ())

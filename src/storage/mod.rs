@@ -14,6 +14,7 @@ mod certificates;
 mod eab_keys;
 mod nonces;
 mod policies;
+mod revocation;
 mod tokens;
 
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use authorities::{AuthorityRecord, NewAuthority};
 pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use policies::PolicyRecord;
+pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use tokens::TokenRecord;
 
 /// A connection pool on one of the two backends.

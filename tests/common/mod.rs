@@ -5,6 +5,7 @@
 pub mod acme;
 pub mod custodians;
 pub mod fault_proxy;
+pub mod relying_party;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,38 @@
+//! What every benchmark starts from: a dev-mode Tessera on loopback, on a
+//! fresh PostgreSQL database when `DATABASE_URL` names a server, else SQLite.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use tessera::config::{Config, Overrides};
+use tessera::storage::{Db, DbOptions};
+
+/// A dev config in `dir` with every listener on a free loopback port.
+pub async fn dev_config(dir: &Path) -> (Config, &'static str) {
+    let database_url = match std::env::var("DATABASE_URL") {
+        Ok(server) => Some(fresh_database(&server).await),
+        Err(_) => None,
+    };
+    let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let overrides = Overrides {
+        https_addr: any,
+        http_addr: any,
+        admin_addr: any,
+        data_dir: Some(dir.to_path_buf()),
+        database_url,
+        ..Default::default()
+    };
+    (Config::load(None, &overrides).unwrap(), backend)
+}
+
+/// A new, empty database on the server `server` names.
+pub async fn fresh_database(server: &str) -> String {
+    let name = format!("tessera_bench_{}_{}", std::process::id(), hex::encode(rand::random::<[u8; 3]>()));
+    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
+    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}

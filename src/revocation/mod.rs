@@ -1,0 +1,351 @@
+//! Revocation that relying parties can use: CRLs per authority (full and
+//! sharded) and the OCSP responder. Every revocation path (admin API, ACME)
+//! ends in [`Revocation::revoked`], which re-signs the OCSP answer at once and
+//! wakes the CRL job; a poll catches revocations made on other nodes.
+
+pub mod crl;
+pub mod ocsp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use self::crl::{CrlContents, sign_crl};
+use self::ocsp::{OcspIssuer, OcspResponder};
+use crate::clock::{SharedClock, from_unix};
+use crate::config::{Config, RevocationConfig};
+use crate::issuance::{CertificateIssuer, RevocationUrls, SigningAuthority, SigningError, certificate_pem};
+use crate::keys::open_signer;
+use crate::storage::{CertificateRecord, CertificateStatusRow, Db, FULL_CRL, StoreError, StoredCrl};
+
+/// How often the CRL job looks for revocations and due CRLs.
+const CRL_CHECK: Duration = Duration::from_secs(2);
+/// How often other nodes' revocations are looked for.
+const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// How often responder keys are checked for rotation.
+const ROTATION_CHECK: Duration = Duration::from_secs(60);
+/// A CRL job's lease; a node that crashed mid-run frees the job after this.
+const CRL_LEASE_SECONDS: i64 = 60;
+const CRL_JOB: &str = "crl";
+
+/// An authority whose CRL Tessera signs.
+pub struct CrlAuthority {
+    pub issuer: CertificateIssuer,
+    pub ski: Vec<u8>,
+}
+
+impl CrlAuthority {
+    fn authority(&self) -> &SigningAuthority {
+        self.issuer.authority()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    #[error("no authority {0} signs CRLs on this node")]
+    UnknownAuthority(i64),
+}
+
+impl RevocationError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocation").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+pub struct Revocation {
+    db: Db,
+    clock: SharedClock,
+    config: RevocationConfig,
+    authorities: Vec<CrlAuthority>,
+    pub ocsp: OcspResponder,
+    crl_wake: Notify,
+    /// This node's name in job leases.
+    node: String,
+}
+
+impl Revocation {
+    /// Loads every unexpired authority whose key this node can reach: the
+    /// active issuing CA (already open in `active`), earlier issuing CAs
+    /// whose leaves may still be checked, and the root. An authority whose
+    /// key cannot be opened is logged and left out, so a root kept offline
+    /// does not stop the CA.
+    pub async fn load(
+        config: &Config,
+        db: &Db,
+        clock: &SharedClock,
+        active: &CertificateIssuer,
+    ) -> Result<Arc<Self>, StoreError> {
+        let now = clock.unix();
+        let mut authorities = Vec::new();
+        let mut ocsp = OcspResponder::new(
+            db.clone(),
+            clock.clone(),
+            config.revocation.ocsp_validity(),
+            config.revocation.ocsp_signer_lifetime(),
+        );
+        for record in db.list_authorities().await? {
+            if record.not_after <= now {
+                continue;
+            }
+            let issuer = if record.id == active.authority().id {
+                active.clone()
+            } else {
+                let opened = match config.resolve_key_uri(&record.key_uri) {
+                    Ok(uri) => open_signer(&uri, &config.keys).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let signer = match opened {
+                    Ok(signer) => signer,
+                    Err(e) => {
+                        tracing::warn!(authority = %record.name, error = %e, "no CRL or OCSP for this authority on this node");
+                        continue;
+                    }
+                };
+                let authority = SigningAuthority {
+                    id: record.id,
+                    name: record.name.clone(),
+                    signer,
+                    certificate_der: record.certificate_der.clone(),
+                    not_after: from_unix(record.not_after),
+                    urls: RevocationUrls::for_authority(&config.public_base_url(), record.id),
+                    crl_shards: if record.kind == "root" { 0 } else { config.revocation.crl_shards },
+                    chain_pem: String::new(),
+                    root_pem: certificate_pem(&record.certificate_der),
+                };
+                CertificateIssuer::new(db.clone(), clock.clone(), Arc::new(authority))
+            };
+            match OcspIssuer::new(issuer.clone(), config.revocation.ocsp_signer_lifetime()).await {
+                Ok(ocsp_issuer) => ocsp.add_issuer(ocsp_issuer),
+                Err(e) => {
+                    tracing::warn!(authority = %record.name, error = %e, "no OCSP for this authority on this node")
+                }
+            }
+            authorities.push(CrlAuthority { issuer, ski: record.ski.clone() });
+        }
+        let node = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
+        Ok(Arc::new(Self {
+            db: db.clone(),
+            clock: clock.clone(),
+            config: config.revocation.clone(),
+            authorities,
+            ocsp,
+            crl_wake: Notify::new(),
+            node,
+        }))
+    }
+
+    /// The newest stored CRL of a scope, as the HTTP layer serves it.
+    pub async fn stored_crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
+        self.db.crl(authority_id, shard).await
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Called by every revocation path once the database says revoked.
+    pub fn revoked(&self, record: &CertificateRecord) {
+        let row = CertificateStatusRow {
+            serial: record.serial.clone(),
+            authority_id: record.authority_id,
+            status: record.status,
+            not_after: record.not_after,
+            revoked_at: record.revoked_at,
+            revocation_reason: record.revocation_reason,
+        };
+        if let Err(e) = self.ocsp.on_revoked(&row) {
+            tracing::warn!(error = %e, "could not re-sign the OCSP response of a revoked certificate");
+        }
+        self.crl_wake.notify_one();
+    }
+
+    /// Signs and stores every CRL of one authority (or of all), each with
+    /// a new CRL number. Returns what was stored.
+    pub async fn publish_crls(&self, only: Option<i64>) -> Result<Vec<StoredCrl>, RevocationError> {
+        if let Some(id) = only
+            && !self.authorities.iter().any(|a| a.authority().id == id)
+        {
+            return Err(RevocationError::UnknownAuthority(id));
+        }
+        let mut published = Vec::new();
+        for authority in self.authorities.iter().filter(|a| only.is_none_or(|id| a.authority().id == id)) {
+            let shards = authority.authority().crl_shards as i32;
+            for scope in std::iter::once(FULL_CRL).chain(0..shards) {
+                published.push(self.publish_crl(authority, scope).await?);
+            }
+        }
+        Ok(published)
+    }
+
+    async fn publish_crl(&self, authority: &CrlAuthority, scope: i32) -> Result<StoredCrl, RevocationError> {
+        let signing = authority.authority();
+        let now = self.clock.now();
+        let shard = (scope != FULL_CRL).then_some(scope);
+        let started = std::time::Instant::now();
+        let entries = self.db.revoked_entries(signing.id, shard, now.unix_timestamp()).await?;
+        let read = started.elapsed();
+        let number = self.db.next_crl_number(signing.id).await?;
+        let next_update = now + self.config.crl_validity();
+        let contents = CrlContents {
+            number,
+            this_update: now,
+            next_update,
+            entries: &entries,
+            distribution_point: shard.map(|s| signing.urls.crl_shard(s as u32)),
+        };
+        let der = sign_crl(&contents, &signing.certificate_der, &authority.ski, signing.signer.as_ref()).await?;
+        let signed = started.elapsed();
+        let stored = StoredCrl {
+            authority_id: signing.id,
+            shard: scope,
+            crl_number: number,
+            this_update: now.unix_timestamp(),
+            next_update: next_update.unix_timestamp(),
+            entries: entries.len() as i64,
+            der,
+        };
+        self.db.store_crl(&stored).await?;
+        tracing::debug!(
+            authority = %signing.name,
+            scope,
+            number,
+            entries = stored.entries,
+            bytes = stored.der.len(),
+            read_ms = read.as_millis() as u64,
+            sign_ms = (signed - read).as_millis() as u64,
+            store_ms = (started.elapsed() - signed).as_millis() as u64,
+            "CRL published"
+        );
+        Ok(stored)
+    }
+
+    /// Publishes the CRLs and pre-signs OCSP responses once, so a new CA
+    /// answers from its first request, then starts the background jobs:
+    /// CRLs, OCSP pre-signing and key rotation, and the revocation poll.
+    pub async fn start_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        let now = self.clock.unix();
+        let published = match self.publish_crls(None).await {
+            Ok(_) => Some(now),
+            Err(e) => {
+                tracing::warn!(error = %e, "CRL generation at start failed; the CRL job retries");
+                None
+            }
+        };
+        if let Err(e) = self.ocsp.presign().await {
+            tracing::warn!(error = %e, "OCSP pre-signing at start failed; the OCSP job retries");
+        }
+        tasks.spawn(self.clone().crl_job(published));
+        tasks.spawn(self.clone().ocsp_job());
+        tasks.spawn(self.clone().revocation_poll());
+    }
+
+    /// Regenerates CRLs when one is due (its refresh interval passed) or a
+    /// revocation happened since the last run, under a lease so several
+    /// nodes never sign the same CRLs at once.
+    async fn crl_job(self: Arc<Self>, mut last_run: Option<i64>) {
+        let refresh = self.config.crl_refresh().whole_seconds();
+        loop {
+            let now = self.clock.unix();
+            let due = match last_run {
+                None => true,
+                Some(at) => {
+                    now - at >= refresh
+                        || self.db.last_revocation_at().await.ok().flatten().is_some_and(|revoked| revoked >= at)
+                }
+            };
+            if due && self.db.take_lease(CRL_JOB, &self.node, now, now + CRL_LEASE_SECONDS).await.unwrap_or(false) {
+                let outcome = self.publish_crls(None).await;
+                let error = outcome.as_ref().err().map(ToString::to_string);
+                if let Some(e) = &error {
+                    tracing::warn!(error = %e, "CRL generation failed; retrying");
+                } else {
+                    last_run = Some(now);
+                }
+                let _ = self.db.record_job_run(CRL_JOB, now, error.as_deref()).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CRL_CHECK) => {}
+                _ = self.crl_wake.notified() => {}
+            }
+        }
+    }
+
+    /// Replaces one authority's OCSP responder key now (after a suspected
+    /// compromise, say); answers stay valid throughout.
+    pub async fn rotate_ocsp_key(&self, authority_id: i64) -> Result<(), RevocationError> {
+        self.ocsp.rotate_key(authority_id).await.map_err(|e| match e {
+            ocsp::OcspError::Store(s) => RevocationError::Store(s),
+            ocsp::OcspError::UnknownAuthority(id) => RevocationError::UnknownAuthority(id),
+            other => RevocationError::Signing(SigningError::Encoding(other.to_string())),
+        })?;
+        if let Err(e) = self.ocsp.presign().await {
+            tracing::warn!(error = %e, "OCSP pre-signing after rotation failed; the OCSP job retries");
+        }
+        Ok(())
+    }
+
+    /// Keeps pre-signed OCSP responses fresh and rotates responder keys.
+    async fn ocsp_job(self: Arc<Self>) {
+        let interval = Duration::from_secs((self.config.ocsp_validity().whole_seconds() / 4).max(10) as u64);
+        let mut last_presign = tokio::time::Instant::now();
+        loop {
+            match self.ocsp.rotate_due_keys().await {
+                Ok(0) => {}
+                Ok(_) => last_presign = tokio::time::Instant::now() - interval,
+                Err(e) => tracing::warn!(error = %e, "OCSP responder key rotation failed; retrying"),
+            }
+            if last_presign.elapsed() >= interval {
+                match self.ocsp.presign().await {
+                    Ok(signed) => tracing::debug!(signed, "OCSP responses pre-signed"),
+                    Err(e) => tracing::warn!(error = %e, "OCSP pre-signing failed; retrying"),
+                }
+                last_presign = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(ROTATION_CHECK.min(interval)).await;
+        }
+    }
+
+    /// Notices revocations made by other nodes (or any path that did not
+    /// call [`Revocation::revoked`]) and re-signs their OCSP responses.
+    async fn revocation_poll(self: Arc<Self>) {
+        let mut since = self.clock.unix();
+        // Rows of the last second are read again (revocation times are whole
+        // seconds); these are the ones already handled.
+        let mut handled = std::collections::HashSet::new();
+        loop {
+            tokio::time::sleep(REVOCATION_POLL).await;
+            let Ok(rows) = self.db.revoked_since(since - 1).await else { continue };
+            let mut news = false;
+            for row in &rows {
+                if !handled.insert(row.serial.clone()) {
+                    continue;
+                }
+                news = true;
+                if let Err(e) = self.ocsp.on_revoked(row) {
+                    tracing::warn!(error = %e, "could not re-sign the OCSP response of a revoked certificate");
+                }
+            }
+            since = rows.iter().filter_map(|r| r.revoked_at).max().unwrap_or(since).max(since);
+            handled.retain(|serial| rows.iter().any(|r| &r.serial == serial));
+            if news {
+                self.crl_wake.notify_one();
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What a relying party does with Tessera's revocation data, done with the
+//! openssl CLI: `openssl ocsp` against the responder and
+//! `openssl verify -crl_check` with downloaded CRLs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::TestCa;
+
+/// Files a relying party holds for one leaf.
+pub struct LeafFiles {
+    pub dir: PathBuf,
+    pub leaf: PathBuf,
+    pub issuer: PathBuf,
+    pub root: PathBuf,
+    pub serial: String,
+}
+
+impl LeafFiles {
+    /// Writes the leaf and its issuing CA (from a REST issuance answer).
+    pub fn new(ca: &TestCa, issued: &serde_json::Value, name: &str) -> Self {
+        let dir = ca.dir.path().join(format!("rp-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let leaf = dir.join("leaf.pem");
+        std::fs::write(&leaf, issued["certificate"].as_str().unwrap()).unwrap();
+        let chain = issued["chain"].as_str().unwrap();
+        let issuer_pem = chain.split_inclusive("-----END CERTIFICATE-----\n").nth(1).unwrap();
+        let issuer = dir.join("issuer.pem");
+        std::fs::write(&issuer, issuer_pem).unwrap();
+        let root = dir.join("root.pem");
+        std::fs::write(&root, issued["root"].as_str().unwrap()).unwrap();
+        Self { dir, leaf, issuer, root, serial: issued["serial"].as_str().unwrap().to_owned() }
+    }
+
+    fn ocsp_args(&self) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            "-issuer".into(),
+            path(&self.issuer),
+            "-cert".into(),
+            path(&self.leaf),
+            "-CAfile".into(),
+            path(&self.root),
+            "-verify_other".into(),
+            path(&self.issuer),
+        ]
+    }
+
+    /// Asks the responder over POST; returns openssl's whole output.
+    pub fn ocsp_post(&self, ocsp_url: &str, extra: &[&str]) -> String {
+        let out = Command::new("openssl")
+            .arg("ocsp")
+            .args(extra)
+            .args(self.ocsp_args())
+            .args(["-url", ocsp_url])
+            .output()
+            .unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// Writes a DER OCSP request without a nonce (what GET carries).
+    pub fn ocsp_request(&self, extra: &[&str]) -> Vec<u8> {
+        let path = self.dir.join("request.der");
+        let out = Command::new("openssl")
+            .args(["ocsp", "-no_nonce", "-reqout"])
+            .arg(&path)
+            .args(extra)
+            .args(["-issuer"])
+            .arg(&self.issuer)
+            .arg("-cert")
+            .arg(&self.leaf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(path).unwrap()
+    }
+
+    /// Checks a DER response with openssl; returns its whole output.
+    pub fn ocsp_check_response(&self, response: &[u8]) -> String {
+        let path = self.dir.join("response.der");
+        std::fs::write(&path, response).unwrap();
+        let out = Command::new("openssl").args(["ocsp", "-respin"]).arg(&path).args(self.ocsp_args()).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// `openssl verify -crl_check` (or `-crl_check_all`) with these CRLs.
+    pub fn verify_with_crls(&self, crls_der: &[&[u8]], all: bool) -> String {
+        let crl_path = self.dir.join("crls.pem");
+        let pem: String = crls_der.iter().map(|der| pem::encode(&pem::Pem::new("X509 CRL", der.to_vec()))).collect();
+        std::fs::write(&crl_path, pem).unwrap();
+        let out = Command::new("openssl")
+            .arg("verify")
+            .arg(if all { "-crl_check_all" } else { "-crl_check" })
+            .arg("-CAfile")
+            .arg(&self.root)
+            .arg("-untrusted")
+            .arg(&self.issuer)
+            .arg("-CRLfile")
+            .arg(&crl_path)
+            .arg(&self.leaf)
+            .output()
+            .unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// The leaf's CRL distribution point URL.
+    pub fn crl_url(&self) -> String {
+        let pem_text = std::fs::read(&self.leaf).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem_text).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        for ext in cert.extensions() {
+            if let x509_parser::extensions::ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+                for point in points.iter() {
+                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) =
+                        &point.distribution_point
+                    {
+                        for name in names {
+                            if let x509_parser::extensions::GeneralName::URI(uri) = name {
+                                return uri.to_string();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        panic!("the leaf has no CRL distribution point");
+    }
+}
+
+/// `openssl crl -text` of a DER CRL.
+pub fn crl_text(der: &[u8], dir: &Path) -> String {
+    let path = dir.join("crl-under-test.der");
+    std::fs::write(&path, der).unwrap();
+    let out =
+        Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,289 @@
+//! CRLs and OCSP as relying parties see them, checked with the openssl CLI:
+//! good, then revoked after a revocation (OCSP at once, the CRL within
+//! seconds); shards with matching issuing distribution points; the root's
+//! CRL revoking an issuing CA; responder key rotation; and bad requests.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::relying_party::{LeafFiles, crl_text};
+use common::{Backend, TestCa, csr_for};
+use der_07::Encode;
+use serde_json::json;
+use tessera::config::{Config, Overrides};
+
+/// A dev CA whose leaves are spread over CRL shards.
+async fn sharded_ca(shards: u32) -> TestCa {
+    let dir = tempfile::tempdir().unwrap();
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let overrides = Overrides {
+        https_addr: any,
+        http_addr: any,
+        admin_addr: any,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let mut config = Config::load(None, &overrides).unwrap();
+    config.revocation.crl_shards = shards;
+    TestCa::start_config(dir, config).await.unwrap()
+}
+
+async fn issue(ca: &TestCa, name: &str) -> (serde_json::Value, LeafFiles) {
+    let issued = ca.sign(&csr_for(&[name])).await;
+    let files = LeafFiles::new(ca, &issued, name);
+    (issued, files)
+}
+
+async fn revoke(ca: &TestCa, serial: &str, reason: &str) {
+    let (status, body) = ca
+        .post(&format!("/api/v1/certificates/{serial}/revoke"), Some(&ca.admin_token), &json!({"reason": reason}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn fetch(ca: &TestCa, path: &str) -> reqwest::Response {
+    reqwest::get(ca.http_url(path)).await.unwrap()
+}
+
+/// Downloads a CRL until `done` holds for its text (the CRL job runs
+/// within seconds of a revocation).
+async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = fetch(ca, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let der = response.bytes().await.unwrap().to_vec();
+        if done(&crl_text(&der, ca.dir.path())) {
+            return der;
+        }
+        assert!(Instant::now() < deadline, "{path} did not change in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn serial_in_crl(serial: &str) -> String {
+    format!("Serial Number: {}", serial.to_uppercase())
+}
+
+on_both_backends!(ocsp_answers_good_then_revoked_over_post_and_get, |ca| {
+    let (_, leaf) = issue(ca, "ocsp.test").await;
+    let url = ca.http_url("/ocsp");
+
+    // POST with a nonce (signed fresh), and without (pre-signed), SHA-1 and SHA-256 CertIDs.
+    for extra in [&[][..], &["-no_nonce"], &["-sha256"], &["-no_nonce", "-sha256"]] {
+        let out = leaf.ocsp_post(&url, extra);
+        assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
+        assert!(out.contains(": good"), "{extra:?}: {out}");
+        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
+    }
+
+    // GET (RFC 5019), with the caching headers.
+    let request = leaf.ocsp_request(&[]);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&request);
+    let response = fetch(ca, &format!("/ocsp/{}", encoded.replace('/', "%2F").replace('+', "%2B"))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/ocsp-response");
+    for header in ["etag", "last-modified", "expires"] {
+        assert!(response.headers().contains_key(header), "GET lacks {header}");
+    }
+    let cache_control = response.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(cache_control.contains("max-age=") && cache_control.contains("public"), "{cache_control}");
+    let out = leaf.ocsp_check_response(&response.bytes().await.unwrap());
+    assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+
+    // A revocation shows at once, over POST and over GET.
+    revoke(ca, &leaf.serial, "keyCompromise").await;
+    let out = leaf.ocsp_post(&url, &["-no_nonce"]);
+    assert!(out.contains("Response verify OK") && out.contains(": revoked"), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+    let response = fetch(ca, &format!("/ocsp/{}", encoded.replace('/', "%2F").replace('+', "%2B"))).await;
+    let out = leaf.ocsp_check_response(&response.bytes().await.unwrap());
+    assert!(out.contains(": revoked"), "{out}");
+});
+
+on_both_backends!(crl_passes_then_reports_the_revocation, |ca| {
+    let (_, leaf) = issue(ca, "crl.test").await;
+    let path = format!("/crl/{}", leaf.crl_url().rsplit("/crl/").next().unwrap());
+    let response = fetch(ca, &path).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pkix-crl");
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    for header in ["last-modified", "expires", "cache-control"] {
+        assert!(response.headers().contains_key(header), "CRL lacks {header}");
+    }
+    let before = response.bytes().await.unwrap().to_vec();
+    let out = leaf.verify_with_crls(&[&before], false);
+    assert!(out.contains(": OK"), "{out}");
+    let text = crl_text(&before, ca.dir.path());
+    assert!(text.contains("Version 2") && text.contains("X509v3 CRL Number"), "{text}");
+    assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+
+    // Unchanged: 304 for the same ETag.
+    let cached = reqwest::Client::new().get(ca.http_url(&path)).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(cached.status(), 304);
+
+    revoke(ca, &leaf.serial, "superseded").await;
+    let after = crl_until(ca, &path, |text| text.contains(&serial_in_crl(&leaf.serial))).await;
+    let out = leaf.verify_with_crls(&[&after], false);
+    assert!(out.contains("certificate revoked"), "{out}");
+    assert!(crl_text(&after, ca.dir.path()).contains("Superseded"));
+
+    // Forcing a new CRL through the admin API gives a higher CRL number.
+    let (status, body) =
+        ca.post(&format!("/api/v1/authorities/{}/crl", ca_authority(&leaf)), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body[0]["crl_number"].as_i64().unwrap() > 1, "{body}");
+});
+
+/// The issuing authority's id, read from the leaf's CRL URL (`.../crl/{id}.crl`).
+fn ca_authority(leaf: &LeafFiles) -> i64 {
+    let url = leaf.crl_url();
+    let tail = url.rsplit("/crl/").next().unwrap();
+    tail.split(['.', '/']).next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_crls_carry_matching_distribution_points() {
+    let ca = sharded_ca(4).await;
+    let mut leaves = Vec::new();
+    for i in 0..8 {
+        leaves.push(issue(&ca, &format!("shard{i}.test")).await.1);
+    }
+    let authority = ca_authority(&leaves[0]);
+    for leaf in &leaves {
+        let url = leaf.crl_url();
+        let tail = url.rsplit("/crl/").next().unwrap();
+        assert!(tail.starts_with(&format!("{authority}/")), "not a shard URL: {url}");
+    }
+    let victim = &leaves[0];
+    let victim_path = format!("/crl/{}", victim.crl_url().rsplit("/crl/").next().unwrap());
+    let der = fetch(&ca, &victim_path).await.bytes().await.unwrap().to_vec();
+    let text = crl_text(&der, ca.dir.path());
+    assert!(text.contains("X509v3 Issuing Distribution Point: critical"), "{text}");
+    assert!(text.contains(&victim.crl_url()), "{text}");
+    assert!(victim.verify_with_crls(&[&der], false).contains(": OK"));
+
+    revoke(&ca, &victim.serial, "keyCompromise").await;
+    let der = crl_until(&ca, &victim_path, |text| text.contains(&serial_in_crl(&victim.serial))).await;
+    assert!(victim.verify_with_crls(&[&der], false).contains("certificate revoked"));
+    // Another shard neither lists it nor stops its own leaves from verifying.
+    if let Some(other) = leaves.iter().find(|l| l.crl_url() != victim.crl_url()) {
+        let path = format!("/crl/{}", other.crl_url().rsplit("/crl/").next().unwrap());
+        let der = fetch(&ca, &path).await.bytes().await.unwrap().to_vec();
+        assert!(!crl_text(&der, ca.dir.path()).contains(&serial_in_crl(&victim.serial)));
+        assert!(other.verify_with_crls(&[&der], false).contains(": OK"));
+    }
+    // The full CRL still covers every leaf.
+    let full = crl_until(&ca, &format!("/crl/{authority}.crl"), |t| t.contains(&serial_in_crl(&victim.serial))).await;
+    assert!(!crl_text(&full, ca.dir.path()).contains("Issuing Distribution Point"));
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_crl_revokes_an_issuing_ca() {
+    let ca = TestCa::start(Backend::Sqlite).await.unwrap();
+    let (_, leaf) = issue(&ca, "under-issuing.test").await;
+    let (_, authorities) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;
+    let items = authorities["items"].as_array().unwrap();
+    let root = items.iter().find(|a| a["kind"] == "root").unwrap();
+    let issuing = items.iter().find(|a| a["kind"] == "issuing").unwrap();
+    let issuing_crl = fetch(&ca, &format!("/crl/{}.crl", issuing["id"])).await.bytes().await.unwrap().to_vec();
+    let root_path = format!("/crl/{}.crl", root["id"]);
+    let root_crl = fetch(&ca, &root_path).await.bytes().await.unwrap().to_vec();
+    assert!(leaf.verify_with_crls(&[&root_crl, &issuing_crl], true).contains(": OK"));
+
+    revoke(&ca, issuing["serial"].as_str().unwrap(), "unspecified").await;
+    let serial = issuing["serial"].as_str().unwrap();
+    let root_crl = crl_until(&ca, &root_path, |text| text.contains(&serial_in_crl(serial))).await;
+    let out = leaf.verify_with_crls(&[&root_crl, &issuing_crl], true);
+    assert!(out.contains("certificate revoked") && out.contains("at 1 depth"), "{out}");
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stay_valid_across_a_responder_rotation() {
+    let ca = TestCa::start(Backend::Sqlite).await.unwrap();
+    let (_, leaf) = issue(&ca, "rotate.test").await;
+    let request = leaf.ocsp_request(&[]);
+    let post = |ca: &TestCa| {
+        let (client, url, body) = (reqwest::Client::new(), ca.http_url("/ocsp"), request.clone());
+        async move {
+            let response = client.post(url).header("content-type", "application/ocsp-request").body(body);
+            response.send().await.unwrap().bytes().await.unwrap().to_vec()
+        }
+    };
+    let before = post(&ca).await;
+    assert!(leaf.ocsp_check_response(&before).contains("Response verify OK"));
+
+    let authority = ca_authority(&leaf);
+    let (status, body) = ca
+        .post(&format!("/api/v1/authorities/{authority}/ocsp-responder/rotate"), Some(&ca.admin_token), &json!({}))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let after = post(&ca).await;
+    assert_ne!(before, after, "the response was not signed again");
+    for response in [&before, &after] {
+        let out = leaf.ocsp_check_response(response);
+        assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+    }
+    ca.stop().await;
+}
+
+fn ocsp_status_of(response: &[u8]) -> u8 {
+    // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, ... }
+    assert_eq!(&response[..2], &[0x30, response[1]]);
+    let at = if response[1] & 0x80 != 0 { 2 + (response[1] & 0x7f) as usize } else { 2 };
+    assert_eq!(&response[at..at + 2], &[0x0a, 0x01], "{response:02x?}");
+    response[at + 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_malformed_request_and_strangers_unauthorized() {
+    const MALFORMED: u8 = 1;
+    const UNAUTHORIZED: u8 = 6;
+    let ca = TestCa::start(Backend::Sqlite).await.unwrap();
+    let (_, leaf) = issue(&ca, "bad.test").await;
+    let good = leaf.ocsp_request(&[]);
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let request = client.post(ca.http_url("/ocsp")).header("content-type", "application/ocsp-request").body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap().to_vec()
+        }
+    };
+
+    // An MD5 CertID, and a CertID for an issuer Tessera does not have.
+    let mut parsed: x509_ocsp::OcspRequest = der_07::Decode::from_der(&good).unwrap();
+    let mut md5 = parsed.clone();
+    md5.tbs_request.request_list[0].req_cert.hash_algorithm.oid =
+        der_07::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
+    parsed.tbs_request.request_list[0].req_cert.issuer_key_hash = der_07::asn1::OctetString::new(vec![7; 20]).unwrap();
+
+    let cases: Vec<(&str, Vec<u8>, u8)> = vec![
+        ("garbage", b"not an OCSP request".to_vec(), MALFORMED),
+        ("empty", Vec::new(), MALFORMED),
+        ("truncated", good[..good.len() / 2].to_vec(), MALFORMED),
+        ("unknown hash algorithm", md5.to_der().unwrap(), MALFORMED),
+        ("unknown issuer", parsed.to_der().unwrap(), UNAUTHORIZED),
+    ];
+    for (what, body, expected) in cases {
+        assert_eq!(ocsp_status_of(&post(body).await), expected, "{what}");
+    }
+    for path in ["/ocsp/%%%not-base64", "/ocsp/aGVsbG8="] {
+        let response = fetch(&ca, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(ocsp_status_of(&response.bytes().await.unwrap()), MALFORMED, "{path}");
+    }
+    // A serial this authority never issued is answered, signed, as unknown.
+    let mut unknown: x509_ocsp::OcspRequest = der_07::Decode::from_der(&good).unwrap();
+    unknown.tbs_request.request_list[0].req_cert.serial_number =
+        x509_cert_02::serial_number::SerialNumber::new(&[0x42; 16]).unwrap();
+    let out = leaf.ocsp_check_response(&post(unknown.to_der().unwrap()).await);
+    assert!(out.contains("Response verify OK"), "{out}");
+    ca.stop().await;
+}
