@@ -122,7 +122,10 @@ async fn load(account: &Account, tokens: &Tokens, clients: usize, seconds: u64, 
             let mut result = LoadResult { flows: 0, errors: 0, latencies: Vec::new(), first_error: None };
             while Instant::now() < stop_at {
                 let sent = Instant::now();
-                let outcome = flow(&account, &tokens).await;
+                // A server that stops answering fails the flow instead of hanging the run.
+                let outcome = tokio::time::timeout(Duration::from_secs(30), flow(&account, &tokens))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 30 s".into()));
                 if sent < measure_from || Instant::now() > stop_at {
                     continue;
                 }
