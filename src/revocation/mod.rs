@@ -14,10 +14,10 @@ use tokio::task::JoinSet;
 
 use self::crl::{CrlContents, sign_crl};
 use self::ocsp::{OcspIssuer, OcspResponder};
-use crate::clock::{SharedClock, from_unix};
+use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
-use crate::issuance::{CertificateIssuer, RevocationUrls, SigningAuthority, SigningError, certificate_pem};
-use crate::keys::open_signer;
+use crate::issuance::{CertificateIssuer, SigningAuthority, SigningError};
+use crate::setup::open_authority;
 use crate::storage::{CertificateRecord, CertificateStatusRow, Db, FULL_CRL, StoreError, StoredCrl};
 
 /// How often the CRL job looks for revocations and due CRLs.
@@ -99,36 +99,21 @@ impl Revocation {
             config.revocation.ocsp_validity(),
             config.revocation.ocsp_signer_lifetime(),
         );
-        for record in db.list_authorities().await? {
+        let records = db.list_authorities().await?;
+        for record in &records {
             if record.not_after <= now {
                 continue;
             }
             let issuer = if record.id == active.authority().id {
                 active.clone()
             } else {
-                let opened = match config.resolve_key_uri(&record.key_uri) {
-                    Ok(uri) => open_signer(&uri, &config.keys).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let signer = match opened {
-                    Ok(signer) => signer,
+                match open_authority(config, record, &records).await {
+                    Ok(authority) => CertificateIssuer::new(db.clone(), clock.clone(), Arc::new(authority)),
                     Err(e) => {
                         tracing::warn!(authority = %record.name, error = %e, "no CRL or OCSP for this authority on this node");
                         continue;
                     }
-                };
-                let authority = SigningAuthority {
-                    id: record.id,
-                    name: record.name.clone(),
-                    signer,
-                    certificate_der: record.certificate_der.clone(),
-                    not_after: from_unix(record.not_after),
-                    urls: RevocationUrls::for_authority(&config.public_base_url(), record.id),
-                    crl_shards: if record.kind == "root" { 0 } else { config.revocation.crl_shards },
-                    chain_pem: String::new(),
-                    root_pem: certificate_pem(&record.certificate_der),
-                };
-                CertificateIssuer::new(db.clone(), clock.clone(), Arc::new(authority))
+                }
             };
             match OcspIssuer::new(issuer.clone(), config.revocation.ocsp_signer_lifetime()).await {
                 Ok(ocsp_issuer) => ocsp.add_issuer(ocsp_issuer),

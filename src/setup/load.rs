@@ -1,4 +1,4 @@
-//! Loading the active issuing CA at start: its record, its key and its chain.
+//! Loading authorities at start: their records, keys and chains.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use crate::clock::from_unix;
 use crate::config::Config;
 use crate::issuance::{RevocationUrls, SigningAuthority, certificate_pem};
 use crate::keys::open_signer;
-use crate::storage::Db;
+use crate::storage::{AuthorityRecord, Db};
 
 /// The active issuing CA that expires last, ready to sign.
 pub async fn load_signing_authority(config: &Config, db: &Db) -> Result<Arc<SigningAuthority>, SetupError> {
@@ -19,18 +19,29 @@ pub async fn load_signing_authority(config: &Config, db: &Db) -> Result<Arc<Sign
         .ok_or_else(|| {
             SetupError::Refused("no active issuing CA in the database; run `tessera init --config FILE`".into())
         })?;
-    let uri = config.resolve_key_uri(&issuing.key_uri)?;
+    Ok(Arc::new(open_authority(config, issuing, &authorities).await?))
+}
+
+/// Any authority ready to sign: its key opened and checked against its
+/// certificate (a mismatched key would sign what nobody can verify), its
+/// chain up to the root, and the URLs and CRL shards of what it signs.
+pub async fn open_authority(
+    config: &Config,
+    record: &AuthorityRecord,
+    authorities: &[AuthorityRecord],
+) -> Result<SigningAuthority, SetupError> {
+    let uri = config.resolve_key_uri(&record.key_uri)?;
     let signer = open_signer(&uri, &config.keys).await?;
-    if signer.public_key_der() != public_key_of(&issuing.certificate_der)?.as_slice() {
+    if signer.public_key_der() != public_key_of(&record.certificate_der)?.as_slice() {
         return Err(SetupError::Refused(format!(
             "the key {} does not match the certificate of authority {:?}",
-            issuing.key_uri, issuing.name
+            record.key_uri, record.name
         )));
     }
 
     let mut chain_pem = String::new();
     let mut root_pem = String::new();
-    let mut current = Some(issuing);
+    let mut current = Some(record);
     while let Some(authority) = current {
         if authority.parent_id.is_none() {
             root_pem = certificate_pem(&authority.certificate_der);
@@ -39,17 +50,18 @@ pub async fn load_signing_authority(config: &Config, db: &Db) -> Result<Arc<Sign
         }
         current = authority.parent_id.and_then(|id| authorities.iter().find(|a| a.id == id));
     }
-    Ok(Arc::new(SigningAuthority {
-        id: issuing.id,
-        name: issuing.name.clone(),
+    Ok(SigningAuthority {
+        id: record.id,
+        name: record.name.clone(),
         signer,
-        certificate_der: issuing.certificate_der.clone(),
-        not_after: from_unix(issuing.not_after),
-        urls: RevocationUrls::for_authority(&config.public_base_url(), issuing.id),
-        crl_shards: config.revocation.crl_shards,
+        certificate_der: record.certificate_der.clone(),
+        not_after: from_unix(record.not_after),
+        urls: RevocationUrls::for_authority(&config.public_base_url(), record.id),
+        // The root signs only issuing CAs: too few to shard.
+        crl_shards: if record.parent_id.is_none() { 0 } else { config.revocation.crl_shards },
         chain_pem,
         root_pem,
-    }))
+    })
 }
 
 fn public_key_of(der: &[u8]) -> Result<Vec<u8>, SetupError> {

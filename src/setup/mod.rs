@@ -11,7 +11,7 @@ mod token_file;
 pub use dev::bootstrap_dev;
 pub use hierarchy::create_hierarchy;
 pub use init::init_hierarchy;
-pub use load::load_signing_authority;
+pub use load::{load_signing_authority, open_authority};
 pub use tls::{ServerTls, ensure_server_tls};
 pub use token_file::write_admin_token;
 
