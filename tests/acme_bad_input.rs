@@ -119,6 +119,10 @@ async fn run(backend: Backend) {
     )
     .await;
 
+    // A cursor on the orders list that is not an order id.
+    let orders = format!("{account_url}/orders?cursor=not-a-number");
+    refused(&ca, "bad orders cursor", "malformed", 400, alice.post(&orders, None)).await;
+
     // Replayed nonce: the same signed request twice.
     let header = alice.header(&account_url).await;
     let body = flattened(&alice.key, &header, None).to_string().into_bytes();
@@ -377,11 +381,40 @@ async fn run(backend: Backend) {
 
     // A reusable key binds any number of accounts.
     let (shared_kid, shared_hmac) = ca.eab_key(true).await;
+    let mut bound = Vec::new();
     for _ in 0..2 {
         let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
         client.register(&shared_kid, &shared_hmac).await;
+        bound.push(client);
     }
     let _: Value = created.body;
+
+    // Revoking the key revokes the accounts bound to it: they can no longer
+    // order, and no new account binds the key.
+    let (status, revoked) =
+        ca.post(&format!("/api/v1/eab-keys/{shared_kid}/revoke"), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!((status, revoked["accounts_revoked"].as_u64()), (200, Some(2)), "{revoked}");
+    let order = json!({"identifiers": [{"type": "dns", "value": "bad.acme.test"}]});
+    for client in &bound {
+        refused(
+            &ca,
+            "account of a revoked EAB key",
+            "unauthorized",
+            403,
+            client.post(&client.url("newOrder"), Some(&order)),
+        )
+        .await;
+    }
+    let late = AcmeClient::new(&ca, AccountKey::es256()).await;
+    let binding = eab_binding("HS256", &shared_kid, &shared_hmac, &late.key.jwk(), &new_account);
+    refused(
+        &ca,
+        "revoked EAB key",
+        "unauthorized",
+        403,
+        late.post(&new_account, Some(&json!({"externalAccountBinding": binding}))),
+    )
+    .await;
     ca.stop().await;
 }
 

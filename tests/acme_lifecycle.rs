@@ -321,6 +321,39 @@ async fn orders_list_pages_and_rate_limits() {
     ca.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_before_in_the_future_is_honoured() {
+    let responders = Responders::start().await;
+    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+    let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let (not_before, not_after) = (now + time::Duration::hours(6), now + time::Duration::hours(8));
+    let identifiers = json!([{"type": "dns", "value": "later.lifecycle.test"}]);
+
+    // Too far ahead, or a lifetime past the policy's cap counted from the start: refused.
+    let far = json!({"identifiers": identifiers, "notBefore": rfc3339(now + time::Duration::days(60))});
+    client.post(&client.url("newOrder"), Some(&far)).await.assert_problem("malformed", 400);
+    let long = json!({"identifiers": identifiers, "notBefore": rfc3339(not_before),
+        "notAfter": rfc3339(not_before + time::Duration::days(400))});
+    client.post(&client.url("newOrder"), Some(&long)).await.assert_problem("malformed", 400);
+
+    let payload = json!({"identifiers": identifiers, "notBefore": rfc3339(not_before), "notAfter": rfc3339(not_after)});
+    let (_, ready) = client.ready_order_for(&responders, &payload).await;
+    assert_eq!(ready["notBefore"], rfc3339(not_before));
+    let (_, csr) = keyed_csr(&["later.lifecycle.test"]);
+    let finalized = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;
+    let polled = client.poll(&finalized.location()).await;
+    let chain = client.post(polled.body["certificate"].as_str().unwrap(), None).await;
+    let blocks = pem_blocks(&chain.text);
+    let (_, leaf) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
+    assert_eq!(leaf.validity().not_before.timestamp(), not_before.unix_timestamp());
+    assert_eq!(leaf.validity().not_after.timestamp(), not_after.unix_timestamp());
+    ca.stop().await;
+}
+
 /// The inner JWS of a key change (§7.3.5), signed by the new key.
 fn key_change_body(client: &AcmeClient, new_key: &AccountKey, url: &str) -> serde_json::Value {
     let inner_header = json!({"alg": new_key.alg(), "jwk": new_key.jwk(), "url": url});

@@ -112,6 +112,7 @@ on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
         csr: &csr,
         names: vec![Identifier::dns("down.test").unwrap()],
         ttl: time::Duration::hours(1),
+        not_before: None,
         requester: "test".into(),
         policy: None,
     };
@@ -137,6 +138,7 @@ on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
                 csr: &csr,
                 names: vec![Identifier::dns("many.test").unwrap()],
                 ttl: time::Duration::hours(1),
+                not_before: None,
                 requester: "test".into(),
                 policy: None,
             };

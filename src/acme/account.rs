@@ -2,6 +2,7 @@
 //! EAB), account read, contact update and deactivation, the orders list
 //! (§7.1.2.1, paged) and key change (§7.3.5).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -187,9 +188,10 @@ pub struct OrdersQuery {
 pub async fn orders(
     State(state): State<AcmeState>,
     Path((_, id)): Path<(String, String)>,
-    Query(query): Query<OrdersQuery>,
+    query: Result<Query<OrdersQuery>, QueryRejection>,
     request: SignedByAccount,
 ) -> Result<Response, AcmeProblem> {
+    let Query(query) = query.map_err(|_| AcmeProblem::malformed("cursor must be an order id from a Link header"))?;
     let SignedByAccount { post, account } = request;
     same_account(&account, parse_id(&id)?)?;
     let mut ids = state.db().list_acme_order_ids(account.id(), query.cursor, ORDERS_PAGE + 1).await?;

@@ -48,7 +48,8 @@ pub async fn finalize(
     let ordered = from_column(&order.identifiers);
     check_names(&requested, &ordered)?;
     let policy = state.policy(&account.record.policy).await?;
-    let ttl = order.not_after.map(|na| time::Duration::seconds((na - now).max(60)));
+    let start = order.not_before.map_or(now, |nb| nb.max(now));
+    let ttl = order.not_after.map(|na| time::Duration::seconds((na - start).max(60)));
     let approval = policy.approve_names(requested, csr.key_type(), ttl)?;
 
     if !state.db().begin_acme_finalize(order.id).await? {
@@ -61,6 +62,7 @@ pub async fn finalize(
             csr: &csr,
             names: approval.names,
             ttl: approval.ttl,
+            not_before: order.not_before.map(crate::clock::from_unix),
             requester: account.actor(),
             policy: Some(policy.name().to_owned()),
         })

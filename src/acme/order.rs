@@ -23,8 +23,9 @@ use crate::validation::ChallengeKind;
 /// Pending orders and their authorizations live this long.
 const ORDER_LIFETIME_SECONDS: i64 = 24 * 3600;
 const MAX_IDENTIFIERS: usize = 100;
-/// A `notBefore` this far in the future is still "now" (clock skew).
-const NOT_BEFORE_SKEW_SECONDS: i64 = 300;
+/// How far ahead a `notBefore` may be: enough to stage a certificate for a
+/// planned switch-over, not so far that a forgotten order lingers.
+const NOT_BEFORE_HORIZON_SECONDS: i64 = 30 * 86_400;
 /// Clients poll a processing order this often.
 pub const POLL_SECONDS: u64 = 1;
 
@@ -268,7 +269,9 @@ fn parse_time(field: &str, text: &str) -> Result<i64, AcmeProblem> {
         .map_err(|_| AcmeProblem::malformed(format!("{field} {text:?} is not an RFC 3339 date-time")))
 }
 
-/// Tessera issues from now on; it honours `notAfter` up to the policy's cap.
+/// `notBefore` may lie up to `NOT_BEFORE_HORIZON_SECONDS` ahead (one in the
+/// past means now); the lifetime from the start to `notAfter` is capped by
+/// the policy.
 fn check_validity(
     not_before: Option<i64>,
     not_after: Option<i64>,
@@ -276,15 +279,19 @@ fn check_validity(
     now: i64,
 ) -> Result<(), AcmeProblem> {
     if let Some(nb) = not_before
-        && nb > now + NOT_BEFORE_SKEW_SECONDS
+        && nb > now + NOT_BEFORE_HORIZON_SECONDS
     {
-        return Err(AcmeProblem::malformed("notBefore in the future is not supported; certificates start now"));
+        return Err(AcmeProblem::malformed(format!(
+            "notBefore may be at most {} ahead",
+            crate::authority::format_ttl(time::Duration::seconds(NOT_BEFORE_HORIZON_SECONDS))
+        )));
     }
+    let start = not_before.map_or(now, |nb| nb.max(now));
     if let Some(na) = not_after {
-        if na <= now || not_before.is_some_and(|nb| na <= nb) {
+        if na <= start {
             return Err(AcmeProblem::malformed("notAfter must be later than now and than notBefore"));
         }
-        if na - now > policy.max_ttl().whole_seconds() {
+        if na - start > policy.max_ttl().whole_seconds() {
             return Err(AcmeProblem::malformed(format!(
                 "notAfter is beyond the policy's maximum lifetime of {}",
                 crate::authority::format_ttl(policy.max_ttl())

@@ -301,7 +301,11 @@ impl From<PolicyError> for AcmeProblem {
 
 impl From<IssueError> for AcmeProblem {
     fn from(e: IssueError) -> Self {
-        if e.is_retryable() { Self::unavailable(e.to_string()) } else { Self::internal(e.to_string()) }
+        match e {
+            IssueError::StartsTooLate => Self::malformed(e.to_string()),
+            e if e.is_retryable() => Self::unavailable(e.to_string()),
+            e => Self::internal(e.to_string()),
+        }
     }
 }
 

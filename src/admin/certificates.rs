@@ -110,6 +110,7 @@ pub async fn sign(
             csr: &csr,
             names: approval.names,
             ttl: approval.ttl,
+            not_before: None,
             requester: caller.actor(),
             policy: Some(policy.name().to_owned()),
         })

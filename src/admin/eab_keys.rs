@@ -113,12 +113,21 @@ pub async fn list(
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), EabKeyView::from)))
 }
 
-/// `POST /api/v1/eab-keys/{kid}/revoke`: no new account can bind it.
+#[derive(Serialize)]
+pub struct RevokedEabKeyView {
+    #[serde(flatten)]
+    metadata: EabKeyView,
+    /// Accounts bound to the key, revoked with it.
+    accounts_revoked: u64,
+}
+
+/// `POST /api/v1/eab-keys/{kid}/revoke`: no new account can bind it, and
+/// the accounts bound to it can no longer act.
 pub async fn revoke(
     State(state): State<AdminState>,
     Authorized(caller, _): Authorized<Manage>,
     ApiPath(kid): ApiPath<String>,
-) -> Result<axum::Json<EabKeyView>, ApiError> {
+) -> Result<axum::Json<RevokedEabKeyView>, ApiError> {
     let now = state.clock.unix();
     let audit = NewAuditEvent {
         at: now,
@@ -127,10 +136,10 @@ pub async fn revoke(
         target: kid.clone(),
         detail: serde_json::json!({}),
     };
-    let record = state.db.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
+    let (record, accounts_revoked) = state.db.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no EAB key {kid:?}")),
         StoreError::Conflict(_) => ApiError::Conflict(format!("EAB key {kid:?} is already revoked")),
         other => other.into(),
     })?;
-    Ok(axum::Json(EabKeyView::from(record)))
+    Ok(axum::Json(RevokedEabKeyView { metadata: EabKeyView::from(record), accounts_revoked }))
 }

@@ -74,6 +74,7 @@ impl From<IssueError> for ApiError {
             IssueError::Store(s) => s.into(),
             IssueError::Signing(SigningError::Encoding(m)) => Self::Internal(m),
             IssueError::Signing(SigningError::Signer(s)) => Self::Internal(s.to_string()),
+            IssueError::StartsTooLate => Self::Malformed(e.to_string()),
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct IssueRequest<'a> {
     pub csr: &'a CheckedCsr,
     pub names: Vec<Identifier>,
     pub ttl: Duration,
+    /// A start the requester asked for (ACME `notBefore`); a start in the
+    /// past or none means now, back-dated for clock skew.
+    pub not_before: Option<OffsetDateTime>,
     /// Who asked (`token:<name>`, `acme:<account>`, `tessera`).
     pub requester: String,
     pub policy: Option<String>,
@@ -71,6 +74,8 @@ pub enum IssueError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Signing(#[from] SigningError),
+    #[error("the requested start is after the issuing CA expires")]
+    StartsTooLate,
 }
 
 impl IssueError {
@@ -78,7 +83,7 @@ impl IssueError {
         match self {
             Self::Store(e) => e.is_retryable(),
             Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
-            Self::Signing(_) => false,
+            Self::Signing(_) | Self::StartsTooLate => false,
         }
     }
 }
@@ -110,6 +115,7 @@ impl CertificateIssuer {
             key_type: request.csr.key_type().as_str().to_owned(),
             policy: request.policy.clone(),
             ttl: request.ttl,
+            starts: request.not_before,
             sharded: authority.crl_shards > 0,
             action: "certificate.issue",
             detail: serde_json::json!({
@@ -150,6 +156,7 @@ impl CertificateIssuer {
             key_type: key_type.to_owned(),
             policy: None,
             ttl: lifetime,
+            starts: None,
             sharded: false,
             action: "ocsp_signer.issue",
             detail: serde_json::json!({}),
@@ -169,9 +176,15 @@ impl CertificateIssuer {
         params: impl Fn(&Serial, Option<u32>, OffsetDateTime, OffsetDateTime) -> Result<CertificateParams, SigningError>,
     ) -> Result<IssuedCertificate, IssueError> {
         let now = self.clock.now();
-        let not_before = now - BACKDATE;
+        let (start, not_before) = match plan.starts {
+            Some(start) if start > now => (start, start),
+            _ => (now, now - BACKDATE),
+        };
         // Never outlive the CA that signs it.
-        let not_after = (now + plan.ttl).min(self.authority.not_after);
+        let not_after = (start + plan.ttl).min(self.authority.not_after);
+        if not_after <= not_before {
+            return Err(IssueError::StartsTooLate);
+        }
         let (serial, pending) = self.reserve(&plan, not_before, not_after).await?;
         let shard = pending.crl_shard.map(|s| s as u32);
 
@@ -249,6 +262,8 @@ struct Plan {
     key_type: String,
     policy: Option<String>,
     ttl: Duration,
+    /// Requested start, if any (see `IssueRequest::not_before`).
+    starts: Option<OffsetDateTime>,
     sharded: bool,
     action: &'static str,
     detail: serde_json::Value,

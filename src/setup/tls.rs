@@ -73,6 +73,7 @@ async fn issue(issuer: &CertificateIssuer, names: &[Identifier]) -> Result<Serve
             csr: &csr,
             names: names.to_vec(),
             ttl: SERVER_CERT_LIFETIME,
+            not_before: None,
             requester: "tessera".into(),
             policy: None,
         })

@@ -74,9 +74,17 @@ impl Db {
             .bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    /// Revokes a key so no further account can bind it. Unknown kid:
-    /// NotFound; already revoked: Conflict.
-    pub async fn revoke_eab_key(&self, kid: &str, now: i64, audit: &NewAuditEvent) -> Result<EabKeyRecord, StoreError> {
+    /// Revokes a key so no further account can bind it, and revokes the
+    /// accounts bound to it (their scope came from the key). Returns the key
+    /// and how many accounts lost it. Unknown kid: NotFound; already
+    /// revoked: Conflict.
+    pub async fn revoke_eab_key(
+        &self,
+        kid: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<(EabKeyRecord, u64), StoreError> {
+        const ACCOUNTS: &str = "UPDATE acme_accounts SET status = 'revoked' WHERE eab_key_id = $1 AND status = 'valid'";
         let sql =
             format!("UPDATE eab_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
         with_pool!(self, pool => {
@@ -92,9 +100,12 @@ impl Db {
                     StoreError::NotFound
                 });
             };
+            let accounts = sqlx::query(ACCOUNTS).bind(record.id).execute(&mut *tx).await?.rows_affected();
+            let mut audit = audit.clone();
+            audit.detail["accounts_revoked"] = accounts.into();
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
-            Ok(record)
+            Ok((record, accounts))
         })
     }
 }
