@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinSet;
 use tower_http::trace::TraceLayer;
 
@@ -105,9 +106,14 @@ async fn spawn(
 ) -> anyhow::Result<SocketAddr> {
     let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
     let service = router.into_make_service();
+    // Small request/response exchanges must not wait on Nagle's algorithm
+    // against the client's delayed ACK (up to 40 ms a round trip).
     match tls {
-        Some(tls) => servers.spawn(axum_server::bind_rustls(addr, tls).handle(handle.clone()).serve(service)),
-        None => servers.spawn(axum_server::bind(addr).handle(handle.clone()).serve(service)),
+        Some(tls) => {
+            let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor);
+            servers.spawn(axum_server::bind(addr).acceptor(acceptor).handle(handle.clone()).serve(service))
+        }
+        None => servers.spawn(axum_server::bind(addr).acceptor(NoDelayAcceptor).handle(handle.clone()).serve(service)),
     };
     handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot listen on {addr}"))
 }
