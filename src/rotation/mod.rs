@@ -29,6 +29,8 @@ const ROTATION_JOB: &str = "ca-rotation";
 /// A rotation signs with the root's key and perhaps creates a KMS key: a
 /// minute covers it; a node that crashed mid-rotation frees the job after.
 const ROTATION_LEASE_SECONDS: i64 = 120;
+/// The pause after a failed check (a custodian or the root's key away).
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -124,11 +126,17 @@ impl CaRotation {
     /// elsewhere, and rotate when the active issuing CA reached its share.
     pub async fn run(self: Arc<Self>) {
         let interval = self.config.lifecycle.ca_rotation.check_interval().unsigned_abs();
+        let mut wait = interval;
         loop {
-            tokio::time::sleep(interval).await;
-            if let Err(e) = self.check().await {
-                tracing::warn!(error = %e, "issuing CA rotation check failed; retrying");
-            }
+            tokio::time::sleep(wait).await;
+            wait = match self.check().await {
+                Ok(()) => interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "issuing CA rotation check failed; retrying");
+                    // A root kept offline fails every check: warn once a minute, not on each.
+                    interval.max(RETRY_AFTER_FAILURE)
+                }
+            };
         }
     }
 
