@@ -38,6 +38,42 @@ pub struct Config {
     pub hierarchy: HierarchyConfig,
     pub revocation: RevocationConfig,
     pub acme: AcmeConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Jobs that keep the CA's own certificates fresh.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    pub ca_rotation: CaRotationConfig,
+}
+
+/// Issuing CA rotation: a successor key in the same custodian, certified by
+/// the root, takes over at a share of the current CA's lifetime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaRotationConfig {
+    /// Rotate when the share is reached; false leaves it to the admin API.
+    pub enabled: bool,
+    /// Share of the issuing CA's lifetime after which its successor takes
+    /// over (0.66: with a third of its life left, so every leaf it signed
+    /// can expire before it does).
+    pub at_share: f64,
+    /// How often each node checks whether a rotation is due, and whether
+    /// another node rotated (one read of the small authorities table).
+    pub check_interval: String,
+}
+
+impl Default for CaRotationConfig {
+    fn default() -> Self {
+        Self { enabled: true, at_share: 0.66, check_interval: "15s".into() }
+    }
+}
+
+impl CaRotationConfig {
+    pub fn check_interval(&self) -> time::Duration {
+        crate::authority::parse_ttl(&self.check_interval).unwrap_or(time::Duration::seconds(15))
+    }
 }
 
 /// CRL and OCSP settings. Durations are written like `24h` or `90m`.
@@ -360,6 +396,7 @@ impl Default for Config {
             hierarchy: HierarchyConfig::default(),
             revocation: RevocationConfig::default(),
             acme: AcmeConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -499,6 +536,16 @@ impl Config {
             return Err(field("keys.awskms", "max_concurrency and max_attempts must be at least 1".into()));
         }
         self.validate_acme()?;
+        let rotation = &self.lifecycle.ca_rotation;
+        if !(rotation.at_share > 0.0 && rotation.at_share < 1.0) {
+            return Err(field("lifecycle.ca_rotation.at_share", "must be between 0 and 1 (exclusive)".into()));
+        }
+        if crate::authority::parse_ttl(&rotation.check_interval).is_none() {
+            return Err(field(
+                "lifecycle.ca_rotation.check_interval",
+                format!("{:?} is not a duration such as 15s or 1m", rotation.check_interval),
+            ));
+        }
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
         }
@@ -593,6 +640,7 @@ fn is_config_key(key: &str) -> bool {
         "hierarchy",
         "revocation",
         "acme",
+        "lifecycle",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
@@ -647,6 +695,19 @@ mod tests {
         .expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
         assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
+    }
+
+    #[test]
+    fn rotation_share_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rotation.toml");
+        std::fs::write(&path, "[lifecycle.ca_rotation]\nat_share = 1.5\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("lifecycle.ca_rotation.at_share"), "{err}");
+
+        std::fs::write(&path, "[lifecycle.ca_rotation]\nat_share = 0.5\ncheck_interval = \"2s\"\n").expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.lifecycle.ca_rotation.check_interval(), time::Duration::seconds(2));
     }
 
     #[test]

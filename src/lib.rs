@@ -11,6 +11,7 @@ pub mod http;
 pub mod issuance;
 pub mod keys;
 pub mod revocation;
+pub mod rotation;
 pub mod setup;
 pub mod storage;
 pub mod validation;

@@ -1,6 +1,7 @@
 //! ACME Renewal Information (RFC 9773): when a certificate should be
 //! renewed. The window is the later part of the certificate's life, pulled
-//! to "now" when the certificate was revoked or its authority retired.
+//! to "now" when the certificate was revoked, its authority retired (a CA
+//! rotation), or an operator asked its fleet to renew (renew-all).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -12,6 +13,7 @@ use serde_json::json;
 use super::AcmeState;
 use super::problem::AcmeProblem;
 use crate::clock::{from_unix, rfc3339};
+use crate::issuance::{SanSelector, from_column};
 use crate::storage::{CertificateRecord, CertificateStatus, StoreError};
 
 /// Clients ask again after this long (RFC 9773 §4.3 suggests hours).
@@ -62,18 +64,34 @@ pub async fn renewal_info(
     let certificate = CertId::parse(&id)?.find(&state).await?;
     let authority = state.db().authority(certificate.authority_id).await?;
     let now = state.now();
-    let (start, end) = suggested_window(&certificate, authority.status == "active", now);
+    let renew_now = authority.status != "active" || is_pulled(&state, &certificate).await?;
+    let (start, end) = suggested_window(&certificate, renew_now, now);
     let body = json!({ "suggestedWindow": { "start": rfc3339(from_unix(start)), "end": rfc3339(from_unix(end)) } });
     let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     Ok(response)
 }
 
+/// Whether an operator pulled this certificate's renewal forward: a pull on
+/// its authority made after it was issued, whose selector names it.
+async fn is_pulled(state: &AcmeState, certificate: &CertificateRecord) -> Result<bool, AcmeProblem> {
+    let pulls = state.db().renewal_pulls_since(certificate.authority_id, certificate.created_at).await?;
+    if pulls.is_empty() {
+        return Ok(false);
+    }
+    let names = from_column(&certificate.sans);
+    Ok(pulls.iter().any(|selector| match selector {
+        None => true,
+        Some(text) => SanSelector::parse(text).is_ok_and(|s| s.matches(&names)),
+    }))
+}
+
 /// Renew in the last third of the life, ending with a sixth left; or now
-/// when the certificate or its issuer should no longer be relied on.
-fn suggested_window(certificate: &CertificateRecord, issuer_active: bool, now: i64) -> (i64, i64) {
+/// when the certificate or its issuer should no longer be relied on, or an
+/// operator asked for it.
+fn suggested_window(certificate: &CertificateRecord, renew_now: bool, now: i64) -> (i64, i64) {
     let revoked = certificate.status() == Some(CertificateStatus::Revoked);
-    if revoked || !issuer_active {
+    if revoked || renew_now {
         return (now - 3600, now);
     }
     let life = (certificate.not_after - certificate.not_before).max(0);

@@ -117,12 +117,11 @@ pub async fn sign(
         .await
         .inspect_err(|_| state.metrics.issuance_failed())?;
     state.metrics.issued(started.elapsed());
-    let authority = state.issuer.authority();
     let view = IssuedView {
         metadata: CertificateView::from(&issued.record),
         certificate: certificate_pem(&issued.der),
-        chain: issued.chain_pem(authority),
-        root: authority.root_pem.clone(),
+        chain: issued.chain_pem(),
+        root: issued.authority.root_pem.clone(),
     };
     let location = format!("/api/v1/certificates/{}", issued.serial.to_hex());
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(view)).into_response())

@@ -16,6 +16,7 @@ mod health;
 mod pagination;
 mod policies;
 pub mod problem;
+mod rotation;
 pub mod token;
 mod tokens;
 
@@ -30,6 +31,7 @@ use crate::clock::SharedClock;
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
+use crate::rotation::CaRotation;
 use crate::storage::Db;
 use problem::ApiError;
 
@@ -40,6 +42,7 @@ pub struct AdminState {
     pub clock: SharedClock,
     pub issuer: CertificateIssuer,
     pub revocation: Arc<Revocation>,
+    pub rotation: Arc<CaRotation>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -74,6 +77,8 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/api/v1/authorities/{id}/chain", get(authorities::chain)),
         route("POST", "/api/v1/authorities/{id}/crl", post(authorities::publish_crl)),
         route("POST", "/api/v1/authorities/{id}/ocsp-responder/rotate", post(authorities::rotate_ocsp_responder)),
+        route("POST", "/api/v1/authorities/{id}/rotate", post(rotation::rotate)),
+        route("POST", "/api/v1/authorities/{id}/renew-all", post(rotation::renew_all)),
         route("GET", "/api/v1/tokens", get(tokens::list)),
         route("POST", "/api/v1/tokens", post(tokens::create)),
         route("POST", "/api/v1/tokens/{id}/revoke", post(tokens::revoke)),

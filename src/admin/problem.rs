@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::authority::PolicyError;
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
+use crate::rotation::RotationError;
 use crate::storage::StoreError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -61,6 +62,25 @@ impl From<RevocationError> for ApiError {
             RevocationError::Store(s) => s.into(),
             RevocationError::UnknownAuthority(_) => Self::Conflict(e.to_string()),
             RevocationError::Signing(s) => Self::Internal(s.to_string()),
+        }
+    }
+}
+
+impl From<RotationError> for ApiError {
+    fn from(e: RotationError) -> Self {
+        if e.is_retryable() {
+            return Self::Unavailable(e.to_string());
+        }
+        match e {
+            RotationError::UnknownAuthority(_) => Self::NotFound(e.to_string()),
+            RotationError::NotIssuing(_) | RotationError::NotActive(_) | RotationError::Busy => {
+                Self::Conflict(e.to_string())
+            }
+            RotationError::Store(s) => s.into(),
+            RotationError::Revocation(r) => r.into(),
+            RotationError::Setup(_) | RotationError::Signer(_) | RotationError::Refused(_) => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 }

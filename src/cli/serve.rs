@@ -21,6 +21,7 @@ use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
+use crate::rotation::CaRotation;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
 
@@ -59,6 +60,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let mut background = JoinSet::new();
     let revocation = Revocation::load(&config, &db, &clock, &issuer).await?;
     revocation.start_jobs(&mut background).await;
+    let rotation = CaRotation::new(config.clone(), db.clone(), clock.clone(), issuer.clone(), revocation.clone());
+    background.spawn(rotation.clone().run());
 
     let metrics = Arc::new(Metrics::default());
     let acme_state =
@@ -69,11 +72,13 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         clock: clock.clone(),
         issuer: issuer.clone(),
         revocation: revocation.clone(),
+        rotation,
         metrics,
     };
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
-    let public_router =
-        public::router(db.clone()).merge(http::revocation::router(revocation)).layer(TraceLayer::new_for_http());
+    let public_router = public::router(db.clone(), clock.clone())
+        .merge(http::revocation::router(revocation))
+        .layer(TraceLayer::new_for_http());
     // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
     let https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
 
@@ -118,7 +123,9 @@ async fn spawn(
     handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot listen on {addr}"))
 }
 
-/// Replaces Tessera's TLS certificate when a third of its life is left.
+/// Replaces Tessera's TLS certificate when a third of its life is left,
+/// and at once when a CA rotation makes another issuing CA current, so the
+/// listeners never present a chain through a retired CA for long.
 async fn renew_tls(
     config: Config,
     issuer: CertificateIssuer,
@@ -127,9 +134,14 @@ async fn renew_tls(
     mut current: crate::setup::ServerTls,
 ) {
     let mut interval = tokio::time::interval(TLS_CHECK_INTERVAL);
+    // The issuer holds the sending side, so this never reports a closed channel.
+    let mut authority = issuer.watch_authority();
     loop {
-        interval.tick().await;
-        if !current.needs_renewal(clock.now()) {
+        let rotated = tokio::select! {
+            _ = interval.tick() => false,
+            changed = authority.changed() => changed.is_ok(),
+        };
+        if !rotated && !current.needs_renewal(clock.now()) {
             continue;
         }
         match ensure_server_tls(&config, &issuer, clock.as_ref()).await {

@@ -5,5 +5,6 @@ pub mod metrics;
 pub mod public;
 pub mod revocation;
 pub mod tls;
+pub mod trust_bundle;
 
 pub use tls::{rustls_config, server_config};

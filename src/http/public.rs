@@ -1,5 +1,5 @@
 //! Public routes every relying party may read without credentials: CA
-//! certificates (the AIA caIssuers URLs point here).
+//! certificates (the AIA caIssuers URLs point here) and the trust bundle.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -7,18 +7,30 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::trust_bundle::trust_bundle;
+use crate::clock::SharedClock;
 use crate::issuance::certificate_pem;
 use crate::storage::{Db, StoreError};
 
 /// CA certificates change rarely; let caches keep them for an hour.
 const CACHE_CONTROL: &str = "public, max-age=3600";
 
-pub fn router(db: Db) -> Router {
-    Router::new().route("/ca/{file}", get(ca_certificate)).with_state(db)
+/// What the public routes read.
+#[derive(Debug, Clone)]
+pub struct PublicState {
+    pub db: Db,
+    pub clock: SharedClock,
+}
+
+pub fn router(db: Db, clock: SharedClock) -> Router {
+    Router::new()
+        .route("/ca/{file}", get(ca_certificate))
+        .route("/trust-bundle.pem", get(trust_bundle))
+        .with_state(PublicState { db, clock })
 }
 
 /// `GET /ca/{id}.cer` (DER, `application/pkix-cert`) or `/ca/{id}.pem`.
-async fn ca_certificate(State(db): State<Db>, Path(file): Path<String>) -> Response {
+async fn ca_certificate(State(PublicState { db, .. }): State<PublicState>, Path(file): Path<String>) -> Response {
     let (id, pem) = match (file.strip_suffix(".cer"), file.strip_suffix(".pem")) {
         (Some(id), _) => (id, false),
         (_, Some(id)) => (id, true),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use rcgen::CertificateParams;
+use tokio::sync::watch;
 
 use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params, ocsp_signer_params};
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
@@ -59,12 +60,14 @@ pub struct IssuedCertificate {
     pub not_after: OffsetDateTime,
     /// The row as stored, so callers need not read it back.
     pub record: CertificateRecord,
+    /// The authority that signed it (the current one may have changed since).
+    pub authority: Arc<SigningAuthority>,
 }
 
 impl IssuedCertificate {
     /// The leaf followed by the issuing CA chain: what a TLS server presents.
-    pub fn chain_pem(&self, authority: &SigningAuthority) -> String {
-        format!("{}{}", certificate_pem(&self.der), authority.chain_pem)
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", certificate_pem(&self.der), self.authority.chain_pem)
     }
 }
 
@@ -88,26 +91,43 @@ impl IssueError {
     }
 }
 
-/// Issues leaf certificates under one signing authority.
+/// Issues certificates under the current signing authority. Clones share
+/// it: after a CA rotation, [`CertificateIssuer::replace_authority`] moves
+/// every clone to the successor at once, while a certificate being signed
+/// finishes under the authority it started with.
 #[derive(Debug, Clone)]
 pub struct CertificateIssuer {
     db: Db,
     clock: SharedClock,
-    authority: Arc<SigningAuthority>,
+    /// A watch channel as a swappable cell: reading is one uncontended read
+    /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
+    authority: Arc<watch::Sender<Arc<SigningAuthority>>>,
 }
 
 impl CertificateIssuer {
+    /// An issuer with its own current authority (not shared with others).
     pub fn new(db: Db, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
-        Self { db, clock, authority }
+        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)) }
     }
 
-    pub fn authority(&self) -> &Arc<SigningAuthority> {
-        &self.authority
+    /// The authority new certificates are signed by now.
+    pub fn authority(&self) -> Arc<SigningAuthority> {
+        self.authority.borrow().clone()
+    }
+
+    /// Makes `successor` the authority of this issuer and all its clones.
+    pub fn replace_authority(&self, successor: Arc<SigningAuthority>) {
+        self.authority.send_replace(successor);
+    }
+
+    /// Hears of every later [`CertificateIssuer::replace_authority`].
+    pub fn watch_authority(&self) -> watch::Receiver<Arc<SigningAuthority>> {
+        self.authority.subscribe()
     }
 
     /// Issues a workload certificate for an approved request.
     pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
-        let authority = &self.authority;
+        let authority = self.authority();
         let plan = Plan {
             subject: leaf_subject(&request.names),
             sans: to_column(&request.names),
@@ -123,7 +143,7 @@ impl CertificateIssuer {
                 "identifiers": request.names.iter().map(Identifier::to_tagged).collect::<Vec<_>>(),
             }),
         };
-        self.run(plan, request.csr.spki_der(), |serial, shard, not_before, not_after| {
+        self.run(&authority, plan, request.csr.spki_der(), |serial, shard, not_before, not_after| {
             let crl_url = match shard {
                 Some(shard) => authority.urls.crl_shard(shard),
                 None => authority.urls.crl.clone(),
@@ -148,7 +168,8 @@ impl CertificateIssuer {
         key_type: &str,
         lifetime: Duration,
     ) -> Result<IssuedCertificate, IssueError> {
-        let name = self.authority.name.clone();
+        let authority = self.authority();
+        let name = authority.name.clone();
         let plan = Plan {
             subject: format!("CN={name} OCSP responder"),
             sans: String::new(),
@@ -161,7 +182,7 @@ impl CertificateIssuer {
             action: "ocsp_signer.issue",
             detail: serde_json::json!({}),
         };
-        self.run(plan, spki_der, |serial, _, not_before, not_after| {
+        self.run(&authority, plan, spki_der, |serial, _, not_before, not_after| {
             Ok(ocsp_signer_params(&name, serial, not_before, not_after))
         })
         .await
@@ -171,6 +192,7 @@ impl CertificateIssuer {
     /// audit event; a failed signature leaves the serial marked failed.
     async fn run(
         &self,
+        authority: &Arc<SigningAuthority>,
         plan: Plan,
         spki_der: &[u8],
         params: impl Fn(&Serial, Option<u32>, OffsetDateTime, OffsetDateTime) -> Result<CertificateParams, SigningError>,
@@ -181,17 +203,16 @@ impl CertificateIssuer {
             _ => (now, now - BACKDATE),
         };
         // Never outlive the CA that signs it.
-        let not_after = (start + plan.ttl).min(self.authority.not_after);
+        let not_after = (start + plan.ttl).min(authority.not_after);
         if not_after <= not_before {
             return Err(IssueError::StartsTooLate);
         }
-        let (serial, pending) = self.reserve(&plan, not_before, not_after).await?;
+        let (serial, pending) = self.reserve(authority, &plan, not_before, not_after).await?;
         let shard = pending.crl_shard.map(|s| s as u32);
 
         let signed = match params(&serial, shard, not_before, not_after) {
             Ok(params) => {
-                sign_certificate(&params, spki_der, &self.authority.certificate_der, self.authority.signer.as_ref())
-                    .await
+                sign_certificate(&params, spki_der, &authority.certificate_der, authority.signer.as_ref()).await
             }
             Err(e) => Err(e),
         };
@@ -208,7 +229,7 @@ impl CertificateIssuer {
         };
 
         let mut detail = plan.detail;
-        detail["authority"] = self.authority.name.clone().into();
+        detail["authority"] = authority.name.clone().into();
         detail["not_after"] = not_after.unix_timestamp().into();
         let audit = NewAuditEvent {
             at: now.unix_timestamp(),
@@ -219,11 +240,12 @@ impl CertificateIssuer {
         };
         self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
         let record = pending.into_issued(der.clone());
-        Ok(IssuedCertificate { serial, der, not_before, not_after, record })
+        Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
     }
 
     async fn reserve(
         &self,
+        authority: &SigningAuthority,
         plan: &Plan,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
@@ -233,7 +255,7 @@ impl CertificateIssuer {
             let serial = Serial::random();
             let pending = PendingCertificate {
                 serial: serial.as_bytes().to_vec(),
-                authority_id: self.authority.id,
+                authority_id: authority.id,
                 not_before: not_before.unix_timestamp(),
                 not_after: not_after.unix_timestamp(),
                 created_at: self.clock.unix(),
@@ -242,7 +264,7 @@ impl CertificateIssuer {
                 requester: plan.requester.clone(),
                 key_type: Some(plan.key_type.clone()),
                 policy: plan.policy.clone(),
-                crl_shard: plan.sharded.then(|| serial.shard(self.authority.crl_shards) as i32),
+                crl_shard: plan.sharded.then(|| serial.shard(authority.crl_shards) as i32),
             };
             match self.db.reserve_certificate(&pending).await {
                 Ok(()) => return Ok((serial, pending)),

@@ -6,6 +6,7 @@ mod identifier;
 mod issuer;
 mod profile;
 mod reason;
+mod selector;
 mod serial;
 mod signing;
 
@@ -16,6 +17,7 @@ pub use profile::{
     CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, ocsp_signer_params, root_params,
 };
 pub use reason::RevocationReason;
+pub use selector::SanSelector;
 pub use serial::{InvalidSerial, Serial};
 pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};
 

@@ -6,7 +6,7 @@
 pub mod crl;
 pub mod ocsp;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -18,7 +18,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
 use crate::issuance::{CertificateIssuer, SigningAuthority, SigningError};
 use crate::setup::open_authority;
-use crate::storage::{CertificateRecord, CertificateStatusRow, Db, FULL_CRL, StoreError, StoredCrl};
+use crate::storage::{AuthorityRecord, CertificateRecord, CertificateStatusRow, Db, FULL_CRL, StoreError, StoredCrl};
 
 /// How often the CRL job looks for revocations and due CRLs.
 const CRL_CHECK: Duration = Duration::from_secs(2);
@@ -37,7 +37,7 @@ pub struct CrlAuthority {
 }
 
 impl CrlAuthority {
-    fn authority(&self) -> &SigningAuthority {
+    fn authority(&self) -> Arc<SigningAuthority> {
         self.issuer.authority()
     }
 }
@@ -72,7 +72,8 @@ pub struct Revocation {
     db: Db,
     clock: SharedClock,
     config: RevocationConfig,
-    authorities: Vec<CrlAuthority>,
+    /// Grows at runtime when a CA rotation brings in a new authority.
+    authorities: RwLock<Vec<Arc<CrlAuthority>>>,
     pub ocsp: OcspResponder,
     crl_wake: Notify,
     /// This node's name in job leases.
@@ -81,10 +82,10 @@ pub struct Revocation {
 
 impl Revocation {
     /// Loads every unexpired authority whose key this node can reach: the
-    /// active issuing CA (already open in `active`), earlier issuing CAs
-    /// whose leaves may still be checked, and the root. An authority whose
-    /// key cannot be opened is logged and left out, so a root kept offline
-    /// does not stop the CA.
+    /// active issuing CA (already open in `active`), earlier (retired)
+    /// issuing CAs whose leaves may still be checked, and the root. An
+    /// authority whose key cannot be opened is logged and left out, so a
+    /// root kept offline does not stop the CA.
     pub async fn load(
         config: &Config,
         db: &Db,
@@ -93,7 +94,7 @@ impl Revocation {
     ) -> Result<Arc<Self>, StoreError> {
         let now = clock.unix();
         let mut authorities = Vec::new();
-        let mut ocsp = OcspResponder::new(
+        let ocsp = OcspResponder::new(
             db.clone(),
             clock.clone(),
             config.revocation.ocsp_validity(),
@@ -104,8 +105,9 @@ impl Revocation {
             if record.not_after <= now {
                 continue;
             }
+            // An issuer of its own: `active` follows rotations, a CRL signer must not.
             let issuer = if record.id == active.authority().id {
-                active.clone()
+                CertificateIssuer::new(db.clone(), clock.clone(), active.authority())
             } else {
                 match open_authority(config, record, &records).await {
                     Ok(authority) => CertificateIssuer::new(db.clone(), clock.clone(), Arc::new(authority)),
@@ -121,18 +123,68 @@ impl Revocation {
                     tracing::warn!(authority = %record.name, error = %e, "no OCSP for this authority on this node")
                 }
             }
-            authorities.push(CrlAuthority { issuer, ski: record.ski.clone() });
+            authorities.push(Arc::new(CrlAuthority { issuer, ski: record.ski.clone() }));
         }
         let node = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
         Ok(Arc::new(Self {
             db: db.clone(),
             clock: clock.clone(),
             config: config.revocation.clone(),
-            authorities,
+            authorities: RwLock::new(authorities),
             ocsp,
             crl_wake: Notify::new(),
             node,
         }))
+    }
+
+    /// Starts answering CRL and OCSP for an authority opened at runtime (a
+    /// CA rotation's successor, here or on another node): certifies its
+    /// OCSP responder, and signs its first CRL unless one is stored already.
+    pub async fn add_authority(
+        &self,
+        record: &AuthorityRecord,
+        authority: Arc<SigningAuthority>,
+    ) -> Result<(), RevocationError> {
+        if self.has_authority(record.id) {
+            return Ok(());
+        }
+        let issuer = CertificateIssuer::new(self.db.clone(), self.clock.clone(), authority);
+        let ocsp_issuer = OcspIssuer::new(issuer.clone(), self.ocsp.signer_lifetime())
+            .await
+            .map_err(|e| RevocationError::Signing(SigningError::Encoding(e.to_string())))?;
+        self.ocsp.add_issuer(ocsp_issuer);
+        let added = Arc::new(CrlAuthority { issuer, ski: record.ski.clone() });
+        {
+            let mut authorities = self.authorities.write().unwrap_or_else(|p| p.into_inner());
+            if authorities.iter().any(|a| a.authority().id == record.id) {
+                return Ok(());
+            }
+            authorities.push(added.clone());
+        }
+        match self.db.crl(record.id, FULL_CRL).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                let shards = added.authority().crl_shards as i32;
+                for scope in std::iter::once(FULL_CRL).chain(0..shards) {
+                    self.publish_crl(&added, scope).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = self.ocsp.presign().await {
+            tracing::warn!(error = %e, "OCSP pre-signing for a new authority failed; the OCSP job retries");
+        }
+        tracing::info!(authority = %record.name, "serving CRLs and OCSP for a new authority");
+        Ok(())
+    }
+
+    /// Whether this node signs CRLs and OCSP answers for the authority.
+    pub fn has_authority(&self, authority_id: i64) -> bool {
+        self.snapshot().iter().any(|a| a.authority().id == authority_id)
+    }
+
+    fn snapshot(&self) -> Vec<Arc<CrlAuthority>> {
+        self.authorities.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The newest stored CRL of a scope, as the HTTP layer serves it.
@@ -164,12 +216,12 @@ impl Revocation {
     /// a new CRL number. Returns what was stored.
     pub async fn publish_crls(&self, only: Option<i64>) -> Result<Vec<StoredCrl>, RevocationError> {
         if let Some(id) = only
-            && !self.authorities.iter().any(|a| a.authority().id == id)
+            && !self.has_authority(id)
         {
             return Err(RevocationError::UnknownAuthority(id));
         }
         let mut published = Vec::new();
-        for authority in self.authorities.iter().filter(|a| only.is_none_or(|id| a.authority().id == id)) {
+        for authority in self.snapshot().iter().filter(|a| only.is_none_or(|id| a.authority().id == id)) {
             let shards = authority.authority().crl_shards as i32;
             for scope in std::iter::once(FULL_CRL).chain(0..shards) {
                 published.push(self.publish_crl(authority, scope).await?);

@@ -23,7 +23,6 @@ pub async fn create_hierarchy(
     issuing_signer: &dyn Signer,
 ) -> Result<(), SetupError> {
     let now = clock.now();
-    let base_url = config.public_base_url();
     let root_cfg = &config.hierarchy.root;
     let issuing_cfg = &config.hierarchy.issuing;
 
@@ -31,21 +30,76 @@ pub async fn create_hierarchy(
     let root_der = sign_self_signed(&root_params(&root_subject), root_signer).await?;
     let root_id = db
         .insert_authority(
-            &new_authority(root_cfg, "root", None, root_signer, &root_der, &root_subject, clock)?,
+            &new_authority(
+                &root_cfg.name,
+                &root_cfg.key_uri,
+                "root",
+                None,
+                root_signer,
+                &root_der,
+                &root_subject,
+                clock,
+            )?,
             &system_event(clock, "authority.create", &root_cfg.name),
         )
         .await?;
 
     let issuing_subject = ca_subject(issuing_cfg, now);
-    let root_urls = RevocationUrls::for_authority(&base_url, root_id);
-    let params = issuing_params(&issuing_subject, &root_urls)?;
+    let issuing_der = certify_issuing(
+        db,
+        config,
+        clock,
+        &IssuingParent { id: root_id, certificate_der: &root_der, signer: root_signer },
+        &issuing_subject,
+        issuing_signer,
+    )
+    .await?;
+    db.insert_authority(
+        &new_authority(
+            &issuing_cfg.name,
+            &issuing_cfg.key_uri,
+            "issuing",
+            Some(root_id),
+            issuing_signer,
+            &issuing_der,
+            &issuing_subject,
+            clock,
+        )?,
+        &system_event(clock, "authority.create", &issuing_cfg.name),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The root an issuing CA is certified by: its id, certificate and key.
+pub struct IssuingParent<'a> {
+    pub id: i64,
+    pub certificate_der: &'a [u8],
+    pub signer: &'a dyn Signer,
+}
+
+/// Signs an issuing CA certificate for `issuing_signer`'s key under the
+/// root, through the same steps as every certificate: the serial is
+/// recorded as the root's pending certificate first, so the root's CRL can
+/// revoke it later. Returns the certificate; the caller records the
+/// authority.
+pub async fn certify_issuing(
+    db: &Db,
+    config: &Config,
+    clock: &SharedClock,
+    root: &IssuingParent<'_>,
+    subject: &CaSubject,
+    issuing_signer: &dyn Signer,
+) -> Result<Vec<u8>, SetupError> {
+    let root_urls = RevocationUrls::for_authority(&config.public_base_url(), root.id);
+    let params = issuing_params(subject, &root_urls)?;
     db.reserve_certificate(&PendingCertificate {
-        serial: issuing_subject.serial.as_bytes().to_vec(),
-        authority_id: root_id,
-        not_before: issuing_subject.not_before.unix_timestamp(),
-        not_after: issuing_subject.not_after.unix_timestamp(),
+        serial: subject.serial.as_bytes().to_vec(),
+        authority_id: root.id,
+        not_before: subject.not_before.unix_timestamp(),
+        not_after: subject.not_after.unix_timestamp(),
         created_at: clock.unix(),
-        subject: format!("CN={}", issuing_cfg.common_name),
+        subject: format!("CN={}", subject.common_name),
         sans: to_column(&[]),
         requester: "tessera".into(),
         key_type: Some(issuing_signer.algorithm().as_str().into()),
@@ -53,22 +107,26 @@ pub async fn create_hierarchy(
         crl_shard: None,
     })
     .await?;
-    let issuing_der = sign_certificate(&params, issuing_signer.public_key_der(), &root_der, root_signer).await?;
+    let signed = sign_certificate(&params, issuing_signer.public_key_der(), root.certificate_der, root.signer).await;
+    let issuing_der = match signed {
+        Ok(der) => der,
+        Err(e) => {
+            if let Err(store) = db.record_failed(subject.serial.as_bytes()).await {
+                tracing::warn!(error = %store, "could not mark a failed CA certificate");
+            }
+            return Err(e.into());
+        }
+    };
     db.record_issued(
-        issuing_subject.serial.as_bytes(),
+        subject.serial.as_bytes(),
         &issuing_der,
-        &system_event(clock, "certificate.issue", &issuing_subject.serial.to_hex()),
+        &system_event(clock, "certificate.issue", &subject.serial.to_hex()),
     )
     .await?;
-    db.insert_authority(
-        &new_authority(issuing_cfg, "issuing", Some(root_id), issuing_signer, &issuing_der, &issuing_subject, clock)?,
-        &system_event(clock, "authority.create", &issuing_cfg.name),
-    )
-    .await?;
-    Ok(())
+    Ok(issuing_der)
 }
 
-fn ca_subject(config: &AuthorityConfig, now: time::OffsetDateTime) -> CaSubject {
+pub fn ca_subject(config: &AuthorityConfig, now: time::OffsetDateTime) -> CaSubject {
     CaSubject {
         common_name: config.common_name.clone(),
         organization: config.organization.clone(),
@@ -78,8 +136,12 @@ fn ca_subject(config: &AuthorityConfig, now: time::OffsetDateTime) -> CaSubject 
     }
 }
 
-fn new_authority(
-    config: &AuthorityConfig,
+/// The record of a CA certificate Tessera made. The key URI is kept as
+/// configured (a relative file: path stays relative to the data dir).
+#[allow(clippy::too_many_arguments, reason = "each is one column of the record, named at the call")]
+pub fn new_authority(
+    name: &str,
+    key_uri: &str,
     kind: &'static str,
     parent_id: Option<i64>,
     signer: &dyn Signer,
@@ -89,11 +151,10 @@ fn new_authority(
 ) -> Result<NewAuthority, SetupError> {
     let ski = subject_key_identifier(der)?;
     Ok(NewAuthority {
-        name: config.name.clone(),
+        name: name.to_owned(),
         kind,
         parent_id,
-        // As configured (a relative file: path stays relative to the data dir).
-        key_uri: config.key_uri.clone(),
+        key_uri: key_uri.to_owned(),
         algorithm: signer.algorithm().as_str().into(),
         certificate_der: der.to_vec(),
         serial: subject.serial.as_bytes().to_vec(),
@@ -111,7 +172,7 @@ fn parse(der: &[u8]) -> Result<x509_parser::certificate::X509Certificate<'_>, Se
         .map_err(|e| SetupError::Refused(format!("a certificate Tessera made does not parse: {e}")))
 }
 
-fn subject_key_identifier(der: &[u8]) -> Result<Vec<u8>, SetupError> {
+pub fn subject_key_identifier(der: &[u8]) -> Result<Vec<u8>, SetupError> {
     let cert = parse(der)?;
     cert.extensions()
         .iter()

@@ -9,7 +9,9 @@ mod tls;
 mod token_file;
 
 pub use dev::bootstrap_dev;
-pub use hierarchy::create_hierarchy;
+pub use hierarchy::{
+    IssuingParent, ca_subject, certify_issuing, create_hierarchy, new_authority, subject_key_identifier,
+};
 pub use init::init_hierarchy;
 pub use load::{load_signing_authority, open_authority};
 pub use tls::{ServerTls, ensure_server_tls};

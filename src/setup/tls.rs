@@ -79,7 +79,7 @@ async fn issue(issuer: &CertificateIssuer, names: &[Identifier]) -> Result<Serve
         })
         .await?;
     Ok(ServerTls {
-        chain_pem: issued.chain_pem(issuer.authority()),
+        chain_pem: issued.chain_pem(),
         key_pem: SecretString::from(key.serialize_pem()),
         not_before: issued.not_before,
         not_after: issued.not_after,

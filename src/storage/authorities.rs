@@ -81,3 +81,56 @@ impl Db {
             .bind(id).fetch_one(pool).await.map_err(StoreError::from))
     }
 }
+
+impl Db {
+    /// Records a rotation in one transaction: the predecessor is retired
+    /// (it must still be active, else Conflict: someone rotated it first),
+    /// the successor is recorded, and the audit event is written.
+    pub async fn rotate_authority(
+        &self,
+        predecessor_id: i64,
+        successor: &NewAuthority,
+        audit: &NewAuditEvent,
+    ) -> Result<i64, StoreError> {
+        const RETIRE: &str = "UPDATE authorities SET status = 'retired' WHERE id = $1 AND status = 'active'";
+        const INSERT: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
+             serial, ski, subject, not_before, not_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
+            if retired.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
+            }
+            let id: i64 = sqlx::query_scalar(INSERT)
+                .bind(&successor.name)
+                .bind(successor.kind)
+                .bind(successor.parent_id)
+                .bind(&successor.key_uri)
+                .bind(&successor.algorithm)
+                .bind(&successor.certificate_der)
+                .bind(&successor.serial)
+                .bind(&successor.ski)
+                .bind(&successor.subject)
+                .bind(successor.not_before)
+                .bind(successor.not_after)
+                .bind(successor.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Certificates of every authority a relying party may meet today: not
+    /// expired, and not revoked by their parent. Roots first, then by id.
+    pub async fn trusted_authority_certificates(&self, now: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        const SQL: &str = "SELECT a.certificate_der FROM authorities a \
+             LEFT JOIN certificates c ON c.serial = a.serial AND a.parent_id IS NOT NULL \
+             WHERE a.not_after > $1 AND (c.status IS NULL OR c.status <> 3) \
+             ORDER BY CASE WHEN a.parent_id IS NULL THEN 0 ELSE 1 END, a.id";
+        with_pool!(self, pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
+            .bind(now).fetch_all(pool).await.map_err(StoreError::from))
+    }
+}

@@ -14,6 +14,7 @@ mod certificates;
 mod eab_keys;
 mod nonces;
 mod policies;
+mod renewal_pulls;
 mod revocation;
 mod tokens;
 

@@ -66,7 +66,8 @@ pub struct OcspResponder {
     clock: SharedClock,
     validity: i64,
     signer_lifetime: time::Duration,
-    issuers: Vec<OcspIssuer>,
+    /// Grows at runtime when a CA rotation brings in a new authority.
+    issuers: RwLock<Vec<Arc<OcspIssuer>>>,
     cache: RwLock<ResponseCache>,
 }
 
@@ -175,17 +176,35 @@ impl OcspResponder {
             clock,
             validity: validity.whole_seconds().max(60),
             signer_lifetime,
-            issuers: Vec::new(),
+            issuers: RwLock::new(Vec::new()),
             cache: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn add_issuer(&mut self, issuer: OcspIssuer) {
-        self.issuers.push(issuer);
+    /// Answers for `issuer` from now on; a second issuer for the same
+    /// authority is ignored.
+    pub fn add_issuer(&self, issuer: OcspIssuer) {
+        let mut issuers = write(&self.issuers);
+        if !issuers.iter().any(|i| i.authority_id == issuer.authority_id) {
+            issuers.push(Arc::new(issuer));
+        }
     }
 
-    pub fn issuer(&self, authority_id: i64) -> Option<&OcspIssuer> {
-        self.issuers.iter().find(|i| i.authority_id == authority_id)
+    pub fn issuer(&self, authority_id: i64) -> Option<Arc<OcspIssuer>> {
+        read(&self.issuers).iter().find(|i| i.authority_id == authority_id).cloned()
+    }
+
+    /// The lifetime of responder certificates this responder makes.
+    pub fn signer_lifetime(&self) -> time::Duration {
+        self.signer_lifetime
+    }
+
+    fn issuer_matching(&self, query: &Query) -> Option<Arc<OcspIssuer>> {
+        read(&self.issuers).iter().find(|i| i.matches(query)).cloned()
+    }
+
+    fn all_issuers(&self) -> Vec<Arc<OcspIssuer>> {
+        read(&self.issuers).clone()
     }
 
     /// Answers one DER OCSPRequest. Never fails: bad input gets
@@ -201,14 +220,17 @@ impl OcspResponder {
         // One responder signs the answer, so every CertID must name its issuer.
         let mut issuer = None;
         for query in &parsed.queries {
-            match self.issuers.iter().find(|i| i.matches(query)) {
-                Some(found) if issuer.is_none_or(|i: &OcspIssuer| i.authority_id == found.authority_id) => {
+            match self.issuer_matching(query) {
+                Some(found)
+                    if issuer.as_ref().is_none_or(|i: &Arc<OcspIssuer>| i.authority_id == found.authority_id) =>
+                {
                     issuer = Some(found)
                 }
                 _ => return Reply::Error(OcspResponseStatus::Unauthorized),
             }
         }
         let Some(issuer) = issuer else { return Reply::Error(OcspResponseStatus::MalformedRequest) };
+        let issuer = issuer.as_ref();
         let now = self.clock.unix();
 
         if let ([query], None) = (parsed.queries.as_slice(), &parsed.nonce) {
@@ -306,7 +328,7 @@ impl OcspResponder {
         let mut signed = 0;
         let now = self.clock.unix();
         write(&self.cache).retain(|_, c| c.next_update > now);
-        for issuer in &self.issuers {
+        for issuer in &self.all_issuers() {
             let mut after = Vec::new();
             loop {
                 let rows = self.db.live_certificates(issuer.authority_id, now, &after, PAGE).await?;
@@ -348,7 +370,7 @@ impl OcspResponder {
     /// are signed again at once.
     pub fn on_revoked(&self, row: &CertificateStatusRow) -> Result<(), OcspError> {
         let Some(issuer) = self.issuer(row.authority_id) else { return Ok(()) };
-        self.refresh_rows(issuer, std::slice::from_ref(row), self.clock.unix())?;
+        self.refresh_rows(&issuer, std::slice::from_ref(row), self.clock.unix())?;
         Ok(())
     }
 
@@ -358,7 +380,7 @@ impl OcspResponder {
         let now = self.clock.unix();
         let threshold = self.signer_lifetime.whole_seconds() / 3;
         let mut rotated = 0;
-        for issuer in &self.issuers {
+        for issuer in &self.all_issuers() {
             if read(&issuer.key).not_after - now <= threshold {
                 self.replace_key(issuer).await?;
                 rotated += 1;
@@ -370,7 +392,7 @@ impl OcspResponder {
     /// Replaces one authority's responder key now.
     pub async fn rotate_key(&self, authority_id: i64) -> Result<(), OcspError> {
         let issuer = self.issuer(authority_id).ok_or(OcspError::UnknownAuthority(authority_id))?;
-        self.replace_key(issuer).await
+        self.replace_key(&issuer).await
     }
 
     /// Responses signed by the old key stay valid: its certificate outlives
