@@ -19,6 +19,7 @@ use crate::config::{Config, Mode};
 use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
+use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
@@ -60,6 +61,9 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     revocation.start_jobs(&mut background).await;
 
     let metrics = Arc::new(Metrics::default());
+    let lifecycle =
+        Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
+    lifecycle.start_jobs(&mut background);
     let acme_state =
         AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
             .await?;
@@ -69,6 +73,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         issuer: issuer.clone(),
         revocation: revocation.clone(),
         metrics,
+        lifecycle,
     };
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
     let public_router =

@@ -12,7 +12,7 @@ use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params,
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
-use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError};
+use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError, Succession};
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
 const BACKDATE: Duration = Duration::seconds(60);
@@ -102,6 +102,18 @@ impl CertificateIssuer {
 
     /// Issues a workload certificate for an approved request.
     pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
+        self.issue_replacing(request, None).await
+    }
+
+    /// Issues a workload certificate that replaces the certificate with
+    /// serial `replaces` (an ACME order's `replaces`, RFC 9773), besides the
+    /// earlier certificate of the same requester and identifiers that every
+    /// issuance replaces.
+    pub async fn issue_replacing(
+        &self,
+        request: &IssueRequest<'_>,
+        replaces: Option<&[u8]>,
+    ) -> Result<IssuedCertificate, IssueError> {
         let authority = &self.authority;
         let plan = Plan {
             subject: leaf_subject(&request.names),
@@ -111,6 +123,7 @@ impl CertificateIssuer {
             policy: request.policy.clone(),
             ttl: request.ttl,
             sharded: authority.crl_shards > 0,
+            lineage: Lineage::Identifiers { replaces: replaces.map(<[u8]>::to_vec) },
             action: "certificate.issue",
             detail: serde_json::json!({
                 "policy": request.policy,
@@ -151,6 +164,7 @@ impl CertificateIssuer {
             policy: None,
             ttl: lifetime,
             sharded: false,
+            lineage: Lineage::Authority,
             action: "ocsp_signer.issue",
             detail: serde_json::json!({}),
         };
@@ -204,7 +218,17 @@ impl CertificateIssuer {
             target: serial.to_hex(),
             detail,
         };
-        self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
+        let replaces = match &plan.lineage {
+            Lineage::Identifiers { replaces } => replaces.as_deref(),
+            Lineage::Authority => None,
+        };
+        let succession = Succession {
+            requester: &audit.actor,
+            sans: &plan.sans,
+            authority_id: matches!(plan.lineage, Lineage::Authority).then_some(self.authority.id),
+            replaces,
+        };
+        self.db.record_issued_succeeding(serial.as_bytes(), &der, &audit, Some(&succession)).await?;
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record })
     }
@@ -250,8 +274,19 @@ struct Plan {
     policy: Option<String>,
     ttl: Duration,
     sharded: bool,
+    lineage: Lineage,
     action: &'static str,
     detail: serde_json::Value,
+}
+
+/// Which earlier certificates a new one replaces.
+enum Lineage {
+    /// Leaves: the live certificate of the same requester and identifiers,
+    /// and an explicitly replaced one.
+    Identifiers { replaces: Option<Vec<u8>> },
+    /// OCSP responder certificates name no identifiers: the live one of the
+    /// same authority.
+    Authority,
 }
 
 /// The subject as stored: `CN=<name>` when the profile puts one there.

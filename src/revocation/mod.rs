@@ -29,6 +29,9 @@ const ROTATION_CHECK: Duration = Duration::from_secs(60);
 /// A CRL job's lease; a node that crashed mid-run frees the job after this.
 const CRL_LEASE_SECONDS: i64 = 60;
 const CRL_JOB: &str = "crl";
+/// OCSP pre-signing runs on every node; its runs are recorded as
+/// `ocsp-presign/<node>`.
+const OCSP_PRESIGN_JOB: &str = "ocsp-presign";
 
 /// An authority whose CRL Tessera signs.
 pub struct CrlAuthority {
@@ -142,6 +145,11 @@ impl Revocation {
 
     pub fn now(&self) -> i64 {
         self.clock.unix()
+    }
+
+    /// This node's name in job leases.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Called by every revocation path once the database says revoked.
@@ -262,7 +270,7 @@ impl Revocation {
                 } else {
                     last_run = Some(now);
                 }
-                let _ = self.db.record_job_run(CRL_JOB, now, error.as_deref()).await;
+                let _ = self.db.finish_job_run(CRL_JOB, now, now + refresh, error.as_deref()).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(CRL_CHECK) => {}
@@ -296,11 +304,24 @@ impl Revocation {
                 Err(e) => tracing::warn!(error = %e, "OCSP responder key rotation failed; retrying"),
             }
             if last_presign.elapsed() >= interval {
-                match self.ocsp.presign().await {
-                    Ok(signed) => tracing::debug!(signed, "OCSP responses pre-signed"),
-                    Err(e) => tracing::warn!(error = %e, "OCSP pre-signing failed; retrying"),
-                }
+                let error = match self.ocsp.presign().await {
+                    Ok(signed) => {
+                        tracing::debug!(signed, "OCSP responses pre-signed");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "OCSP pre-signing failed; retrying");
+                        Some(e.to_string())
+                    }
+                };
                 last_presign = tokio::time::Instant::now();
+                // Every node pre-signs for itself, so each records its own run.
+                let now = self.clock.unix();
+                let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
+                let next = now + interval.as_secs() as i64;
+                if let Err(e) = self.db.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
+                    tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
+                }
             }
             tokio::time::sleep(ROTATION_CHECK.min(interval)).await;
         }

@@ -12,6 +12,7 @@ mod audit;
 mod authorities;
 mod certificates;
 mod eab_keys;
+mod lifecycle;
 mod nonces;
 mod policies;
 mod revocation;
@@ -30,8 +31,11 @@ pub use acme_orders::{
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
-pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
+pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession};
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
+pub use lifecycle::{
+    ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
+};
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use tokens::TokenRecord;
