@@ -240,9 +240,11 @@ impl Revocation {
                 None
             }
         };
-        if let Err(e) = self.ocsp.presign().await {
+        let presigned = self.ocsp.presign().await;
+        if let Err(e) = &presigned {
             tracing::warn!(error = %e, "OCSP pre-signing at start failed; the OCSP job retries");
         }
+        self.record_presign(presigned.err().map(|e| e.to_string()), self.presign_interval()).await;
         tasks.spawn(self.clone().crl_job(published));
         tasks.spawn(self.clone().ocsp_job());
         tasks.spawn(self.clone().revocation_poll());
@@ -295,7 +297,7 @@ impl Revocation {
 
     /// Keeps pre-signed OCSP responses fresh and rotates responder keys.
     async fn ocsp_job(self: Arc<Self>) {
-        let interval = Duration::from_secs((self.config.ocsp_validity().whole_seconds() / 4).max(10) as u64);
+        let interval = self.presign_interval();
         let mut last_presign = tokio::time::Instant::now();
         loop {
             match self.ocsp.rotate_due_keys().await {
@@ -315,15 +317,25 @@ impl Revocation {
                     }
                 };
                 last_presign = tokio::time::Instant::now();
-                // Every node pre-signs for itself, so each records its own run.
-                let now = self.clock.unix();
-                let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
-                let next = now + interval.as_secs() as i64;
-                if let Err(e) = self.db.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
-                    tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
-                }
+                self.record_presign(error, interval).await;
             }
             tokio::time::sleep(ROTATION_CHECK.min(interval)).await;
+        }
+    }
+
+    /// How often pre-signed OCSP responses are refreshed.
+    fn presign_interval(&self) -> Duration {
+        Duration::from_secs((self.config.ocsp_validity().whole_seconds() / 4).max(10) as u64)
+    }
+
+    /// Every node pre-signs for itself (responses live in its memory), so
+    /// each records its own runs, as `ocsp-presign/<node>`.
+    async fn record_presign(&self, error: Option<String>, next_in: Duration) {
+        let now = self.clock.unix();
+        let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
+        let next = now + next_in.as_secs() as i64;
+        if let Err(e) = self.db.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
+            tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
         }
     }
 

@@ -91,21 +91,33 @@ pub struct JobRecord {
     pub runs: i64,
 }
 
+/// Issued certificates expiring within 1 h / 24 h / 7 d, per authority:
+/// one range of `certificates_authority_not_after`.
+const EXPIRING: &str = "SELECT authority_id, \
+     SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
+     COUNT(*) \
+     FROM certificates WHERE status = 1 AND not_after > $1 AND not_after <= $4 GROUP BY authority_id";
+/// Overdue and expired-without-successor counts per authority: one range
+/// of the partial index `certificates_heads_expiry`, index only.
+const UNREPLACED: &str = "SELECT authority_id, \
+     SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
+     FROM certificates WHERE status = 1 AND superseded_by IS NULL AND not_after > $2 AND not_after <= $3 \
+     AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
+     GROUP BY authority_id";
+/// Unreported unreplaced certificates in a window, for notices.
+const UNNOTICED: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
+     FROM certificates c WHERE c.status = 1 AND c.superseded_by IS NULL \
+     AND c.not_after > $1 AND c.not_after <= $2 \
+     AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
+     AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \
+     ORDER BY c.not_after LIMIT $6";
+
 impl Db {
     /// Per-authority counts of what expires soon, what is overdue and what
     /// expired without a successor.
     pub async fn expiration_counts(&self, w: &ExpiryWindows) -> Result<Vec<ExpirationCounts>, StoreError> {
-        const EXPIRING: &str = "SELECT authority_id, \
-             SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
-             COUNT(*) \
-             FROM certificates WHERE status = 1 AND not_after > $1 AND not_after <= $4 GROUP BY authority_id";
-        const UNREPLACED: &str = "SELECT authority_id, \
-             SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
-             FROM certificates WHERE status = 1 AND superseded_by IS NULL AND not_after > $2 AND not_after <= $3 \
-             AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
-             GROUP BY authority_id";
         let (expiring, unreplaced) = with_pool!(self, pool => {
             let expiring = sqlx::query_as::<_, (i64, i64, i64, i64)>(EXPIRING)
                 .bind(w.now)
@@ -164,17 +176,11 @@ impl Db {
         renewal: Option<(i64, i64)>,
         limit: i64,
     ) -> Result<Vec<UnreplacedCertificate>, StoreError> {
-        const SQL: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
-             FROM certificates c WHERE c.status = 1 AND c.superseded_by IS NULL \
-             AND c.not_after > $1 AND c.not_after <= $2 \
-             AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
-             AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \
-             ORDER BY c.not_after LIMIT $6";
         let (permille, now) = match renewal {
             Some((permille, now)) => (Some(permille), now),
             None => (None, 0),
         };
-        with_pool!(self, pool => sqlx::query_as::<_, UnreplacedCertificate>(SQL)
+        with_pool!(self, pool => sqlx::query_as::<_, UnreplacedCertificate>(UNNOTICED)
             .bind(from).bind(until).bind(permille).bind(now).bind(kind).bind(limit)
             .fetch_all(pool).await.map_err(StoreError::from))
     }
@@ -299,6 +305,85 @@ impl Db {
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(job).bind(holder).bind(at).bind(next_run).bind(error)
             .execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// The query plans of the expiry queries for `w`, one text per query
+    /// (PostgreSQL `EXPLAIN`, SQLite `EXPLAIN QUERY PLAN`), so tests and the
+    /// benchmark can show they read index windows, not the table. With
+    /// `without_seq_scan`, PostgreSQL is told to avoid sequential scans
+    /// (a test table of a few rows is scanned whole otherwise, cheaply).
+    pub async fn explain_expiry_queries(
+        &self,
+        w: &ExpiryWindows,
+        without_seq_scan: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut plans = Vec::new();
+        match self {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if without_seq_scan {
+                    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
+                }
+                let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
+                let lines: Vec<String> = sqlx::query_scalar(explain(EXPIRING))
+                    .bind(w.now)
+                    .bind(w.hour_end)
+                    .bind(w.day_end)
+                    .bind(w.week_end)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                plans.push(lines.join("\n"));
+                let lines: Vec<String> = sqlx::query_scalar(explain(UNREPLACED))
+                    .bind(w.now)
+                    .bind(w.expired_since)
+                    .bind(w.overdue_until)
+                    .bind(w.overdue_permille)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                plans.push(lines.join("\n"));
+                let lines: Vec<String> = sqlx::query_scalar(explain(UNNOTICED))
+                    .bind(w.now)
+                    .bind(w.overdue_until)
+                    .bind(Some(w.overdue_permille))
+                    .bind(w.now)
+                    .bind("certificate.overdue")
+                    .bind(100_i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                plans.push(lines.join("\n"));
+                tx.rollback().await?;
+            }
+            Db::Sqlite(pool) => {
+                let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"));
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(EXPIRING))
+                    .bind(w.now)
+                    .bind(w.hour_end)
+                    .bind(w.day_end)
+                    .bind(w.week_end)
+                    .fetch_all(pool)
+                    .await?;
+                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNREPLACED))
+                    .bind(w.now)
+                    .bind(w.expired_since)
+                    .bind(w.overdue_until)
+                    .bind(w.overdue_permille)
+                    .fetch_all(pool)
+                    .await?;
+                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNNOTICED))
+                    .bind(w.now)
+                    .bind(w.overdue_until)
+                    .bind(Some(w.overdue_permille))
+                    .bind(w.now)
+                    .bind("certificate.overdue")
+                    .bind(100_i64)
+                    .fetch_all(pool)
+                    .await?;
+                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+            }
+        }
+        Ok(plans)
     }
 
     /// Every job that ever took a lease, by name.
