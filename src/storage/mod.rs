@@ -16,6 +16,7 @@ mod lifecycle;
 mod nonces;
 mod policies;
 mod revocation;
+mod seed;
 mod tokens;
 
 use std::str::FromStr;
@@ -38,6 +39,7 @@ pub use lifecycle::{
 };
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
+pub use seed::SeedSpec;
 pub use tokens::TokenRecord;
 
 /// A connection pool on one of the two backends.
