@@ -10,6 +10,9 @@
 //!
 //!     DATABASE_URL=postgres://... TESSERA_BENCH_ROWS=10000000 cargo bench --bench expiry
 //!
+//! (The timings are the database's: `cargo test --bench expiry -- --bench`
+//! measures the same without a release build.)
+//!
 //! `TESSERA_BENCH_ROWS` defaults to 1,000,000 (20,000 under `cargo test`,
 //! where a smoke pass checks the figures add up). Needs PostgreSQL.
 #![allow(clippy::unwrap_used)]
@@ -72,12 +75,14 @@ async fn main() {
     };
     let mut pages = Vec::new();
     let mut listed = 0;
+    let mut exhausted = false;
     for _ in 0..if measuring { 200 } else { 20 } {
         let started = Instant::now();
         let page = db.list_certificates(&filter, 101).await.unwrap();
         pages.push(started.elapsed());
         listed += page.len().min(100);
         if page.len() <= 100 {
+            exhausted = true;
             break;
         }
         let last = &page[99];
@@ -138,7 +143,9 @@ async fn main() {
         let workloads = spec.workloads();
         assert!(line.overdue >= workloads / 100 - 1 && line.overdue <= workloads / 100 + 1, "{line:?}");
         assert!(line.expired_without_successor > 0, "{line:?}");
-        assert_eq!(listed as i64, line.expiring_24h, "{line:?}");
+        if exhausted {
+            assert_eq!(listed as i64, line.expiring_24h, "{line:?}");
+        }
     }
 }
 
