@@ -3,7 +3,7 @@
 //! their webhook deliveries, and when each job runs.
 //!
 //! Every read here stays inside a not_after window: the counts of what
-//! expires read `certificates_authority_not_after`, overdue and expired
+//! expires read `certificates_issued_expiry`, overdue and expired
 //! certificates read the partial index `certificates_heads_expiry` (issued,
 //! not superseded), never the whole table (tests/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
@@ -92,7 +92,7 @@ pub struct JobRecord {
 }
 
 /// Issued certificates expiring within 1 h / 24 h / 7 d, per authority:
-/// one range of `certificates_authority_not_after`.
+/// one range of the partial index `certificates_issued_expiry`, index only.
 const EXPIRING: &str = "SELECT authority_id, \
      SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
      SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
