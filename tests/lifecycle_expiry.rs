@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use common::acme::{AccountKey, AcmeClient, Responders, b64};
 use common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::clock::Clock;
@@ -265,6 +266,59 @@ async fn overdue_is_reported_signed_and_cleared_by_a_successor_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overdue_is_reported_signed_and_cleared_by_a_successor_postgres() {
     overdue_run(Backend::Postgres).await;
+}
+
+/// An ACME order whose `replaces` names a certificate for other names: the
+/// link alone makes the old certificate no longer overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acme_replacement_clears_overdue() {
+    let responders = Responders::start().await;
+    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+    let soon = rfc3339(ca.clock.now() + time::Duration::minutes(2));
+    let first = json!({"identifiers": [{"type": "dns", "value": "first.replace.test"}], "notAfter": soon});
+    let der = finalize(&client, &responders, &first, &["first.replace.test"]).await;
+
+    ca.clock.advance(time::Duration::seconds(90));
+    assert_eq!(issuing_line(&ca).await["overdue"], 1);
+    let second = json!({"identifiers": [{"type": "dns", "value": "second.replace.test"}], "replaces": cert_id(&der)});
+    finalize(&client, &responders, &second, &["second.replace.test"]).await;
+    assert_eq!(issuing_line(&ca).await["overdue"], 0);
+    ca.stop().await;
+}
+
+/// Orders, validates and finalizes; returns the leaf's DER.
+async fn finalize(client: &AcmeClient, responders: &Responders, order: &Value, names: &[&str]) -> Vec<u8> {
+    let (_, ready) = client.ready_order_with(responders, order).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let csr = b64(params.serialize_request(&key).unwrap().der());
+    let done = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;
+    assert_eq!(done.body["status"], "valid", "{done:?}");
+    let chain = client.post(done.body["certificate"].as_str().unwrap(), None).await;
+    pem::parse_many(&chain.text).unwrap()[0].contents().to_vec()
+}
+
+/// The ARI certificate identifier (RFC 9773): base64url(AKI).base64url(serial).
+fn cert_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap();
+    format!("{}.{}", b64(aki), b64(cert.raw_serial()))
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
 /// (holder, last_run, runs) of a job, read from the database.
