@@ -41,11 +41,97 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
 }
 
-/// Jobs that keep the CA's own certificates fresh.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Expiry tracking and its alerts. Durations are written like `24h` or `7d`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
+    /// A certificate is overdue once it has lived this share of its
+    /// lifetime and nothing replaced it.
+    pub overdue_share: f64,
+    /// The longest leaf lifetime the overdue search covers: it reads the
+    /// not_after window up to `(1 - overdue_share) * max_lifetime` ahead, so
+    /// a certificate living longer is reported only once inside that window.
+    pub max_lifetime: String,
+    /// How far back "expired without a successor" looks.
+    pub expired_lookback: String,
+    /// An authority is nearing its expiry when less than this share of its
+    /// lifetime is left.
+    pub authority_warning_share: f64,
+    /// How often the expiry scan runs (on one node at a time).
+    pub scan_interval: String,
+    /// First retry delay of a failed webhook delivery; doubles per attempt.
+    pub webhook_backoff: String,
+    /// Delivery attempts per event before it is given up.
+    pub webhook_max_attempts: u32,
+    pub webhooks: Vec<WebhookConfig>,
+    /// Jobs that keep the CA's own certificates fresh.
     pub ca_rotation: CaRotationConfig,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            overdue_share: 0.8,
+            max_lifetime: "90d".into(),
+            expired_lookback: "7d".into(),
+            authority_warning_share: 0.2,
+            scan_interval: "1m".into(),
+            webhook_backoff: "30s".into(),
+            webhook_max_attempts: 8,
+            webhooks: Vec::new(),
+            ca_rotation: CaRotationConfig::default(),
+        }
+    }
+}
+
+impl LifecycleConfig {
+    fn duration(text: &str) -> time::Duration {
+        crate::authority::parse_ttl(text).unwrap_or(time::Duration::HOUR)
+    }
+
+    pub fn max_lifetime(&self) -> time::Duration {
+        Self::duration(&self.max_lifetime)
+    }
+
+    pub fn expired_lookback(&self) -> time::Duration {
+        Self::duration(&self.expired_lookback)
+    }
+
+    pub fn scan_interval(&self) -> time::Duration {
+        Self::duration(&self.scan_interval)
+    }
+
+    pub fn webhook_backoff(&self) -> time::Duration {
+        Self::duration(&self.webhook_backoff)
+    }
+}
+
+/// One receiver of lifecycle events. The HMAC secret comes from the
+/// variable or file named here, never from the config itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Extra PEM roots to trust for an https URL (an internal CA, say).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl WebhookConfig {
+    /// The signing secret from its configured source.
+    pub fn secret(&self, index: usize) -> Result<SecretString, ConfigError> {
+        let at = |name: &str| format!("lifecycle.webhooks[{index}].{name}");
+        read_secret(&self.url, &at("secret_env"), &self.secret_env, &at("secret_file"), &self.secret_file)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+            .ok_or_else(|| ConfigError::Field {
+                field: format!("lifecycle.webhooks[{index}]"),
+                reason: "needs secret_env or secret_file".into(),
+            })
+    }
 }
 
 /// Issuing CA rotation: a successor key in the same custodian, certified by
@@ -546,6 +632,7 @@ impl Config {
                 format!("{:?} is not a duration such as 15s or 1m", rotation.check_interval),
             ));
         }
+        self.validate_lifecycle()?;
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
         }
@@ -585,6 +672,43 @@ impl Config {
             }
             if crate::authority::parse_ttl(&dir.rate_window).is_none() {
                 return Err(field(at("rate_window"), format!("{:?} is not a duration such as 1h", dir.rate_window)));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_lifecycle(&self) -> Result<(), ConfigError> {
+        let field = |field: String, reason: String| ConfigError::Field { field, reason };
+        let lifecycle = &self.lifecycle;
+        for (name, share) in [
+            ("lifecycle.overdue_share", lifecycle.overdue_share),
+            ("lifecycle.authority_warning_share", lifecycle.authority_warning_share),
+        ] {
+            if !(share > 0.0 && share < 1.0) {
+                return Err(field(name.into(), format!("{share} must be between 0 and 1 (exclusive)")));
+            }
+        }
+        for (name, value) in [
+            ("lifecycle.max_lifetime", &lifecycle.max_lifetime),
+            ("lifecycle.expired_lookback", &lifecycle.expired_lookback),
+            ("lifecycle.scan_interval", &lifecycle.scan_interval),
+            ("lifecycle.webhook_backoff", &lifecycle.webhook_backoff),
+        ] {
+            if crate::authority::parse_ttl(value).is_none() {
+                return Err(field(name.into(), format!("{value:?} is not a duration such as 24h or 90m")));
+            }
+        }
+        if lifecycle.webhook_max_attempts == 0 {
+            return Err(field("lifecycle.webhook_max_attempts".into(), "must be at least 1".into()));
+        }
+        for (i, hook) in lifecycle.webhooks.iter().enumerate() {
+            let parsed =
+                url::Url::parse(&hook.url).map_err(|e| field(format!("lifecycle.webhooks[{i}].url"), e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(field(format!("lifecycle.webhooks[{i}].url"), "must be an http or https URL".into()));
+            }
+            if hook.secret_env.is_none() && hook.secret_file.is_none() {
+                return Err(field(format!("lifecycle.webhooks[{i}]"), "needs secret_env or secret_file".into()));
             }
         }
         Ok(())
@@ -725,5 +849,27 @@ mod tests {
         std::fs::write(&path, "http_addr = \"[::]:80\"\npublic_base_url = \"http://ca.internal/\"\n").expect("write");
         let named = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(named.public_base_url(), "http://ca.internal");
+    }
+
+    #[test]
+    fn lifecycle_settings_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lifecycle.toml");
+        std::fs::write(&path, "[lifecycle]\noverdue_share = 1.5\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("lifecycle.overdue_share"), "{err}");
+
+        std::fs::write(&path, "[[lifecycle.webhooks]]\nurl = \"http://hooks.test/x\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("secret_env or secret_file"), "{err}");
+
+        std::fs::write(
+            &path,
+            "[lifecycle]\noverdue_share = 0.75\n[[lifecycle.webhooks]]\nurl = \"https://hooks.test/x\"\nsecret_env = \"HOOK_SECRET\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.lifecycle.overdue_share, 0.75);
+        assert_eq!(config.lifecycle.webhooks.len(), 1);
     }
 }

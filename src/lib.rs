@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod issuance;
 pub mod keys;
+pub mod lifecycle;
 pub mod revocation;
 pub mod rotation;
 pub mod setup;

@@ -341,7 +341,7 @@ async fn not_before_in_the_future_is_honoured() {
     client.post(&client.url("newOrder"), Some(&long)).await.assert_problem("malformed", 400);
 
     let payload = json!({"identifiers": identifiers, "notBefore": rfc3339(not_before), "notAfter": rfc3339(not_after)});
-    let (_, ready) = client.ready_order_for(&responders, &payload).await;
+    let (_, ready) = client.ready_order_with(&responders, &payload).await;
     assert_eq!(ready["notBefore"], rfc3339(not_before));
     let (_, csr) = keyed_csr(&["later.lifecycle.test"]);
     let finalized = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;

@@ -17,17 +17,17 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::relying_party::{LeafFiles, crl_text};
-use common::{Backend, TestCa, client_trusting, csr_for, fresh_postgres_url, openssl_verify};
+use common::{Backend, TestCa, csr_for, fresh_postgres_url, openssl_verify};
 use serde_json::{Value, json};
 use tessera::cli::start;
-use tessera::clock::{SharedClock, SystemClock, TestClock};
+use tessera::clock::{SharedClock, SystemClock};
 use tessera::config::{Config, Overrides};
 use tessera::storage::{Db, DbOptions};
 use x509_parser::extensions::ParsedExtension;
 
-/// Starts a dev-mode CA on `backend` with `clock`, checking for rotations
-/// every second; None when the backend is not available here.
-async fn start_ca(backend: Backend, clock: SharedClock, adjust: impl FnOnce(&mut Config)) -> Option<TestCa> {
+/// Starts a dev-mode CA on `backend`, checking for rotations every second;
+/// None when the backend is not available here.
+async fn start_ca(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestCa> {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => None,
@@ -45,15 +45,7 @@ async fn start_ca(backend: Backend, clock: SharedClock, adjust: impl FnOnce(&mut
     let mut config = Config::load(None, &overrides).unwrap();
     config.lifecycle.ca_rotation.check_interval = "1s".into();
     adjust(&mut config);
-    Some(started(dir, config, clock).await)
-}
-
-async fn started(dir: tempfile::TempDir, config: Config, clock: SharedClock) -> TestCa {
-    let running = start(config.clone(), clock).await.unwrap();
-    let client = client_trusting(&std::fs::read(dir.path().join("root.pem")).unwrap());
-    let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
-    let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-    TestCa { dir, config, running: Some(running), client, admin_token, db }
+    Some(TestCa::start_config(dir, config).await.unwrap())
 }
 
 /// Runs `$body(backend)` as a SQLite and a PostgreSQL test.
@@ -169,7 +161,7 @@ async fn trust_bundle(ca: &TestCa) -> String {
 }
 
 async fn forced_rotation_end_to_end(backend: Backend) {
-    let Some(ca) = start_ca(backend, Arc::new(SystemClock), |_| {}).await else { return };
+    let Some(ca) = start_ca(backend, |_| {}).await else { return };
     let root = authority_of_kind(&ca, "root").await;
     let first = authority_of_kind(&ca, "issuing").await;
     let (issued_a, leaf_a) = issue(&ca, "a.rotation.test").await;
@@ -324,8 +316,7 @@ fn openssl_verify_at(dir: &Path, root: &Path, bundle: &str, leaf: &str, at: i64)
 }
 
 async fn the_job_rotates_at_the_configured_share(backend: Backend) {
-    let clock = TestClock::new();
-    let Some(ca) = start_ca(backend, clock.clone(), |config| {
+    let Some(ca) = start_ca(backend, |config| {
         config.hierarchy.issuing.validity_days = 3;
         config.lifecycle.ca_rotation.at_share = 0.5;
     })
@@ -340,7 +331,7 @@ async fn the_job_rotates_at_the_configured_share(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(authorities(&ca).await.len(), 2, "rotated too early");
 
-    clock.advance(time::Duration::hours(37));
+    ca.clock.advance(time::Duration::hours(37));
     let deadline = Instant::now() + Duration::from_secs(20);
     let successor = loop {
         if let Some(found) =
@@ -378,7 +369,7 @@ async fn the_job_rotates_at_the_configured_share(backend: Backend) {
 on_both!(the_job_rotates_at_the_configured_share);
 
 async fn a_second_node_adopts_a_rotation(backend: Backend) {
-    let Some(node_a) = start_ca(backend, Arc::new(SystemClock), |_| {}).await else { return };
+    let Some(node_a) = start_ca(backend, |_| {}).await else { return };
     // Node B shares the database and the key files (as nodes share an HSM or KMS).
     let config_b = node_a.config.clone();
     let running_b = start(config_b, Arc::new(SystemClock)).await.unwrap();
@@ -421,7 +412,7 @@ async fn a_second_node_adopts_a_rotation(backend: Backend) {
 on_both!(a_second_node_adopts_a_rotation);
 
 async fn renew_all_pulls_the_selected_fleet(backend: Backend) {
-    let Some(ca) = start_ca(backend, Arc::new(SystemClock), |_| {}).await else { return };
+    let Some(ca) = start_ca(backend, |_| {}).await else { return };
     let issuing = authority_of_kind(&ca, "issuing").await;
     let mut fleet = Vec::new();
     for name in ["web1.fleet.test", "web2.fleet.test", "deep.a.fleet.test"] {
@@ -510,7 +501,7 @@ async fn an_issuing_ca_in_softhsm_rotates_to_a_new_key_on_the_token() {
     let clock: SharedClock = Arc::new(SystemClock);
     tessera::setup::init_hierarchy(&config, &db, &clock).await.unwrap();
     db.close().await;
-    let ca = started(dir, config, clock).await;
+    let ca = TestCa::start_config(dir, config).await.unwrap();
     let (status, body) = ca
         .post(
             "/api/v1/policies",

@@ -58,14 +58,17 @@ pub async fn finalize(
     let issued = state
         .inner
         .issuer
-        .issue(&IssueRequest {
-            csr: &csr,
-            names: approval.names,
-            ttl: approval.ttl,
-            not_before: order.not_before.map(crate::clock::from_unix),
-            requester: account.actor(),
-            policy: Some(policy.name().to_owned()),
-        })
+        .issue_replacing(
+            &IssueRequest {
+                csr: &csr,
+                names: approval.names,
+                ttl: approval.ttl,
+                not_before: order.not_before.map(crate::clock::from_unix),
+                requester: account.actor(),
+                policy: Some(policy.name().to_owned()),
+            },
+            order.replaces_serial.as_deref(),
+        )
         .await;
     let order = match issued {
         Ok(issued) => {

@@ -21,6 +21,11 @@ pub async fn readyz(State(state): State<AdminState>, _: Authorized<AnyScope>) ->
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<impl IntoResponse, ApiError> {
+    // Lifecycle gauges come from the database at each scrape, so every node
+    // reports the same figures; a failed refresh leaves the last ones.
+    if let Err(e) = state.lifecycle.refresh_metrics().await {
+        tracing::warn!(error = %e, "lifecycle gauges not refreshed");
+    }
     let body = state.metrics.encode().map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }

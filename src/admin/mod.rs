@@ -11,8 +11,10 @@ mod audit;
 mod authorities;
 mod certificates;
 mod eab_keys;
+mod expirations;
 pub mod extract;
 mod health;
+mod jobs;
 mod pagination;
 mod policies;
 pub mod problem;
@@ -30,6 +32,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use crate::clock::SharedClock;
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::storage::Db;
@@ -44,6 +47,7 @@ pub struct AdminState {
     pub revocation: Arc<Revocation>,
     pub rotation: Arc<CaRotation>,
     pub metrics: Arc<Metrics>,
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// One admin route: its method and path as the OpenAPI file writes them.
@@ -86,6 +90,8 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/api/v1/eab-keys", get(eab_keys::list)),
         route("POST", "/api/v1/eab-keys", post(eab_keys::create)),
         route("POST", "/api/v1/eab-keys/{kid}/revoke", post(eab_keys::revoke)),
+        route("GET", "/api/v1/expirations", get(expirations::summary)),
+        route("GET", "/api/v1/jobs", get(jobs::list)),
     ]
 }
 

@@ -20,6 +20,7 @@ use crate::config::{Config, Mode};
 use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
+use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
@@ -64,6 +65,9 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     background.spawn(rotation.clone().run());
 
     let metrics = Arc::new(Metrics::default());
+    let lifecycle =
+        Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
+    lifecycle.start_jobs(&mut background);
     let acme_state =
         AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
             .await?;
@@ -74,6 +78,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         revocation: revocation.clone(),
         rotation,
         metrics,
+        lifecycle,
     };
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
     let public_router = public::router(db.clone(), clock.clone())

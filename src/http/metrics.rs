@@ -1,11 +1,40 @@
 //! Prometheus metrics, served on the admin listener behind a token.
+//! Lifecycle gauges (expiring, overdue, expired without a successor,
+//! authority expiry) are per authority and refreshed from the database at
+//! each scrape, so every node reports the same figures.
 
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::lifecycle::ExpirationReport;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthorityLabel {
+    authority: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabel {
+    authority: String,
+    window: &'static str,
+}
+
+/// The lifecycle gauges, one series per authority.
+#[derive(Default)]
+struct LifecycleGauges {
+    expiring: Family<WindowLabel, Gauge>,
+    overdue: Family<AuthorityLabel, Gauge>,
+    expired_without_successor: Family<AuthorityLabel, Gauge>,
+    authority_seconds_left: Family<AuthorityLabel, Gauge>,
+    authority_nearing_expiry: Family<AuthorityLabel, Gauge>,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -13,6 +42,7 @@ pub struct Metrics {
     issuance_failures: Counter,
     revoked: Counter,
     issuance_seconds: Histogram,
+    lifecycle: LifecycleGauges,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -37,7 +67,33 @@ impl Default for Metrics {
         );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds }
+        let lifecycle = LifecycleGauges::default();
+        registry.register(
+            "certificates_expiring",
+            "Issued certificates expiring within the window (1h, 24h, 7d)",
+            lifecycle.expiring.clone(),
+        );
+        registry.register(
+            "certificates_overdue",
+            "Issued certificates past their renewal share that nothing replaced",
+            lifecycle.overdue.clone(),
+        );
+        registry.register(
+            "certificates_expired_without_successor",
+            "Certificates that expired within the lookback with nothing replacing them",
+            lifecycle.expired_without_successor.clone(),
+        );
+        registry.register(
+            "authority_seconds_left",
+            "Seconds until the authority's certificate expires",
+            lifecycle.authority_seconds_left.clone(),
+        );
+        registry.register(
+            "authority_nearing_expiry",
+            "1 when an active authority has less than its warning share of life left",
+            lifecycle.authority_nearing_expiry.clone(),
+        );
+        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle }
     }
 }
 
@@ -53,6 +109,27 @@ impl Metrics {
 
     pub fn revoked(&self) {
         self.revoked.inc();
+    }
+
+    /// Replaces every lifecycle gauge with the figures of `report`.
+    pub fn set_expirations(&self, report: &ExpirationReport) {
+        let g = &self.lifecycle;
+        g.expiring.clear();
+        g.overdue.clear();
+        g.expired_without_successor.clear();
+        g.authority_seconds_left.clear();
+        g.authority_nearing_expiry.clear();
+        for a in &report.authorities {
+            let label = AuthorityLabel { authority: a.name.clone() };
+            let c = &a.counts;
+            for (window, count) in [("1h", c.expiring_1h), ("24h", c.expiring_24h), ("7d", c.expiring_7d)] {
+                g.expiring.get_or_create(&WindowLabel { authority: a.name.clone(), window }).set(count);
+            }
+            g.overdue.get_or_create(&label).set(c.overdue);
+            g.expired_without_successor.get_or_create(&label).set(c.expired_without_successor);
+            g.authority_seconds_left.get_or_create(&label).set(a.not_after - report.at);
+            g.authority_nearing_expiry.get_or_create(&label).set(i64::from(a.nearing_expiry));
+        }
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {

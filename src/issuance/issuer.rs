@@ -13,7 +13,7 @@ use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params,
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
-use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError};
+use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError, Succession};
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
 const BACKDATE: Duration = Duration::seconds(60);
@@ -127,6 +127,18 @@ impl CertificateIssuer {
 
     /// Issues a workload certificate for an approved request.
     pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
+        self.issue_replacing(request, None).await
+    }
+
+    /// Issues a workload certificate that replaces the certificate with
+    /// serial `replaces` (an ACME order's `replaces`, RFC 9773), besides the
+    /// earlier certificate of the same requester and identifiers that every
+    /// issuance replaces.
+    pub async fn issue_replacing(
+        &self,
+        request: &IssueRequest<'_>,
+        replaces: Option<&[u8]>,
+    ) -> Result<IssuedCertificate, IssueError> {
         let authority = self.authority();
         let plan = Plan {
             subject: leaf_subject(&request.names),
@@ -137,6 +149,7 @@ impl CertificateIssuer {
             ttl: request.ttl,
             starts: request.not_before,
             sharded: authority.crl_shards > 0,
+            lineage: Lineage::Identifiers { replaces: replaces.map(<[u8]>::to_vec) },
             action: "certificate.issue",
             detail: serde_json::json!({
                 "policy": request.policy,
@@ -179,6 +192,7 @@ impl CertificateIssuer {
             ttl: lifetime,
             starts: None,
             sharded: false,
+            lineage: Lineage::Authority,
             action: "ocsp_signer.issue",
             detail: serde_json::json!({}),
         };
@@ -238,7 +252,17 @@ impl CertificateIssuer {
             target: serial.to_hex(),
             detail,
         };
-        self.db.record_issued(serial.as_bytes(), &der, &audit).await?;
+        let replaces = match &plan.lineage {
+            Lineage::Identifiers { replaces } => replaces.as_deref(),
+            Lineage::Authority => None,
+        };
+        let succession = Succession {
+            requester: &audit.actor,
+            sans: &plan.sans,
+            authority_id: matches!(plan.lineage, Lineage::Authority).then_some(authority.id),
+            replaces,
+        };
+        self.db.record_issued_succeeding(serial.as_bytes(), &der, &audit, Some(&succession)).await?;
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
     }
@@ -287,8 +311,19 @@ struct Plan {
     /// Requested start, if any (see `IssueRequest::not_before`).
     starts: Option<OffsetDateTime>,
     sharded: bool,
+    lineage: Lineage,
     action: &'static str,
     detail: serde_json::Value,
+}
+
+/// Which earlier certificates a new one replaces.
+enum Lineage {
+    /// Leaves: the live certificate of the same requester and identifiers,
+    /// and an explicitly replaced one.
+    Identifiers { replaces: Option<Vec<u8>> },
+    /// OCSP responder certificates name no identifiers: the live one of the
+    /// same authority.
+    Authority,
 }
 
 /// The subject as stored: `CN=<name>` when the profile puts one there.

@@ -29,6 +29,9 @@ const ROTATION_CHECK: Duration = Duration::from_secs(60);
 /// A CRL job's lease; a node that crashed mid-run frees the job after this.
 const CRL_LEASE_SECONDS: i64 = 60;
 const CRL_JOB: &str = "crl";
+/// OCSP pre-signing runs on every node; its runs are recorded as
+/// `ocsp-presign/<node>`.
+const OCSP_PRESIGN_JOB: &str = "ocsp-presign";
 
 /// An authority whose CRL Tessera signs.
 pub struct CrlAuthority {
@@ -196,6 +199,11 @@ impl Revocation {
         self.clock.unix()
     }
 
+    /// This node's name in job leases.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Called by every revocation path once the database says revoked.
     pub fn revoked(&self, record: &CertificateRecord) {
         let row = CertificateStatusRow {
@@ -284,9 +292,11 @@ impl Revocation {
                 None
             }
         };
-        if let Err(e) = self.ocsp.presign().await {
+        let presigned = self.ocsp.presign().await;
+        if let Err(e) = &presigned {
             tracing::warn!(error = %e, "OCSP pre-signing at start failed; the OCSP job retries");
         }
+        self.record_presign(presigned.err().map(|e| e.to_string()), self.presign_interval()).await;
         tasks.spawn(self.clone().crl_job(published));
         tasks.spawn(self.clone().ocsp_job());
         tasks.spawn(self.clone().revocation_poll());
@@ -314,7 +324,7 @@ impl Revocation {
                 } else {
                     last_run = Some(now);
                 }
-                let _ = self.db.record_job_run(CRL_JOB, now, error.as_deref()).await;
+                let _ = self.db.finish_job_run(CRL_JOB, now, now + refresh, error.as_deref()).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(CRL_CHECK) => {}
@@ -339,7 +349,7 @@ impl Revocation {
 
     /// Keeps pre-signed OCSP responses fresh and rotates responder keys.
     async fn ocsp_job(self: Arc<Self>) {
-        let interval = Duration::from_secs((self.config.ocsp_validity().whole_seconds() / 4).max(10) as u64);
+        let interval = self.presign_interval();
         let mut last_presign = tokio::time::Instant::now();
         loop {
             match self.ocsp.rotate_due_keys().await {
@@ -348,13 +358,36 @@ impl Revocation {
                 Err(e) => tracing::warn!(error = %e, "OCSP responder key rotation failed; retrying"),
             }
             if last_presign.elapsed() >= interval {
-                match self.ocsp.presign().await {
-                    Ok(signed) => tracing::debug!(signed, "OCSP responses pre-signed"),
-                    Err(e) => tracing::warn!(error = %e, "OCSP pre-signing failed; retrying"),
-                }
+                let error = match self.ocsp.presign().await {
+                    Ok(signed) => {
+                        tracing::debug!(signed, "OCSP responses pre-signed");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "OCSP pre-signing failed; retrying");
+                        Some(e.to_string())
+                    }
+                };
                 last_presign = tokio::time::Instant::now();
+                self.record_presign(error, interval).await;
             }
             tokio::time::sleep(ROTATION_CHECK.min(interval)).await;
+        }
+    }
+
+    /// How often pre-signed OCSP responses are refreshed.
+    fn presign_interval(&self) -> Duration {
+        Duration::from_secs((self.config.ocsp_validity().whole_seconds() / 4).max(10) as u64)
+    }
+
+    /// Every node pre-signs for itself (responses live in its memory), so
+    /// each records its own runs, as `ocsp-presign/<node>`.
+    async fn record_presign(&self, error: Option<String>, next_in: Duration) {
+        let now = self.clock.unix();
+        let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
+        let next = now + next_in.as_secs() as i64;
+        if let Err(e) = self.db.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
+            tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
         }
     }
 

@@ -105,6 +105,18 @@ impl PendingCertificate {
     }
 }
 
+/// Which earlier certificates a new one replaces: the live one of the same
+/// requester and identifiers (of the same authority too, when
+/// `authority_id` is set: OCSP responder certificates, which name no
+/// identifiers), and an explicitly named one (ACME `replaces`, RFC 9773).
+#[derive(Debug, Clone, Copy)]
+pub struct Succession<'a> {
+    pub requester: &'a str,
+    pub sans: &'a str,
+    pub authority_id: Option<i64>,
+    pub replaces: Option<&'a [u8]>,
+}
+
 /// List filters; all optional. Results are ordered by (not_after, serial).
 #[derive(Debug, Clone, Default)]
 pub struct CertificateFilter {
@@ -147,12 +159,42 @@ impl Db {
 
     /// Step two: the signed certificate and its audit event, together.
     pub async fn record_issued(&self, serial: &[u8], der: &[u8], audit: &NewAuditEvent) -> Result<(), StoreError> {
+        self.record_issued_succeeding(serial, der, audit, None).await
+    }
+
+    /// [`Db::record_issued`], and in the same transaction the certificates
+    /// the new one replaces are marked superseded (see [`Succession`]), so
+    /// finding overdue certificates never needs a search.
+    pub async fn record_issued_succeeding(
+        &self,
+        serial: &[u8],
+        der: &[u8],
+        audit: &NewAuditEvent,
+        succession: Option<&Succession<'_>>,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0";
+        // Served by the partial index certificates_heads.
+        const PREDECESSORS: &str = "UPDATE certificates SET superseded_by = $1 \
+             WHERE requester = $2 AND sans = $3 AND status = 1 AND superseded_by IS NULL \
+             AND serial <> $1 AND ($4 IS NULL OR authority_id = $4)";
+        const REPLACES: &str = "UPDATE certificates SET superseded_by = $1 WHERE serial = $2 AND superseded_by IS NULL";
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let done = sqlx::query(SQL).bind(serial).bind(der).execute(&mut *tx).await?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict("the certificate is not pending".into()));
+            }
+            if let Some(succession) = succession {
+                sqlx::query(PREDECESSORS)
+                    .bind(serial)
+                    .bind(succession.requester)
+                    .bind(succession.sans)
+                    .bind(succession.authority_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(replaced) = succession.replaces {
+                    sqlx::query(REPLACES).bind(serial).bind(replaced).execute(&mut *tx).await?;
+                }
             }
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;

@@ -12,10 +12,12 @@ mod audit;
 mod authorities;
 mod certificates;
 mod eab_keys;
+mod lifecycle;
 mod nonces;
 mod policies;
 mod renewal_pulls;
 mod revocation;
+mod seed;
 mod tokens;
 
 use std::str::FromStr;
@@ -31,10 +33,14 @@ pub use acme_orders::{
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
-pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate};
+pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession};
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
+pub use lifecycle::{
+    ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
+};
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
+pub use seed::SeedSpec;
 pub use tokens::TokenRecord;
 
 /// A connection pool on one of the two backends.

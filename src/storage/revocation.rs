@@ -146,7 +146,7 @@ impl Db {
 
     /// Records how a job's run ended.
     pub async fn record_job_run(&self, job: &str, at: i64, error: Option<&str>) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE job_leases SET last_run = $2, last_error = $3 WHERE name = $1";
+        const SQL: &str = "UPDATE job_leases SET last_run = $2, last_error = $3, runs = runs + 1 WHERE name = $1";
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(job).bind(at).bind(error).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }

@@ -400,11 +400,12 @@ impl AcmeClient {
     /// `responders`; returns the ready order's URL and body.
     pub async fn ready_order(&self, responders: &Responders, names: &[&str]) -> (String, Value) {
         let identifiers: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
-        self.ready_order_for(responders, &json!({"identifiers": identifiers})).await
+        self.ready_order_with(responders, &json!({"identifiers": identifiers})).await
     }
 
-    /// Like `ready_order`, for any newOrder payload (DNS identifiers only).
-    pub async fn ready_order_for(&self, responders: &Responders, payload: &Value) -> (String, Value) {
+    /// Like `ready_order`, for a newOrder payload of the caller's making
+    /// (`notAfter`, `replaces`).
+    pub async fn ready_order_with(&self, responders: &Responders, payload: &Value) -> (String, Value) {
         let order = self.post(&self.url("newOrder"), Some(payload)).await;
         assert_eq!(order.status, 201, "{order:?}");
         let order_url = order.location();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use tessera::cli::{Running, start};
-use tessera::clock::{SharedClock, SystemClock};
+use tessera::clock::{SharedClock, TestClock};
 use tessera::config::{AcmeOverrides, Config, Overrides};
 use tessera::storage::{Db, DbOptions};
 
@@ -55,6 +55,8 @@ pub struct TestCa {
     pub client: reqwest::Client,
     pub admin_token: String,
     pub db: Db,
+    /// The server's clock: the wall clock until a test moves it forward.
+    pub clock: Arc<TestClock>,
 }
 
 impl TestCa {
@@ -114,13 +116,13 @@ impl TestCa {
 
     /// Starts Tessera with a prepared config (for production hierarchies).
     pub async fn start_config(dir: tempfile::TempDir, config: Config) -> anyhow::Result<Self> {
-        let clock: SharedClock = Arc::new(SystemClock);
-        let running = start(config.clone(), clock).await?;
+        let clock = TestClock::new();
+        let running = start(config.clone(), clock.clone() as SharedClock).await?;
         let root_pem = std::fs::read(dir.path().join("root.pem")).unwrap();
         let client = client_trusting(&root_pem);
         let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
         let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-        Ok(Self { dir, config, running: Some(running), client, admin_token, db })
+        Ok(Self { dir, config, running: Some(running), client, admin_token, db, clock })
     }
 
     /// Counts this CA's certificates with a status, through the admin API.

@@ -1,0 +1,187 @@
+//! Lifecycle: what expires, what is overdue for renewal, and who is told.
+//!
+//! A certificate is *overdue* when it has lived `lifecycle.overdue_share` of
+//! its lifetime and nothing replaced it (the issuance pipeline marks the
+//! replaced certificate `superseded_by` in the successor's transaction).
+//! The expiry scan runs on one node at a time under a lease (`lease.rs`),
+//! records one notice per certificate (or authority) and kind, and queues a
+//! webhook delivery per configured URL; the delivery job (`webhook.rs`)
+//! signs and sends them with exponential backoff, recording every attempt.
+//! Metrics and `GET /api/v1/expirations` read the same [`ExpirationReport`].
+
+mod lease;
+mod scan;
+mod webhook;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, LifecycleConfig};
+use crate::http::metrics::Metrics;
+use crate::storage::{AuthorityRecord, Db, ExpirationCounts, ExpiryWindows, StoreError};
+pub use webhook::{SIGNATURE_HEADER, signature};
+
+/// The expiry scan's job name in `job_leases`.
+pub const EXPIRY_SCAN_JOB: &str = "expiry-scan";
+/// The webhook delivery job's name in `job_leases`.
+pub const WEBHOOK_JOB: &str = "webhook-delivery";
+
+/// Event kinds, as webhooks receive them in `type`.
+pub const OVERDUE: &str = "certificate.overdue";
+pub const EXPIRED_WITHOUT_SUCCESSOR: &str = "certificate.expired_without_successor";
+pub const AUTHORITY_NEARING_EXPIRY: &str = "authority.nearing_expiry";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("webhook {url}: {reason}")]
+    Webhook { url: String, reason: String },
+}
+
+/// One authority's line of the report.
+#[derive(Debug, Clone)]
+pub struct AuthorityExpirations {
+    pub authority_id: i64,
+    pub name: String,
+    pub status: String,
+    pub not_after: i64,
+    pub counts: ExpirationCounts,
+    /// Active, with less than `authority_warning_share` of its life left.
+    pub nearing_expiry: bool,
+}
+
+/// Counts per authority at one instant.
+#[derive(Debug, Clone)]
+pub struct ExpirationReport {
+    pub at: i64,
+    pub overdue_share: f64,
+    pub authorities: Vec<AuthorityExpirations>,
+}
+
+pub struct Lifecycle {
+    db: Db,
+    clock: SharedClock,
+    config: LifecycleConfig,
+    metrics: Arc<Metrics>,
+    webhooks: Vec<webhook::Webhook>,
+    /// This node's name in job leases.
+    node: String,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl Lifecycle {
+    /// Reads the webhook secrets and builds their clients; a missing
+    /// secret stops the start rather than failing every delivery later.
+    pub fn new(
+        config: &LifecycleConfig,
+        db: Db,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+        node: String,
+    ) -> Result<Arc<Self>, LifecycleError> {
+        let webhooks = config
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| webhook::Webhook::new(i, hook))
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(Self { db, clock, config: config.clone(), metrics, webhooks, node }))
+    }
+
+    /// The windows the report and the scan read, from the clock and config.
+    fn windows(&self) -> ExpiryWindows {
+        let now = self.clock.unix();
+        let share = self.config.overdue_share;
+        let max_lifetime = self.config.max_lifetime().whole_seconds();
+        ExpiryWindows {
+            now,
+            hour_end: now + 3600,
+            day_end: now + 86_400,
+            week_end: now + 7 * 86_400,
+            overdue_until: now + ((1.0 - share) * max_lifetime as f64).ceil() as i64,
+            overdue_permille: (share * 1000.0).round() as i64,
+            expired_since: now - self.config.expired_lookback().whole_seconds(),
+        }
+    }
+
+    /// Counts per authority (every authority, with zeros where nothing
+    /// expires), from index windows only.
+    pub async fn expirations(&self) -> Result<ExpirationReport, StoreError> {
+        let windows = self.windows();
+        let counts = self.db.expiration_counts(&windows).await?;
+        let authorities = self.db.list_authorities().await?;
+        let lines = authorities
+            .into_iter()
+            .map(|a| {
+                let counts = counts
+                    .iter()
+                    .find(|c| c.authority_id == a.id)
+                    .cloned()
+                    .unwrap_or(ExpirationCounts { authority_id: a.id, ..Default::default() });
+                AuthorityExpirations {
+                    nearing_expiry: self.is_nearing_expiry(&a, windows.now),
+                    authority_id: a.id,
+                    name: a.name,
+                    status: a.status,
+                    not_after: a.not_after,
+                    counts,
+                }
+            })
+            .collect();
+        Ok(ExpirationReport { at: windows.now, overdue_share: self.config.overdue_share, authorities: lines })
+    }
+
+    fn is_nearing_expiry(&self, authority: &AuthorityRecord, now: i64) -> bool {
+        let life = (authority.not_after - authority.not_before).max(1) as f64;
+        authority.status == "active"
+            && ((authority.not_after - now) as f64) < self.config.authority_warning_share * life
+    }
+
+    /// Refreshes the lifecycle gauges; called at each scrape.
+    pub async fn refresh_metrics(&self) -> Result<(), StoreError> {
+        let report = self.expirations().await?;
+        self.metrics.set_expirations(&report);
+        Ok(())
+    }
+
+    /// Starts the expiry scan and the webhook delivery, each under a lease.
+    pub fn start_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        let scan_every = self.config.scan_interval();
+        let this = self.clone();
+        tasks.spawn(lease::run_leased(
+            self.db.clone(),
+            self.clock.clone(),
+            self.node.clone(),
+            lease::LeasedJob {
+                name: EXPIRY_SCAN_JOB,
+                interval: scan_every,
+                run: move || {
+                    let this = this.clone();
+                    async move { this.scan().await }
+                },
+            },
+        ));
+        let this = self.clone();
+        tasks.spawn(lease::run_leased(
+            self.db.clone(),
+            self.clock.clone(),
+            self.node.clone(),
+            lease::LeasedJob {
+                name: WEBHOOK_JOB,
+                interval: webhook::POLL,
+                run: move || {
+                    let this = this.clone();
+                    async move { this.deliver().await }
+                },
+            },
+        ));
+    }
+}

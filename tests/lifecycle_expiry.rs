@@ -1,0 +1,401 @@
+//! Expiry tracking end to end, on SQLite and PostgreSQL: the expirations
+//! summary, overdue certificates in the API, the metrics and signed
+//! webhooks (retried, every attempt recorded), successors clearing them,
+//! the jobs API, and two nodes on one database sharing the jobs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use common::acme::{AccountKey, AcmeClient, Responders, b64};
+use common::{Backend, TestCa, csr_for};
+use serde_json::{Value, json};
+use tessera::clock::Clock;
+use tessera::config::{AcmeOverrides, Config, WebhookConfig};
+use tessera::storage::{ExpiryWindows, SeedSpec};
+
+/// Signs a CSR for `names` with a lifetime; panics unless 201.
+async fn issue(ca: &TestCa, names: &[&str], ttl: &str, policy: &str) -> Value {
+    let body = json!({"policy": policy, "csr": csr_for(names), "ttl": ttl});
+    let (status, issued) = ca.post("/api/v1/certificates", Some(&ca.admin_token), &body).await;
+    assert_eq!(status, 201, "{issued}");
+    issued
+}
+
+/// The issuing authority's line of `GET /api/v1/expirations`.
+async fn issuing_line(ca: &TestCa) -> Value {
+    let (status, body) = ca.get("/api/v1/expirations", Some(&ca.admin_token)).await;
+    assert_eq!(status, 200, "{body}");
+    body["authorities"].as_array().unwrap().iter().find(|a| a["name"] == "issuing").unwrap().clone()
+}
+
+/// The value of one metric series in the Prometheus text.
+async fn metric(ca: &TestCa, series: &str) -> Option<f64> {
+    let text = ca
+        .client
+        .get(ca.admin_url("/metrics"))
+        .bearer_auth(&ca.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+on_both_backends!(expirations_summary_counts_what_was_issued, |ca| {
+    let token = Some(ca.admin_token.as_str());
+    let long = json!({"name": "long", "dns": ["*.test"], "max_ttl": "10d"});
+    let (status, body) = ca.post("/api/v1/policies", token, &long).await;
+    assert_eq!(status, 201, "{body}");
+    let before = issuing_line(ca).await;
+
+    let soon = issue(ca, &["soon.test"], "30m", "default").await;
+    issue(ca, &["soon2.test"], "45m", "default").await;
+    issue(ca, &["today.test"], "5h", "default").await;
+    issue(ca, &["week.test"], "3d", "long").await;
+    issue(ca, &["later.test"], "9d", "long").await;
+
+    let line = issuing_line(ca).await;
+    let grew = |window: &str| line["expiring"][window].as_i64().unwrap() - before["expiring"][window].as_i64().unwrap();
+    assert_eq!((grew("1h"), grew("24h"), grew("7d")), (2, 3, 4), "{line}");
+    assert_eq!(line["overdue"], 0, "{line}");
+    assert_eq!(line["expired_without_successor"], 0, "{line}");
+    assert_eq!(line["nearing_expiry"], false);
+
+    // A revoked certificate no longer counts.
+    let serial = soon["serial"].as_str().unwrap();
+    let (status, _) = ca.post(&format!("/api/v1/certificates/{serial}/revoke"), token, &json!({})).await;
+    assert_eq!(status, 200);
+    let line = issuing_line(ca).await;
+    assert_eq!(line["expiring"]["1h"].as_i64().unwrap() - before["expiring"]["1h"].as_i64().unwrap(), 1);
+
+    // The same figures are gauges.
+    let gauge = metric(ca, r#"tessera_certificates_expiring{authority="issuing",window="24h"}"#).await;
+    assert_eq!(gauge, Some(line["expiring"]["24h"].as_f64().unwrap()));
+
+    // The new routes answer nobody without a valid token.
+    for path in ["/api/v1/expirations", "/api/v1/jobs"] {
+        assert_eq!(ca.get(path, None).await.0, 401, "{path}");
+        assert_eq!(ca.get(path, Some("not-a-token")).await.0, 401, "{path}");
+    }
+});
+
+on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
+    let now = ca.clock.now().unix_timestamp();
+    if ca.db.backend() == "postgres" {
+        // Enough renewal lineages that the planner weighs real costs (on a
+        // table of a few rows a sequential scan is rightly cheapest).
+        let issuing = ca.db.list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
+        let spec = SeedSpec { authority_id: issuing.id, rows: 20_000, now };
+        ca.db.seed_certificates(&spec, false).await.unwrap();
+    } else {
+        issue(ca, &["plan.test"], "1h", "default").await;
+    }
+    let windows = ExpiryWindows {
+        now,
+        hour_end: now + 3600,
+        day_end: now + 86_400,
+        week_end: now + 7 * 86_400,
+        overdue_until: now + 18 * 86_400,
+        overdue_permille: 800,
+        expired_since: now - 7 * 86_400,
+    };
+    let plans = ca.db.explain_expiry_queries(&windows, false).await.unwrap();
+    // The counts of what expires read the partial index of issued
+    // certificates; the unreplaced ones that of issued, unsuperseded ones.
+    let indexes = ["certificates_issued_expiry", "certificates_heads_expiry", "certificates_heads_expiry"];
+    for (plan, index) in plans.iter().zip(indexes) {
+        assert!(!plan.contains("Seq Scan on certificates"), "{plan}");
+        assert!(!plan.lines().any(|l| l.trim() == "SCAN certificates" || l.trim() == "SCAN c"), "{plan}");
+        if ca.db.backend() == "postgres" {
+            assert!(plan.contains(index), "expected {index}: {plan}");
+            assert!(plan.contains("Index Cond: ((not_after >"), "a not_after window: {plan}");
+        } else {
+            assert!(plan.contains("USING") && plan.contains("INDEX"), "{plan}");
+        }
+    }
+    // The counts come from the indexes alone.
+    if ca.db.backend() == "postgres" {
+        assert!(plans[0].contains("Index Only Scan using certificates_issued_expiry"), "{}", plans[0]);
+        assert!(plans[1].contains("Index Only Scan using certificates_heads_expiry"), "{}", plans[1]);
+    }
+});
+
+/// A webhook receiver on loopback that answers 500 to the first request
+/// and 200 after, keeping every request.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+}
+
+async fn receiver() -> Receiver {
+    let seen: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let kept = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let kept = kept.clone();
+            async move {
+                let mut seen = kept.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url: format!("http://{addr}/hook"), seen }
+}
+
+/// Checks `Tessera-Signature: t=<unix>,v1=<hex>` over "t.body" with the secret.
+fn verify_signature(headers: &HeaderMap, body: &str, secret: &[u8]) {
+    let value = headers["tessera-signature"].to_str().unwrap();
+    let (t, v1) = value.split_once(',').unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let tag = hex::decode(v1.strip_prefix("v1=").unwrap()).unwrap();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    aws_lc_rs::hmac::verify(&key, format!("{t}.{body}").as_bytes(), &tag).expect("the HMAC verifies");
+    let tampered = format!("{t}.{body} ");
+    assert!(aws_lc_rs::hmac::verify(&key, tampered.as_bytes(), &tag).is_err());
+}
+
+fn with_webhook(config: &mut Config, url: &str, secret_file: std::path::PathBuf) {
+    config.lifecycle.scan_interval = "1s".into();
+    config.lifecycle.webhook_backoff = "1s".into();
+    config.lifecycle.webhooks =
+        vec![WebhookConfig { url: url.into(), secret_env: None, secret_file: Some(secret_file), ca_file: None }];
+}
+
+async fn overdue_run(backend: Backend) {
+    let hook = receiver().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_path = secrets.path().join("hook-secret");
+    std::fs::write(&secret_path, "s3cret-for-tests\n").unwrap();
+    let Some(ca) =
+        TestCa::start_acme_with(backend, AcmeOverrides::default(), |c| with_webhook(c, &hook.url, secret_path)).await
+    else {
+        return;
+    };
+    // Lifetime 2 min + 1 min back-dating: 80% is reached 84 s from now.
+    let first = issue(&ca, &["renew.test"], "2m", "default").await;
+    let first_serial = first["serial"].as_str().unwrap().to_owned();
+    assert_eq!(issuing_line(&ca).await["overdue"], 0);
+    let overdue_series = r#"tessera_certificates_overdue{authority="issuing"}"#;
+    assert_eq!(metric(&ca, overdue_series).await, Some(0.0));
+
+    ca.clock.advance(time::Duration::seconds(90));
+    assert_eq!(issuing_line(&ca).await["overdue"], 1);
+    assert_eq!(metric(&ca, overdue_series).await, Some(1.0));
+
+    // The scan queues a notice; the receiver refuses the first attempt
+    // and takes the retry.
+    wait_until("two webhook attempts", Duration::from_secs(30), || async { hook.seen.lock().unwrap().len() >= 2 })
+        .await;
+    let requests = hook.seen.lock().unwrap().clone();
+    for (headers, body) in &requests {
+        verify_signature(headers, body, b"s3cret-for-tests");
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(event["type"], "certificate.overdue");
+        assert_eq!(event["data"]["serial"], first_serial.as_str());
+        assert_eq!(event["data"]["identifiers"][0]["value"], "renew.test");
+        assert_eq!(headers["tessera-event"], "certificate.overdue");
+    }
+    assert_eq!(requests[0].1, requests[1].1, "a retry sends the same event");
+    let attempts = ca.db.webhook_attempts().await.unwrap();
+    let codes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.status_code)).collect();
+    assert_eq!(codes, [(1, Some(500)), (2, Some(200))], "{attempts:?}");
+    assert!(attempts[1].at > attempts[0].at, "the retry waited: {attempts:?}");
+
+    // A successor for the same identifiers and requester clears it.
+    let second = issue(&ca, &["renew.test"], "2m", "default").await;
+    assert_eq!(issuing_line(&ca).await["overdue"], 0);
+    assert_eq!(metric(&ca, overdue_series).await, Some(0.0));
+    // Notices are sent once: later scans add nothing for the first one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.seen.lock().unwrap().len(), 2);
+
+    // Past every expiry: the replaced certificate is not "expired without
+    // successor"; the successor and a certificate never renewed are.
+    let lonely = issue(&ca, &["lonely.test"], "2m", "default").await;
+    ca.clock.advance(time::Duration::seconds(200));
+    let line = issuing_line(&ca).await;
+    assert_eq!((line["overdue"].as_i64(), line["expired_without_successor"].as_i64()), (Some(0), Some(2)), "{line}");
+    let series = r#"tessera_certificates_expired_without_successor{authority="issuing"}"#;
+    assert_eq!(metric(&ca, series).await, Some(2.0));
+    wait_until("the expiry notices", Duration::from_secs(30), || async { hook.seen.lock().unwrap().len() >= 4 }).await;
+    let mut expired: Vec<String> = hook.seen.lock().unwrap()[2..]
+        .iter()
+        .map(|(headers, body)| {
+            verify_signature(headers, body, b"s3cret-for-tests");
+            let event: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(event["type"], "certificate.expired_without_successor");
+            event["data"]["serial"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    expired.sort();
+    let mut expected =
+        vec![second["serial"].as_str().unwrap().to_owned(), lonely["serial"].as_str().unwrap().to_owned()];
+    expected.sort();
+    assert_eq!(expired, expected);
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_is_reported_signed_and_cleared_by_a_successor_sqlite() {
+    overdue_run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_is_reported_signed_and_cleared_by_a_successor_postgres() {
+    overdue_run(Backend::Postgres).await;
+}
+
+/// An ACME order whose `replaces` names a certificate for other names: the
+/// link alone makes the old certificate no longer overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acme_replacement_clears_overdue() {
+    let responders = Responders::start().await;
+    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+    let soon = rfc3339(ca.clock.now() + time::Duration::minutes(2));
+    let first = json!({"identifiers": [{"type": "dns", "value": "first.replace.test"}], "notAfter": soon});
+    let der = finalize(&client, &responders, &first, &["first.replace.test"]).await;
+
+    ca.clock.advance(time::Duration::seconds(90));
+    assert_eq!(issuing_line(&ca).await["overdue"], 1);
+    let second = json!({"identifiers": [{"type": "dns", "value": "second.replace.test"}], "replaces": cert_id(&der)});
+    finalize(&client, &responders, &second, &["second.replace.test"]).await;
+    assert_eq!(issuing_line(&ca).await["overdue"], 0);
+    ca.stop().await;
+}
+
+/// Orders, validates and finalizes; returns the leaf's DER.
+async fn finalize(client: &AcmeClient, responders: &Responders, order: &Value, names: &[&str]) -> Vec<u8> {
+    let (_, ready) = client.ready_order_with(responders, order).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let csr = b64(params.serialize_request(&key).unwrap().der());
+    let done = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;
+    assert_eq!(done.body["status"], "valid", "{done:?}");
+    let chain = client.post(done.body["certificate"].as_str().unwrap(), None).await;
+    pem::parse_many(&chain.text).unwrap()[0].contents().to_vec()
+}
+
+/// The ARI certificate identifier (RFC 9773): base64url(AKI).base64url(serial).
+fn cert_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap();
+    format!("{}.{}", b64(aki), b64(cert.raw_serial()))
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// (holder, last_run, runs) of a job, read from the database.
+async fn job_state(ca: &TestCa, name: &str) -> Option<(String, i64, i64)> {
+    let jobs = ca.db.jobs().await.unwrap();
+    jobs.into_iter().find(|j| j.name == name).map(|j| (j.holder, j.last_run.unwrap_or(0), j.runs))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_each_job_run_once_per_interval() {
+    let Some(url) = common::fresh_postgres_url().await else { return };
+    let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".into();
+    let first_dir = tempfile::tempdir().unwrap();
+    let first_keys = first_dir.path().join("keys");
+    let first = TestCa::start_in_with(first_dir, Some(url.clone()), AcmeOverrides::default(), fast).await;
+    let jobs = ["expiry-scan", "webhook-delivery"];
+    for job in jobs {
+        wait_until(job, Duration::from_secs(20), || async { job_state(&first, job).await.is_some() }).await;
+    }
+
+    // The second node shares the database and the CA keys.
+    let second_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(second_dir.path().join("keys")).unwrap();
+    for entry in std::fs::read_dir(&first_keys).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), second_dir.path().join("keys").join(entry.file_name())).unwrap();
+    }
+    let second = TestCa::start_in_with(second_dir, Some(url), AcmeOverrides::default(), fast).await;
+
+    // For 9 s both nodes try every job; each run is one run (never two
+    // at once) at least the interval after the one before, by one holder.
+    let mut last = Vec::new();
+    for job in jobs {
+        last.push(job_state(&first, job).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut runs_seen = [0; 2];
+    while started.elapsed() < Duration::from_secs(9) {
+        for (i, job) in jobs.iter().enumerate() {
+            let now = job_state(&first, job).await.unwrap();
+            assert_eq!(now.0, last[i].0, "{job}: the lease holder must not change while it lives");
+            if now.2 != last[i].2 {
+                assert_eq!(now.2, last[i].2 + 1, "{job}: two runs at once");
+                assert!(now.1 - last[i].1 >= 2, "{job}: runs {} s apart", now.1 - last[i].1);
+                runs_seen[i] += 1;
+            }
+            last[i] = now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(runs_seen.iter().all(|&n| n >= 2), "the jobs kept running: {runs_seen:?}");
+
+    // A revocation makes the CRL job run (under its lease); the jobs API
+    // (on either node) shows it with the expiry jobs.
+    let revoked = issue(&second, &["revoked.test"], "1h", "default").await;
+    let path = format!("/api/v1/certificates/{}/revoke", revoked["serial"].as_str().unwrap());
+    assert_eq!(second.post(&path, Some(&second.admin_token), &json!({})).await.0, 200);
+    wait_until("the CRL job", Duration::from_secs(20), || async { job_state(&second, "crl").await.is_some() }).await;
+    let (status, body) = second.get("/api/v1/jobs", Some(&second.admin_token)).await;
+    assert_eq!(status, 200, "{body}");
+    for name in ["crl", "expiry-scan", "webhook-delivery"] {
+        let job =
+            body["items"].as_array().unwrap().iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("{body}"));
+        assert!(job["last_run"].is_string() && job["next_run"].is_string(), "{job}");
+        assert!(job["last_run"].as_str() < job["next_run"].as_str(), "{job}");
+        assert!(job["holder"].as_str().unwrap().starts_with("node-"), "{job}");
+    }
+    assert!(body["items"].as_array().unwrap().iter().any(|j| j["name"].as_str().unwrap().starts_with("ocsp-presign/")));
+
+    // The holder stops without a word (its lease is left as it was); once
+    // the lease has run out the other node takes the job over.
+    let holder = last[0].0.clone();
+    first.stop().await;
+    second.clock.advance(time::Duration::seconds(61));
+    wait_until("the other node to take the job over", Duration::from_secs(20), || async {
+        job_state(&second, "expiry-scan").await.is_some_and(|(h, _, _)| h != holder)
+    })
+    .await;
+    second.stop().await;
+}
