@@ -1,12 +1,13 @@
-//! The `tessera` command line: `serve`, `init`, `migrate`.
+//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`.
 
 mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::agent::{self, AgentArgs};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AcmeOverrides, Config, LogFormat, Overrides};
 use crate::setup::init_hierarchy;
@@ -28,6 +29,8 @@ enum Command {
     Init(CommonArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
+    /// Obtain a certificate over ACME and keep it renewed (the workload side).
+    Agent(Box<AgentArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +114,14 @@ pub async fn run() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+        Command::Agent(args) => {
+            let settings = match (*args).settings() {
+                Ok(settings) => settings,
+                Err(message) => agent_usage_error(message),
+            };
+            init_logging(LogFormat::Text);
+            agent::run(settings).await.map_err(|e| anyhow::anyhow!(agent::report(&e)))
+        }
         Command::Migrate(args) => {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;
             init_logging(config.log_format);
@@ -120,6 +131,16 @@ pub async fn run() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+    }
+}
+
+/// Exits with clap's usage error (status 2), as for any malformed flag.
+fn agent_usage_error(message: String) -> ! {
+    let mut command = Cli::command();
+    command.build();
+    match command.find_subcommand_mut("agent") {
+        Some(agent) => agent.error(clap::error::ErrorKind::ValueValidation, message).exit(),
+        None => Cli::command().error(clap::error::ErrorKind::ValueValidation, message).exit(),
     }
 }
 
