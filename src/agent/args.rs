@@ -14,9 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::issuance::Identifier;
 
-const ABOUT: &str = "Obtain a certificate over ACME and keep it renewed";
-
-const LONG_ABOUT: &str = "\
+/// The long `tessera agent --help` text: what the agent writes and when.
+pub const LONG_ABOUT: &str = "\
 Obtain a certificate over ACME and keep it renewed.
 
 Files: --key gets the private key (mode 0600); --cert gets the full chain,
@@ -39,7 +38,6 @@ exits: 0 on success or when nothing was due, 1 on failure.";
 
 /// `tessera agent` flags, exactly as users type them.
 #[derive(Debug, Args)]
-#[command(about = ABOUT, long_about = LONG_ABOUT)]
 pub struct AgentArgs {
     /// ACME directory URL, e.g. https://ca.internal/acme/default/directory.
     #[arg(long, value_name = "URL")]

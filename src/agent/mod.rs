@@ -25,7 +25,7 @@ mod schedule;
 
 use std::sync::Arc;
 
-pub use args::{AgentArgs, AgentSettings};
+pub use args::{AgentArgs, AgentSettings, LONG_ABOUT};
 pub use error::{AgentError, report};
 use http_client::AcmeHttp;
 use metrics::AgentMetrics;

@@ -41,18 +41,7 @@ pub async fn obtain(
     replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<Issued, AgentError> {
     let wanted: Vec<AcmeIdentifier> = identifiers.iter().map(to_acme).collect::<Result<_, _>>()?;
-    let mut order = match replaces {
-        Some(old) => match account.new_order(&NewOrder::new(&wanted).replaces(old)).await {
-            Err(e) if matches!(e, instant_acme::Error::Unsupported(_)) || is_problem(&e, "alreadyReplaced") => {
-                tracing::info!(reason = %e, "ordering without `replaces`");
-                account.new_order(&NewOrder::new(&wanted)).await
-            }
-            other => other,
-        },
-        None => account.new_order(&NewOrder::new(&wanted)).await,
-    }
-    .map_err(|source| AgentError::Acme { step: "newOrder", source })?;
-
+    let mut order = new_order(account, &wanted, replaces).await?;
     let names = identifiers.iter().map(Identifier::value).collect::<Vec<_>>().join(", ");
     let mut responders = Responders::new(solvers);
     let validated = validate(&mut order, &names, solvers, &mut responders).await;
@@ -75,6 +64,36 @@ pub async fn obtain(
         return Err(AgentError::BadCertificate("it does not name every --domain".into()));
     }
     Ok(Issued { key_pem, chain })
+}
+
+/// newOrder, with `replaces` when renewing. The order is placed again
+/// without it when the CA does not support ARI, says the certificate was
+/// already replaced (an earlier attempt got that far), or accepts the order
+/// but does not echo `replaces` back (RFC 9773 §5 says it must; instant-acme
+/// then refuses the order, which the CA has already recorded).
+async fn new_order(
+    account: &Account,
+    wanted: &[AcmeIdentifier],
+    replaces: Option<CertificateIdentifier<'static>>,
+) -> Result<instant_acme::Order, AgentError> {
+    let failed = |source| AgentError::Acme { step: "newOrder", source };
+    let Some(old) = replaces else { return account.new_order(&NewOrder::new(wanted)).await.map_err(failed) };
+    match account.new_order(&NewOrder::new(wanted).replaces(old)).await {
+        Ok(order) => Ok(order),
+        Err(e) if is_replaces_refusal(&e) => {
+            tracing::info!(reason = %e, "ordering again without `replaces`");
+            account.new_order(&NewOrder::new(wanted)).await.map_err(failed)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+fn is_replaces_refusal(error: &instant_acme::Error) -> bool {
+    match error {
+        instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Other(inner) => inner.to_string().starts_with("replaces field mismatch"),
+        _ => is_problem(error, "alreadyReplaced"),
+    }
 }
 
 /// Answers a challenge for every pending authorization, then waits for the

@@ -91,8 +91,7 @@ impl Agent {
                 let schedule = self.schedule(cert).await;
                 self.metrics.next_renewal(schedule.renew_at);
                 match schedule.next_step(self.clock.now()) {
-                    Step::RenewNow => {}
-                    Step::RenewAfter(_) => {
+                    Step::RenewNow | Step::RenewAfter(_) => {
                         tracing::info!(
                             serial = %cert.serial_hex,
                             next_renewal = %rfc3339(schedule.renew_at),
@@ -105,6 +104,7 @@ impl Agent {
                         tracing::info!(
                             serial = %cert.serial_hex,
                             next_renewal = %rfc3339(schedule.renew_at),
+                            source = schedule.source.as_str(),
                             "next renewal planned; asking the CA again before then"
                         );
                         if let Some(recheck) = schedule.recheck_at {

@@ -30,6 +30,7 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
     /// Obtain a certificate over ACME and keep it renewed (the workload side).
+    #[command(long_about = agent::LONG_ABOUT)]
     Agent(Box<AgentArgs>),
 }
 
@@ -157,7 +158,9 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, not in files, journals or cron mail.
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(is_terminal);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
