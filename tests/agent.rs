@@ -23,8 +23,16 @@ use tessera::config::AcmeOverrides;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// A free port below the ephemeral range: the agent opens its challenge
+/// listeners only while an order is open, and a port the kernel hands out
+/// for `:0` could be taken by another test's listener in between.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    loop {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A CA whose validation reaches the agent: http-01 and tls-alpn-01 connect
