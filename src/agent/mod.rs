@@ -51,8 +51,32 @@ pub async fn run(settings: AgentSettings) -> Result<(), AgentError> {
         Some(addr) => Some(AbortOnDrop(metrics.serve(addr).await?)),
         None => None,
     };
-    agent.run_forever().await;
+    tokio::select! {
+        () = agent.run_forever() => {}
+        () = stop_signal() => tracing::info!("stopping: the installed files are whole (each is replaced by rename)"),
+    }
     Ok(())
+}
+
+/// SIGTERM (systemd, Kubernetes) or SIGINT.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

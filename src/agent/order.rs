@@ -167,3 +167,25 @@ fn csr(identifiers: &[Identifier], key: &KeyPair) -> Result<Vec<u8>, AgentError>
     let request = params.serialize_request(key).map_err(|e| AgentError::Key(e.to_string()))?;
     Ok(request.der().to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_of_replaces_order_again() {
+        let problem = |kind: &str| {
+            instant_acme::Error::Api(instant_acme::Problem {
+                r#type: Some(format!("urn:ietf:params:acme:error:{kind}")),
+                detail: None,
+                status: Some(409),
+                subproblems: Vec::new(),
+            })
+        };
+        assert!(is_replaces_refusal(&problem("alreadyReplaced")));
+        assert!(is_replaces_refusal(&instant_acme::Error::Unsupported("ACME renewal information (ARI)")));
+        assert!(is_replaces_refusal(&instant_acme::Error::Other("replaces field mismatch: expected x".into())));
+        assert!(!is_replaces_refusal(&problem("rateLimited")));
+        assert!(!is_replaces_refusal(&instant_acme::Error::Other("connection refused".into())));
+    }
+}
