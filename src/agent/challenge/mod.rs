@@ -117,12 +117,3 @@ fn unsupported(kind: &ChallengeType, identifier: &str) -> AgentError {
 fn failed(kind: &'static str, identifier: &str, reason: impl std::fmt::Display) -> AgentError {
     AgentError::Challenge { kind, identifier: identifier.to_owned(), reason: reason.to_string() }
 }
-
-/// Aborts a background task when its owner goes away.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
