@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod agent;
 pub mod authority;
 pub mod cli;
 pub mod clock;

@@ -278,6 +278,8 @@ async fn renewal_info_and_replaces() {
     let replacing = json!({"identifiers": [{"type": "dns", "value": "ari.lifecycle.test"}], "replaces": id});
     let order = client.post(&client.url("newOrder"), Some(&replacing)).await;
     assert_eq!(order.status, 201, "{order:?}");
+    assert_eq!(order.body["replaces"], json!(id), "the order echoes replaces (RFC 9773 §5)");
+    assert_eq!(client.post(&order.location(), None).await.body["replaces"], json!(id));
     client.post(&client.url("newOrder"), Some(&replacing)).await.assert_problem("alreadyReplaced", 409);
 
     // Once revoked, the window is now.

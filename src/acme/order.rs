@@ -78,6 +78,9 @@ pub fn order_view(urls: &Urls, order: &AcmeOrderRecord, authz_ids: &[i64], now: 
     if let Some(t) = order.not_after {
         body["notAfter"] = json!(rfc3339(from_unix(t)));
     }
+    if let Some(replaces) = &order.replaces {
+        body["replaces"] = json!(replaces);
+    }
     if let Some(serial) = &order.certificate_serial {
         body["certificate"] = json!(urls.certificate(&hex::encode(serial)));
     }
@@ -176,6 +179,7 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         not_after,
         expires: now + ORDER_LIFETIME_SECONDS,
         replaces_serial,
+        replaces: payload.replaces.clone(),
         created_at: now,
         authorizations,
     };

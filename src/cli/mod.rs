@@ -1,12 +1,13 @@
-//! The `tessera` command line: `serve`, `init`, `migrate`.
+//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`.
 
 mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::agent::{self, AgentArgs};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AcmeOverrides, Config, LogFormat, Overrides};
 use crate::setup::init_hierarchy;
@@ -28,6 +29,9 @@ enum Command {
     Init(CommonArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
+    /// Obtain a certificate over ACME and keep it renewed (the workload side).
+    #[command(long_about = agent::LONG_ABOUT)]
+    Agent(Box<AgentArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +115,14 @@ pub async fn run() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+        Command::Agent(args) => {
+            let settings = match (*args).settings() {
+                Ok(settings) => settings,
+                Err(message) => agent_usage_error(message),
+            };
+            init_logging(LogFormat::Text);
+            agent::run(settings).await.map_err(|e| anyhow::anyhow!(agent::report(&e)))
+        }
         Command::Migrate(args) => {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;
             init_logging(config.log_format);
@@ -120,6 +132,16 @@ pub async fn run() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+    }
+}
+
+/// Exits with clap's usage error (status 2), as for any malformed flag.
+fn agent_usage_error(message: String) -> ! {
+    let mut command = Cli::command();
+    command.build();
+    match command.find_subcommand_mut("agent") {
+        Some(agent) => agent.error(clap::error::ErrorKind::ValueValidation, message).exit(),
+        None => Cli::command().error(clap::error::ErrorKind::ValueValidation, message).exit(),
     }
 }
 
@@ -136,7 +158,9 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, not in files, journals or cron mail.
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(is_terminal);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

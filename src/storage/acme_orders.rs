@@ -18,6 +18,8 @@ pub struct AcmeOrderRecord {
     pub error: Option<String>,
     pub certificate_serial: Option<Vec<u8>>,
     pub replaces_serial: Option<Vec<u8>>,
+    /// The ARI identifier of `replaces_serial`, as the client wrote it.
+    pub replaces: Option<String>,
     pub created_at: i64,
 }
 
@@ -54,6 +56,7 @@ pub struct NewAcmeOrder {
     pub not_after: Option<i64>,
     pub expires: i64,
     pub replaces_serial: Option<Vec<u8>>,
+    pub replaces: Option<String>,
     pub created_at: i64,
     pub authorizations: Vec<NewAcmeAuthz>,
 }
@@ -76,7 +79,7 @@ pub enum ValidationOutcome {
 }
 
 const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, not_after, expires, error, \
-                             certificate_serial, replaces_serial, created_at";
+                             certificate_serial, replaces_serial, replaces, created_at";
 const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
 const CHALLENGE_COLUMNS: &str = "id, authz_id, account_id, kind, token, status, validated, error";
 
@@ -88,7 +91,8 @@ impl Db {
     ) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
         let insert_order = format!(
             "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-             replaces_serial, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7) RETURNING {ORDER_COLUMNS}"
+             replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING {ORDER_COLUMNS}"
         );
         const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
              status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
@@ -101,6 +105,7 @@ impl Db {
                 .bind(order.not_after)
                 .bind(order.expires)
                 .bind(&order.replaces_serial)
+                .bind(&order.replaces)
                 .bind(order.created_at)
                 .fetch_one(&mut *tx)
                 .await?;

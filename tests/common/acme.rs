@@ -157,6 +157,12 @@ impl Responders {
         self.txt.lock().unwrap().entry(name).or_default().push(b64(sha256(key_authorization.as_bytes())));
     }
 
+    /// Publishes a TXT value as it is, for clients that compute the digest
+    /// themselves (a dns-01 hook).
+    pub fn set_txt(&self, name: &str, value: &str) {
+        self.txt.lock().unwrap().entry(name.to_ascii_lowercase()).or_default().push(value.to_owned());
+    }
+
     /// Serves a tls-alpn-01 certificate for `domain` (SNI) with the acmeIdentifier.
     pub fn serve_tls_alpn01(&self, domain: &str, key_authorization: &str) {
         let key = rcgen::KeyPair::generate().unwrap();
