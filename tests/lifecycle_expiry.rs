@@ -131,11 +131,9 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
             assert!(plan.contains("USING") && plan.contains("INDEX"), "{plan}");
         }
     }
-    // The counts come from the indexes alone.
-    if ca.db.backend() == "postgres" {
-        assert!(plans[0].contains("Index Only Scan using certificates_issued_expiry"), "{}", plans[0]);
-        assert!(plans[1].contains("Index Only Scan using certificates_heads_expiry"), "{}", plans[1]);
-    }
+    // Whether PostgreSQL reads the index alone or also the heap depends on
+    // its visibility map (how recently the table was vacuumed), so only the
+    // window read is asserted above, not an index-only scan.
 });
 
 /// A webhook receiver on loopback that answers 500 to the first request
@@ -376,7 +374,11 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
     let revoked = issue(&second, &["revoked.test"], "1h", "default").await;
     let path = format!("/api/v1/certificates/{}/revoke", revoked["serial"].as_str().unwrap());
     assert_eq!(second.post(&path, Some(&second.admin_token), &json!({})).await.0, 200);
-    wait_until("the CRL job", Duration::from_secs(20), || async { job_state(&second, "crl").await.is_some() }).await;
+    // The lease row appears when a run starts; wait for a finished run.
+    wait_until("the CRL job", Duration::from_secs(20), || async {
+        job_state(&second, "crl").await.is_some_and(|(_, _, runs)| runs > 0)
+    })
+    .await;
     let (status, body) = second.get("/api/v1/jobs", Some(&second.admin_token)).await;
     assert_eq!(status, 200, "{body}");
     for name in ["crl", "expiry-scan", "webhook-delivery"] {

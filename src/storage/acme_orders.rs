@@ -83,6 +83,73 @@ const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, no
 const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
 const CHALLENGE_COLUMNS: &str = "id, authz_id, account_id, kind, token, status, validated, error";
 
+/// `insert_acme_order` on PostgreSQL as one statement (one round trip, one
+/// commit): the order, then its authorizations and their challenges from
+/// arrays. Authorizations are matched back to their input position by
+/// (identifier, wildcard), which is unique within an order.
+async fn insert_acme_order_at_once(
+    pool: &sqlx::PgPool,
+    order: &NewAcmeOrder,
+) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
+    let sql = format!(
+        "WITH o AS (INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING {ORDER_COLUMNS}), \
+         wanted AS (SELECT * FROM unnest($9::TEXT[], $10::BOOLEAN[]) WITH ORDINALITY AS w(identifier, wildcard, n)), \
+         a AS (INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, expires) \
+         SELECT o.id, $1, w.identifier, w.wildcard, 'pending', $5 FROM o, wanted w ORDER BY w.n \
+         RETURNING id, identifier, wildcard), \
+         c AS (INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
+         SELECT a.id, $1, ch.kind, ch.token, 'pending' \
+         FROM unnest($11::BIGINT[], $12::TEXT[], $13::TEXT[]) AS ch(n, kind, token) \
+         JOIN wanted w ON w.n = ch.n JOIN a ON a.identifier = w.identifier AND a.wildcard = w.wildcard) \
+         SELECT o.*, (SELECT array_agg(a.id ORDER BY w.n) FROM a JOIN wanted w \
+         ON a.identifier = w.identifier AND a.wildcard = w.wildcard) AS authz_ids FROM o"
+    );
+    let identifiers: Vec<&str> = order.authorizations.iter().map(|a| a.identifier.as_str()).collect();
+    let wildcards: Vec<bool> = order.authorizations.iter().map(|a| a.wildcard).collect();
+    let (mut positions, mut kinds, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, authz) in order.authorizations.iter().enumerate() {
+        for (kind, token) in &authz.challenges {
+            positions.push(n as i64 + 1);
+            kinds.push(kind.as_str());
+            tokens.push(token.as_str());
+        }
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order.account_id)
+        .bind(&order.identifiers)
+        .bind(order.not_before)
+        .bind(order.not_after)
+        .bind(order.expires)
+        .bind(&order.replaces_serial)
+        .bind(&order.replaces)
+        .bind(order.created_at)
+        .bind(&identifiers)
+        .bind(&wildcards)
+        .bind(&positions)
+        .bind(&kinds)
+        .bind(&tokens)
+        .fetch_one(pool)
+        .await?;
+    let record = <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?;
+    let ids: Vec<i64> = sqlx::Row::try_get::<Option<Vec<i64>>, _>(&row, "authz_ids")?.unwrap_or_default();
+    let authzs = ids
+        .into_iter()
+        .zip(&order.authorizations)
+        .map(|(id, authz)| AcmeAuthzRecord {
+            id,
+            order_id: record.id,
+            account_id: order.account_id,
+            identifier: authz.identifier.clone(),
+            wildcard: authz.wildcard,
+            status: "pending".into(),
+            expires: order.expires,
+        })
+        .collect();
+    Ok((record, authzs))
+}
+
 impl Db {
     /// Stores an order, its authorizations and their challenges in one commit.
     pub async fn insert_acme_order(
@@ -96,6 +163,9 @@ impl Db {
         );
         const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
              status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
+        if let Db::Postgres(pool) = self {
+            return insert_acme_order_at_once(pool, order).await;
+        }
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order))
