@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::acme::{AccountKey, AcmeClient, Responders, b64, eab_binding};
+use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64, eab_binding};
 use common::{Backend, TestCa};
 use instant_acme::{
     Account, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, RetryPolicy, RevocationReason,
     RevocationRequest,
 };
 use serde_json::json;
-use x509_parser::extensions::ParsedExtension;
 
 fn pem_blocks(text: &str) -> Vec<pem::Pem> {
     pem::parse_many(text).unwrap()
@@ -29,20 +28,6 @@ fn keyed_csr(names: &[&str]) -> (Vec<u8>, String) {
     let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     let csr = params.serialize_request(&key).unwrap();
     (key.serialize_der(), b64(csr.der()))
-}
-
-/// The ARI certificate identifier: base64url(AKI keyIdentifier).base64url(serial).
-fn cert_id(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    let aki = cert
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref().map(|k| k.0.to_vec()),
-            _ => None,
-        })
-        .unwrap();
-    format!("{}.{}", b64(aki), b64(cert.raw_serial()))
 }
 
 async fn cert_manager_replay(backend: Backend) {
@@ -257,7 +242,7 @@ async fn renewal_info_and_replaces() {
     let done = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;
     let chain = client.post(done.body["certificate"].as_str().unwrap(), None).await;
     let der = pem_blocks(&chain.text)[0].contents().to_vec();
-    let id = cert_id(&der);
+    let id = ari_cert_id(&der);
 
     // Unauthenticated GET: a window inside the certificate's life, Retry-After.
     let url = format!("{}/{id}", client.url("renewalInfo"));

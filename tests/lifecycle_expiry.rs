@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use common::acme::{AccountKey, AcmeClient, Responders, b64};
+use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
 use common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::clock::Clock;
@@ -281,7 +281,8 @@ async fn an_acme_replacement_clears_overdue() {
 
     ca.clock.advance(time::Duration::seconds(90));
     assert_eq!(issuing_line(&ca).await["overdue"], 1);
-    let second = json!({"identifiers": [{"type": "dns", "value": "second.replace.test"}], "replaces": cert_id(&der)});
+    let second =
+        json!({"identifiers": [{"type": "dns", "value": "second.replace.test"}], "replaces": ari_cert_id(&der)});
     finalize(&client, &responders, &second, &["second.replace.test"]).await;
     assert_eq!(issuing_line(&ca).await["overdue"], 0);
     ca.stop().await;
@@ -297,22 +298,6 @@ async fn finalize(client: &AcmeClient, responders: &Responders, order: &Value, n
     assert_eq!(done.body["status"], "valid", "{done:?}");
     let chain = client.post(done.body["certificate"].as_str().unwrap(), None).await;
     pem::parse_many(&chain.text).unwrap()[0].contents().to_vec()
-}
-
-/// The ARI certificate identifier (RFC 9773): base64url(AKI).base64url(serial).
-fn cert_id(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    let aki = cert
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        })
-        .unwrap();
-    format!("{}.{}", b64(aki), b64(cert.raw_serial()))
 }
 
 fn rfc3339(at: time::OffsetDateTime) -> String {

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use base64::Engine;
-use common::relying_party::{LeafFiles, crl_text};
+use common::relying_party::{LeafFiles, crl_text, crl_until};
 use common::{Backend, TestCa, csr_for};
 use der_07::Encode;
 use serde_json::json;
@@ -46,22 +44,6 @@ async fn revoke(ca: &TestCa, serial: &str, reason: &str) {
 
 async fn fetch(ca: &TestCa, path: &str) -> reqwest::Response {
     reqwest::get(ca.http_url(path)).await.unwrap()
-}
-
-/// Downloads a CRL until `done` holds for its text (the CRL job runs
-/// within seconds of a revocation).
-async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let response = fetch(ca, path).await;
-        assert_eq!(response.status(), 200, "{path}");
-        let der = response.bytes().await.unwrap().to_vec();
-        if done(&crl_text(&der, ca.dir.path())) {
-            return der;
-        }
-        assert!(Instant::now() < deadline, "{path} did not change in time");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn serial_in_crl(serial: &str) -> String {

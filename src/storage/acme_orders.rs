@@ -35,6 +35,21 @@ pub struct AcmeAuthzRecord {
     pub expires: i64,
 }
 
+impl AcmeAuthzRecord {
+    /// The record of an authorization just stored for `order`.
+    fn fresh(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuthz) -> Self {
+        Self {
+            id,
+            order_id,
+            account_id: order.account_id,
+            identifier: authz.identifier.clone(),
+            wildcard: authz.wildcard,
+            status: "pending".into(),
+            expires: order.expires,
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeChallengeRecord {
     pub id: i64,
@@ -137,15 +152,7 @@ async fn insert_acme_order_at_once(
     let authzs = ids
         .into_iter()
         .zip(&order.authorizations)
-        .map(|(id, authz)| AcmeAuthzRecord {
-            id,
-            order_id: record.id,
-            account_id: order.account_id,
-            identifier: authz.identifier.clone(),
-            wildcard: authz.wildcard,
-            status: "pending".into(),
-            expires: order.expires,
-        })
+        .map(|(id, authz)| AcmeAuthzRecord::fresh(id, record.id, order, authz))
         .collect();
     Ok((record, authzs))
 }
@@ -204,15 +211,7 @@ impl Db {
                     }
                     insert.execute(&mut *tx).await?;
                 }
-                authzs.push(AcmeAuthzRecord {
-                    id: authz_id,
-                    order_id: record.id,
-                    account_id: order.account_id,
-                    identifier: authz.identifier.clone(),
-                    wildcard: authz.wildcard,
-                    status: "pending".into(),
-                    expires: order.expires,
-                });
+                authzs.push(AcmeAuthzRecord::fresh(authz_id, record.id, order, authz));
             }
             tx.commit().await?;
             Ok((record, authzs))

@@ -136,3 +136,19 @@ pub fn crl_text(der: &[u8], dir: &Path) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Downloads a CRL from the CA's HTTP listener until `done` holds for its
+/// text (the CRL job follows a revocation within seconds).
+pub async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let response = reqwest::get(ca.http_url(path)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let der = response.bytes().await.unwrap().to_vec();
+        if done(&crl_text(&der, ca.dir.path())) {
+            return der;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} did not change in time");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
