@@ -21,7 +21,7 @@ fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate 
         not_before: 0,
         not_after,
         created_at: 0,
-        subject: String::new(),
+        subject: None,
         sans: " dns:x.test ".into(),
         requester: "test".into(),
         key_type: None,

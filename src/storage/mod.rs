@@ -33,7 +33,9 @@ pub use acme_orders::{
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
-pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession};
+pub use certificates::{
+    CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession, key_type_code,
+};
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
