@@ -158,6 +158,18 @@ impl Db {
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
+    /// Applies the migrations up to `version` only: tests use it to write
+    /// rows as an older schema had them before a later migration runs.
+    pub async fn migrate_until(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = match self {
+            Self::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+            Self::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+        };
+        migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+        let result = with_pool!(self, pool => migrator.run(pool).await);
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Postgres(_) => "postgres",
