@@ -21,7 +21,7 @@ fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate 
         not_before: 0,
         not_after,
         created_at: 0,
-        subject: String::new(),
+        subject: None,
         sans: " dns:x.test ".into(),
         requester: "test".into(),
         key_type: None,
@@ -155,3 +155,73 @@ on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
     }
     assert_eq!(serials.len(), 40);
 });
+
+/// Migration 0007 rewrites the certificates table: rows written under the
+/// older schema keep their subject (dropped only where the identifiers give
+/// it back), their key type and whether they were superseded.
+#[tokio::test]
+async fn slim_migration_keeps_what_the_rows_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("old.db").display())];
+    urls.extend(common::fresh_postgres_url().await);
+    for url in urls {
+        let db = tessera::storage::Db::connect(&tessera::storage::DbOptions::new(&url)).await.unwrap();
+        db.migrate_until(6).await.unwrap();
+        let sqlite = url.starts_with("sqlite");
+        let blob = |hex: &str| if sqlite { format!("X'{hex}'") } else { format!("decode('{hex}', 'hex')") };
+        db.execute_raw(&format!(
+            "INSERT INTO authorities (name, kind, key_uri, algorithm, certificate_der, serial, ski, subject, \
+             not_before, not_after, created_at) VALUES ('ca', 'root', 'file:k', 'ecdsa-p256-sha256', {}, {}, {}, \
+             'CN=ca', 0, 9000, 0)",
+            blob("00"),
+            blob("01"),
+            blob("02")
+        ))
+        .await
+        .unwrap();
+        // A leaf whose CN is its first DNS name, an IP-only leaf, a leaf
+        // whose CN is past an over-long name, a CA certificate, and a row
+        // whose subject the identifiers do not give.
+        let long = format!("{}.{}.test", "l".repeat(40), "m".repeat(40));
+        let rows = [
+            ("10", "CN=a.test", " dns:a.test dns:b.test ".to_owned(), "'ecdsa-p256'", blob("10")),
+            ("11", "", " ip:127.0.0.1 ".to_owned(), "'rsa'", "NULL".to_owned()),
+            ("12", "CN=c.test", format!(" ip:127.0.0.1 dns:{long} dns:c.test "), "'ed25519'", "NULL".to_owned()),
+            ("13", "CN=Tessera Issuing CA", " ".to_owned(), "'ecdsa-p384-sha384'", "NULL".to_owned()),
+            ("14", "CN=other", " dns:d.test ".to_owned(), "NULL", "NULL".to_owned()),
+        ];
+        for (serial, subject, sans, key_type, superseded_by) in &rows {
+            db.execute_raw(&format!(
+                "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, status, subject, \
+                 sans, requester, key_type, policy, superseded_by) VALUES ({}, 1, 0, 100, 0, 1, \
+                 '{subject}', '{sans}', 'r', {key_type}, 'default', {superseded_by})",
+                blob(serial)
+            ))
+            .await
+            .unwrap();
+        }
+        db.migrate().await.unwrap();
+
+        let stored = |serial: u8| {
+            let db = db.clone();
+            async move { db.certificate(&[serial]).await.unwrap() }
+        };
+        // SQLite's migration, without regular expressions, drops the subject
+        // only when the first identifier gives it, and keeps it otherwise.
+        let past_long = sqlite.then(|| "CN=c.test".to_owned());
+        let subjects = [None, None, past_long, Some("CN=Tessera Issuing CA".to_owned()), Some("CN=other".to_owned())];
+        let key_types = [Some("ecdsa-p256"), Some("rsa"), Some("ed25519"), Some("ecdsa-p384-sha384"), None];
+        for (i, (subject, key_type)) in subjects.into_iter().zip(key_types).enumerate() {
+            let record = stored(0x10 + i as u8).await;
+            assert_eq!(record.subject, subject, "{url} row {i}");
+            assert_eq!(record.key_type.as_deref(), key_type, "{url} row {i}");
+            assert_eq!(record.sans, rows[i].2, "{url} row {i}");
+        }
+        // Only the superseded row is missing from the unreplaced ones.
+        let heads = db.unnoticed_unreplaced("test", 0, 100, None, 10).await.unwrap();
+        let mut serials: Vec<Vec<u8>> = heads.into_iter().map(|c| c.serial).collect();
+        serials.sort();
+        assert_eq!(serials, vec![vec![0x11], vec![0x12], vec![0x13], vec![0x14]], "{url}");
+        db.close().await;
+    }
+}

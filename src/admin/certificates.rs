@@ -14,7 +14,9 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
-use crate::issuance::{CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column};
+use crate::issuance::{
+    CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
+};
 use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
@@ -58,7 +60,7 @@ impl From<&CertificateRecord> for CertificateView {
             serial: hex::encode(&r.serial),
             status: r.status().map_or("unknown", CertificateStatus::as_str),
             authority_id: r.authority_id,
-            subject: r.subject.clone(),
+            subject: r.subject.clone().unwrap_or_else(|| leaf_subject(&from_column(&r.sans))),
             identifiers: from_column(&r.sans)
                 .into_iter()
                 .map(|id| IdentifierView { kind: id.kind(), value: id.value() })

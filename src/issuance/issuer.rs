@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use rcgen::CertificateParams;
 use tokio::sync::watch;
 
-use super::profile::{LeafProfile, RevocationUrls, leaf_common_name, leaf_params, ocsp_signer_params};
+use super::profile::{LeafProfile, RevocationUrls, leaf_params, ocsp_signer_params};
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
@@ -141,7 +141,8 @@ impl CertificateIssuer {
     ) -> Result<IssuedCertificate, IssueError> {
         let authority = self.authority();
         let plan = Plan {
-            subject: leaf_subject(&request.names),
+            // Not stored: the identifiers give it (`leaf_subject`).
+            subject: None,
             sans: to_column(&request.names),
             requester: request.requester.clone(),
             key_type: request.csr.key_type().as_str().to_owned(),
@@ -184,7 +185,7 @@ impl CertificateIssuer {
         let authority = self.authority();
         let name = authority.name.clone();
         let plan = Plan {
-            subject: format!("CN={name} OCSP responder"),
+            subject: Some(format!("CN={name} OCSP responder")),
             sans: String::new(),
             requester: "tessera".into(),
             key_type: key_type.to_owned(),
@@ -302,7 +303,8 @@ impl CertificateIssuer {
 
 /// What a certificate will be, apart from its serial and signature.
 struct Plan {
-    subject: String,
+    /// None for leaves, whose subject their identifiers give.
+    subject: Option<String>,
     sans: String,
     requester: String,
     key_type: String,
@@ -324,9 +326,4 @@ enum Lineage {
     /// OCSP responder certificates name no identifiers: the live one of the
     /// same authority.
     Authority,
-}
-
-/// The subject as stored: `CN=<name>` when the profile puts one there.
-fn leaf_subject(names: &[Identifier]) -> String {
-    leaf_common_name(names).map(|cn| format!("CN={cn}")).unwrap_or_default()
 }

@@ -14,7 +14,7 @@ pub use csr::{CheckedCsr, CsrError, KeyType};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use profile::{
-    CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, ocsp_signer_params, root_params,
+    CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, leaf_subject, ocsp_signer_params, root_params,
 };
 pub use reason::RevocationReason;
 pub use selector::SanSelector;

@@ -155,6 +155,13 @@ pub fn ocsp_signer_params(
     params
 }
 
+/// A leaf's subject as text: `CN=<name>` when the profile puts one there,
+/// else empty. The certificates table does not store it (issue 6): the
+/// admin API derives it from the identifiers with this.
+pub fn leaf_subject(names: &[Identifier]) -> String {
+    leaf_common_name(names).map(|cn| format!("CN={cn}")).unwrap_or_default()
+}
+
 /// The common name a leaf carries: its first DNS name short enough for one.
 pub fn leaf_common_name(names: &[Identifier]) -> Option<&str> {
     names.iter().find_map(|n| match n {

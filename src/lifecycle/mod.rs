@@ -2,7 +2,7 @@
 //!
 //! A certificate is *overdue* when it has lived `lifecycle.overdue_share` of
 //! its lifetime and nothing replaced it (the issuance pipeline marks the
-//! replaced certificate `superseded_by` in the successor's transaction).
+//! replaced certificate `superseded` in the successor's transaction).
 //! The expiry scan runs on one node at a time under a lease (`lease.rs`),
 //! records one notice per certificate (or authority) and kind, and queues a
 //! webhook delivery per configured URL; the delivery job (`webhook.rs`)

@@ -99,7 +99,7 @@ pub async fn certify_issuing(
         not_before: subject.not_before.unix_timestamp(),
         not_after: subject.not_after.unix_timestamp(),
         created_at: clock.unix(),
-        subject: format!("CN={}", subject.common_name),
+        subject: Some(format!("CN={}", subject.common_name)),
         sans: to_column(&[]),
         requester: "tessera".into(),
         key_type: Some(issuing_signer.algorithm().as_str().into()),

@@ -51,7 +51,9 @@ pub struct CertificateRecord {
     pub revoked_at: Option<i64>,
     pub status: i16,
     pub revocation_reason: Option<i16>,
-    pub subject: String,
+    /// None: the subject a leaf's identifiers give (`issuance::leaf_subject`),
+    /// which is not stored again; Some for any other subject.
+    pub subject: Option<String>,
     /// Identifiers in their stored column form (see `issuance::identifier`).
     pub sans: String,
     pub requester: String,
@@ -74,7 +76,8 @@ pub struct PendingCertificate {
     pub not_before: i64,
     pub not_after: i64,
     pub created_at: i64,
-    pub subject: String,
+    /// None when it is the one the identifiers give (see [`CertificateRecord`]).
+    pub subject: Option<String>,
     pub sans: String,
     pub requester: String,
     pub key_type: Option<String>,
@@ -130,12 +133,38 @@ pub struct CertificateFilter {
     pub after: Option<(i64, Vec<u8>)>,
 }
 
+/// Key types as the `key_type` column stores them: a SMALLINT code per
+/// name (migration 0007), two bytes a row instead of a dozen. A name not
+/// listed here cannot be stored; `COLUMNS` reads the codes back.
+const KEY_TYPES: [(i16, &str); 6] = [
+    (1, "ecdsa-p256"),
+    (2, "ecdsa-p384"),
+    (3, "ed25519"),
+    (4, "rsa"),
+    (5, "ecdsa-p256-sha256"),
+    (6, "ecdsa-p384-sha384"),
+];
+
+/// The code `key_type` stores for a key type name.
+pub fn key_type_code(name: &str) -> Option<i16> {
+    KEY_TYPES.iter().find(|(_, n)| *n == name).map(|(code, _)| *code)
+}
+
+fn stored_key_type(name: Option<&str>) -> Result<Option<i16>, StoreError> {
+    name.map(|n| key_type_code(n).ok_or_else(|| StoreError::Other(format!("key type {n} has no stored code"))))
+        .transpose()
+}
+
 const COLUMNS: &str = "serial, authority_id, not_before, not_after, created_at, revoked_at, status, \
-                       revocation_reason, subject, sans, requester, key_type, policy, der";
+                       revocation_reason, subject, sans, requester, \
+                       CASE key_type WHEN 1 THEN 'ecdsa-p256' WHEN 2 THEN 'ecdsa-p384' WHEN 3 THEN 'ed25519' \
+                       WHEN 4 THEN 'rsa' WHEN 5 THEN 'ecdsa-p256-sha256' WHEN 6 THEN 'ecdsa-p384-sha384' END AS key_type, \
+                       policy, der";
 
 impl Db {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
+        let key_type = stored_key_type(pending.key_type.as_deref())?;
         const SQL: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
              status, subject, sans, requester, key_type, policy, crl_shard) \
              VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)";
@@ -148,7 +177,7 @@ impl Db {
             .bind(&pending.subject)
             .bind(&pending.sans)
             .bind(&pending.requester)
-            .bind(&pending.key_type)
+            .bind(key_type)
             .bind(&pending.policy)
             .bind(pending.crl_shard)
             .execute(pool)
@@ -164,7 +193,8 @@ impl Db {
 
     /// [`Db::record_issued`], and in the same transaction the certificates
     /// the new one replaces are marked superseded (see [`Succession`]), so
-    /// finding overdue certificates never needs a search.
+    /// finding overdue certificates never needs a search. Only the flag is
+    /// kept: nothing needs to know which certificate replaced which.
     pub async fn record_issued_succeeding(
         &self,
         serial: &[u8],
@@ -174,21 +204,21 @@ impl Db {
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0";
         // Served by the partial index certificates_heads.
-        const PREDECESSORS: &str = "UPDATE certificates SET superseded_by = $1 \
-             WHERE requester = $2 AND sans = $3 AND status = 1 AND superseded_by IS NULL \
+        const PREDECESSORS: &str = "UPDATE certificates SET superseded = TRUE \
+             WHERE requester = $2 AND sans = $3 AND status = 1 AND NOT superseded \
              AND serial <> $1 AND ($4 IS NULL OR authority_id = $4)";
-        const REPLACES: &str = "UPDATE certificates SET superseded_by = $1 WHERE serial = $2 AND superseded_by IS NULL";
+        const REPLACES: &str = "UPDATE certificates SET superseded = TRUE WHERE serial = $1 AND NOT superseded";
         if let Db::Postgres(pool) = self {
             // The same steps as one statement: one round trip and one commit
             // instead of six. The other rows' updates and the audit event
             // happen only if the certificate was pending.
             const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
                  WHERE serial = $1 AND status = 0 RETURNING serial), \
-                 predecessors AS (UPDATE certificates SET superseded_by = $1 \
-                 WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND superseded_by IS NULL \
+                 predecessors AS (UPDATE certificates SET superseded = TRUE \
+                 WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
                  AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued)), \
-                 replaced AS (UPDATE certificates SET superseded_by = $1 WHERE serial = $7 AND serial <> $1 \
-                 AND superseded_by IS NULL AND EXISTS (SELECT 1 FROM issued)), \
+                 replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
+                 AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
                  audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
                  SELECT $8, $9, $10, $11, $12 FROM issued) \
                  SELECT COUNT(*) FROM issued";
@@ -228,7 +258,7 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(replaced) = succession.replaces {
-                    sqlx::query(REPLACES).bind(serial).bind(replaced).execute(&mut *tx).await?;
+                    sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
                 }
             }
             insert_audit!(&mut *tx, audit)?;
@@ -254,12 +284,16 @@ impl Db {
         filter: &CertificateFilter,
         limit: i64,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
+        // The redundant `not_after >= $6` gives the keyset a range of
+        // `certificates_not_after` (not_after alone) to start from; the rows
+        // of one second are then sorted by serial, not looked up by it.
         let sql = format!(
             "SELECT {COLUMNS} FROM certificates \
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR authority_id = $2) \
              AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\') \
              AND ($4 IS NULL OR not_after < $4) AND ($5 IS NULL OR not_after > $5) \
              AND ($6 IS NULL OR not_after > $6 OR (not_after = $6 AND serial > $7)) \
+             AND ($6 IS NULL OR not_after >= $6) \
              ORDER BY not_after, serial LIMIT $8"
         );
         let san = filter.san.as_ref().map(|s| format!("% {} %", like_escape(s)));
@@ -322,5 +356,36 @@ impl Db {
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificates")
             .fetch_one(pool).await.map_err(StoreError::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is stored as a code reads back as the same name.
+    #[test]
+    fn key_type_codes_read_back_as_their_names() {
+        for (code, name) in KEY_TYPES {
+            assert_eq!(key_type_code(name), Some(code));
+            assert!(COLUMNS.contains(&format!("WHEN {code} THEN '{name}'")), "{name}");
+        }
+        assert_eq!(COLUMNS.matches("WHEN ").count(), KEY_TYPES.len());
+        assert!(matches!(stored_key_type(Some("dsa")), Err(StoreError::Other(_))));
+        assert!(matches!(stored_key_type(None), Ok(None)));
+    }
+
+    /// Every key type Tessera issues for, and every CA algorithm, can be
+    /// stored (a new variant without a code fails here, not at issuance).
+    #[test]
+    fn every_issued_key_type_has_a_code() {
+        use crate::issuance::KeyType;
+        use crate::keys::SigningAlgorithm;
+        let leaves = [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519, KeyType::Rsa].map(KeyType::as_str);
+        let authorities =
+            [SigningAlgorithm::EcdsaP256Sha256, SigningAlgorithm::EcdsaP384Sha384].map(SigningAlgorithm::as_str);
+        for name in leaves.into_iter().chain(authorities) {
+            assert!(key_type_code(name).is_some(), "{name}");
+        }
     }
 }

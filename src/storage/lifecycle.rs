@@ -103,12 +103,12 @@ const EXPIRING: &str = "SELECT authority_id, \
 const UNREPLACED: &str = "SELECT authority_id, \
      SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
      SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
-     FROM certificates WHERE status = 1 AND superseded_by IS NULL AND not_after > $2 AND not_after <= $3 \
+     FROM certificates WHERE status = 1 AND NOT superseded AND not_after > $2 AND not_after <= $3 \
      AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
      GROUP BY authority_id";
 /// Unreported unreplaced certificates in a window, for notices.
 const UNNOTICED: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
-     FROM certificates c WHERE c.status = 1 AND c.superseded_by IS NULL \
+     FROM certificates c WHERE c.status = 1 AND NOT c.superseded \
      AND c.not_after > $1 AND c.not_after <= $2 \
      AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
      AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \

@@ -33,7 +33,9 @@ pub use acme_orders::{
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
-pub use certificates::{CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession};
+pub use certificates::{
+    CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession, key_type_code,
+};
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
@@ -153,6 +155,18 @@ impl Db {
             Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
             Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
         };
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// Applies the migrations up to `version` only: tests use it to write
+    /// rows as an older schema had them before a later migration runs.
+    pub async fn migrate_until(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = match self {
+            Self::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+            Self::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+        };
+        migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+        let result = with_pool!(self, pool => migrator.run(pool).await);
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 

@@ -61,17 +61,17 @@ impl Db {
         }
         // Row i belongs to workload w = i % W, generation g = i / W; the
         // workload's newest generation is (rows - 1 - w) / W. The serial is
-        // an MD5 of the row number (16 random-looking octets); the
-        // successor of row i is row i + W.
+        // an MD5 of the row number (16 random-looking octets); row i is
+        // superseded when its successor, row i + W, exists. As issuance
+        // leaves leaves: no subject (their identifiers give it), key type
+        // code 1 (ecdsa-p256).
         const INSERT: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
-             revoked_at, status, revocation_reason, subject, sans, requester, key_type, policy, superseded_by) \
+             revoked_at, status, revocation_reason, sans, requester, key_type, policy, superseded) \
              SELECT decode(md5(i::text), 'hex'), $1, nb, nb + $5, nb + 60, \
                     CASE WHEN i % 200 = 3 THEN nb + 3600 END, CASE WHEN i % 200 = 3 THEN 3 ELSE 1 END, \
                     CASE WHEN i % 200 = 3 THEN 1 END, \
-                    'CN=svc-' || w || '.ns-' || (w % 97) || '.prod.internal', \
                     ' dns:svc-' || w || '.ns-' || (w % 97) || '.prod.internal ', \
-                    'acme:' || (w % 5000), 'ecdsa-p256', 'default', \
-                    CASE WHEN i + $6 < $7 THEN decode(md5((i + $6)::text), 'hex') END \
+                    'acme:' || (w % 5000), 1, 'default', i + $6 < $7 \
              FROM (SELECT i, w, $2 - ((($7 - 1 - w) / $6) - i / $6) * $4 \
                           - CASE WHEN w % 100 = 0 THEN 72000 ELSE (w * 7919) % $4 END \
                           - CASE WHEN w % 50 = 1 THEN (w % 30) * 86400 ELSE 0 END AS nb \
