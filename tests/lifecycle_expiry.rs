@@ -125,7 +125,9 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
         assert!(!plan.contains("Seq Scan on certificates"), "{plan}");
         assert!(!plan.lines().any(|l| l.trim() == "SCAN certificates" || l.trim() == "SCAN c"), "{plan}");
         if ca.db.backend() == "postgres" {
-            assert!(plan.contains(index), "expected {index}: {plan}");
+            // Either index reads only the window; which one is cheaper is
+            // the planner's call (it depends on statistics and vacuum state).
+            assert!(plan.contains(index) || plan.contains("certificates_not_after"), "expected {index}: {plan}");
             assert!(plan.contains("Index Cond: ((not_after >"), "a not_after window: {plan}");
         } else {
             assert!(plan.contains("USING") && plan.contains("INDEX"), "{plan}");
