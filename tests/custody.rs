@@ -51,12 +51,20 @@ validity_days = 7
     Config::load(Some(&path), &Overrides::default()).unwrap()
 }
 
+static KEY_GENERATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs `tessera init` for the config, starts Tessera and adds a policy.
 async fn production_ca(dir: tempfile::TempDir, config: Config) -> TestCa {
     let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
     db.migrate().await.unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
-    init_hierarchy(&config, &db, &clock).await.unwrap();
+    {
+        // SoftHSM2 keeps a token in files that this process and the p11-kit
+        // server both write; two key generations at once can fail with
+        // CKR_GENERAL_ERROR, so the tests make their keys one at a time.
+        let _one_at_a_time = KEY_GENERATION.lock().await;
+        init_hierarchy(&config, &db, &clock).await.unwrap();
+    }
     db.close().await;
     let ca = TestCa::start_config(dir, config).await.unwrap();
     let (status, body) = ca
