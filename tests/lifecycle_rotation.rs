@@ -14,16 +14,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::relying_party::{LeafFiles, crl_text};
+use common::acme::ari_cert_id;
+use common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
 use common::{Backend, TestCa, csr_for, fresh_postgres_url, openssl_verify};
 use serde_json::{Value, json};
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
 use tessera::config::{Config, Overrides};
 use tessera::storage::{Db, DbOptions};
-use x509_parser::extensions::ParsedExtension;
 
 /// Starts a dev-mode CA on `backend`, checking for rotations every second;
 /// None when the backend is not available here.
@@ -92,40 +90,9 @@ async fn get_public(ca: &TestCa, path: &str) -> reqwest::Response {
     reqwest::get(ca.http_url(path)).await.unwrap()
 }
 
-/// Downloads a CRL until `done` holds for its text (the CRL job follows a
-/// revocation within seconds).
-async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let response = get_public(ca, path).await;
-        assert_eq!(response.status(), 200, "{path}");
-        let der = response.bytes().await.unwrap().to_vec();
-        if done(&crl_text(&der, ca.dir.path())) {
-            return der;
-        }
-        assert!(Instant::now() < deadline, "{path} did not change in time");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `/crl/...` path of the leaf's CRL distribution point.
-fn crl_path(leaf: &LeafFiles) -> String {
-    format!("/crl/{}", leaf.crl_url().rsplit("/crl/").next().unwrap())
-}
-
-/// The RFC 9773 identifier: base64url(AKI keyIdentifier).base64url(serial).
+/// The RFC 9773 identifier of a PEM leaf.
 fn ari_id(leaf_pem: &str) -> String {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes()).unwrap();
-    let cert = pem.parse_x509().unwrap();
-    let aki = cert
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref().map(|k| k.0.to_vec()),
-            _ => None,
-        })
-        .unwrap();
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(aki), URL_SAFE_NO_PAD.encode(cert.raw_serial()))
+    ari_cert_id(pem::parse(leaf_pem).unwrap().contents())
 }
 
 /// The suggested renewal window of a leaf, as Unix seconds.
@@ -151,13 +118,6 @@ async fn renews_now(ca: &TestCa, leaf_pem: &str, now: i64) -> bool {
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-async fn trust_bundle(ca: &TestCa) -> String {
-    let response = get_public(ca, "/trust-bundle.pem").await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/pem-certificate-chain");
-    response.text().await.unwrap()
 }
 
 async fn forced_rotation_end_to_end(backend: Backend) {

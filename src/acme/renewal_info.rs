@@ -86,14 +86,56 @@ async fn is_pulled(state: &AcmeState, certificate: &CertificateRecord) -> Result
     }))
 }
 
-/// Renew in the last third of the life, ending with a sixth left; or now
-/// when the certificate or its issuer should no longer be relied on, or an
-/// operator asked for it.
+/// Renew between two thirds and three quarters of the life; or now when the
+/// certificate or its issuer should no longer be relied on, or an operator
+/// asked for it. The window closes before the lifecycle's overdue share
+/// (80% by default), so a client that renews where ARI says is never
+/// reported overdue while it does so.
 fn suggested_window(certificate: &CertificateRecord, renew_now: bool, now: i64) -> (i64, i64) {
     let revoked = certificate.status() == Some(CertificateStatus::Revoked);
     if revoked || renew_now {
         return (now - 3600, now);
     }
     let life = (certificate.not_after - certificate.not_before).max(0);
-    (certificate.not_before + life * 2 / 3, certificate.not_before + life * 5 / 6)
+    (certificate.not_before + life * 2 / 3, certificate.not_before + life * 3 / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LifecycleConfig;
+
+    fn certificate(not_before: i64, not_after: i64) -> CertificateRecord {
+        CertificateRecord {
+            serial: vec![1],
+            authority_id: 1,
+            not_before,
+            not_after,
+            created_at: not_before,
+            revoked_at: None,
+            status: CertificateStatus::Issued.code(),
+            revocation_reason: None,
+            subject: String::new(),
+            sans: String::new(),
+            requester: "acme:1".into(),
+            key_type: None,
+            policy: None,
+            der: None,
+        }
+    }
+
+    #[test]
+    fn the_window_closes_before_a_certificate_is_overdue() {
+        let overdue_share = LifecycleConfig::default().overdue_share;
+        for life in [100, 180, 86_400, 90 * 86_400] {
+            let (start, end) = suggested_window(&certificate(1_000, 1_000 + life), false, 1_000);
+            let overdue_at = 1_000 + (life as f64 * overdue_share) as i64;
+            assert!(1_000 < start && start < end && end < overdue_at, "life {life}: {start}..{end}, {overdue_at}");
+        }
+    }
+
+    #[test]
+    fn a_retired_authority_or_a_pull_means_now() {
+        assert_eq!(suggested_window(&certificate(0, 100), true, 50), (50 - 3600, 50));
+    }
 }
