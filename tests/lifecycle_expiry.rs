@@ -299,7 +299,11 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
     let revoked = issue(&second, &["revoked.test"], "1h", "default").await;
     let path = format!("/api/v1/certificates/{}/revoke", revoked["serial"].as_str().unwrap());
     assert_eq!(second.post(&path, Some(&second.admin_token), &json!({})).await.0, 200);
-    wait_until("the CRL job", Duration::from_secs(20), || async { job_state(&second, "crl").await.is_some() }).await;
+    // The row appears when the lease is taken; wait for the run to finish.
+    wait_until("the CRL job", Duration::from_secs(20), || async {
+        job_state(&second, "crl").await.is_some_and(|(_, last_run, _)| last_run > 0)
+    })
+    .await;
     let (status, body) = second.get("/api/v1/jobs", Some(&second.admin_token)).await;
     assert_eq!(status, 200, "{body}");
     for name in ["crl", "expiry-scan", "webhook-delivery"] {
