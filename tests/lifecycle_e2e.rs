@@ -1,9 +1,10 @@
 //! The certificate lifecycle end to end with the real `tessera agent`, in
-//! compressed time (certificates of 100 to 120 seconds, on the real clock):
+//! compressed time (certificates of 100 to 300 seconds, on the real clock):
 //! while the agent runs, its renewals link as successors and nothing shows
 //! as overdue; once it is stopped, the expirations API, the metrics and a
 //! signed webhook all report its certificate overdue. And an issuing CA
-//! rotation as the agent lives it: its next certificate chains to the new
+//! rotation as the agent lives it: ARI pulls its renewal forward, and its
+//! next certificate chains to the new
 //! authority through the trust bundle, while OCSP and the CRL of the retired
 //! one still answer for its previous leaf, revoked included. Renewal several
 //! times in a row with nobody acting is `tests/agent.rs`.
@@ -216,14 +217,16 @@ async fn ari_window(ca: &TestCa, der: &[u8]) -> (i64, i64) {
 }
 
 /// The agent holds a certificate of the first issuing CA; the CA rotates
-/// (the admin route); the agent's next certificate comes from the
-/// successor and verifies with the trust bundle, while the retired CA's
-/// OCSP responder and CRL still answer for the previous leaf.
+/// (the admin route); at its next ARI check the agent hears "renew now" and
+/// its next certificate comes from the successor and verifies with the
+/// trust bundle, while the retired CA's OCSP responder and CRL still answer
+/// for the previous leaf.
 async fn the_agent_follows_a_rotation(backend: Backend) {
     let Some(s) = AgentSetup::start(backend).await else { return };
-    // 120-second certificates: renewal 20 to 30 s after issue, which leaves
-    // the previous leaf half a minute of life for the revocation checks.
-    let (kid, hmac) = s.eab_key_for_ttl("rotation", "1m").await;
+    // 300-second certificates: ARI's window opens 140 s after issue, and
+    // asks the agent to check again after 60 s (a tenth of the life, at
+    // least a minute).
+    let (kid, hmac) = s.eab_key_for_ttl("rotation", "4m").await;
     let reloads = s.path("reloads");
     let mut args = s.args(&kid, &hmac, &["rotate.agent.test"]);
     args.extend(s.http01());
@@ -238,8 +241,9 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     let first = active_issuing(&s.ca).await;
     let previous = Installed::read(&snapshots(&reloads)[0]);
     assert!(previous.is_issued_by(&first));
-    let (_, end) = ari_window(&s.ca, &previous.der).await;
-    assert!(end > unix_now() + 10, "before the rotation the window is in the future");
+    let (start, _) = ari_window(&s.ca, &previous.der).await;
+    let previous_issued = previous.validity().0 + 60;
+    assert!(start >= previous_issued + 140, "before the rotation the window is minutes away");
 
     let path = format!("/api/v1/authorities/{}/rotate", first["id"]);
     let (status, successor) = s.ca.post(&path, Some(&s.ca.admin_token), &json!({})).await;
@@ -250,7 +254,7 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     assert!(end <= unix_now(), "ARI says renew now for the retired CA's leaf");
 
     // The agent's next certificate, from the successor.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(130);
     let next = loop {
         if let Some(found) = installed(&reloads).into_iter().find(|c| c.serial != previous.serial) {
             break found;
@@ -262,8 +266,13 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     drop(agent);
     assert!(next.is_issued_by(&successor), "not from the successor:\n{log}");
     assert!(!next.is_issued_by(&first));
-    let (not_before, _) = next.validity();
-    assert!(not_before + 60 >= rotated_at, "issued after the rotation");
+    // ARI brought the renewal forward: issued at the agent's next check
+    // (a minute after it installed the previous leaf), long before the
+    // window it had been given.
+    let next_issued = next.validity().0 + 60;
+    assert!(next_issued >= rotated_at, "issued after the rotation");
+    assert!(next_issued < start - 30, "renewed at {next_issued}, not before the old window at {start}:\n{log}");
+    assert!(log.contains("asking the CA again"), "{log}");
     let replaced_by = s.ca.db.acme_replacements(&hex::decode(&previous.serial).unwrap()).await.unwrap();
     assert_eq!(replaced_by.len(), 1, "the renewal named the retired CA's leaf in `replaces`");
 

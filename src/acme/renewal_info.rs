@@ -16,8 +16,11 @@ use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{SanSelector, from_column};
 use crate::storage::{CertificateRecord, CertificateStatus, StoreError};
 
-/// Clients ask again after this long (RFC 9773 §4.3 suggests hours).
-const RETRY_AFTER_SECONDS: i64 = 6 * 3600;
+/// Clients ask again after at most this long (RFC 9773 §4.3 suggests hours).
+const MAX_RETRY_AFTER_SECONDS: i64 = 6 * 3600;
+/// ... and at least this long, so short-lived certificates do not make
+/// clients poll.
+const MIN_RETRY_AFTER_SECONDS: i64 = 60;
 
 /// The unique identifier of a certificate (RFC 9773 §4.1):
 /// base64url(AKI keyIdentifier) "." base64url(serial DER content).
@@ -68,8 +71,16 @@ pub async fn renewal_info(
     let (start, end) = suggested_window(&certificate, renew_now, now);
     let body = json!({ "suggestedWindow": { "start": rfc3339(from_unix(start)), "end": rfc3339(from_unix(end)) } });
     let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after(&certificate)));
     Ok(response)
+}
+
+/// A tenth of the certificate's life, within bounds: a window pulled to
+/// "now" (a CA rotation, renew-all) reaches a client that honours it well
+/// before its ordinary renewal, even when the certificate lives minutes.
+fn retry_after(certificate: &CertificateRecord) -> i64 {
+    let life = certificate.not_after - certificate.not_before;
+    (life / 10).clamp(MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS)
 }
 
 /// Whether an operator pulled this certificate's renewal forward: a pull on
@@ -132,6 +143,13 @@ mod tests {
             let overdue_at = 1_000 + (life as f64 * overdue_share) as i64;
             assert!(1_000 < start && start < end && end < overdue_at, "life {life}: {start}..{end}, {overdue_at}");
         }
+    }
+
+    #[test]
+    fn clients_ask_again_well_within_the_life() {
+        assert_eq!(retry_after(&certificate(0, 100)), 60);
+        assert_eq!(retry_after(&certificate(0, 24 * 3600)), 8640);
+        assert_eq!(retry_after(&certificate(0, 90 * 86_400)), 6 * 3600);
     }
 
     #[test]
