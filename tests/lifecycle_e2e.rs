@@ -140,7 +140,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(agent);
-    assert!(polls > 40, "only {polls} polls");
+    assert!(polls >= 20, "only {polls} polls");
 
     // Each renewal linked to its predecessor: same requester (the ACME
     // account) and identifiers, and the order named it in `replaces`.
