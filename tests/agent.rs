@@ -8,221 +8,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::acme::Responders;
+use common::agent::*;
 use common::{Backend, TestCa, openssl_verify};
-use serde_json::json;
-use tessera::config::AcmeOverrides;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-/// A free port below the ephemeral range: the agent opens its challenge
-/// listeners only while an order is open, and a port the kernel hands out
-/// for `:0` could be taken by another test's listener in between.
-fn free_port() -> u16 {
-    loop {
-        let port = rand::random_range(20_000..32_000);
-        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A CA whose validation reaches the agent: http-01 and tls-alpn-01 connect
-/// to the agent's ports, and every name resolves to 127.0.0.1 through the
-/// responders' DNS server (which also serves the dns-01 hook's records).
-struct Setup {
-    ca: TestCa,
-    responders: Responders,
-    http01_port: u16,
-    tlsalpn01_port: u16,
-    work: tempfile::TempDir,
-}
-
-impl Setup {
-    async fn start(backend: Backend) -> Option<Self> {
-        let responders = Responders::start().await;
-        let http01_port = free_port();
-        let tlsalpn01_port = free_port();
-        let ca = TestCa::start_acme(backend, overrides(&responders, http01_port, tlsalpn01_port)).await?;
-        Some(Self { ca, responders, http01_port, tlsalpn01_port, work: tempfile::tempdir().unwrap() })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// The acceptance command line, without a solver or `--once`.
-    fn args(&self, kid: &str, hmac: &str, domains: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "agent".to_owned(),
-            "--directory".into(),
-            self.ca.acme_directory(),
-            "--ca-bundle".into(),
-            self.ca.root_pem_path().display().to_string(),
-            "--eab-kid".into(),
-            kid.into(),
-            "--eab-hmac".into(),
-            hmac.into(),
-            "--cert".into(),
-            self.path("out/cert.pem").display().to_string(),
-            "--key".into(),
-            self.path("out/key.pem").display().to_string(),
-        ];
-        for domain in domains {
-            args.extend(["--domain".to_owned(), (*domain).to_owned()]);
-        }
-        args
-    }
-
-    fn http01(&self) -> [String; 2] {
-        ["--http01-addr".into(), format!("127.0.0.1:{}", self.http01_port)]
-    }
-
-    /// A policy whose certificates live 100 s (40 s TTL plus Tessera's 60 s
-    /// backdating; ARI suggests renewing 7 to 23 s after issue), and a fresh
-    /// EAB key bound to it.
-    async fn short_lived_eab_key(&self) -> (String, String) {
-        let token = Some(self.ca.admin_token.as_str());
-        let policy = json!({"name": "short", "dns": ["*.agent.test"], "max_ttl": "40s"});
-        let (status, body) = self.ca.post("/api/v1/policies", token, &policy).await;
-        assert_eq!(status, 201, "{body}");
-        let (status, body) = self.ca.post("/api/v1/eab-keys", token, &json!({"policy": "short"})).await;
-        assert_eq!(status, 201, "{body}");
-        (body["kid"].as_str().unwrap().to_owned(), body["hmac_key"].as_str().unwrap().to_owned())
-    }
-
-    /// `openssl verify` through the chain to the root, at a Unix time.
-    fn verify_at(&self, leaf: &str, chain: &str, unix: i64) {
-        let (leaf_path, chain_path) = (self.path("verify-leaf.pem"), self.path("verify-chain.pem"));
-        std::fs::write(&leaf_path, leaf).unwrap();
-        std::fs::write(&chain_path, chain).unwrap();
-        let out = std::process::Command::new("openssl")
-            .args(["verify", "-attime", &unix.to_string(), "-CAfile"])
-            .arg(self.ca.root_pem_path())
-            .arg("-untrusted")
-            .arg(&chain_path)
-            .arg(&leaf_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn verify(&self, leaf: &str, chain: &str) {
-        openssl_verify(self.work.path(), &self.ca.root_pem_path(), chain, leaf).unwrap_or_else(|e| panic!("{e}"));
-    }
-}
-
-fn overrides(responders: &Responders, http01_port: u16, tlsalpn01_port: u16) -> AcmeOverrides {
-    AcmeOverrides {
-        http01_port: Some(http01_port),
-        tlsalpn01_port: Some(tlsalpn01_port),
-        dns_resolver: responders.overrides().dns_resolver,
-    }
-}
-
-async fn run_agent(args: &[String]) -> Output {
-    tokio::process::Command::new(BIN).args(args).env("TESSERA_LOG", "info").stdin(Stdio::null()).output().await.unwrap()
-}
-
-/// A long-running agent whose log goes to a file; killed when dropped.
-struct RunningAgent {
-    _child: tokio::process::Child,
-    log: PathBuf,
-}
-
-impl RunningAgent {
-    fn start(args: &[String], log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(BIN)
-            .args(args)
-            .env("TESSERA_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Self { _child: child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Polls `check` every 100 ms until it holds; panics with `what` after `limit`.
-async fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn certificates(pem_text: &str) -> Vec<Vec<u8>> {
-    pem::parse_many(pem_text)
-        .unwrap()
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.into_contents())
-        .collect()
-}
-
-fn pem_of(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
-}
-
-/// (leaf PEM, issuers PEM) of a full-chain file.
-fn split_chain(pem_text: &str) -> (String, String) {
-    let certs = certificates(pem_text);
-    assert!(certs.len() >= 2, "expected a leaf and its issuer, got {} certificates", certs.len());
-    (pem_of(&certs[0]), certs[1..].iter().map(|c| pem_of(c)).collect())
-}
-
-fn serial(leaf_der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf_der).unwrap();
-    hex::encode(cert.raw_serial())
-}
-
-fn not_before(leaf_der: &[u8]) -> i64 {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf_der).unwrap();
-    cert.validity().not_before.timestamp()
-}
-
-fn sans(leaf_der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf_der).unwrap();
-    format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value.general_names)
-}
-
-fn key_matches(leaf_der: &[u8], key_pem: &str) -> bool {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf_der).unwrap();
-    rcgen::KeyPair::from_pem(key_pem).unwrap().public_key_raw() == cert.public_key().subject_public_key.data.as_ref()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// `--once` obtains a certificate, then leaves a valid one alone.
 async fn once_obtains_then_keeps(backend: Backend) {
-    let Some(s) = Setup::start(backend).await else { return };
+    let Some(s) = AgentSetup::start(backend).await else { return };
     let (kid, hmac) = s.ca.eab_key(false).await;
     let marker = s.path("reloaded");
     let mut args = s.args(&kid, &hmac, &["svc.agent.test", "127.0.0.1"]);
@@ -279,7 +75,7 @@ async fn once_obtains_then_keeps_on_postgres() {
 /// for a wildcard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn01_and_a_dns01_hook() {
-    let s = Setup::start(Backend::Sqlite).await.unwrap();
+    let s = AgentSetup::start(Backend::Sqlite).await.unwrap();
     let (kid, hmac) = s.ca.eab_key(true).await;
 
     let mut args = s.args(&kid, &hmac, &["alpn.agent.test"]);
@@ -367,33 +163,20 @@ fn watch_files(
 /// Run as a service under a policy of 100-second certificates, the agent
 /// renews again and again inside the ARI window with nobody acting.
 async fn renews_with_nobody_acting(backend: Backend) {
-    let Some(s) = Setup::start(backend).await else { return };
+    let Some(s) = AgentSetup::start(backend).await else { return };
     let (kid, hmac) = s.short_lived_eab_key().await;
-    let snapshots = s.path("reloads");
-    std::fs::create_dir_all(&snapshots).unwrap();
+    let reloads_dir = s.path("reloads");
     let metrics_port = free_port();
     let mut args = s.args(&kid, &hmac, &["renew.agent.test"]);
     args.extend(s.http01());
-    args.extend([
-        "--reload-cmd".into(),
-        format!(
-            r#"n=$(date +%s%N); cp "$TESSERA_AGENT_CERT" "{0}/$n.crt" && cp "$TESSERA_AGENT_KEY" "{0}/$n.key""#,
-            snapshots.display()
-        ),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{metrics_port}"),
-    ]);
+    args.extend(s.snapshotting_reload(&reloads_dir));
+    args.extend(["--metrics-addr".into(), format!("127.0.0.1:{metrics_port}")]);
     std::fs::create_dir_all(s.path("out")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_files(s.path("out/cert.pem"), s.path("out/key.pem"), stop.clone());
     let agent = RunningAgent::start(&args, s.path("agent.log"));
 
-    let reloads = || {
-        std::fs::read_dir(&snapshots)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "crt"))
-            .count()
-    };
+    let reloads = || snapshots(&reloads_dir).len();
     let started = Instant::now();
     while reloads() < 4 {
         assert!(started.elapsed() < Duration::from_secs(100), "no fourth certificate in 100 s:\n{}", agent.log());
@@ -407,12 +190,7 @@ async fn renews_with_nobody_acting(backend: Backend) {
     assert!(reads > 100 && seen.len() >= 3, "{reads} reads saw {seen:?}");
 
     // Each reload saw a new certificate, chained to the root, with its key.
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    names.sort();
+    let names = snapshots(&reloads_dir);
     let mut serials = Vec::new();
     for cert_path in &names {
         let full_chain = std::fs::read_to_string(cert_path).unwrap();
@@ -470,12 +248,12 @@ async fn renews_with_nobody_acting_on_postgres() {
 /// certificate once the CA is back on the same address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backs_off_while_the_ca_is_down() {
-    let s = Setup::start(Backend::Sqlite).await.unwrap();
+    let s = AgentSetup::start(Backend::Sqlite).await.unwrap();
     let (kid, hmac) = s.ca.eab_key(false).await;
     let mut args = s.args(&kid, &hmac, &["down.agent.test"]);
     args.extend(s.http01());
     let https_addr = s.ca.running().https_addr;
-    let Setup { ca, responders, http01_port, tlsalpn01_port, work } = s;
+    let AgentSetup { ca, responders, http01_port, tlsalpn01_port, work } = s;
     let data = ca.stop().await;
 
     let agent = RunningAgent::start(&args, work.path().join("agent.log"));
@@ -518,7 +296,7 @@ async fn backs_off_while_the_ca_is_down() {
 /// and does not repeat the key; bad flags are usage errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_bad_input() {
-    let s = Setup::start(Backend::Sqlite).await.unwrap();
+    let s = AgentSetup::start(Backend::Sqlite).await.unwrap();
     let (kid, _) = s.ca.eab_key(false).await;
     let wrong = "c29tZS1vdGhlci1obWFjLWtleS10aGF0LWlzLXdyb25n";
     let mut args = s.args(&kid, wrong, &["svc.agent.test"]);

@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
 use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
+use common::webhook::{Receiver, verify_signature, with_webhook};
 use common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::clock::Clock;
-use tessera::config::{AcmeOverrides, Config, WebhookConfig};
+use tessera::config::{AcmeOverrides, Config};
 use tessera::storage::{ExpiryWindows, SeedSpec};
 
 /// Signs a CSR for `names` with a lifetime; panics unless 201.
@@ -30,21 +29,6 @@ async fn issuing_line(ca: &TestCa) -> Value {
     let (status, body) = ca.get("/api/v1/expirations", Some(&ca.admin_token)).await;
     assert_eq!(status, 200, "{body}");
     body["authorities"].as_array().unwrap().iter().find(|a| a["name"] == "issuing").unwrap().clone()
-}
-
-/// The value of one metric series in the Prometheus text.
-async fn metric(ca: &TestCa, series: &str) -> Option<f64> {
-    let text = ca
-        .client
-        .get(ca.admin_url("/metrics"))
-        .bearer_auth(&ca.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
@@ -87,7 +71,7 @@ on_both_backends!(expirations_summary_counts_what_was_issued, |ca| {
     assert_eq!(line["expiring"]["1h"].as_i64().unwrap() - before["expiring"]["1h"].as_i64().unwrap(), 1);
 
     // The same figures are gauges.
-    let gauge = metric(ca, r#"tessera_certificates_expiring{authority="issuing",window="24h"}"#).await;
+    let gauge = ca.metric(r#"tessera_certificates_expiring{authority="issuing",window="24h"}"#).await;
     assert_eq!(gauge, Some(line["expiring"]["24h"].as_f64().unwrap()));
 
     // The new routes answer nobody without a valid token.
@@ -138,54 +122,8 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
     // window read is asserted above, not an index-only scan.
 });
 
-/// A webhook receiver on loopback that answers 500 to the first request
-/// and 200 after, keeping every request.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-}
-
-async fn receiver() -> Receiver {
-    let seen: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
-    let kept = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let kept = kept.clone();
-            async move {
-                let mut seen = kept.lock().unwrap();
-                seen.push((headers, body));
-                if seen.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url: format!("http://{addr}/hook"), seen }
-}
-
-/// Checks `Tessera-Signature: t=<unix>,v1=<hex>` over "t.body" with the secret.
-fn verify_signature(headers: &HeaderMap, body: &str, secret: &[u8]) {
-    let value = headers["tessera-signature"].to_str().unwrap();
-    let (t, v1) = value.split_once(',').unwrap();
-    let t = t.strip_prefix("t=").unwrap();
-    let tag = hex::decode(v1.strip_prefix("v1=").unwrap()).unwrap();
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    aws_lc_rs::hmac::verify(&key, format!("{t}.{body}").as_bytes(), &tag).expect("the HMAC verifies");
-    let tampered = format!("{t}.{body} ");
-    assert!(aws_lc_rs::hmac::verify(&key, tampered.as_bytes(), &tag).is_err());
-}
-
-fn with_webhook(config: &mut Config, url: &str, secret_file: std::path::PathBuf) {
-    config.lifecycle.scan_interval = "1s".into();
-    config.lifecycle.webhook_backoff = "1s".into();
-    config.lifecycle.webhooks =
-        vec![WebhookConfig { url: url.into(), secret_env: None, secret_file: Some(secret_file), ca_file: None }];
-}
-
 async fn overdue_run(backend: Backend) {
-    let hook = receiver().await;
+    let hook = Receiver::start(1).await;
     let secrets = tempfile::tempdir().unwrap();
     let secret_path = secrets.path().join("hook-secret");
     std::fs::write(&secret_path, "s3cret-for-tests\n").unwrap();
@@ -199,11 +137,11 @@ async fn overdue_run(backend: Backend) {
     let first_serial = first["serial"].as_str().unwrap().to_owned();
     assert_eq!(issuing_line(&ca).await["overdue"], 0);
     let overdue_series = r#"tessera_certificates_overdue{authority="issuing"}"#;
-    assert_eq!(metric(&ca, overdue_series).await, Some(0.0));
+    assert_eq!(ca.metric(overdue_series).await, Some(0.0));
 
     ca.clock.advance(time::Duration::seconds(90));
     assert_eq!(issuing_line(&ca).await["overdue"], 1);
-    assert_eq!(metric(&ca, overdue_series).await, Some(1.0));
+    assert_eq!(ca.metric(overdue_series).await, Some(1.0));
 
     // The scan queues a notice; the receiver refuses the first attempt
     // and takes the retry.
@@ -227,7 +165,7 @@ async fn overdue_run(backend: Backend) {
     // A successor for the same identifiers and requester clears it.
     let second = issue(&ca, &["renew.test"], "2m", "default").await;
     assert_eq!(issuing_line(&ca).await["overdue"], 0);
-    assert_eq!(metric(&ca, overdue_series).await, Some(0.0));
+    assert_eq!(ca.metric(overdue_series).await, Some(0.0));
     // Notices are sent once: later scans add nothing for the first one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hook.seen.lock().unwrap().len(), 2);
@@ -239,7 +177,7 @@ async fn overdue_run(backend: Backend) {
     let line = issuing_line(&ca).await;
     assert_eq!((line["overdue"].as_i64(), line["expired_without_successor"].as_i64()), (Some(0), Some(2)), "{line}");
     let series = r#"tessera_certificates_expired_without_successor{authority="issuing"}"#;
-    assert_eq!(metric(&ca, series).await, Some(2.0));
+    assert_eq!(ca.metric(series).await, Some(2.0));
     wait_until("the expiry notices", Duration::from_secs(30), || async { hook.seen.lock().unwrap().len() >= 4 }).await;
     let mut expired: Vec<String> = hook.seen.lock().unwrap()[2..]
         .iter()
@@ -361,9 +299,9 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
     let revoked = issue(&second, &["revoked.test"], "1h", "default").await;
     let path = format!("/api/v1/certificates/{}/revoke", revoked["serial"].as_str().unwrap());
     assert_eq!(second.post(&path, Some(&second.admin_token), &json!({})).await.0, 200);
-    // The lease row appears when a run starts; wait for a finished run.
+    // The row appears when the lease is taken; wait for the run to finish.
     wait_until("the CRL job", Duration::from_secs(20), || async {
-        job_state(&second, "crl").await.is_some_and(|(_, _, runs)| runs > 0)
+        job_state(&second, "crl").await.is_some_and(|(_, last_run, _)| last_run > 0)
     })
     .await;
     let (status, body) = second.get("/api/v1/jobs", Some(&second.admin_token)).await;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::acme::ari_cert_id;
-use common::relying_party::{LeafFiles, crl_until};
+use common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
 use common::{Backend, TestCa, csr_for, fresh_postgres_url, openssl_verify};
 use serde_json::{Value, json};
 use tessera::cli::start;
@@ -90,11 +90,6 @@ async fn get_public(ca: &TestCa, path: &str) -> reqwest::Response {
     reqwest::get(ca.http_url(path)).await.unwrap()
 }
 
-/// `/crl/...` path of the leaf's CRL distribution point.
-fn crl_path(leaf: &LeafFiles) -> String {
-    format!("/crl/{}", leaf.crl_url().rsplit("/crl/").next().unwrap())
-}
-
 /// The suggested renewal window of a leaf, as Unix seconds.
 async fn ari_window(ca: &TestCa, leaf_pem: &str) -> (i64, i64) {
     let url = format!(
@@ -121,13 +116,6 @@ async fn renews_now(ca: &TestCa, leaf_pem: &str, now: i64) -> bool {
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-async fn trust_bundle(ca: &TestCa) -> String {
-    let response = get_public(ca, "/trust-bundle.pem").await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/pem-certificate-chain");
-    response.text().await.unwrap()
 }
 
 async fn forced_rotation_end_to_end(backend: Backend) {

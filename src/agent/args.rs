@@ -48,8 +48,16 @@ pub struct AgentArgs {
     /// External Account Binding key id (from the CA's operator).
     #[arg(long, value_name = "KID", requires = "eab_hmac")]
     pub eab_kid: Option<String>,
-    /// External Account Binding HMAC key, base64url. Never logged.
-    #[arg(long, value_name = "KEY", env = "TESSERA_AGENT_EAB_HMAC", hide_env_values = true, requires = "eab_kid")]
+    /// External Account Binding HMAC key, base64url. Never logged. A
+    /// base64url key may begin with `-`, so the value is taken as it is.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TESSERA_AGENT_EAB_HMAC",
+        hide_env_values = true,
+        requires = "eab_kid",
+        allow_hyphen_values = true
+    )]
     pub eab_hmac: Option<SecretString>,
     /// A DNS name (or IP address) the certificate must cover; repeat for more.
     #[arg(long = "domain", value_name = "NAME", required = true)]
@@ -279,6 +287,22 @@ mod tests {
         assert!(no_domain.contains("--domain"), "{no_domain}");
         let bad_name = parse(&["--domain", "bad name", "--http01-addr", "127.0.0.1:1"]).unwrap_err();
         assert!(bad_name.contains("bad name"), "{bad_name}");
+    }
+
+    #[test]
+    fn an_hmac_key_may_begin_with_a_hyphen() {
+        let settings = parse(&[
+            "--domain",
+            "svc.test",
+            "--http01-addr",
+            "127.0.0.1:1",
+            "--eab-kid",
+            "kid-1",
+            "--eab-hmac",
+            "-MjM0NTY3ODk",
+        ])
+        .unwrap();
+        assert_eq!(settings.eab.unwrap().hmac_bytes().unwrap(), URL_SAFE_NO_PAD.decode("-MjM0NTY3ODk").unwrap());
     }
 
     #[test]

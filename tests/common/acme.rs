@@ -23,8 +23,12 @@ use tokio::task::JoinHandle;
 
 use super::TestCa;
 
-/// The ARI certificate identifier (RFC 9773 §4.1) of a DER certificate:
-/// base64url(AKI keyIdentifier) "." base64url(serial).
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The ARI certificate identifier (RFC 9773 §4.1) of a DER leaf:
+/// base64url(AKI keyIdentifier).base64url(serial).
 pub fn ari_cert_id(der: &[u8]) -> String {
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
     let aki = cert
@@ -38,10 +42,6 @@ pub fn ari_cert_id(der: &[u8]) -> String {
         })
         .unwrap();
     format!("{}.{}", b64(aki), b64(cert.raw_serial()))
-}
-
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub fn sha256(bytes: &[u8]) -> Vec<u8> {

@@ -3,9 +3,11 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod acme;
+pub mod agent;
 pub mod custodians;
 pub mod fault_proxy;
 pub mod relying_party;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,6 +133,13 @@ impl TestCa {
             self.get(&format!("/api/v1/certificates?status={status}&limit=500"), Some(&self.admin_token)).await;
         assert_eq!(code, 200, "{body}");
         body["items"].as_array().unwrap().len()
+    }
+
+    /// The value of one series of the admin listener's `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let response = self.client.get(self.admin_url("/metrics")).bearer_auth(&self.admin_token).send().await.unwrap();
+        let text = response.text().await.unwrap();
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Signs a CSR for `name` and checks the leaf with `openssl verify`

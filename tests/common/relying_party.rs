@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::TestCa;
 
@@ -19,17 +20,25 @@ pub struct LeafFiles {
 impl LeafFiles {
     /// Writes the leaf and its issuing CA (from a REST issuance answer).
     pub fn new(ca: &TestCa, issued: &serde_json::Value, name: &str) -> Self {
+        let chain = issued["chain"].as_str().unwrap();
+        let issuer_pem = chain.split_inclusive("-----END CERTIFICATE-----\n").nth(1).unwrap();
+        let root_pem = issued["root"].as_str().unwrap();
+        Self::from_pems(ca, name, issued["certificate"].as_str().unwrap(), issuer_pem, root_pem)
+    }
+
+    /// Writes a leaf, its issuing CA and the root, as a client installed them.
+    pub fn from_pems(ca: &TestCa, name: &str, leaf_pem: &str, issuer_pem: &str, root_pem: &str) -> Self {
         let dir = ca.dir.path().join(format!("rp-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let leaf = dir.join("leaf.pem");
-        std::fs::write(&leaf, issued["certificate"].as_str().unwrap()).unwrap();
-        let chain = issued["chain"].as_str().unwrap();
-        let issuer_pem = chain.split_inclusive("-----END CERTIFICATE-----\n").nth(1).unwrap();
+        std::fs::write(&leaf, leaf_pem).unwrap();
         let issuer = dir.join("issuer.pem");
         std::fs::write(&issuer, issuer_pem).unwrap();
         let root = dir.join("root.pem");
-        std::fs::write(&root, issued["root"].as_str().unwrap()).unwrap();
-        Self { dir, leaf, issuer, root, serial: issued["serial"].as_str().unwrap().to_owned() }
+        std::fs::write(&root, root_pem).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes()).unwrap();
+        let serial = hex::encode(pem.parse_x509().unwrap().raw_serial());
+        Self { dir, leaf, issuer, root, serial }
     }
 
     fn ocsp_args(&self) -> Vec<String> {
@@ -137,10 +146,10 @@ pub fn crl_text(der: &[u8], dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Downloads a CRL from the CA's HTTP listener until `done` holds for its
-/// text (the CRL job follows a revocation within seconds).
+/// Downloads a CRL until `done` holds for its text (the CRL job follows a
+/// revocation within seconds).
 pub async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> Vec<u8> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let response = reqwest::get(ca.http_url(path)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -148,7 +157,20 @@ pub async fn crl_until(ca: &TestCa, path: &str, done: impl Fn(&str) -> bool) -> 
         if done(&crl_text(&der, ca.dir.path())) {
             return der;
         }
-        assert!(std::time::Instant::now() < deadline, "{path} did not change in time");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(Instant::now() < deadline, "{path} did not change in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `/crl/...` path of the leaf's CRL distribution point.
+pub fn crl_path(leaf: &LeafFiles) -> String {
+    format!("/crl/{}", leaf.crl_url().rsplit("/crl/").next().unwrap())
+}
+
+/// `/trust-bundle.pem` from the public HTTP listener.
+pub async fn trust_bundle(ca: &TestCa) -> String {
+    let response = reqwest::get(ca.http_url("/trust-bundle.pem")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pem-certificate-chain");
+    response.text().await.unwrap()
 }
