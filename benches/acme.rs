@@ -13,6 +13,8 @@
 //! smoke pass against Tessera only, failing on any error.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -26,7 +28,6 @@ use instant_acme::{
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
 use tessera::config::{AcmeOverrides, Config, Overrides};
-use tessera::storage::{Db, DbOptions};
 
 type Tokens = Arc<Mutex<HashMap<String, String>>>;
 
@@ -45,7 +46,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let database_url = match std::env::var("DATABASE_URL") {
-        Ok(server) => Some(fresh_database(&server).await),
+        Ok(server) => Some(common::fresh_database(&server).await),
         Err(_) => None,
     };
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
@@ -62,6 +63,7 @@ async fn main() {
     let mut config = Config::load(None, &overrides).unwrap();
     config.acme.directories[0].orders_per_window = u32::MAX;
     let clock: SharedClock = Arc::new(SystemClock);
+    let config_url = config.database_url();
     let running = start(config, clock).await.unwrap();
     let root = dir.path().join("root.pem");
     let eab = eab_key(&root, &dir.path().join("admin-token"), running.admin_addr.port()).await;
@@ -70,6 +72,7 @@ async fn main() {
     let tessera = load(&account, &tokens, clients, seconds, warmup).await;
     println!("{}", tessera.report(&format!("Tessera ({backend})"), clients, seconds));
     running.shutdown().await;
+    common::drop_database(&config_url).await;
     assert!(measuring || (tessera.errors == 0 && tessera.flows > 0), "smoke pass failed: {} errors", tessera.errors);
 
     if measuring && env_or("BENCH_PEBBLE", 1) == 1 {
@@ -307,15 +310,4 @@ impl Pebble {
         }
         None
     }
-}
-
-async fn fresh_database(server: &str) -> String {
-    let name = format!("tessera_bench_acme_{}", std::process::id());
-    let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
-    let _ = admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name}")).await;
-    admin.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }

@@ -105,4 +105,5 @@ async fn main() {
     );
     assert_eq!(crl.entries, revoked, "the CRL does not list every revoked certificate");
     db.close().await;
+    common::drop_database(&config.database_url()).await;
 }

@@ -137,6 +137,7 @@ async fn main() {
 
     running.shutdown().await;
     db.close().await;
+    common::drop_database(&config.database_url()).await;
     if !measuring {
         // The seeded fleet: one workload in 100 overdue, and the counts
         // agree with what was listed.

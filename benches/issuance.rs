@@ -30,6 +30,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (config, backend) = common::dev_config(dir.path()).await;
     let clock: SharedClock = Arc::new(SystemClock);
+    let config_url = config.database_url();
     let running = start(config, clock).await.unwrap();
     let url = format!("https://localhost:{}/api/v1/certificates", running.admin_addr.port());
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
@@ -103,5 +104,6 @@ async fn main() {
         ms(*latencies.last().unwrap()),
     );
     running.shutdown().await;
+    common::drop_database(&config_url).await;
     assert!(measuring || (errors == 0 && !latencies.is_empty()), "smoke pass failed: {errors} errors");
 }

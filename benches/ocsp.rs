@@ -250,6 +250,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (config, backend) = common::dev_config(dir.path()).await;
     let clock: SharedClock = Arc::new(SystemClock);
+    let config_url = config.database_url();
     let running = start(config, clock).await.unwrap();
 
     // Certificates to ask about, issued through the REST API.
@@ -368,5 +369,6 @@ async fn main() {
         );
     }
     running.shutdown().await;
+    common::drop_database(&config_url).await;
     assert!(measuring || rows.iter().all(|(_, f)| f.rate > 0.0 && f.errors == "none"), "smoke pass failed");
 }

@@ -36,3 +36,17 @@ pub async fn fresh_database(server: &str) -> String {
     url.set_path(&format!("/{name}"));
     url.to_string()
 }
+
+/// Drops a database `fresh_database` made (by its URL), so benchmark runs do
+/// not leave gigabytes behind; any other URL is left alone.
+pub async fn drop_database(url: &str) {
+    let Ok(mut server) = url::Url::parse(url) else { return };
+    let name = server.path().trim_start_matches('/').to_owned();
+    if !server.scheme().starts_with("postgres") || !name.starts_with("tessera_bench_") {
+        return;
+    }
+    server.set_path("/postgres");
+    let admin = Db::connect(&DbOptions::new(server.as_str())).await.unwrap();
+    admin.execute_raw(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    admin.close().await;
+}
