@@ -5,10 +5,29 @@
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
 use super::{AcmeAccountRecord, Db, StoreError, with_pool};
 
+/// Spending a nonce commits without waiting for the WAL flush
+/// (`synchronous_commit = off` for that one transaction), which on two cores
+/// is a quarter of an ACME flow's cost. Nothing is lost by it: a request that
+/// changes anything commits its own change synchronously afterwards, and
+/// flushing that commit flushes the earlier nonce row with it (the WAL is
+/// one sequence); only a crash within a fraction of a second could forget
+/// the spend of a request that changed nothing, whose replay changes
+/// nothing either.
+const ASYNC_COMMIT: &str = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))";
+
 impl Db {
     /// Records a nonce as used. False when it was used before.
     pub async fn consume_nonce(&self, nonce: &[u8], expires_at: i64) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        if let Db::Postgres(pool) = self {
+            let sql = format!(
+                "WITH {ASYNC_COMMIT}, spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING RETURNING 1) SELECT (SELECT COUNT(*) FROM spent) FROM async_commit"
+            );
+            let spent: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(nonce).bind(expires_at).fetch_one(pool).await?;
+            return Ok(spent == 1);
+        }
         with_pool!(self, pool => {
             let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
             Ok(done.rows_affected() == 1)
@@ -27,9 +46,9 @@ impl Db {
         match self {
             Db::Postgres(pool) => {
                 let sql = format!(
-                    "WITH spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING RETURNING 1) \
-                     SELECT (SELECT COUNT(*) FROM spent) AS spent, a.* FROM (SELECT 1) one \
+                    "WITH {ASYNC_COMMIT}, spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) \
+                     VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1) \
+                     SELECT (SELECT COUNT(*) FROM spent) AS spent, a.* FROM async_commit \
                      LEFT JOIN (SELECT {ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = $3) a ON true"
                 );
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
