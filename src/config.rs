@@ -688,6 +688,18 @@ impl Config {
                 return Err(field(name.into(), format!("{share} must be between 0 and 1 (exclusive)")));
             }
         }
+        // ARI's suggested window closes at three quarters of a certificate's
+        // life; an earlier overdue point would flag clients that renew
+        // exactly when Tessera tells them to.
+        if lifecycle.overdue_share <= 0.75 {
+            return Err(field(
+                "lifecycle.overdue_share".into(),
+                format!(
+                    "{} must be above 0.75: ACME renewal information asks clients to renew by three quarters of the life",
+                    lifecycle.overdue_share
+                ),
+            ));
+        }
         for (name, value) in [
             ("lifecycle.max_lifetime", &lifecycle.max_lifetime),
             ("lifecycle.expired_lookback", &lifecycle.expired_lookback),
@@ -855,9 +867,11 @@ mod tests {
     fn lifecycle_settings_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("lifecycle.toml");
-        std::fs::write(&path, "[lifecycle]\noverdue_share = 1.5\n").expect("write");
-        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
-        assert!(err.to_string().contains("lifecycle.overdue_share"), "{err}");
+        for share in ["1.5", "0.7"] {
+            std::fs::write(&path, format!("[lifecycle]\noverdue_share = {share}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains("lifecycle.overdue_share"), "{err}");
+        }
 
         std::fs::write(&path, "[[lifecycle.webhooks]]\nurl = \"http://hooks.test/x\"\n").expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
@@ -865,11 +879,11 @@ mod tests {
 
         std::fs::write(
             &path,
-            "[lifecycle]\noverdue_share = 0.75\n[[lifecycle.webhooks]]\nurl = \"https://hooks.test/x\"\nsecret_env = \"HOOK_SECRET\"\n",
+            "[lifecycle]\noverdue_share = 0.85\n[[lifecycle.webhooks]]\nurl = \"https://hooks.test/x\"\nsecret_env = \"HOOK_SECRET\"\n",
         )
         .expect("write");
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
-        assert_eq!(config.lifecycle.overdue_share, 0.75);
+        assert_eq!(config.lifecycle.overdue_share, 0.85);
         assert_eq!(config.lifecycle.webhooks.len(), 1);
     }
 }
