@@ -25,23 +25,6 @@ use serde_json::{Value, json};
 const OVERDUE_SERIES: &str = r#"tessera_certificates_overdue{authority="issuing"}"#;
 const HOOK_SECRET: &str = "lifecycle-e2e-hook-secret";
 
-/// Runs `$name(backend)` as a SQLite and a PostgreSQL test.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// One installed certificate, as the agent's reload command saved it.
 struct Installed {
     leaf_pem: String,

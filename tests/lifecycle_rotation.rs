@@ -46,23 +46,6 @@ async fn start_ca(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<
     Some(TestCa::start_config(dir, config).await.unwrap())
 }
 
-/// Runs `$body(backend)` as a SQLite and a PostgreSQL test.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// The authorities as the admin API lists them.
 async fn authorities(ca: &TestCa) -> Vec<Value> {
     let (status, body) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;

@@ -321,6 +321,25 @@ pub fn openssl_verify(dir: &Path, root_pem: &Path, chain_pem: &str, leaf_pem: &s
     }
 }
 
+/// Defines `<name>::sqlite` and `<name>::postgres` tests that run the async
+/// function `name(backend: Backend)` of the calling file.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// Defines `<name>::sqlite` and `<name>::postgres` tests from one body
 /// that uses `ca: &TestCa`.
 #[macro_export]
