@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
-use tessera::storage::{CertificateFilter, CertificateStatus, Db, DbOptions, ExpiryWindows, SeedSpec};
+use tessera::config::LifecycleConfig;
+use tessera::lifecycle::expiry_windows;
+use tessera::storage::{CertificateFilter, CertificateStatus, Db, DbOptions, SeedSpec};
 
 #[tokio::main]
 async fn main() {
@@ -90,15 +92,7 @@ async fn main() {
     }
     report("renewal-window page (100 rows, keyset)", &mut pages);
 
-    let windows = ExpiryWindows {
-        now,
-        hour_end: now + 3600,
-        day_end: now + 86_400,
-        week_end: now + 7 * 86_400,
-        overdue_until: now + 18 * 86_400,
-        overdue_permille: 800,
-        expired_since: now - 7 * 86_400,
-    };
+    let windows = expiry_windows(now, &LifecycleConfig::default());
     let mut summaries = Vec::new();
     let mut counts = Vec::new();
     for _ in 0..if measuring { 20 } else { 3 } {

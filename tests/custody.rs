@@ -17,10 +17,8 @@ use common::fault_proxy::{Fault, FaultProxy};
 use common::relying_party::LeafFiles;
 use common::{TestCa, csr_for};
 use serde_json::json;
-use tessera::clock::{SharedClock, SystemClock};
+use tessera::clock::SystemClock;
 use tessera::config::{Config, Overrides};
-use tessera::setup::init_hierarchy;
-use tessera::storage::{Db, DbOptions};
 
 /// A production config with the given key URIs and custodian tables.
 fn production_config(dir: &Path, root_uri: &str, issuing_uri: &str, keys_toml: &str) -> Config {
@@ -51,33 +49,6 @@ validity_days = 7
     Config::load(Some(&path), &Overrides::default()).unwrap()
 }
 
-static KEY_GENERATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Runs `tessera init` for the config, starts Tessera and adds a policy.
-async fn production_ca(dir: tempfile::TempDir, config: Config) -> TestCa {
-    let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-    db.migrate().await.unwrap();
-    let clock: SharedClock = Arc::new(SystemClock);
-    {
-        // SoftHSM2 keeps a token in files that this process and the p11-kit
-        // server both write; two key generations at once can fail with
-        // CKR_GENERAL_ERROR, so the tests make their keys one at a time.
-        let _one_at_a_time = KEY_GENERATION.lock().await;
-        init_hierarchy(&config, &db, &clock).await.unwrap();
-    }
-    db.close().await;
-    let ca = TestCa::start_config(dir, config).await.unwrap();
-    let (status, body) = ca
-        .post(
-            "/api/v1/policies",
-            Some(&ca.admin_token),
-            &json!({"name": "default", "dns": ["*.test"], "max_ttl": "24h"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    ca
-}
-
 /// OCSP through the delegated responder the custodian's key certified:
 /// good, then revoked at once after a revocation.
 async fn ocsp_good_then_revoked(ca: &TestCa, name: &str) {
@@ -103,7 +74,7 @@ async fn root_and_issuing_ca_in_softhsm() {
         &token.key_uri(&unique("issuing")),
         &token.toml(),
     );
-    let ca = production_ca(dir, config).await;
+    let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("hsm.test").await;
     ocsp_good_then_revoked(&ca, "hsm-ocsp.test").await;
     ca.stop().await;
@@ -115,7 +86,7 @@ async fn root_in_kms_issuing_ca_in_software() {
     let dir = tempfile::tempdir().unwrap();
     let root = format!("awskms:alias/{}", unique("root"));
     let config = production_config(dir.path(), &root, "file:keys/issuing.key.pem", &custodians::kms_toml(&endpoint));
-    let ca = production_ca(dir, config).await;
+    let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("kms-root.test").await;
     ocsp_good_then_revoked(&ca, "kms-root-ocsp.test").await;
     ca.stop().await;
@@ -128,7 +99,7 @@ async fn root_in_kms_issuing_ca_in_softhsm() {
     let root = format!("awskms:alias/{}", unique("root"));
     let keys = format!("{}\n{}", custodians::kms_toml(&endpoint), token.toml());
     let config = production_config(dir.path(), &root, &token.key_uri(&unique("issuing")), &keys);
-    let ca = production_ca(dir, config).await;
+    let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("kms-hsm.test").await;
     ocsp_good_then_revoked(&ca, "kms-hsm-ocsp.test").await;
     ca.stop().await;
@@ -140,7 +111,7 @@ async fn start_up_refuses_a_wrong_pin_or_missing_token_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let issuing = token.key_uri(&unique("issuing"));
     let config = production_config(dir.path(), "file:keys/root.key.pem", &issuing, &token.toml());
-    let dir = production_ca(dir, config.clone()).await.stop().await;
+    let dir = TestCa::start_production(dir, config.clone()).await.stop().await;
 
     let wrong_pin = "4321-wrong";
     std::fs::write(dir.path().join("wrong-pin"), wrong_pin).unwrap();
@@ -187,7 +158,7 @@ async fn kms_outage_and_throttling_answer_503_then_recover() {
     let dir = tempfile::tempdir().unwrap();
     let issuing = format!("awskms:alias/{}", unique("issuing"));
     let config = production_config(dir.path(), "file:keys/root.key.pem", &issuing, &custodians::kms_toml(&proxy.url()));
-    let ca = production_ca(dir, config).await;
+    let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("before.test").await;
     let issued = ca.count_with_status("issued").await;
 
@@ -258,7 +229,7 @@ async fn hsm_lost_mid_run_answers_503_then_recovers() {
     let issuing = token.key_uri(&unique("issuing"));
     let keys = format!("[keys.pkcs11]\nmodule = {client_module:?}\npin_file = {:?}\n", token.pin_file);
     let config = production_config(dir.path(), "file:keys/root.key.pem", &issuing, &keys);
-    let ca = production_ca(dir, config).await;
+    let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("before.test").await;
     let issued = ca.count_with_status("issued").await;
 

@@ -13,8 +13,9 @@ use common::webhook::{Receiver, verify_signature, with_webhook};
 use common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::clock::Clock;
-use tessera::config::{AcmeOverrides, Config};
-use tessera::storage::{ExpiryWindows, SeedSpec};
+use tessera::config::{AcmeOverrides, Config, LifecycleConfig};
+use tessera::lifecycle::expiry_windows;
+use tessera::storage::SeedSpec;
 
 /// Signs a CSR for `names` with a lifetime; panics unless 201.
 async fn issue(ca: &TestCa, names: &[&str], ttl: &str, policy: &str) -> Value {
@@ -92,15 +93,7 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
     } else {
         issue(ca, &["plan.test"], "1h", "default").await;
     }
-    let windows = ExpiryWindows {
-        now,
-        hour_end: now + 3600,
-        day_end: now + 86_400,
-        week_end: now + 7 * 86_400,
-        overdue_until: now + 18 * 86_400,
-        overdue_permille: 800,
-        expired_since: now - 7 * 86_400,
-    };
+    let windows = expiry_windows(now, &LifecycleConfig::default());
     let plans = ca.db.explain_expiry_queries(&windows, false).await.unwrap();
     // The counts of what expires read the partial index of issued
     // certificates; the unreplaced ones that of issued, unsuperseded ones.

@@ -16,34 +16,20 @@ use std::time::{Duration, Instant};
 
 use common::acme::ari_cert_id;
 use common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
-use common::{Backend, TestCa, csr_for, fresh_postgres_url, openssl_verify};
+use common::{Backend, TestCa, csr_for, openssl_verify};
 use serde_json::{Value, json};
 use tessera::cli::start;
-use tessera::clock::{SharedClock, SystemClock};
-use tessera::config::{Config, Overrides};
-use tessera::storage::{Db, DbOptions};
+use tessera::clock::SystemClock;
+use tessera::config::{AcmeOverrides, Config, Overrides};
 
 /// Starts a dev-mode CA on `backend`, checking for rotations every second;
 /// None when the backend is not available here.
 async fn start_ca(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestCa> {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(fresh_postgres_url().await?),
-    };
-    let any = Some("127.0.0.1:0".parse().unwrap());
-    let overrides = Overrides {
-        https_addr: any,
-        http_addr: any,
-        admin_addr: any,
-        data_dir: Some(dir.path().to_path_buf()),
-        database_url,
-        ..Default::default()
-    };
-    let mut config = Config::load(None, &overrides).unwrap();
-    config.lifecycle.ca_rotation.check_interval = "1s".into();
-    adjust(&mut config);
-    Some(TestCa::start_config(dir, config).await.unwrap())
+    TestCa::start_acme_with(backend, AcmeOverrides::default(), |config| {
+        config.lifecycle.ca_rotation.check_interval = "1s".into();
+        adjust(config);
+    })
+    .await
 }
 
 /// The authorities as the admin API lists them.
@@ -437,20 +423,7 @@ async fn an_issuing_ca_in_softhsm_rotates_to_a_new_key_on_the_token() {
     )
     .unwrap();
     let config = Config::load(Some(&path), &Overrides::default()).unwrap();
-    let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-    db.migrate().await.unwrap();
-    let clock: SharedClock = Arc::new(SystemClock);
-    tessera::setup::init_hierarchy(&config, &db, &clock).await.unwrap();
-    db.close().await;
-    let ca = TestCa::start_config(dir, config).await.unwrap();
-    let (status, body) = ca
-        .post(
-            "/api/v1/policies",
-            Some(&ca.admin_token),
-            &json!({"name": "default", "dns": ["*.test"], "max_ttl": "24h"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let ca = TestCa::start_production(dir, config).await;
 
     let first = authority_of_kind(&ca, "issuing").await;
     let (status, successor) =

@@ -98,18 +98,7 @@ impl Lifecycle {
 
     /// The windows the report and the scan read, from the clock and config.
     fn windows(&self) -> ExpiryWindows {
-        let now = self.clock.unix();
-        let share = self.config.overdue_share;
-        let max_lifetime = self.config.max_lifetime().whole_seconds();
-        ExpiryWindows {
-            now,
-            hour_end: now + 3600,
-            day_end: now + 86_400,
-            week_end: now + 7 * 86_400,
-            overdue_until: now + ((1.0 - share) * max_lifetime as f64).ceil() as i64,
-            overdue_permille: (share * 1000.0).round() as i64,
-            expired_since: now - self.config.expired_lookback().whole_seconds(),
-        }
+        expiry_windows(self.clock.unix(), &self.config)
     }
 
     /// Counts per authority (every authority, with zeros where nothing
@@ -183,5 +172,22 @@ impl Lifecycle {
                 },
             },
         ));
+    }
+}
+
+/// The not_after windows the expiry report and scan read at `now`: the
+/// fixed 1 h / 24 h / 7 d ends, the overdue search up to
+/// `(1 - overdue_share) * max_lifetime` ahead, and the expired lookback.
+pub fn expiry_windows(now: i64, config: &LifecycleConfig) -> ExpiryWindows {
+    let share = config.overdue_share;
+    let max_lifetime = config.max_lifetime().whole_seconds();
+    ExpiryWindows {
+        now,
+        hour_end: now + 3600,
+        day_end: now + 86_400,
+        week_end: now + 7 * 86_400,
+        overdue_until: now + ((1.0 - share) * max_lifetime as f64).ceil() as i64,
+        overdue_permille: (share * 1000.0).round() as i64,
+        expired_since: now - config.expired_lookback().whole_seconds(),
     }
 }

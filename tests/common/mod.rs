@@ -19,6 +19,9 @@ use tessera::clock::{SharedClock, TestClock};
 use tessera::config::{AcmeOverrides, Config, Overrides};
 use tessera::storage::{Db, DbOptions};
 
+/// Serialises CA key generation in `TestCa::start_production`.
+static KEY_GENERATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -125,6 +128,27 @@ impl TestCa {
         let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
         let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
         Ok(Self { dir, config, running: Some(running), client, admin_token, db, clock })
+    }
+
+    /// Runs `tessera init` for a production config, starts Tessera and adds
+    /// a `default` policy for `*.test`.
+    pub async fn start_production(dir: tempfile::TempDir, config: Config) -> Self {
+        let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
+        db.migrate().await.unwrap();
+        let clock: SharedClock = Arc::new(tessera::clock::SystemClock);
+        {
+            // SoftHSM2 keeps a token in files that this process and the
+            // p11-kit server both write; two key generations at once can fail
+            // with CKR_GENERAL_ERROR, so the tests make their keys one at a time.
+            let _one_at_a_time = KEY_GENERATION.lock().await;
+            tessera::setup::init_hierarchy(&config, &db, &clock).await.unwrap();
+        }
+        db.close().await;
+        let ca = Self::start_config(dir, config).await.unwrap();
+        let policy = serde_json::json!({"name": "default", "dns": ["*.test"], "max_ttl": "24h"});
+        let (status, body) = ca.post("/api/v1/policies", Some(&ca.admin_token), &policy).await;
+        assert_eq!(status, 201, "{body}");
+        ca
     }
 
     /// Counts this CA's certificates with a status, through the admin API.
