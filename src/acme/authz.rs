@@ -14,16 +14,24 @@ use super::problem::AcmeProblem;
 use super::{AcmeState, Urls, parse_id};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
-use crate::storage::{AcmeAuthzRecord, AcmeChallengeRecord};
+use crate::storage::{AcmeAuthzRecord, AcmeChallengeRecord, AuthzKey};
 
-/// The authorization `id`, if it belongs to `account`.
-pub async fn owned_authz(state: &AcmeState, account: &Account, id: i64) -> Result<AcmeAuthzRecord, AcmeProblem> {
-    let authz =
-        state.db().acme_authorization(id).await?.ok_or_else(|| AcmeProblem::not_found("no such authorization"))?;
+/// The authorization `key` names, with its challenges, if it belongs to `account`.
+pub async fn owned_authz(
+    state: &AcmeState,
+    account: &Account,
+    key: AuthzKey,
+) -> Result<(AcmeAuthzRecord, Vec<AcmeChallengeRecord>), AcmeProblem> {
+    let missing = match key {
+        AuthzKey::Authz(_) => "no such authorization",
+        AuthzKey::Challenge(_) => "no such challenge",
+    };
+    let (authz, challenges) =
+        state.db().acme_authz_with_challenges(key).await?.ok_or_else(|| AcmeProblem::not_found(missing))?;
     if authz.account_id != account.id() {
         return Err(AcmeProblem::unauthorized("the authorization belongs to another account"));
     }
-    Ok(authz)
+    Ok((authz, challenges))
 }
 
 fn current_status(authz: &AcmeAuthzRecord, now: i64) -> &str {
@@ -50,15 +58,14 @@ fn authz_view(urls: &Urls, authz: &AcmeAuthzRecord, challenges: &[AcmeChallengeR
 }
 
 /// An authorization as a response, with `Retry-After` while it is pending.
-pub async fn authz_response(state: &AcmeState, urls: &Urls, authz: &AcmeAuthzRecord) -> Result<Response, AcmeProblem> {
-    let challenges = state.db().acme_authz_challenges(authz.id).await?;
-    let view = authz_view(urls, authz, &challenges, state.now());
+fn authz_response(urls: &Urls, authz: &AcmeAuthzRecord, challenges: &[AcmeChallengeRecord], now: i64) -> Response {
+    let view = authz_view(urls, authz, challenges, now);
     let pending = view["status"] == "pending";
     let mut response = (StatusCode::OK, axum::Json(view)).into_response();
     if pending {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
     }
-    Ok(response)
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +81,7 @@ pub async fn authorization(
     request: SignedByAccount,
 ) -> Result<Response, AcmeProblem> {
     let SignedByAccount { post, account } = request;
-    let mut authz = owned_authz(&state, &account, parse_id(&id)?).await?;
+    let (mut authz, challenges) = owned_authz(&state, &account, AuthzKey::Authz(parse_id(&id)?)).await?;
     if !post.jws.is_post_as_get() {
         let update: AuthzUpdate = post.payload()?;
         if update.status != "deactivated" {
@@ -85,5 +92,5 @@ pub async fn authorization(
         }
         authz.status = "deactivated".into();
     }
-    authz_response(&state, &post.urls, &authz).await
+    Ok(authz_response(&post.urls, &authz, &challenges, state.now()))
 }

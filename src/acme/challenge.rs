@@ -16,7 +16,7 @@ use super::problem::AcmeProblem;
 use super::{AcmeState, Urls, parse_id};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
-use crate::storage::{AcmeChallengeRecord, ValidationOutcome};
+use crate::storage::{AcmeChallengeRecord, AuthzKey, ValidationOutcome};
 use crate::validation::{ChallengeKind, ValidationError};
 
 /// Attempts per validation; connection and DNS failures are retried, since
@@ -49,9 +49,9 @@ pub async fn challenge(
 ) -> Result<Response, AcmeProblem> {
     let SignedByAccount { post, account } = request;
     let id = parse_id(&id)?;
+    let (authz, challenges) = owned_authz(&state, &account, AuthzKey::Challenge(id)).await?;
     let mut challenge =
-        state.db().acme_challenge(id).await?.ok_or_else(|| AcmeProblem::not_found("no such challenge"))?;
-    let authz = owned_authz(&state, &account, challenge.authz_id).await?;
+        challenges.into_iter().find(|c| c.id == id).ok_or_else(|| AcmeProblem::not_found("no such challenge"))?;
     if !post.jws.is_post_as_get() {
         let _: Value = post.payload()?;
         if authz.expires < state.now() {

@@ -65,11 +65,8 @@ impl AcmePost {
 
     /// Spends the nonce; the last step, after the signature verified.
     async fn consume_nonce(&self, state: &AcmeState) -> Result<(), AcmeProblem> {
-        if state.db().consume_nonce(&self.nonce.id, self.nonce.expires_at).await? {
-            Ok(())
-        } else {
-            Err(NonceError::Replayed.into())
-        }
+        let spent = state.inner.nonce_batch.spend(&self.nonce.id, self.nonce.expires_at, None).await?;
+        if spent.fresh { Ok(()) } else { Err(NonceError::Replayed.into()) }
     }
 
     /// The payload as JSON of type `T`.
@@ -140,12 +137,12 @@ impl FromRequest<AcmeState> for SignedByAccount {
         let KeyRef::Kid(kid) = &post.jws.header.key else {
             return Err(AcmeProblem::malformed("this request must carry a kid header, not a jwk"));
         };
-        // The nonce is spent in the same round trip as the account is read
+        // The nonce is spent in the same statement as the account is read
         // (the busiest path); a request refused after this costs its nonce.
         let missing = || AcmeProblem::new(ProblemType::AccountDoesNotExist, format!("no account is known by {kid:?}"));
         let id = post.urls.account_id(kid).ok_or_else(missing)?;
-        let (fresh, record) =
-            state.db().consume_nonce_reading_account(&post.nonce.id, post.nonce.expires_at, id).await?;
+        let spent = state.inner.nonce_batch.spend(&post.nonce.id, post.nonce.expires_at, Some(id)).await?;
+        let (fresh, record) = (spent.fresh, spent.account);
         let record = record.filter(|r| r.directory == post.directory.name).ok_or_else(missing)?;
         let account = Account::from_record(record)?;
         post.jws.verify(&account.key)?;

@@ -14,7 +14,8 @@ use super::extract::SignedByAccount;
 use super::order::{order_response, owned_order};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, parse_id};
-use crate::issuance::{CheckedCsr, Identifier, IssueRequest, Serial, certificate_pem, from_column};
+use crate::issuance::{AcmeOrderLink, CheckedCsr, Identifier, IssueRequest, Serial, certificate_pem, from_column};
+use crate::storage::AcmeOrderRecord;
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -58,7 +59,7 @@ pub async fn finalize(
     let issued = state
         .inner
         .issuer
-        .issue_replacing(
+        .issue_for_acme_order(
             &IssueRequest {
                 csr: &csr,
                 names: approval.names,
@@ -67,19 +68,24 @@ pub async fn finalize(
                 requester: account.actor(),
                 policy: Some(policy.name().to_owned()),
             },
-            order.replaces_serial.as_deref(),
+            &AcmeOrderLink { order_id: order.id, replaces: order.replaces_serial.as_deref() },
         )
         .await;
     let order = match issued {
         Ok(issued) => {
             state.inner.metrics.issued(started.elapsed());
-            state.db().finish_acme_finalize(order.id, Ok(issued.serial.as_bytes())).await?
+            // Recorded valid with the certificate, in the same commit.
+            AcmeOrderRecord {
+                status: "valid".into(),
+                certificate_serial: Some(issued.serial.as_bytes().to_vec()),
+                ..order
+            }
         }
         Err(e) => {
             state.inner.metrics.issuance_failed();
             let problem = AcmeProblem::from(e);
             let stored = problem.to_json().to_string();
-            if let Err(store) = state.db().finish_acme_finalize(order.id, Err(&stored)).await {
+            if let Err(store) = state.db().fail_acme_finalize(order.id, &stored).await {
                 tracing::warn!(order = order.id, error = %store, "could not mark a failed finalization");
             }
             return Err(problem);
@@ -113,15 +119,14 @@ pub async fn certificate(
 ) -> Result<Response, AcmeProblem> {
     let SignedByAccount { account, .. } = request;
     let serial: Serial = serial.parse().map_err(|_| AcmeProblem::not_found("no such certificate"))?;
-    let order = state
+    let (record, owner) = state
         .db()
-        .acme_order_for_certificate(serial.as_bytes())
+        .acme_certificate(serial.as_bytes())
         .await?
         .ok_or_else(|| AcmeProblem::not_found("no such certificate"))?;
-    if order.account_id != account.id() {
+    if owner != account.id() {
         return Err(AcmeProblem::unauthorized("the certificate belongs to another account"));
     }
-    let record = state.db().certificate(serial.as_bytes()).await?;
     let der = record.der.ok_or_else(|| AcmeProblem::not_found("no such certificate"))?;
     let authority = state.inner.issuer.authority();
     let chain = if record.authority_id == authority.id {

@@ -21,6 +21,7 @@ mod extract;
 mod finalize;
 pub mod jws;
 pub mod nonce;
+mod nonce_batch;
 mod order;
 pub mod problem;
 mod renewal_info;
@@ -45,6 +46,7 @@ use crate::revocation::Revocation;
 use crate::storage::{Db, StoreError};
 use crate::validation::{ChallengeKind, Validator};
 use nonce::Nonces;
+use nonce_batch::NonceBatcher;
 use problem::AcmeProblem;
 
 /// One directory's settings, resolved from config at start.
@@ -89,6 +91,7 @@ struct Inner {
     revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
     nonces: Nonces,
+    nonce_batch: NonceBatcher,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
     policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
@@ -109,12 +112,24 @@ impl AcmeState {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let nonces = Nonces::load(&db).await?;
+        let nonce_batch = NonceBatcher::start(db.clone());
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
         let policies = std::sync::Mutex::default();
         Ok(Self {
-            inner: Arc::new(Inner { db, clock, issuer, revocation, metrics, nonces, validator, directories, policies }),
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                issuer,
+                revocation,
+                metrics,
+                nonces,
+                nonce_batch,
+                validator,
+                directories,
+                policies,
+            }),
         })
     }
 

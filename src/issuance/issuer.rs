@@ -52,6 +52,17 @@ pub struct IssueRequest<'a> {
     pub policy: Option<String>,
 }
 
+/// The ACME order a certificate is issued for: the certificate it replaces
+/// (its `replaces`, RFC 9773) is superseded besides the earlier certificate
+/// of the same requester and identifiers that every issuance supersedes,
+/// and the order becomes valid in the same commit that records the
+/// certificate, so no order is left processing with its certificate issued.
+#[derive(Debug, Clone, Copy)]
+pub struct AcmeOrderLink<'a> {
+    pub order_id: i64,
+    pub replaces: Option<&'a [u8]>,
+}
+
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
     pub serial: Serial,
@@ -127,17 +138,22 @@ impl CertificateIssuer {
 
     /// Issues a workload certificate for an approved request.
     pub async fn issue(&self, request: &IssueRequest<'_>) -> Result<IssuedCertificate, IssueError> {
-        self.issue_replacing(request, None).await
+        self.issue_leaf(request, None).await
     }
 
-    /// Issues a workload certificate that replaces the certificate with
-    /// serial `replaces` (an ACME order's `replaces`, RFC 9773), besides the
-    /// earlier certificate of the same requester and identifiers that every
-    /// issuance replaces.
-    pub async fn issue_replacing(
+    /// Issues the certificate of an ACME order being finalized (see [`AcmeOrderLink`]).
+    pub async fn issue_for_acme_order(
         &self,
         request: &IssueRequest<'_>,
-        replaces: Option<&[u8]>,
+        order: &AcmeOrderLink<'_>,
+    ) -> Result<IssuedCertificate, IssueError> {
+        self.issue_leaf(request, Some(order)).await
+    }
+
+    async fn issue_leaf(
+        &self,
+        request: &IssueRequest<'_>,
+        order: Option<&AcmeOrderLink<'_>>,
     ) -> Result<IssuedCertificate, IssueError> {
         let authority = self.authority();
         let plan = Plan {
@@ -150,7 +166,8 @@ impl CertificateIssuer {
             ttl: request.ttl,
             starts: request.not_before,
             sharded: authority.crl_shards > 0,
-            lineage: Lineage::Identifiers { replaces: replaces.map(<[u8]>::to_vec) },
+            lineage: Lineage::Identifiers { replaces: order.and_then(|o| o.replaces).map(<[u8]>::to_vec) },
+            acme_order: order.map(|o| o.order_id),
             action: "certificate.issue",
             detail: serde_json::json!({
                 "policy": request.policy,
@@ -194,6 +211,7 @@ impl CertificateIssuer {
             starts: None,
             sharded: false,
             lineage: Lineage::Authority,
+            acme_order: None,
             action: "ocsp_signer.issue",
             detail: serde_json::json!({}),
         };
@@ -262,6 +280,7 @@ impl CertificateIssuer {
             sans: &plan.sans,
             authority_id: matches!(plan.lineage, Lineage::Authority).then_some(authority.id),
             replaces,
+            acme_order: plan.acme_order,
         };
         self.db.record_issued_succeeding(serial.as_bytes(), &der, &audit, Some(&succession)).await?;
         let record = pending.into_issued(der.clone());
@@ -316,6 +335,8 @@ struct Plan {
     lineage: Lineage,
     action: &'static str,
     detail: serde_json::Value,
+    /// The ACME order the certificate completes.
+    acme_order: Option<i64>,
 }
 
 /// Which earlier certificates a new one replaces.

@@ -12,7 +12,7 @@ mod signing;
 
 pub use csr::{CheckedCsr, CsrError, KeyType};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
-pub use issuer::{CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
+pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use profile::{
     CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, leaf_subject, ocsp_signer_params, root_params,
 };

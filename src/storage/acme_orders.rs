@@ -2,7 +2,8 @@
 //! State moves only forward; each move is one conditional UPDATE so two
 //! nodes racing on the same object cannot both win.
 
-use super::{Db, StoreError, begin_write, with_pool};
+use super::certificates::COLUMNS as CERTIFICATE_COLUMNS;
+use super::{CertificateRecord, Db, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeOrderRecord {
@@ -84,6 +85,13 @@ pub struct NewAcmeAuthz {
     pub challenges: Vec<(String, String)>,
 }
 
+/// Which authorization to read: by its id or by one of its challenges.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthzKey {
+    Authz(i64),
+    Challenge(i64),
+}
+
 /// The result of one validation attempt.
 #[derive(Debug, Clone)]
 pub enum ValidationOutcome {
@@ -96,7 +104,6 @@ pub enum ValidationOutcome {
 const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, not_after, expires, error, \
                              certificate_serial, replaces_serial, replaces, created_at";
 const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
-const CHALLENGE_COLUMNS: &str = "id, authz_id, account_id, kind, token, status, validated, error";
 
 /// `insert_acme_order` on PostgreSQL as one statement (one round trip, one
 /// commit): the order, then its authorizations and their challenges from
@@ -290,22 +297,43 @@ impl Db {
             .bind(order_id).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    pub async fn acme_authorization(&self, id: i64) -> Result<Option<AcmeAuthzRecord>, StoreError> {
-        let sql = format!("SELECT {AUTHZ_COLUMNS} FROM acme_authorizations WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeAuthzRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
-    }
-
-    pub async fn acme_authz_challenges(&self, authz_id: i64) -> Result<Vec<AcmeChallengeRecord>, StoreError> {
-        let sql = format!("SELECT {CHALLENGE_COLUMNS} FROM acme_challenges WHERE authz_id = $1 ORDER BY id");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeChallengeRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(authz_id).fetch_all(pool).await.map_err(StoreError::from))
-    }
-
-    pub async fn acme_challenge(&self, id: i64) -> Result<Option<AcmeChallengeRecord>, StoreError> {
-        let sql = format!("SELECT {CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeChallengeRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    /// An authorization with its challenges (in id order), in one round
+    /// trip: the authorization `id`, or the one holding challenge `id`.
+    pub async fn acme_authz_with_challenges(
+        &self,
+        key: AuthzKey,
+    ) -> Result<Option<(AcmeAuthzRecord, Vec<AcmeChallengeRecord>)>, StoreError> {
+        let (filter, id) = match key {
+            AuthzKey::Authz(id) => ("$1", id),
+            AuthzKey::Challenge(id) => ("(SELECT authz_id FROM acme_challenges WHERE id = $1)", id),
+        };
+        let sql = format!(
+            "SELECT a.id, a.order_id, a.account_id, a.identifier, a.wildcard, a.status, a.expires, \
+             c.id AS c_id, c.kind AS c_kind, c.token AS c_token, c.status AS c_status, \
+             c.validated AS c_validated, c.error AS c_error \
+             FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authz_id = a.id \
+             WHERE a.id = {filter} ORDER BY c.id"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(pool).await?;
+            let Some(first) = rows.first() else { return Ok(None) };
+            let authz = <AcmeAuthzRecord as sqlx::FromRow<_>>::from_row(first)?;
+            let mut challenges = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(id) = sqlx::Row::try_get::<Option<i64>, _>(row, "c_id")? else { continue };
+                challenges.push(AcmeChallengeRecord {
+                    id,
+                    authz_id: authz.id,
+                    account_id: authz.account_id,
+                    kind: sqlx::Row::try_get(row, "c_kind")?,
+                    token: sqlx::Row::try_get(row, "c_token")?,
+                    status: sqlx::Row::try_get(row, "c_status")?,
+                    validated: sqlx::Row::try_get(row, "c_validated")?,
+                    error: sqlx::Row::try_get(row, "c_error")?,
+                });
+            }
+            Ok(Some((authz, challenges)))
+        })
     }
 
     /// Moves a pending challenge of a pending authorization to processing.
@@ -406,23 +434,14 @@ impl Db {
         })
     }
 
-    /// Ends a finalization: valid with its certificate, or invalid with a problem.
-    pub async fn finish_acme_finalize(
-        &self,
-        order_id: i64,
-        result: Result<&[u8], &str>,
-    ) -> Result<AcmeOrderRecord, StoreError> {
-        let sql = format!(
-            "UPDATE acme_orders SET status = $2, certificate_serial = $3, error = $4 \
-             WHERE id = $1 AND status = 'processing' RETURNING {ORDER_COLUMNS}"
-        );
-        let (status, serial, error) = match result {
-            Ok(serial) => ("valid", Some(serial), None),
-            Err(problem) => ("invalid", None, Some(problem)),
-        };
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(order_id).bind(status).bind(serial).bind(error)
-            .fetch_one(pool).await.map_err(StoreError::from))
+    /// Ends a finalization that failed: the order is invalid with the
+    /// problem. (A successful one ends as the certificate is recorded, see
+    /// [`super::Succession::acme_order`].)
+    pub async fn fail_acme_finalize(&self, order_id: i64, problem: &str) -> Result<(), StoreError> {
+        const SQL: &str =
+            "UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'processing'";
+        with_pool!(self, pool => sqlx::query(SQL).bind(order_id).bind(problem)
+            .execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 
     /// The order that produced a certificate, if it came from ACME.
@@ -430,6 +449,22 @@ impl Db {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE certificate_serial = $1");
         with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
             .bind(serial).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
+    /// A certificate an ACME order produced, with the account that ordered
+    /// it, in one round trip (certificate download).
+    pub async fn acme_certificate(&self, serial: &[u8]) -> Result<Option<(CertificateRecord, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT c.*, o.account_id AS acme_account_id FROM (SELECT {CERTIFICATE_COLUMNS} FROM certificates \
+             WHERE serial = $1) c JOIN acme_orders o ON o.certificate_serial = c.serial"
+        );
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serial).fetch_optional(pool).await? else {
+                return Ok(None);
+            };
+            let account_id: i64 = sqlx::Row::try_get(&row, "acme_account_id")?;
+            Ok(Some((<CertificateRecord as sqlx::FromRow<_>>::from_row(&row)?, account_id)))
+        })
     }
 
     /// The orders that name `serial` in `replaces` (RFC 9773 §5), newest first.

@@ -118,6 +118,9 @@ pub struct Succession<'a> {
     pub sans: &'a str,
     pub authority_id: Option<i64>,
     pub replaces: Option<&'a [u8]>,
+    /// The ACME order (then processing) that the new certificate completes:
+    /// it becomes valid, naming the certificate, in the same commit.
+    pub acme_order: Option<i64>,
 }
 
 /// List filters; all optional. Results are ordered by (not_after, serial).
@@ -155,7 +158,7 @@ fn stored_key_type(name: Option<&str>) -> Result<Option<i16>, StoreError> {
         .transpose()
 }
 
-const COLUMNS: &str = "serial, authority_id, not_before, not_after, created_at, revoked_at, status, \
+pub(super) const COLUMNS: &str = "serial, authority_id, not_before, not_after, created_at, revoked_at, status, \
                        revocation_reason, subject, sans, requester, \
                        CASE key_type WHEN 1 THEN 'ecdsa-p256' WHEN 2 THEN 'ecdsa-p384' WHEN 3 THEN 'ed25519' \
                        WHEN 4 THEN 'rsa' WHEN 5 THEN 'ecdsa-p256-sha256' WHEN 6 THEN 'ecdsa-p384-sha384' END AS key_type, \
@@ -208,9 +211,11 @@ impl Db {
              WHERE requester = $2 AND sans = $3 AND status = 1 AND NOT superseded \
              AND serial <> $1 AND ($4 IS NULL OR authority_id = $4)";
         const REPLACES: &str = "UPDATE certificates SET superseded = TRUE WHERE serial = $1 AND NOT superseded";
+        const ORDER: &str = "UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
+             WHERE id = $2 AND status = 'processing'";
         if let Db::Postgres(pool) = self {
             // The same steps as one statement: one round trip and one commit
-            // instead of six. The other rows' updates and the audit event
+            // instead of up to seven. The other rows' updates and the audit event
             // happen only if the certificate was pending.
             const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
                  WHERE serial = $1 AND status = 0 RETURNING serial), \
@@ -220,7 +225,9 @@ impl Db {
                  replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
                  AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
                  audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
-                 SELECT $8, $9, $10, $11, $12 FROM issued) \
+                 SELECT $8, $9, $10, $11, $12 FROM issued), \
+                 completed AS (UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
+                 WHERE id = $13 AND status = 'processing' AND EXISTS (SELECT 1 FROM issued)) \
                  SELECT COUNT(*) FROM issued";
             let issued: i64 = sqlx::query_scalar(ALL)
                 .bind(serial)
@@ -235,6 +242,7 @@ impl Db {
                 .bind(audit.action)
                 .bind(&audit.target)
                 .bind(audit.detail.to_string())
+                .bind(succession.and_then(|s| s.acme_order))
                 .fetch_one(pool)
                 .await?;
             return if issued == 1 {
@@ -259,6 +267,9 @@ impl Db {
                     .await?;
                 if let Some(replaced) = succession.replaces {
                     sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
+                }
+                if let Some(order) = succession.acme_order {
+                    sqlx::query(ORDER).bind(serial).bind(order).execute(&mut *tx).await?;
                 }
             }
             insert_audit!(&mut *tx, audit)?;

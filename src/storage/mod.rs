@@ -29,7 +29,7 @@ use sqlx::{Database, PgPool, Pool, SqlitePool, Transaction};
 
 pub use acme_accounts::{AcmeAccountRecord, NewAccountError, NewAcmeAccount};
 pub use acme_orders::{
-    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, AuthzKey, NewAcmeAuthz, NewAcmeOrder, ValidationOutcome,
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
@@ -40,6 +40,7 @@ pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
 };
+pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use seed::SeedSpec;
@@ -63,7 +64,7 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,

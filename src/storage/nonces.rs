@@ -2,6 +2,8 @@
 //! writes nothing (it carries its own MAC); using one inserts it here, so a
 //! replay is refused whichever node it reaches.
 
+use std::collections::HashSet;
+
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
 use super::{AcmeAccountRecord, Db, StoreError, with_pool};
 
@@ -15,59 +17,64 @@ use super::{AcmeAccountRecord, Db, StoreError, with_pool};
 /// nothing either.
 const ASYNC_COMMIT: &str = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))";
 
-impl Db {
-    /// Records a nonce as used. False when it was used before.
-    pub async fn consume_nonce(&self, nonce: &[u8], expires_at: i64) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        if let Db::Postgres(pool) = self {
-            let sql = format!(
-                "WITH {ASYNC_COMMIT}, spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING RETURNING 1) SELECT (SELECT COUNT(*) FROM spent) FROM async_commit"
-            );
-            let spent: i64 =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(nonce).bind(expires_at).fetch_one(pool).await?;
-            return Ok(spent == 1);
-        }
-        with_pool!(self, pool => {
-            let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
+/// What spending a batch of nonces found: the nonces that were fresh (the
+/// others were used before) and the accounts that were asked for.
+#[derive(Debug, Default)]
+pub struct SpentNonces {
+    pub fresh: HashSet<Vec<u8>>,
+    pub accounts: Vec<AcmeAccountRecord>,
+}
 
-    /// Spends a nonce and reads account `account_id` in one round trip
-    /// where the backend allows it (PostgreSQL); the first value is false
-    /// when the nonce was used before.
-    pub async fn consume_nonce_reading_account(
+impl Db {
+    /// Records the distinct `nonces` (with their expiry) as used and reads
+    /// the accounts `account_ids`, on PostgreSQL in one statement whatever
+    /// the batch size: concurrent requests share it (`acme::nonce_batch`).
+    pub async fn spend_nonces(
         &self,
-        nonce: &[u8],
-        expires_at: i64,
-        account_id: i64,
-    ) -> Result<(bool, Option<AcmeAccountRecord>), StoreError> {
+        nonces: &[(Vec<u8>, i64)],
+        account_ids: &[i64],
+    ) -> Result<SpentNonces, StoreError> {
         match self {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "WITH {ASYNC_COMMIT}, spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) \
-                     VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1) \
-                     SELECT (SELECT COUNT(*) FROM spent) AS spent, a.* FROM async_commit \
-                     LEFT JOIN (SELECT {ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = $3) a ON true"
+                     SELECT * FROM unnest($1::BYTEA[], $2::INT8[]) ON CONFLICT DO NOTHING RETURNING nonce) \
+                     SELECT (SELECT array_agg(nonce) FROM spent) AS spent, a.* FROM async_commit \
+                     LEFT JOIN (SELECT {ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = ANY($3)) a ON true"
                 );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(nonce)
-                    .bind(expires_at)
-                    .bind(account_id)
-                    .fetch_one(pool)
+                let (values, expiries): (Vec<Vec<u8>>, Vec<i64>) = nonces.iter().cloned().unzip();
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(values)
+                    .bind(expiries)
+                    .bind(account_ids)
+                    .fetch_all(pool)
                     .await?;
-                let spent: i64 = sqlx::Row::try_get(&row, "spent")?;
-                let id: Option<i64> = sqlx::Row::try_get(&row, "id")?;
-                let account = match id {
-                    Some(_) => Some(<AcmeAccountRecord as sqlx::FromRow<_>>::from_row(&row)?),
-                    None => None,
-                };
-                Ok((spent == 1, account))
+                let mut out = SpentNonces::default();
+                if let Some(row) = rows.first() {
+                    let spent: Option<Vec<Vec<u8>>> = sqlx::Row::try_get(row, "spent")?;
+                    out.fresh.extend(spent.unwrap_or_default());
+                }
+                for row in &rows {
+                    if sqlx::Row::try_get::<Option<i64>, _>(row, "id")?.is_some() {
+                        out.accounts.push(<AcmeAccountRecord as sqlx::FromRow<_>>::from_row(row)?);
+                    }
+                }
+                Ok(out)
             }
-            Db::Sqlite(_) => {
-                let fresh = self.consume_nonce(nonce, expires_at).await?;
-                Ok((fresh, self.acme_account(account_id).await?))
+            Db::Sqlite(pool) => {
+                const SQL: &str =
+                    "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+                let mut out = SpentNonces::default();
+                for (nonce, expires_at) in nonces {
+                    let done = sqlx::query(SQL).bind(nonce).bind(expires_at).execute(pool).await?;
+                    if done.rows_affected() == 1 {
+                        out.fresh.insert(nonce.clone());
+                    }
+                }
+                for id in account_ids {
+                    out.accounts.extend(self.acme_account(*id).await?);
+                }
+                Ok(out)
             }
         }
     }
