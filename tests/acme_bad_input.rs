@@ -427,6 +427,21 @@ async fn run(backend: Backend) {
         late.post(&new_account, Some(&json!({"externalAccountBinding": binding}))),
     )
     .await;
+
+    // Two finalizations of one ready order at once: one issues, the other
+    // gets orderNotReady, and exactly one certificate is made.
+    let certificates = ca.db.count_certificates().await.unwrap();
+    let csr = json!({"csr": csr_der(&["ready.bad.test", "two.bad.test"])});
+    let (first, second) = tokio::join!(alice.post(&finalize, Some(&csr)), alice.post(&finalize, Some(&csr)));
+    let (won, lost) = if first.status == 200 { (first, second) } else { (second, first) };
+    assert_eq!(won.body["status"], "valid", "{won:?}");
+    lost.assert_problem("orderNotReady", 403);
+    assert_eq!(ca.db.count_certificates().await.unwrap(), certificates + 1);
+    let order = alice.post(&ready_url, None).await;
+    assert_eq!(
+        (order.body["status"].as_str(), order.body["certificate"].as_str()),
+        (Some("valid"), won.body["certificate"].as_str())
+    );
     ca.stop().await;
 }
 

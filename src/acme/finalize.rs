@@ -14,7 +14,9 @@ use super::extract::SignedByAccount;
 use super::order::{order_response, owned_order};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, parse_id};
-use crate::issuance::{AcmeOrderLink, CheckedCsr, Identifier, IssueRequest, Serial, certificate_pem, from_column};
+use crate::issuance::{
+    AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
+};
 use crate::storage::AcmeOrderRecord;
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
@@ -53,9 +55,6 @@ pub async fn finalize(
     let ttl = order.not_after.map(|na| time::Duration::seconds((na - start).max(60)));
     let approval = policy.approve_names(requested, csr.key_type(), ttl)?;
 
-    if !state.db().begin_acme_finalize(order.id).await? {
-        return Err(AcmeProblem::new(ProblemType::OrderNotReady, "the order is being finalized already"));
-    }
     let issued = state
         .inner
         .issuer
@@ -81,6 +80,8 @@ pub async fn finalize(
                 ..order
             }
         }
+        // Another request claimed the order first: it is theirs to finish.
+        Err(e @ IssueError::OrderNotReady) => return Err(e.into()),
         Err(e) => {
             state.inner.metrics.issuance_failed();
             let problem = AcmeProblem::from(e);

@@ -303,6 +303,7 @@ impl From<IssueError> for AcmeProblem {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::StartsTooLate => Self::malformed(e.to_string()),
+            IssueError::OrderNotReady => Self::new(ProblemType::OrderNotReady, "the order is being finalized already"),
             e if e.is_retryable() => Self::unavailable(e.to_string()),
             e => Self::internal(e.to_string()),
         }

@@ -95,6 +95,7 @@ impl From<IssueError> for ApiError {
             IssueError::Signing(SigningError::Encoding(m)) => Self::Internal(m),
             IssueError::Signing(SigningError::Signer(s)) => Self::Internal(s.to_string()),
             IssueError::StartsTooLate => Self::Malformed(e.to_string()),
+            IssueError::OrderNotReady => Self::Conflict(e.to_string()),
         }
     }
 }

@@ -54,9 +54,11 @@ pub struct IssueRequest<'a> {
 
 /// The ACME order a certificate is issued for: the certificate it replaces
 /// (its `replaces`, RFC 9773) is superseded besides the earlier certificate
-/// of the same requester and identifiers that every issuance supersedes,
-/// and the order becomes valid in the same commit that records the
-/// certificate, so no order is left processing with its certificate issued.
+/// of the same requester and identifiers that every issuance supersedes;
+/// the order moves from ready to processing in the commit that reserves the
+/// serial (so two finalizations cannot both issue) and to valid in the one
+/// that records the certificate (so none is left processing with its
+/// certificate issued).
 #[derive(Debug, Clone, Copy)]
 pub struct AcmeOrderLink<'a> {
     pub order_id: i64,
@@ -90,6 +92,9 @@ pub enum IssueError {
     Signing(#[from] SigningError),
     #[error("the requested start is after the issuing CA expires")]
     StartsTooLate,
+    /// The ACME order is not ready (another request is finalizing it).
+    #[error("the order is not ready")]
+    OrderNotReady,
 }
 
 impl IssueError {
@@ -97,7 +102,7 @@ impl IssueError {
         match self {
             Self::Store(e) => e.is_retryable(),
             Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
-            Self::Signing(_) | Self::StartsTooLate => false,
+            Self::Signing(_) | Self::StartsTooLate | Self::OrderNotReady => false,
         }
     }
 }
@@ -310,8 +315,13 @@ impl CertificateIssuer {
                 policy: plan.policy.clone(),
                 crl_shard: plan.sharded.then(|| serial.shard(authority.crl_shards) as i32),
             };
-            match self.db.reserve_certificate(&pending).await {
-                Ok(()) => return Ok((serial, pending)),
+            let reserved = match plan.acme_order {
+                Some(order_id) => self.db.reserve_certificate_for_order(&pending, order_id).await,
+                None => self.db.reserve_certificate(&pending).await.map(|()| true),
+            };
+            match reserved {
+                Ok(true) => return Ok((serial, pending)),
+                Ok(false) => return Err(IssueError::OrderNotReady),
                 Err(e @ StoreError::Conflict(_)) => last = e,
                 Err(e) => return Err(e.into()),
             }

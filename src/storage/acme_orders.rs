@@ -425,15 +425,6 @@ impl Db {
         })
     }
 
-    /// Claims a ready order for finalization. False when it is not ready.
-    pub async fn begin_acme_finalize(&self, order_id: i64) -> Result<bool, StoreError> {
-        const SQL: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
-        with_pool!(self, pool => {
-            let done = sqlx::query(SQL).bind(order_id).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
-
     /// Ends a finalization that failed: the order is invalid with the
     /// problem. (A successful one ends as the certificate is recorded, see
     /// [`super::Succession::acme_order`].)

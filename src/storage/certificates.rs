@@ -164,29 +164,80 @@ pub(super) const COLUMNS: &str = "serial, authority_id, not_before, not_after, c
                        WHEN 4 THEN 'rsa' WHEN 5 THEN 'ecdsa-p256-sha256' WHEN 6 THEN 'ecdsa-p384-sha384' END AS key_type, \
                        policy, der";
 
+const RESERVED_COLUMNS: &str = "(serial, authority_id, not_before, not_after, created_at, status, subject, sans, \
+                                requester, key_type, policy, crl_shard)";
+const RESERVED_VALUES: &str = "$1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11";
+
+/// Binds a reservation's values, `$1` to `$11` of [`RESERVED_VALUES`].
+fn bind_pending<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    pending: &'q PendingCertificate,
+) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>, StoreError>
+where
+    DB: sqlx::Database,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i16>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let key_type = stored_key_type(pending.key_type.as_deref())?;
+    Ok(query
+        .bind(&pending.serial)
+        .bind(pending.authority_id)
+        .bind(pending.not_before)
+        .bind(pending.not_after)
+        .bind(pending.created_at)
+        .bind(&pending.subject)
+        .bind(&pending.sans)
+        .bind(&pending.requester)
+        .bind(key_type)
+        .bind(&pending.policy)
+        .bind(pending.crl_shard))
+}
+
 impl Db {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
-        let key_type = stored_key_type(pending.key_type.as_deref())?;
-        const SQL: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
-             status, subject, sans, requester, key_type, policy, crl_shard) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)";
-        with_pool!(self, pool => sqlx::query(SQL)
-            .bind(&pending.serial)
-            .bind(pending.authority_id)
-            .bind(pending.not_before)
-            .bind(pending.not_after)
-            .bind(pending.created_at)
-            .bind(&pending.subject)
-            .bind(&pending.sans)
-            .bind(&pending.requester)
-            .bind(key_type)
-            .bind(&pending.policy)
-            .bind(pending.crl_shard)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(StoreError::from))
+        let sql = format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})");
+        with_pool!(self, pool => bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?
+            .execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// [`Db::reserve_certificate`] for a certificate that finalizes the
+    /// ACME order `order_id`: the order moves from ready to processing in
+    /// the same transaction (on PostgreSQL, the same statement), so a
+    /// processing order always has its reserved certificate. False, and
+    /// nothing stored, when the order is not ready.
+    pub async fn reserve_certificate_for_order(
+        &self,
+        pending: &PendingCertificate,
+        order_id: i64,
+    ) -> Result<bool, StoreError> {
+        const CLAIM: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
+        match self {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH claim AS (UPDATE acme_orders SET status = 'processing' \
+                     WHERE id = $12 AND status = 'ready' RETURNING id) \
+                     INSERT INTO certificates {RESERVED_COLUMNS} SELECT {RESERVED_VALUES} FROM claim"
+                );
+                let done =
+                    bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?.bind(order_id).execute(pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+            Db::Sqlite(pool) => {
+                let mut tx = begin_write(pool).await?;
+                if sqlx::query(CLAIM).bind(order_id).execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let sql = format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})");
+                bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
     }
 
     /// Step two: the signed certificate and its audit event, together.
