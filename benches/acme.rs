@@ -129,14 +129,17 @@ async fn load(account: &Account, tokens: &Tokens, clients: usize, seconds: u64, 
                 let outcome = tokio::time::timeout(Duration::from_secs(30), flow(&account, &tokens))
                     .await
                     .unwrap_or_else(|_| Err("no answer within 30 s".into()));
-                if sent < measure_from || Instant::now() > stop_at {
+                if sent < measure_from {
                     continue;
                 }
                 match outcome {
-                    Ok(()) => {
+                    Ok(()) if Instant::now() <= stop_at => {
                         result.flows += 1;
                         result.latencies.push(sent.elapsed());
                     }
+                    Ok(()) => {}
+                    // Counted even when it ends after the window: a server
+                    // that hangs shows as errors, not as an idle run.
                     Err(e) => {
                         result.errors += 1;
                         result.first_error.get_or_insert(e);
