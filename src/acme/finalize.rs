@@ -1,7 +1,8 @@
 //! Finalization (RFC 8555 §7.4): the CSR must name exactly the order's
 //! identifiers; the account's policy judges it again; the certificate is
-//! issued through `CertificateIssuer::issue`, as the REST API issues. And
-//! certificate download (§7.4.2) as `application/pem-certificate-chain`.
+//! issued through `CertificateIssuer::issue_for_acme_order`, the pipeline
+//! the REST API issues through. And certificate download (§7.4.2) as
+//! `application/pem-certificate-chain`.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};

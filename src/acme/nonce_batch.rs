@@ -74,11 +74,14 @@ async fn run(db: Db, mut requests: mpsc::UnboundedReceiver<Spend>) {
 }
 
 /// One statement for the whole batch; a nonce named twice in it is fresh
-/// for the first request only.
+/// for the first request only. Nonces go in sorted, so two batches that
+/// replay each other's nonces take their row locks in the same order and
+/// cannot deadlock.
 async fn send_batch(db: &Db, batch: Vec<Spend>) {
     let mut seen = HashSet::new();
-    let nonces: Vec<(Vec<u8>, i64)> =
+    let mut nonces: Vec<(Vec<u8>, i64)> =
         batch.iter().filter(|s| seen.insert(s.nonce.as_slice())).map(|s| (s.nonce.clone(), s.expires_at)).collect();
+    nonces.sort_unstable();
     let mut account_ids: Vec<i64> = batch.iter().filter_map(|s| s.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
