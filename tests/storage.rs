@@ -12,7 +12,10 @@ use tessera::clock::{SharedClock, SystemClock};
 use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
 use tessera::setup::load_signing_authority;
-use tessera::storage::{CertificateFilter, CertificateStatus, NewAuditEvent, PendingCertificate, StoreError};
+use tessera::storage::{
+    AcmeAuthzRecord, AcmeChallengeRecord, AuthzKey, CertificateFilter, CertificateStatus, NewAcmeAccount, NewAcmeAuthz,
+    NewAcmeOrder, NewAuditEvent, PendingCertificate, StoreError,
+};
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
     PendingCertificate {
@@ -102,6 +105,70 @@ on_both_backends!(a_batch_of_nonces_is_spent_once_with_its_accounts, |ca| {
     assert_eq!(second.fresh, [c].into_iter().collect());
     assert!(second.accounts.is_empty());
     assert!(db.spend_nonces(&[], &[]).await.unwrap().fresh.is_empty());
+});
+
+on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
+    let db = &ca.db;
+    let account = NewAcmeAccount {
+        directory: "default".into(),
+        thumbprint: "t".into(),
+        jwk: "{}".into(),
+        contact: "[]".into(),
+        policy: "default".into(),
+        eab_key_id: None,
+        created_at: 0,
+    };
+    let account = db.insert_acme_account(&account, &event("acme.account.create")).await.unwrap();
+    let mut orders = Vec::new();
+    for names in [&["dns:a.test", "dns:b.test"][..], &["dns:c.test"]] {
+        let order = NewAcmeOrder {
+            account_id: account.id,
+            identifiers: names.join(" "),
+            not_before: None,
+            not_after: None,
+            expires: 1000,
+            replaces_serial: None,
+            replaces: None,
+            created_at: 0,
+            authorizations: names
+                .iter()
+                .map(|n| NewAcmeAuthz {
+                    identifier: (*n).into(),
+                    wildcard: false,
+                    challenges: vec![("http-01".into(), format!("{n}-h")), ("dns-01".into(), format!("{n}-d"))],
+                })
+                .collect(),
+        };
+        orders.push(db.insert_acme_order(&order).await.unwrap());
+    }
+    let ((first, first_authzs), (second, second_authzs)) = (&orders[0], &orders[1]);
+
+    let read = db.acme_orders_with_authz_ids(&[second.id, 999_999, first.id, second.id]).await.unwrap();
+    let ids: Vec<Option<(i64, Vec<i64>)>> = read.into_iter().map(|o| o.map(|(order, ids)| (order.id, ids))).collect();
+    let authz_ids = |authzs: &[AcmeAuthzRecord]| authzs.iter().map(|a| a.id).collect::<Vec<_>>();
+    let (first_ids, second_ids) = (authz_ids(first_authzs), authz_ids(second_authzs));
+    assert_eq!(
+        ids,
+        [
+            Some((second.id, second_ids.clone())),
+            None,
+            Some((first.id, first_ids.clone())),
+            Some((second.id, second_ids))
+        ]
+    );
+
+    // An authorization by its id and by one of its challenges, twice in a
+    // row (its rows must not merge), an unknown one, another order's.
+    let (a, c) = (first_ids[1], second_authzs[0].id);
+    let one = db.acme_authzs_with_challenges(&[AuthzKey::Authz(a)]).await.unwrap().remove(0).unwrap();
+    assert_eq!(one.1.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["http-01", "dns-01"]);
+    let challenge = one.1[1].id;
+    let keys = [AuthzKey::Authz(a), AuthzKey::Challenge(challenge), AuthzKey::Authz(999_999), AuthzKey::Authz(c)];
+    let read = db.acme_authzs_with_challenges(&keys).await.unwrap();
+    let shape: Vec<Option<(i64, usize)>> = read.iter().map(|r| r.as_ref().map(|(a, cs)| (a.id, cs.len()))).collect();
+    assert_eq!(shape, [Some((a, 2)), Some((a, 2)), None, Some((c, 2))]);
+    let challenge_ids = |cs: &[AcmeChallengeRecord]| cs.iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(challenge_ids(&read[1].as_ref().unwrap().1), challenge_ids(&one.1));
 });
 
 on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {

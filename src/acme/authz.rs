@@ -26,8 +26,7 @@ pub async fn owned_authz(
         AuthzKey::Authz(_) => "no such authorization",
         AuthzKey::Challenge(_) => "no such challenge",
     };
-    let (authz, challenges) =
-        state.db().acme_authz_with_challenges(key).await?.ok_or_else(|| AcmeProblem::not_found(missing))?;
+    let (authz, challenges) = state.inner.authzs.get(key).await?.ok_or_else(|| AcmeProblem::not_found(missing))?;
     if authz.account_id != account.id() {
         return Err(AcmeProblem::unauthorized("the authorization belongs to another account"));
     }

@@ -15,6 +15,7 @@ use axum::http::{StatusCode, header};
 
 use super::jws::{Jwk, Jws, KeyRef};
 use super::nonce::{CheckedNonce, NonceError};
+use super::nonce_batch::Spend;
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, DirectorySettings, Urls, directory_name, request_host};
 use crate::storage::AcmeAccountRecord;
@@ -63,9 +64,14 @@ impl AcmePost {
         Ok(Self { urls: Urls::new(&host, &directory.name), directory, jws, nonce })
     }
 
+    /// This request's nonce to spend, with the account to read along.
+    fn spend(&self, account_id: Option<i64>) -> Spend {
+        Spend { nonce: self.nonce.id.clone(), expires_at: self.nonce.expires_at, account_id }
+    }
+
     /// Spends the nonce; the last step, after the signature verified.
     async fn consume_nonce(&self, state: &AcmeState) -> Result<(), AcmeProblem> {
-        let spent = state.inner.nonce_batch.spend(&self.nonce.id, self.nonce.expires_at, None).await?;
+        let spent = state.inner.nonce_batch.get(self.spend(None)).await?;
         if spent.fresh { Ok(()) } else { Err(NonceError::Replayed.into()) }
     }
 
@@ -141,7 +147,7 @@ impl FromRequest<AcmeState> for SignedByAccount {
         // (the busiest path); a request refused after this costs its nonce.
         let missing = || AcmeProblem::new(ProblemType::AccountDoesNotExist, format!("no account is known by {kid:?}"));
         let id = post.urls.account_id(kid).ok_or_else(missing)?;
-        let spent = state.inner.nonce_batch.spend(&post.nonce.id, post.nonce.expires_at, Some(id)).await?;
+        let spent = state.inner.nonce_batch.get(post.spend(Some(id))).await?;
         let (fresh, record) = (spent.fresh, spent.account);
         let record = record.filter(|r| r.directory == post.directory.name).ok_or_else(missing)?;
         let account = Account::from_record(record)?;

@@ -14,6 +14,7 @@
 
 mod account;
 mod authz;
+mod batch;
 mod challenge;
 mod directory;
 mod eab;
@@ -43,10 +44,11 @@ use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
-use crate::storage::{Db, StoreError};
+use crate::storage::{AuthzKey, AuthzWithChallenges, Db, OrderWithAuthzIds, StoreError};
 use crate::validation::{ChallengeKind, Validator};
+use batch::Batcher;
 use nonce::Nonces;
-use nonce_batch::NonceBatcher;
+use nonce_batch::{Spend, Spent, nonce_batcher};
 use problem::AcmeProblem;
 
 /// One directory's settings, resolved from config at start.
@@ -91,7 +93,9 @@ struct Inner {
     revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
     nonces: Nonces,
-    nonce_batch: NonceBatcher,
+    nonce_batch: Batcher<Spend, Spent>,
+    orders: Batcher<i64, Option<OrderWithAuthzIds>>,
+    authzs: Batcher<AuthzKey, Option<AuthzWithChallenges>>,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
     policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
@@ -112,7 +116,21 @@ impl AcmeState {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let nonces = Nonces::load(&db).await?;
-        let nonce_batch = NonceBatcher::start(db.clone());
+        let nonce_batch = nonce_batcher(db.clone());
+        let orders = {
+            let db = db.clone();
+            Batcher::start(move |ids: Vec<i64>| {
+                let db = db.clone();
+                async move { db.acme_orders_with_authz_ids(&ids).await }
+            })
+        };
+        let authzs = {
+            let db = db.clone();
+            Batcher::start(move |keys: Vec<AuthzKey>| {
+                let db = db.clone();
+                async move { db.acme_authzs_with_challenges(&keys).await }
+            })
+        };
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
@@ -126,6 +144,8 @@ impl AcmeState {
                 metrics,
                 nonces,
                 nonce_batch,
+                orders,
+                authzs,
                 validator,
                 directories,
                 policies,

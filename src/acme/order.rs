@@ -120,7 +120,7 @@ pub async fn owned_order(
     id: i64,
 ) -> Result<(AcmeOrderRecord, Vec<i64>), AcmeProblem> {
     let (order, authz_ids) =
-        state.db().acme_order_with_authz_ids(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
+        state.inner.orders.get(id).await?.ok_or_else(|| AcmeProblem::not_found("no such order"))?;
     if order.account_id != account.id() {
         return Err(AcmeProblem::unauthorized("the order belongs to another account"));
     }

@@ -85,6 +85,49 @@ pub struct NewAcmeAuthz {
     pub challenges: Vec<(String, String)>,
 }
 
+/// An order and the ids of its authorizations.
+pub type OrderWithAuthzIds = (AcmeOrderRecord, Vec<i64>);
+
+/// An authorization and its challenges, in id order.
+pub type AuthzWithChallenges = (AcmeAuthzRecord, Vec<AcmeChallengeRecord>);
+
+/// Decodes an order row with its `authz_ids` column (ids joined by commas).
+macro_rules! order_with_authz_ids {
+    ($row:expr) => {{
+        let row = $row;
+        let ids: Option<String> = sqlx::Row::try_get(row, "authz_ids")?;
+        let ids: Vec<i64> = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
+        (<AcmeOrderRecord as sqlx::FromRow<_>>::from_row(row)?, ids)
+    }};
+}
+
+/// Adds one row of an authorization joined with a challenge to `found`,
+/// whose last entry is that authorization's when the rows come grouped.
+macro_rules! group_authz_row {
+    ($found:expr, $row:expr) => {{
+        let row = $row;
+        let authz = <AcmeAuthzRecord as sqlx::FromRow<_>>::from_row(row)?;
+        if $found.last().is_none_or(|(last, _): &AuthzWithChallenges| last.id != authz.id) {
+            $found.push((authz, Vec::new()));
+        }
+        if let (Some((authz, challenges)), Some(id)) =
+            ($found.last_mut(), sqlx::Row::try_get::<Option<i64>, _>(row, "c_id")?)
+            && !challenges.iter().any(|c: &AcmeChallengeRecord| c.id == id)
+        {
+            challenges.push(AcmeChallengeRecord {
+                id,
+                authz_id: authz.id,
+                account_id: authz.account_id,
+                kind: sqlx::Row::try_get(row, "c_kind")?,
+                token: sqlx::Row::try_get(row, "c_token")?,
+                status: sqlx::Row::try_get(row, "c_status")?,
+                validated: sqlx::Row::try_get(row, "c_validated")?,
+                error: sqlx::Row::try_get(row, "c_error")?,
+            });
+        }
+    }};
+}
+
 /// Which authorization to read: by its id or by one of its challenges.
 #[derive(Debug, Clone, Copy)]
 pub enum AuthzKey {
@@ -231,21 +274,22 @@ impl Db {
             .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
     }
 
-    /// An order with the ids of its authorizations, in one round trip.
-    pub async fn acme_order_with_authz_ids(&self, id: i64) -> Result<Option<(AcmeOrderRecord, Vec<i64>)>, StoreError> {
-        let found: Option<(AcmeOrderRecord, Option<String>)> = match self {
+    /// Orders with the ids of their authorizations, one answer per id in
+    /// `ids` (None for an unknown one); on PostgreSQL one statement for
+    /// them all (`acme::batch`).
+    pub async fn acme_orders_with_authz_ids(&self, ids: &[i64]) -> Result<Vec<Option<OrderWithAuthzIds>>, StoreError> {
+        let rows = match self {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "SELECT {ORDER_COLUMNS}, (SELECT string_agg(CAST(a.id AS TEXT), ',' ORDER BY a.id) \
-                     FROM acme_authorizations a WHERE a.order_id = o.id) AS authz_ids FROM acme_orders o WHERE o.id = $1"
+                     FROM acme_authorizations a WHERE a.order_id = o.id) AS authz_ids \
+                     FROM acme_orders o WHERE o.id = ANY($1)"
                 );
-                match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? {
-                    Some(row) => Some((
-                        <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?,
-                        sqlx::Row::try_get(&row, "authz_ids")?,
-                    )),
-                    None => None,
+                let mut rows = Vec::new();
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(pool).await? {
+                    rows.push(order_with_authz_ids!(&row));
                 }
+                rows
             }
             Db::Sqlite(pool) => {
                 let sql = format!(
@@ -253,19 +297,18 @@ impl Db {
                      acme_authorizations a WHERE a.order_id = o.id ORDER BY a.id)) AS authz_ids \
                      FROM acme_orders o WHERE o.id = $1"
                 );
-                match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? {
-                    Some(row) => Some((
-                        <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?,
-                        sqlx::Row::try_get(&row, "authz_ids")?,
-                    )),
-                    None => None,
+                let mut rows = Vec::new();
+                for id in ids {
+                    if let Some(row) =
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await?
+                    {
+                        rows.push(order_with_authz_ids!(&row));
+                    }
                 }
+                rows
             }
         };
-        Ok(found.map(|(record, ids)| {
-            let ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
-            (record, ids)
-        }))
+        Ok(ids.iter().map(|id| rows.iter().find(|(order, _)| order.id == *id).cloned()).collect())
     }
 
     /// Order ids of an account, oldest first, after `after_id`.
@@ -297,43 +340,62 @@ impl Db {
             .bind(order_id).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    /// An authorization with its challenges (in id order), in one round
-    /// trip: the authorization `id`, or the one holding challenge `id`.
-    pub async fn acme_authz_with_challenges(
+    /// Authorizations with their challenges, one answer per key in `keys`
+    /// (None for an unknown one); on PostgreSQL one statement for them all
+    /// (`acme::batch`).
+    pub async fn acme_authzs_with_challenges(
         &self,
-        key: AuthzKey,
-    ) -> Result<Option<(AcmeAuthzRecord, Vec<AcmeChallengeRecord>)>, StoreError> {
-        let (filter, id) = match key {
-            AuthzKey::Authz(id) => ("$1", id),
-            AuthzKey::Challenge(id) => ("(SELECT authz_id FROM acme_challenges WHERE id = $1)", id),
-        };
-        let sql = format!(
-            "SELECT a.id, a.order_id, a.account_id, a.identifier, a.wildcard, a.status, a.expires, \
+        keys: &[AuthzKey],
+    ) -> Result<Vec<Option<AuthzWithChallenges>>, StoreError> {
+        const SELECT: &str = "SELECT a.id, a.order_id, a.account_id, a.identifier, a.wildcard, a.status, a.expires, \
              c.id AS c_id, c.kind AS c_kind, c.token AS c_token, c.status AS c_status, \
              c.validated AS c_validated, c.error AS c_error \
-             FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authz_id = a.id \
-             WHERE a.id = {filter} ORDER BY c.id"
-        );
-        with_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(pool).await?;
-            let Some(first) = rows.first() else { return Ok(None) };
-            let authz = <AcmeAuthzRecord as sqlx::FromRow<_>>::from_row(first)?;
-            let mut challenges = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let Some(id) = sqlx::Row::try_get::<Option<i64>, _>(row, "c_id")? else { continue };
-                challenges.push(AcmeChallengeRecord {
-                    id,
-                    authz_id: authz.id,
-                    account_id: authz.account_id,
-                    kind: sqlx::Row::try_get(row, "c_kind")?,
-                    token: sqlx::Row::try_get(row, "c_token")?,
-                    status: sqlx::Row::try_get(row, "c_status")?,
-                    validated: sqlx::Row::try_get(row, "c_validated")?,
-                    error: sqlx::Row::try_get(row, "c_error")?,
-                });
+             FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authz_id = a.id";
+        let mut found: Vec<AuthzWithChallenges> = Vec::new();
+        match self {
+            Db::Postgres(pool) => {
+                let (mut authz_ids, mut challenge_ids) = (Vec::new(), Vec::new());
+                for key in keys {
+                    match key {
+                        AuthzKey::Authz(id) => authz_ids.push(*id),
+                        AuthzKey::Challenge(id) => challenge_ids.push(*id),
+                    }
+                }
+                let sql = format!(
+                    "{SELECT} WHERE a.id = ANY($1) \
+                     OR a.id IN (SELECT authz_id FROM acme_challenges WHERE id = ANY($2)) ORDER BY a.id, c.id"
+                );
+                let rows =
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_ids).bind(challenge_ids).fetch_all(pool).await?;
+                for row in &rows {
+                    group_authz_row!(found, row);
+                }
             }
-            Ok(Some((authz, challenges)))
-        })
+            Db::Sqlite(pool) => {
+                for key in keys {
+                    let (filter, id) = match key {
+                        AuthzKey::Authz(id) => ("$1", id),
+                        AuthzKey::Challenge(id) => ("(SELECT authz_id FROM acme_challenges WHERE id = $1)", id),
+                    };
+                    let sql = format!("{SELECT} WHERE a.id = {filter} ORDER BY c.id");
+                    for row in &sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(pool).await? {
+                        group_authz_row!(found, row);
+                    }
+                }
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| {
+                found
+                    .iter()
+                    .find(|(authz, challenges)| match key {
+                        AuthzKey::Authz(id) => authz.id == *id,
+                        AuthzKey::Challenge(id) => challenges.iter().any(|c| c.id == *id),
+                    })
+                    .cloned()
+            })
+            .collect())
     }
 
     /// Moves a pending challenge of a pending authorization to processing.

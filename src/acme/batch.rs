@@ -1,0 +1,106 @@
+//! Batches the database work of concurrent requests. The ACME hot paths
+//! (spending a nonce, reading an order or an authorization) each cost a
+//! round trip and a statement, whose fixed cost on PostgreSQL outweighs the
+//! rows it touches. Requests that arrive while earlier batches are in the
+//! database wait for the next batch, so under load one statement serves
+//! many requests, and an idle server sends each request's statement at once.
+//! A batch starts only after every request in it arrived, so what it reads
+//! is never older than the request.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::storage::StoreError;
+
+/// Requests one statement serves at most.
+const MAX_BATCH: usize = 256;
+/// Batches in the database at once: enough to keep a pool busy, few enough
+/// that requests queue up behind them and batches grow under load.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+struct Job<K, V> {
+    key: K,
+    reply: oneshot::Sender<Result<V, StoreError>>,
+}
+
+/// A queue in front of a function that answers many keys at once (one
+/// value per key, in order).
+pub struct Batcher<K, V> {
+    queue: mpsc::UnboundedSender<Job<K, V>>,
+}
+
+impl<K, V> Clone for Batcher<K, V> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Batcher<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Batcher(..)")
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
+    /// Starts the task that sends batches to `fetch`; it ends when the last
+    /// handle drops.
+    pub fn start<F, Fut>(fetch: F) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<V>, StoreError>> + Send + 'static,
+    {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run(Arc::new(fetch), jobs));
+        Self { queue }
+    }
+
+    /// The value for `key`, from the next batch.
+    pub async fn get(&self, key: K) -> Result<V, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the request batcher has stopped".into());
+        self.queue.send(Job { key, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run<K, V, F, Fut>(fetch: Arc<F>, mut jobs: mpsc::UnboundedReceiver<Job<K, V>>)
+where
+    K: Send + 'static,
+    V: Send + 'static,
+    F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<V>, StoreError>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = Vec::new();
+        if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let fetch = fetch.clone();
+        tokio::spawn(async move {
+            let (keys, replies): (Vec<K>, Vec<_>) = batch.into_iter().map(|job| (job.key, job.reply)).unzip();
+            match fetch(keys).await {
+                Ok(values) if values.len() == replies.len() => {
+                    for (reply, value) in replies.into_iter().zip(values) {
+                        let _ = reply.send(Ok(value));
+                    }
+                }
+                Ok(values) => {
+                    let e = StoreError::Other(format!("a batch of {} answered {}", replies.len(), values.len()));
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
