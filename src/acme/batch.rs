@@ -44,15 +44,16 @@ impl<K, V> std::fmt::Debug for Batcher<K, V> {
 }
 
 impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
-    /// Starts the task that sends batches to `fetch`; it ends when the last
-    /// handle drops.
-    pub fn start<F, Fut>(fetch: F) -> Self
+    /// Starts the task that sends batches to `fetch` (with a clone of
+    /// `context`, the database); it ends when the last handle drops.
+    pub fn start<C, F, Fut>(context: C, fetch: F) -> Self
     where
-        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        C: Clone + Send + Sync + 'static,
+        F: Fn(C, Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<V>, StoreError>> + Send + 'static,
     {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(Arc::new(fetch), jobs));
+        tokio::spawn(run(context, Arc::new(fetch), jobs));
         Self { queue }
     }
 
@@ -65,11 +66,12 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     }
 }
 
-async fn run<K, V, F, Fut>(fetch: Arc<F>, mut jobs: mpsc::UnboundedReceiver<Job<K, V>>)
+async fn run<C, K, V, F, Fut>(context: C, fetch: Arc<F>, mut jobs: mpsc::UnboundedReceiver<Job<K, V>>)
 where
+    C: Clone + Send + Sync + 'static,
     K: Send + 'static,
     V: Send + 'static,
-    F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+    F: Fn(C, Vec<K>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<V>, StoreError>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
@@ -79,10 +81,10 @@ where
         if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let fetch = fetch.clone();
+        let (context, fetch) = (context.clone(), fetch.clone());
         tokio::spawn(async move {
             let (keys, replies): (Vec<K>, Vec<_>) = batch.into_iter().map(|job| (job.key, job.reply)).unzip();
-            match fetch(keys).await {
+            match fetch(context, keys).await {
                 Ok(values) if values.len() == replies.len() => {
                     for (reply, value) in replies.into_iter().zip(values) {
                         let _ = reply.send(Ok(value));

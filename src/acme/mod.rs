@@ -48,7 +48,7 @@ use crate::storage::{AuthzKey, AuthzWithChallenges, Db, OrderWithAuthzIds, Store
 use crate::validation::{ChallengeKind, Validator};
 use batch::Batcher;
 use nonce::Nonces;
-use nonce_batch::{Spend, Spent, nonce_batcher};
+use nonce_batch::{Spend, Spent, spend_nonces};
 use problem::AcmeProblem;
 
 /// One directory's settings, resolved from config at start.
@@ -116,21 +116,15 @@ impl AcmeState {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let nonces = Nonces::load(&db).await?;
-        let nonce_batch = nonce_batcher(db.clone());
-        let orders = {
-            let db = db.clone();
-            Batcher::start(move |ids: Vec<i64>| {
-                let db = db.clone();
-                async move { db.acme_orders_with_authz_ids(&ids).await }
-            })
-        };
-        let authzs = {
-            let db = db.clone();
-            Batcher::start(move |keys: Vec<AuthzKey>| {
-                let db = db.clone();
-                async move { db.acme_authzs_with_challenges(&keys).await }
-            })
-        };
+        let nonce_batch = Batcher::start(db.clone(), spend_nonces);
+        let orders =
+            Batcher::start(
+                db.clone(),
+                |db: Db, ids: Vec<i64>| async move { db.acme_orders_with_authz_ids(&ids).await },
+            );
+        let authzs = Batcher::start(db.clone(), |db: Db, keys: Vec<AuthzKey>| async move {
+            db.acme_authzs_with_challenges(&keys).await
+        });
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use super::batch::Batcher;
 use crate::storage::{AcmeAccountRecord, Db, StoreError};
 
 /// One request's nonce, and the account it names (requests signed with a
@@ -24,15 +23,11 @@ pub struct Spent {
     pub account: Option<AcmeAccountRecord>,
 }
 
-pub fn nonce_batcher(db: Db) -> Batcher<Spend, Spent> {
-    Batcher::start(move |batch| spend(db.clone(), batch))
-}
-
 /// One statement for the whole batch; a nonce named twice in it is fresh
 /// for the first request only. Nonces go in sorted, so two batches that
 /// replay each other's nonces take their row locks in the same order and
 /// cannot deadlock.
-async fn spend(db: Db, batch: Vec<Spend>) -> Result<Vec<Spent>, StoreError> {
+pub async fn spend_nonces(db: Db, batch: Vec<Spend>) -> Result<Vec<Spent>, StoreError> {
     let mut seen = HashSet::new();
     let mut nonces: Vec<(Vec<u8>, i64)> =
         batch.iter().filter(|s| seen.insert(s.nonce.as_slice())).map(|s| (s.nonce.clone(), s.expires_at)).collect();
