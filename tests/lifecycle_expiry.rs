@@ -150,6 +150,11 @@ async fn overdue_run(backend: Backend) {
         assert_eq!(headers["tessera-event"], "certificate.overdue");
     }
     assert_eq!(requests[0].1, requests[1].1, "a retry sends the same event");
+    // The sender records an attempt after the receiver has answered it.
+    wait_until("two recorded attempts", Duration::from_secs(10), || async {
+        ca.db.webhook_attempts().await.unwrap().len() >= 2
+    })
+    .await;
     let attempts = ca.db.webhook_attempts().await.unwrap();
     let codes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.status_code)).collect();
     assert_eq!(codes, [(1, Some(500)), (2, Some(200))], "{attempts:?}");
