@@ -169,6 +169,14 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     assert_eq!(shape, [Some((a, 2)), Some((a, 2)), None, Some((c, 2))]);
     let challenge_ids = |cs: &[AcmeChallengeRecord]| cs.iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(challenge_ids(&read[1].as_ref().unwrap().1), challenge_ids(&one.1));
+
+    // Rate-limit counts per (account, since); challenge starts, each once.
+    let counts = db.count_recent_acme_activity(&[(account.id, 0), (account.id, 1), (999_999, 0)]).await.unwrap();
+    assert_eq!(counts, [(2, 0), (0, 0), (0, 0)]);
+    let other = read[3].as_ref().unwrap().1[0].id;
+    let started = db.start_acme_challenges(&[challenge, 999_999, other]).await.unwrap();
+    assert_eq!(started, [true, false, true]);
+    assert_eq!(db.start_acme_challenges(&[other]).await.unwrap(), [false], "already started");
 });
 
 on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {

@@ -57,7 +57,7 @@ pub async fn challenge(
         if authz.expires < state.now() {
             return Err(AcmeProblem::malformed("the authorization has expired"));
         }
-        if state.db().start_acme_challenge(challenge.id).await? {
+        if state.inner.challenge_starts.get(challenge.id).await? {
             challenge.status = "processing".into();
             let identifier = Identifier::from_tagged(&authz.identifier)
                 .map_err(|e| AcmeProblem::internal(format!("stored identifier: {e}")))?;

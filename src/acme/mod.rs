@@ -96,6 +96,9 @@ struct Inner {
     nonce_batch: Batcher<Spend, Spent>,
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
     authzs: Batcher<AuthzKey, Option<AuthzWithChallenges>>,
+    /// (account, since) → (orders, failed validations) since then.
+    activity: Batcher<(i64, i64), (i64, i64)>,
+    challenge_starts: Batcher<i64, bool>,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
     policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
@@ -125,6 +128,11 @@ impl AcmeState {
         let authzs = Batcher::start(db.clone(), |db: Db, keys: Vec<AuthzKey>| async move {
             db.acme_authzs_with_challenges(&keys).await
         });
+        let activity = Batcher::start(db.clone(), |db: Db, keys: Vec<(i64, i64)>| async move {
+            db.count_recent_acme_activity(&keys).await
+        });
+        let challenge_starts =
+            Batcher::start(db.clone(), |db: Db, ids: Vec<i64>| async move { db.start_acme_challenges(&ids).await });
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
@@ -140,6 +148,8 @@ impl AcmeState {
                 nonce_batch,
                 orders,
                 authzs,
+                activity,
+                challenge_starts,
                 validator,
                 directories,
                 policies,

@@ -314,7 +314,7 @@ async fn check_rate_limits(
     let window = directory.rate_window_seconds;
     let since = now - window;
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    let (orders, failed) = state.db().count_recent_acme_activity(account.id(), since).await?;
+    let (orders, failed) = state.inner.activity.get((account.id(), since)).await?;
     if orders >= i64::from(directory.orders_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!("too many new orders: at most {} per {window} seconds", directory.orders_per_window),

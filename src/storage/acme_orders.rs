@@ -324,14 +324,33 @@ impl Db {
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    /// Orders an account made, and its validations that failed, since
-    /// `since` (rate limits), in one round trip.
-    pub async fn count_recent_acme_activity(&self, account_id: i64, since: i64) -> Result<(i64, i64), StoreError> {
-        const SQL: &str = "SELECT \
-             (SELECT COUNT(*) FROM acme_orders WHERE account_id = $1 AND created_at >= $2), \
-             (SELECT COUNT(*) FROM acme_challenges WHERE account_id = $1 AND status = 'invalid' AND validated >= $2)";
-        with_pool!(self, pool => sqlx::query_as::<_, (i64, i64)>(SQL)
-            .bind(account_id).bind(since).fetch_one(pool).await.map_err(StoreError::from))
+    /// For each (account, since): the orders the account made and its
+    /// validations that failed since then (rate limits); on PostgreSQL one
+    /// statement for them all (`acme::batch`).
+    pub async fn count_recent_acme_activity(&self, keys: &[(i64, i64)]) -> Result<Vec<(i64, i64)>, StoreError> {
+        const ORDERS: &str =
+            "(SELECT COUNT(*) FROM acme_orders WHERE account_id = k.account_id AND created_at >= k.since)";
+        const FAILED: &str = "(SELECT COUNT(*) FROM acme_challenges WHERE account_id = k.account_id \
+             AND status = 'invalid' AND validated >= k.since)";
+        match self {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {ORDERS}, {FAILED} FROM unnest($1::INT8[], $2::INT8[]) WITH ORDINALITY \
+                     AS k(account_id, since, n) ORDER BY k.n"
+                );
+                let (accounts, since): (Vec<i64>, Vec<i64>) = keys.iter().copied().unzip();
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(accounts).bind(since).fetch_all(pool).await?)
+            }
+            Db::Sqlite(pool) => {
+                let sql = format!("SELECT {ORDERS}, {FAILED} FROM (SELECT $1 AS account_id, $2 AS since) k");
+                let mut out = Vec::with_capacity(keys.len());
+                for (account, since) in keys {
+                    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(account).bind(since);
+                    out.push(query.fetch_one(pool).await?);
+                }
+                Ok(out)
+            }
+        }
     }
 
     pub async fn acme_order_authorizations(&self, order_id: i64) -> Result<Vec<AcmeAuthzRecord>, StoreError> {
@@ -398,15 +417,31 @@ impl Db {
             .collect())
     }
 
-    /// Moves a pending challenge of a pending authorization to processing.
-    /// False when someone else started it or the authorization moved on.
-    pub async fn start_acme_challenge(&self, id: i64) -> Result<bool, StoreError> {
-        const SQL: &str = "UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' \
-             AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
-        with_pool!(self, pool => {
-            let done = sqlx::query(SQL).bind(id).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
+    /// Moves pending challenges of pending authorizations to processing,
+    /// one answer per id: false when someone else started it or the
+    /// authorization moved on. On PostgreSQL one statement (and one commit)
+    /// for them all (`acme::batch`).
+    pub async fn start_acme_challenges(&self, ids: &[i64]) -> Result<Vec<bool>, StoreError> {
+        const WHERE: &str =
+            "status = 'pending' AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
+        match self {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "UPDATE acme_challenges SET status = 'processing' WHERE id = ANY($1) AND {WHERE} RETURNING id"
+                );
+                let started: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(pool).await?;
+                Ok(ids.iter().map(|id| started.contains(id)).collect())
+            }
+            Db::Sqlite(pool) => {
+                let sql = format!("UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND {WHERE}");
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).execute(pool).await?;
+                    out.push(done.rows_affected() == 1);
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Records a validation result and carries it up: the authorization
