@@ -174,8 +174,8 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     let counts = db.count_recent_acme_activity(&[(account.id, 0), (account.id, 1), (999_999, 0)]).await.unwrap();
     assert_eq!(counts, [(2, 0), (0, 0), (0, 0)]);
     let other = read[3].as_ref().unwrap().1[0].id;
-    let started = db.start_acme_challenges(&[challenge, 999_999, other]).await.unwrap();
-    assert_eq!(started, [true, false, true]);
+    let started = db.start_acme_challenges(&[challenge, 999_999, other, challenge]).await.unwrap();
+    assert_eq!(started, [true, false, true, false], "a challenge named twice starts once");
     assert_eq!(db.start_acme_challenges(&[other]).await.unwrap(), [false], "already started");
 });
 

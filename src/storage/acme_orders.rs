@@ -429,8 +429,13 @@ impl Db {
                 let sql = format!(
                     "UPDATE acme_challenges SET status = 'processing' WHERE id = ANY($1) AND {WHERE} RETURNING id"
                 );
-                let started: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(pool).await?;
-                Ok(ids.iter().map(|id| started.contains(id)).collect())
+                let mut started: Vec<i64> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(pool).await?;
+                // A challenge named twice is started for its first request only.
+                Ok(ids
+                    .iter()
+                    .map(|id| started.iter().position(|s| s == id).map(|at| started.swap_remove(at)).is_some())
+                    .collect())
             }
             Db::Sqlite(pool) => {
                 let sql = format!("UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND {WHERE}");
