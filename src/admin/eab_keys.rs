@@ -67,6 +67,20 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(bytes)
 }
 
+/// A fresh HMAC key whose base64url text does not start with `-`: clients
+/// take the key as a command-line argument (`certbot --eab-hmac-key KEY`),
+/// and their parsers read a leading `-` as an option. One key in 64 would
+/// start so; drawing again costs under 6 bits of its 256.
+fn hmac_key() -> Result<[u8; 32], ApiError> {
+    loop {
+        let key = random_bytes::<32>()?;
+        // The first base64url character is the top six bits; 62 is `-`.
+        if key[0] >> 2 != 62 {
+            return Ok(key);
+        }
+    }
+}
+
 /// `POST /api/v1/eab-keys`
 pub async fn create(
     State(state): State<AdminState>,
@@ -75,7 +89,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     load_policy(&state.db, &body.policy).await?;
     let kid = format!("kid-{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()?));
-    let hmac_key = random_bytes::<32>()?;
+    let hmac_key = hmac_key()?;
     let now = state.clock.unix();
     let audit = NewAuditEvent {
         at: now,
@@ -142,4 +156,18 @@ pub async fn revoke(
         other => other.into(),
     })?;
     Ok(axum::Json(RevokedEabKeyView { metadata: EabKeyView::from(record), accounts_revoked }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_keys_never_read_as_an_option() {
+        for _ in 0..2000 {
+            let key = hmac_key().expect("random");
+            assert!(!URL_SAFE_NO_PAD.encode(key).starts_with('-'));
+        }
+        assert!(URL_SAFE_NO_PAD.encode([62u8 << 2]).starts_with('-'), "62 in the top bits is `-`");
+    }
 }
