@@ -148,6 +148,31 @@ const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, no
                              certificate_serial, replaces_serial, replaces, created_at";
 const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
 
+/// The order row of [`Db::insert_acme_order`], `$1` to `$8` (see [`bind_new_order`]).
+fn insert_order_sql() -> String {
+    format!(
+        "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING {ORDER_COLUMNS}"
+    )
+}
+
+/// Binds an order's values, `$1` to `$8` of [`insert_order_sql`].
+macro_rules! bind_new_order {
+    ($query:expr, $order:expr) => {{
+        let order = $order;
+        $query
+            .bind(order.account_id)
+            .bind(&order.identifiers)
+            .bind(order.not_before)
+            .bind(order.not_after)
+            .bind(order.expires)
+            .bind(&order.replaces_serial)
+            .bind(&order.replaces)
+            .bind(order.created_at)
+    }};
+}
+
 /// `insert_acme_order` on PostgreSQL as one statement (one round trip, one
 /// commit): the order, then its authorizations and their challenges from
 /// arrays. Authorizations are matched back to their input position by
@@ -157,9 +182,7 @@ async fn insert_acme_order_at_once(
     order: &NewAcmeOrder,
 ) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
     let sql = format!(
-        "WITH o AS (INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
-         RETURNING {ORDER_COLUMNS}), \
+        "WITH o AS ({}), \
          wanted AS (SELECT * FROM unnest($9::TEXT[], $10::BOOLEAN[]) WITH ORDINALITY AS w(identifier, wildcard, n)), \
          a AS (INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, expires) \
          SELECT o.id, $1, w.identifier, w.wildcard, 'pending', $5 FROM o, wanted w ORDER BY w.n \
@@ -169,7 +192,8 @@ async fn insert_acme_order_at_once(
          FROM unnest($11::BIGINT[], $12::TEXT[], $13::TEXT[]) AS ch(n, kind, token) \
          JOIN wanted w ON w.n = ch.n JOIN a ON a.identifier = w.identifier AND a.wildcard = w.wildcard) \
          SELECT o.*, (SELECT array_agg(a.id ORDER BY w.n) FROM a JOIN wanted w \
-         ON a.identifier = w.identifier AND a.wildcard = w.wildcard) AS authz_ids FROM o"
+         ON a.identifier = w.identifier AND a.wildcard = w.wildcard) AS authz_ids FROM o",
+        insert_order_sql()
     );
     let identifiers: Vec<&str> = order.authorizations.iter().map(|a| a.identifier.as_str()).collect();
     let wildcards: Vec<bool> = order.authorizations.iter().map(|a| a.wildcard).collect();
@@ -181,15 +205,7 @@ async fn insert_acme_order_at_once(
             tokens.push(token.as_str());
         }
     }
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(order.account_id)
-        .bind(&order.identifiers)
-        .bind(order.not_before)
-        .bind(order.not_after)
-        .bind(order.expires)
-        .bind(&order.replaces_serial)
-        .bind(&order.replaces)
-        .bind(order.created_at)
+    let row = bind_new_order!(sqlx::query(sqlx::AssertSqlSafe(sql)), order)
         .bind(&identifiers)
         .bind(&wildcards)
         .bind(&positions)
@@ -213,59 +229,46 @@ impl Db {
         &self,
         order: &NewAcmeOrder,
     ) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
-        let insert_order = format!(
-            "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-             replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
-             RETURNING {ORDER_COLUMNS}"
-        );
         const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
              status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
-        if let Db::Postgres(pool) = self {
-            return insert_acme_order_at_once(pool, order).await;
-        }
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            let record = sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order))
-                .bind(order.account_id)
-                .bind(&order.identifiers)
-                .bind(order.not_before)
-                .bind(order.not_after)
-                .bind(order.expires)
-                .bind(&order.replaces_serial)
-                .bind(&order.replaces)
-                .bind(order.created_at)
+        let pool = match self {
+            Db::Postgres(pool) => return insert_acme_order_at_once(pool, order).await,
+            Db::Sqlite(pool) => pool,
+        };
+        let mut tx = begin_write(pool).await?;
+        let record =
+            bind_new_order!(sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order_sql())), order)
                 .fetch_one(&mut *tx)
                 .await?;
-            let mut authzs = Vec::with_capacity(order.authorizations.len());
-            for authz in &order.authorizations {
-                let authz_id: i64 = sqlx::query_scalar(INSERT_AUTHZ)
-                    .bind(record.id)
-                    .bind(order.account_id)
-                    .bind(&authz.identifier)
-                    .bind(authz.wildcard)
-                    .bind(order.expires)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if !authz.challenges.is_empty() {
-                    // One statement for all of an authorization's challenges.
-                    let values: Vec<String> = (0..authz.challenges.len())
-                        .map(|i| format!("($1, $2, ${}, ${}, 'pending')", 3 + 2 * i, 4 + 2 * i))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES {}",
-                        values.join(", ")
-                    );
-                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_id).bind(order.account_id);
-                    for (kind, token) in &authz.challenges {
-                        insert = insert.bind(kind).bind(token);
-                    }
-                    insert.execute(&mut *tx).await?;
+        let mut authzs = Vec::with_capacity(order.authorizations.len());
+        for authz in &order.authorizations {
+            let authz_id: i64 = sqlx::query_scalar(INSERT_AUTHZ)
+                .bind(record.id)
+                .bind(order.account_id)
+                .bind(&authz.identifier)
+                .bind(authz.wildcard)
+                .bind(order.expires)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !authz.challenges.is_empty() {
+                // One statement for all of an authorization's challenges.
+                let values: Vec<String> = (0..authz.challenges.len())
+                    .map(|i| format!("($1, $2, ${}, ${}, 'pending')", 3 + 2 * i, 4 + 2 * i))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES {}",
+                    values.join(", ")
+                );
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_id).bind(order.account_id);
+                for (kind, token) in &authz.challenges {
+                    insert = insert.bind(kind).bind(token);
                 }
-                authzs.push(AcmeAuthzRecord::fresh(authz_id, record.id, order, authz));
+                insert.execute(&mut *tx).await?;
             }
-            tx.commit().await?;
-            Ok((record, authzs))
-        })
+            authzs.push(AcmeAuthzRecord::fresh(authz_id, record.id, order, authz));
+        }
+        tx.commit().await?;
+        Ok((record, authzs))
     }
 
     pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrderRecord>, StoreError> {

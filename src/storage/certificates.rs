@@ -168,6 +168,11 @@ const RESERVED_COLUMNS: &str = "(serial, authority_id, not_before, not_after, cr
                                 requester, key_type, policy, crl_shard)";
 const RESERVED_VALUES: &str = "$1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11";
 
+/// A reservation's plain insert, bound by [`bind_pending`].
+fn insert_reserved_sql() -> String {
+    format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})")
+}
+
 /// Binds a reservation's values, `$1` to `$11` of [`RESERVED_VALUES`].
 fn bind_pending<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
@@ -197,11 +202,51 @@ where
         .bind(pending.crl_shard))
 }
 
+/// [`Db::record_issued_succeeding`] on PostgreSQL as one statement: one
+/// round trip and one commit instead of up to seven. The other rows'
+/// updates and the audit event happen only if the certificate was pending.
+async fn record_issued_at_once(
+    pool: &sqlx::PgPool,
+    serial: &[u8],
+    der: &[u8],
+    audit: &NewAuditEvent,
+    succession: Option<&Succession<'_>>,
+) -> Result<(), StoreError> {
+    const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
+         WHERE serial = $1 AND status = 0 RETURNING serial), \
+         predecessors AS (UPDATE certificates SET superseded = TRUE \
+         WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
+         AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued)), \
+         replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
+         AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
+         audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
+         SELECT $8, $9, $10, $11, $12 FROM issued), \
+         completed AS (UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
+         WHERE id = $13 AND status = 'processing' AND EXISTS (SELECT 1 FROM issued)) \
+         SELECT COUNT(*) FROM issued";
+    let issued: i64 = sqlx::query_scalar(ALL)
+        .bind(serial)
+        .bind(der)
+        .bind(succession.is_some())
+        .bind(succession.map(|s| s.requester))
+        .bind(succession.map(|s| s.sans))
+        .bind(succession.and_then(|s| s.authority_id))
+        .bind(succession.and_then(|s| s.replaces))
+        .bind(audit.at)
+        .bind(&audit.actor)
+        .bind(audit.action)
+        .bind(&audit.target)
+        .bind(audit.detail.to_string())
+        .bind(succession.and_then(|s| s.acme_order))
+        .fetch_one(pool)
+        .await?;
+    if issued == 1 { Ok(()) } else { Err(StoreError::Conflict("the certificate is not pending".into())) }
+}
+
 impl Db {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})");
-        with_pool!(self, pool => bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?
+        with_pool!(self, pool => bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?
             .execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 
@@ -232,8 +277,9 @@ impl Db {
                 if sqlx::query(CLAIM).bind(order_id).execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(false);
                 }
-                let sql = format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})");
-                bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?.execute(&mut *tx).await?;
+                bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -264,69 +310,34 @@ impl Db {
         const REPLACES: &str = "UPDATE certificates SET superseded = TRUE WHERE serial = $1 AND NOT superseded";
         const ORDER: &str = "UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
              WHERE id = $2 AND status = 'processing'";
-        if let Db::Postgres(pool) = self {
-            // The same steps as one statement: one round trip and one commit
-            // instead of up to seven. The other rows' updates and the audit event
-            // happen only if the certificate was pending.
-            const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
-                 WHERE serial = $1 AND status = 0 RETURNING serial), \
-                 predecessors AS (UPDATE certificates SET superseded = TRUE \
-                 WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
-                 AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued)), \
-                 replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
-                 AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
-                 audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
-                 SELECT $8, $9, $10, $11, $12 FROM issued), \
-                 completed AS (UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
-                 WHERE id = $13 AND status = 'processing' AND EXISTS (SELECT 1 FROM issued)) \
-                 SELECT COUNT(*) FROM issued";
-            let issued: i64 = sqlx::query_scalar(ALL)
-                .bind(serial)
-                .bind(der)
-                .bind(succession.is_some())
-                .bind(succession.map(|s| s.requester))
-                .bind(succession.map(|s| s.sans))
-                .bind(succession.and_then(|s| s.authority_id))
-                .bind(succession.and_then(|s| s.replaces))
-                .bind(audit.at)
-                .bind(&audit.actor)
-                .bind(audit.action)
-                .bind(&audit.target)
-                .bind(audit.detail.to_string())
-                .bind(succession.and_then(|s| s.acme_order))
-                .fetch_one(pool)
-                .await?;
-            return if issued == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Conflict("the certificate is not pending".into()))
-            };
+        let pool = match self {
+            Db::Postgres(pool) => return record_issued_at_once(pool, serial, der, audit, succession).await,
+            Db::Sqlite(pool) => pool,
+        };
+        // SQLite: the same steps, one statement each, in one transaction.
+        let mut tx = begin_write(pool).await?;
+        let done = sqlx::query(SQL).bind(serial).bind(der).execute(&mut *tx).await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("the certificate is not pending".into()));
         }
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            let done = sqlx::query(SQL).bind(serial).bind(der).execute(&mut *tx).await?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict("the certificate is not pending".into()));
+        if let Some(succession) = succession {
+            sqlx::query(PREDECESSORS)
+                .bind(serial)
+                .bind(succession.requester)
+                .bind(succession.sans)
+                .bind(succession.authority_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(replaced) = succession.replaces {
+                sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
             }
-            if let Some(succession) = succession {
-                sqlx::query(PREDECESSORS)
-                    .bind(serial)
-                    .bind(succession.requester)
-                    .bind(succession.sans)
-                    .bind(succession.authority_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(replaced) = succession.replaces {
-                    sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
-                }
-                if let Some(order) = succession.acme_order {
-                    sqlx::query(ORDER).bind(serial).bind(order).execute(&mut *tx).await?;
-                }
+            if let Some(order) = succession.acme_order {
+                sqlx::query(ORDER).bind(serial).bind(order).execute(&mut *tx).await?;
             }
-            insert_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
-        })
+        }
+        insert_audit!(&mut *tx, audit)?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A signature that could not be made: the serial stays on record as failed.
