@@ -97,11 +97,13 @@ impl Signer for DownSigner {
 on_both_backends!(a_batch_of_nonces_is_spent_once_with_its_accounts, |ca| {
     let db = &ca.db;
     let (a, b, c) = (b"nonce-a".to_vec(), b"nonce-b".to_vec(), b"nonce-c".to_vec());
-    let first = db.spend_nonces(&[(a.clone(), 100), (b.clone(), 100)], &[]).await.unwrap();
+    // Far in the future: the running CA prunes used nonces past their expiry.
+    let later = 4_000_000_000;
+    let first = db.spend_nonces(&[(a.clone(), later), (b.clone(), later)], &[]).await.unwrap();
     assert_eq!(first.fresh, [a.clone(), b.clone()].into_iter().collect());
     assert!(first.accounts.is_empty());
     // Spent ones stay spent; an unknown account is simply absent.
-    let second = db.spend_nonces(&[(b.clone(), 100), (c.clone(), 100)], &[987_654]).await.unwrap();
+    let second = db.spend_nonces(&[(b.clone(), later), (c.clone(), later)], &[987_654]).await.unwrap();
     assert_eq!(second.fresh, [c].into_iter().collect());
     assert!(second.accounts.is_empty());
     assert!(db.spend_nonces(&[], &[]).await.unwrap().fresh.is_empty());
