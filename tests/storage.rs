@@ -13,8 +13,8 @@ use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest,
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
 use tessera::setup::load_signing_authority;
 use tessera::storage::{
-    AcmeAuthzRecord, AcmeChallengeRecord, AuthzKey, CertificateFilter, CertificateStatus, NewAcmeAccount, NewAcmeAuthz,
-    NewAcmeOrder, NewAuditEvent, PendingCertificate, StoreError,
+    AcmeAuthzRecord, AcmeChallengeRecord, ActivityQuery, AuthzKey, CertificateFilter, CertificateStatus,
+    NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, PendingCertificate, StoreError, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -172,13 +172,38 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     let challenge_ids = |cs: &[AcmeChallengeRecord]| cs.iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(challenge_ids(&read[1].as_ref().unwrap().1), challenge_ids(&one.1));
 
-    // Rate-limit counts per (account, since); challenge starts, each once.
-    let counts = db.count_recent_acme_activity(&[(account.id, 0), (account.id, 1), (999_999, 0)]).await.unwrap();
-    assert_eq!(counts, [(2, 0), (0, 0), (0, 0)]);
+    // Rate-limit counts per (account, since), each up to its cap; challenge
+    // starts, each once.
+    let query = |account_id, since, cap| ActivityQuery { account_id, since, cap };
+    let queries = [query(account.id, 0, 10), query(account.id, 1, 10), query(999_999, 0, 10), query(account.id, 0, 1)];
+    let counts = db.count_recent_acme_activity(&queries).await.unwrap();
+    assert_eq!(counts, [(2, 0), (0, 0), (0, 0), (1, 0)]);
     let other = read[3].as_ref().unwrap().1[0].id;
     let started = db.start_acme_challenges(&[challenge, 999_999, other, challenge]).await.unwrap();
     assert_eq!(started, [true, false, true, false], "a challenge named twice starts once");
     assert_eq!(db.start_acme_challenges(&[other]).await.unwrap(), [false], "already started");
+
+    // Validation results in one batch: both of the first order's
+    // authorizations valid (the order becomes ready), the second's invalid
+    // (so is its order), and a challenge never started stays as it was.
+    let zero = db.acme_authzs_with_challenges(&[AuthzKey::Authz(first_ids[0])]).await.unwrap().remove(0).unwrap();
+    let (started, idle) = (zero.1[0].id, zero.1[1].id);
+    assert_eq!(db.start_acme_challenges(&[started]).await.unwrap(), [true]);
+    let problem = r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.to_owned();
+    let results = [
+        (challenge, ValidationOutcome::Valid, 5),
+        (other, ValidationOutcome::Invalid(problem.clone()), 5),
+        (idle, ValidationOutcome::Valid, 5),
+        (started, ValidationOutcome::Valid, 5),
+    ];
+    assert_eq!(db.record_acme_validations(&results).await.unwrap().len(), 4);
+    let orders = db.acme_orders_with_authz_ids(&[first.id, second.id]).await.unwrap();
+    let states: Vec<(String, Option<String>)> =
+        orders.into_iter().map(|o| o.map(|(o, _)| (o.status, o.error)).unwrap()).collect();
+    assert_eq!(states, [("ready".into(), None), ("invalid".into(), Some(problem))]);
+    let zero = db.acme_authzs_with_challenges(&[AuthzKey::Authz(first_ids[0])]).await.unwrap().remove(0).unwrap();
+    assert_eq!(zero.0.status, "valid");
+    assert_eq!(zero.1.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(), ["valid", "pending"]);
 });
 
 on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {

@@ -100,7 +100,7 @@ async fn validate(
         }
     };
     tracing::info!(challenge = challenge.id, kind = kind.as_str(), %identifier, valid = matches!(outcome, ValidationOutcome::Valid), "ACME validation");
-    if let Err(e) = state.db().record_acme_validation(challenge.id, &outcome, state.now()).await {
+    if let Err(e) = state.inner.validation_outcomes.get((challenge.id, outcome, state.now())).await {
         tracing::error!(challenge = challenge.id, error = %e, "could not record a validation outcome");
     }
 }

@@ -44,7 +44,9 @@ use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
-use crate::storage::{AuthzKey, AuthzWithChallenges, Db, OrderWithAuthzIds, StoreError};
+use crate::storage::{
+    ActivityQuery, AuthzKey, AuthzWithChallenges, Db, OrderWithAuthzIds, StoreError, ValidationOutcome,
+};
 use crate::validation::{ChallengeKind, Validator};
 use batch::Batcher;
 use nonce::Nonces;
@@ -97,8 +99,9 @@ struct Inner {
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
     authzs: Batcher<AuthzKey, Option<AuthzWithChallenges>>,
     /// (account, since) → (orders, failed validations) since then.
-    activity: Batcher<(i64, i64), (i64, i64)>,
+    activity: Batcher<ActivityQuery, (i64, i64)>,
     challenge_starts: Batcher<i64, bool>,
+    validation_outcomes: Batcher<(i64, ValidationOutcome, i64), ()>,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
     policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
@@ -128,11 +131,15 @@ impl AcmeState {
         let authzs = Batcher::start(db.clone(), |db: Db, keys: Vec<AuthzKey>| async move {
             db.acme_authzs_with_challenges(&keys).await
         });
-        let activity = Batcher::start(db.clone(), |db: Db, keys: Vec<(i64, i64)>| async move {
+        let activity = Batcher::start(db.clone(), |db: Db, keys: Vec<ActivityQuery>| async move {
             db.count_recent_acme_activity(&keys).await
         });
         let challenge_starts =
             Batcher::start(db.clone(), |db: Db, ids: Vec<i64>| async move { db.start_acme_challenges(&ids).await });
+        let validation_outcomes =
+            Batcher::start(db.clone(), |db: Db, results: Vec<(i64, ValidationOutcome, i64)>| async move {
+                db.record_acme_validations(&results).await
+            });
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
@@ -150,6 +157,7 @@ impl AcmeState {
                 authzs,
                 activity,
                 challenge_starts,
+                validation_outcomes,
                 validator,
                 directories,
                 policies,

@@ -17,7 +17,7 @@ use super::{AcmeState, DirectorySettings, Urls, parse_id, random_token};
 use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
-use crate::storage::{AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder};
+use crate::storage::{AcmeOrderRecord, ActivityQuery, NewAcmeAuthz, NewAcmeOrder};
 use crate::validation::ChallengeKind;
 
 /// Pending orders and their authorizations live this long.
@@ -314,7 +314,9 @@ async fn check_rate_limits(
     let window = directory.rate_window_seconds;
     let since = now - window;
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    let (orders, failed) = state.inner.activity.get((account.id(), since)).await?;
+    let cap = i64::from(directory.orders_per_window.max(directory.failed_validations_per_window));
+    let query = ActivityQuery { account_id: account.id(), since, cap };
+    let (orders, failed) = state.inner.activity.get(query).await?;
     if orders >= i64::from(directory.orders_per_window) {
         return Err(AcmeProblem::rate_limited(
             format!("too many new orders: at most {} per {window} seconds", directory.orders_per_window),

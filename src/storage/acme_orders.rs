@@ -135,6 +135,17 @@ pub enum AuthzKey {
     Challenge(i64),
 }
 
+/// One account's recent activity to count for its rate limits: orders made
+/// and validations failed at or after `since`, each counted up to `cap`
+/// (the limit it is checked against), so that a busy account's count costs
+/// no more than its limit.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityQuery {
+    pub account_id: i64,
+    pub since: i64,
+    pub cap: i64,
+}
+
 /// The result of one validation attempt.
 #[derive(Debug, Clone)]
 pub enum ValidationOutcome {
@@ -221,6 +232,44 @@ async fn insert_acme_order_at_once(
         .map(|(id, authz)| AcmeAuthzRecord::fresh(id, record.id, order, authz))
         .collect();
     Ok((record, authzs))
+}
+
+/// One validation result as three updates in a transaction (SQLite).
+async fn record_validation_in_steps(
+    pool: &sqlx::SqlitePool,
+    challenge_id: i64,
+    status: &str,
+    at: i64,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    const CHALLENGE: &str = "UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
+         WHERE id = $1 AND status = 'processing' RETURNING authz_id";
+    const AUTHZ: &str =
+        "UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id";
+    const READY: &str = "UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending' \
+         AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')";
+    const INVALID: &str =
+        "UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status IN ('pending', 'ready')";
+    let mut tx = begin_write(pool).await?;
+    let authz_id: Option<i64> = sqlx::query_scalar(CHALLENGE)
+        .bind(challenge_id)
+        .bind(status)
+        .bind(at)
+        .bind(error)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(authz_id) = authz_id else {
+        return Ok(());
+    };
+    let order_id: Option<i64> = sqlx::query_scalar(AUTHZ).bind(authz_id).bind(status).fetch_optional(&mut *tx).await?;
+    if let Some(order_id) = order_id {
+        match error {
+            None => sqlx::query(READY).bind(order_id).execute(&mut *tx).await?,
+            Some(problem) => sqlx::query(INVALID).bind(order_id).bind(problem).execute(&mut *tx).await?,
+        };
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl Db {
@@ -327,28 +376,40 @@ impl Db {
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
-    /// For each (account, since): the orders the account made and its
-    /// validations that failed since then (rate limits); on PostgreSQL one
-    /// statement for them all (`acme::batch`).
-    pub async fn count_recent_acme_activity(&self, keys: &[(i64, i64)]) -> Result<Vec<(i64, i64)>, StoreError> {
-        const ORDERS: &str =
-            "(SELECT COUNT(*) FROM acme_orders WHERE account_id = k.account_id AND created_at >= k.since)";
-        const FAILED: &str = "(SELECT COUNT(*) FROM acme_challenges WHERE account_id = k.account_id \
-             AND status = 'invalid' AND validated >= k.since)";
+    /// For each query: the orders the account made and its validations
+    /// that failed since then, each up to the cap (rate limits); on
+    /// PostgreSQL one statement for them all (`acme::batch`).
+    pub async fn count_recent_acme_activity(&self, keys: &[ActivityQuery]) -> Result<Vec<(i64, i64)>, StoreError> {
+        // The cap as SQL: SQLite's LIMIT takes no column of the outer query.
+        let counts = |cap: &str| {
+            format!(
+                "(SELECT COUNT(*) FROM (SELECT 1 FROM acme_orders \
+                 WHERE account_id = k.account_id AND created_at >= k.since LIMIT {cap}) o), \
+                 (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = k.account_id \
+                 AND status = 'invalid' AND validated >= k.since LIMIT {cap}) f)"
+            )
+        };
         match self {
             Db::Postgres(pool) => {
                 let sql = format!(
-                    "SELECT {ORDERS}, {FAILED} FROM unnest($1::INT8[], $2::INT8[]) WITH ORDINALITY \
-                     AS k(account_id, since, n) ORDER BY k.n"
+                    "SELECT {} FROM unnest($1::INT8[], $2::INT8[], $3::INT8[]) WITH ORDINALITY \
+                     AS k(account_id, since, cap, n) ORDER BY k.n",
+                    counts("k.cap")
                 );
-                let (accounts, since): (Vec<i64>, Vec<i64>) = keys.iter().copied().unzip();
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(accounts).bind(since).fetch_all(pool).await?)
+                let accounts: Vec<i64> = keys.iter().map(|k| k.account_id).collect();
+                let since: Vec<i64> = keys.iter().map(|k| k.since).collect();
+                let caps: Vec<i64> = keys.iter().map(|k| k.cap).collect();
+                let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(accounts).bind(since).bind(caps);
+                Ok(query.fetch_all(pool).await?)
             }
             Db::Sqlite(pool) => {
-                let sql = format!("SELECT {ORDERS}, {FAILED} FROM (SELECT $1 AS account_id, $2 AS since) k");
+                let sql = format!("SELECT {} FROM (SELECT $1 AS account_id, $2 AS since) k", counts("$3"));
                 let mut out = Vec::with_capacity(keys.len());
-                for (account, since) in keys {
-                    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(account).bind(since);
+                for key in keys {
+                    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(key.account_id)
+                        .bind(key.since)
+                        .bind(key.cap);
                     out.push(query.fetch_one(pool).await?);
                 }
                 Ok(out)
@@ -383,9 +444,13 @@ impl Db {
                         AuthzKey::Challenge(id) => challenge_ids.push(*id),
                     }
                 }
+                // The ids are gathered first (an init plan), so that the
+                // authorizations are found through their key. Written as an
+                // `OR` with the challenge subquery, the filter could only be
+                // checked row by row: every read scanned both tables.
                 let sql = format!(
-                    "{SELECT} WHERE a.id = ANY($1) \
-                     OR a.id IN (SELECT authz_id FROM acme_challenges WHERE id = ANY($2)) ORDER BY a.id, c.id"
+                    "{SELECT} WHERE a.id = ANY(ARRAY(SELECT unnest($1::INT8[]) \
+                     UNION ALL SELECT authz_id FROM acme_challenges WHERE id = ANY($2))) ORDER BY a.id, c.id"
                 );
                 let rows =
                     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_ids).bind(challenge_ids).fetch_all(pool).await?;
@@ -452,63 +517,60 @@ impl Db {
         }
     }
 
-    /// Records a validation result and carries it up: the authorization
+    /// Records validation results and carries each up: the authorization
     /// becomes valid or invalid, and the order ready (all valid) or invalid.
-    pub async fn record_acme_validation(
+    /// `(challenge id, outcome, at)` per result; a challenge no longer
+    /// processing is left as it is. On PostgreSQL one statement (and one
+    /// commit) for them all (`acme::batch`).
+    pub async fn record_acme_validations(
         &self,
-        challenge_id: i64,
-        outcome: &ValidationOutcome,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let (status, error) = match outcome {
-            ValidationOutcome::Valid => ("valid", None),
-            ValidationOutcome::Invalid(problem) => ("invalid", Some(problem.as_str())),
-        };
-        const CHALLENGE: &str = "UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
-             WHERE id = $1 AND status = 'processing' RETURNING authz_id";
-        const AUTHZ: &str =
-            "UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id";
-        const READY: &str = "UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending' \
-             AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')";
-        const INVALID: &str = "UPDATE acme_orders SET status = 'invalid', error = $2 \
-             WHERE id = $1 AND status IN ('pending', 'ready')";
-        if let Db::Postgres(pool) = self {
-            // The same three updates as one statement (one round trip). The
-            // data-modifying CTEs see the snapshot from before the statement,
-            // so the order is ready when every *other* authorization is valid.
-            const CASCADE: &str = "WITH c AS (UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
-                 WHERE id = $1 AND status = 'processing' RETURNING authz_id), \
-                 a AS (UPDATE acme_authorizations SET status = $2 WHERE id IN (SELECT authz_id FROM c) \
-                 AND status = 'pending' RETURNING id, order_id) \
-                 UPDATE acme_orders o SET \
-                   status = CASE WHEN $4::TEXT IS NULL THEN 'ready' ELSE 'invalid' END, \
-                   error = CASE WHEN $4::TEXT IS NULL THEN o.error ELSE $4::TEXT END \
-                 WHERE o.id IN (SELECT order_id FROM a) AND ( \
-                   ($4::TEXT IS NULL AND o.status = 'pending' AND NOT EXISTS (SELECT 1 FROM acme_authorizations x \
-                     WHERE x.order_id = o.id AND x.status <> 'valid' AND x.id NOT IN (SELECT id FROM a))) \
-                   OR ($4::TEXT IS NOT NULL AND o.status IN ('pending', 'ready')))";
-            sqlx::query(CASCADE).bind(challenge_id).bind(status).bind(at).bind(error).execute(pool).await?;
-            return Ok(());
-        }
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            let authz_id: Option<i64> = sqlx::query_scalar(CHALLENGE)
-                .bind(challenge_id).bind(status).bind(at).bind(error)
-                .fetch_optional(&mut *tx).await?;
-            let Some(authz_id) = authz_id else {
-                return Ok(());
+        results: &[(i64, ValidationOutcome, i64)],
+    ) -> Result<Vec<()>, StoreError> {
+        let rows = results.iter().map(|(id, outcome, at)| {
+            let (status, error) = match outcome {
+                ValidationOutcome::Valid => ("valid", None),
+                ValidationOutcome::Invalid(problem) => ("invalid", Some(problem.as_str())),
             };
-            let order_id: Option<i64> = sqlx::query_scalar(AUTHZ)
-                .bind(authz_id).bind(status).fetch_optional(&mut *tx).await?;
-            if let Some(order_id) = order_id {
-                match error {
-                    None => sqlx::query(READY).bind(order_id).execute(&mut *tx).await?,
-                    Some(problem) => sqlx::query(INVALID).bind(order_id).bind(problem).execute(&mut *tx).await?,
-                };
+            (*id, status, *at, error)
+        });
+        match self {
+            Db::Postgres(pool) => {
+                // The three updates for every result at once. The data-modifying
+                // CTEs see the snapshot from before the statement, so an order
+                // is ready when every authorization not validated here is
+                // already valid. A challenge named twice, or two challenges of
+                // one authorization, are settled by one of their results, as
+                // if that one had come first.
+                const CASCADE: &str = "WITH r AS (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], $4::TEXT[]) \
+                     AS r(id, status, at, error)), \
+                     c AS (UPDATE acme_challenges ch SET status = r.status, validated = r.at, error = r.error \
+                       FROM r WHERE ch.id = r.id AND ch.status = 'processing' RETURNING ch.authz_id, r.status, r.error), \
+                     a AS (UPDATE acme_authorizations au SET status = c.status FROM c \
+                       WHERE au.id = c.authz_id AND au.status = 'pending' RETURNING au.id, au.order_id, c.error), \
+                     o AS (SELECT order_id, max(error) AS error FROM a GROUP BY order_id) \
+                     UPDATE acme_orders ord SET \
+                       status = CASE WHEN o.error IS NULL THEN 'ready' ELSE 'invalid' END, \
+                       error = COALESCE(o.error, ord.error) \
+                     FROM o WHERE ord.id = o.order_id AND ( \
+                       (o.error IS NULL AND ord.status = 'pending' AND NOT EXISTS (SELECT 1 FROM acme_authorizations x \
+                         WHERE x.order_id = ord.id AND x.status <> 'valid' AND x.id NOT IN (SELECT id FROM a))) \
+                       OR (o.error IS NOT NULL AND ord.status IN ('pending', 'ready')))";
+                let (mut ids, mut statuses, mut ats, mut errors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for (id, status, at, error) in rows {
+                    ids.push(id);
+                    statuses.push(status);
+                    ats.push(at);
+                    errors.push(error);
+                }
+                sqlx::query(CASCADE).bind(ids).bind(statuses).bind(ats).bind(errors).execute(pool).await?;
             }
-            tx.commit().await?;
-            Ok(())
-        })
+            Db::Sqlite(pool) => {
+                for (id, status, at, error) in rows {
+                    record_validation_in_steps(pool, id, status, at, error).await?;
+                }
+            }
+        }
+        Ok(vec![(); results.len()])
     }
 
     /// Deactivates an authorization (§7.5.2); its order can no longer

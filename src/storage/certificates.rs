@@ -205,6 +205,9 @@ where
 /// [`Db::record_issued_succeeding`] on PostgreSQL as one statement: one
 /// round trip and one commit instead of up to seven. The other rows'
 /// updates and the audit event happen only if the certificate was pending.
+/// A predecessor another issuance has locked is left to that one: it is
+/// superseding it, and waiting for its commit only queued every issuance
+/// for the same names behind one row.
 async fn record_issued_at_once(
     pool: &sqlx::PgPool,
     serial: &[u8],
@@ -214,9 +217,10 @@ async fn record_issued_at_once(
 ) -> Result<(), StoreError> {
     const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
          WHERE serial = $1 AND status = 0 RETURNING serial), \
-         predecessors AS (UPDATE certificates SET superseded = TRUE \
-         WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
-         AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued)), \
+         predecessors AS (UPDATE certificates SET superseded = TRUE WHERE serial IN (SELECT serial \
+         FROM certificates WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
+         AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued) \
+         FOR UPDATE SKIP LOCKED)), \
          replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
          AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
          audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \

@@ -29,8 +29,8 @@ use sqlx::{Database, PgPool, Pool, SqlitePool, Transaction};
 
 pub use acme_accounts::{AcmeAccountRecord, NewAccountError, NewAcmeAccount};
 pub use acme_orders::{
-    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, AuthzKey, AuthzWithChallenges, NewAcmeAuthz, NewAcmeOrder,
-    OrderWithAuthzIds, ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, ActivityQuery, AuthzKey, AuthzWithChallenges, NewAcmeAuthz,
+    NewAcmeOrder, OrderWithAuthzIds, ValidationOutcome,
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
