@@ -1,7 +1,7 @@
 //! Batches the database work of concurrent requests. The ACME hot paths
 //! (spending a nonce, reading an order or an authorization, counting an
 //! account's recent orders, starting a challenge, recording a validation
-//! result) each cost a round trip
+//! result, reading a certificate to download) each cost a round trip
 //! and a statement, whose fixed cost on PostgreSQL outweighs the
 //! rows it touches. Requests that arrive while earlier batches are in the
 //! database wait for the next batch, so under load one statement serves

@@ -122,8 +122,9 @@ pub async fn certificate(
     let SignedByAccount { account, .. } = request;
     let serial: Serial = serial.parse().map_err(|_| AcmeProblem::not_found("no such certificate"))?;
     let (record, owner) = state
-        .db()
-        .acme_certificate(serial.as_bytes())
+        .inner
+        .certificates
+        .get(serial.as_bytes().to_vec())
         .await?
         .ok_or_else(|| AcmeProblem::not_found("no such certificate"))?;
     if owner != account.id() {

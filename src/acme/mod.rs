@@ -45,7 +45,8 @@ use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
 use crate::storage::{
-    ActivityQuery, AuthzKey, AuthzWithChallenges, Db, OrderWithAuthzIds, StoreError, ValidationOutcome,
+    ActivityQuery, AuthzKey, AuthzWithChallenges, CertificateRecord, Db, OrderWithAuthzIds, StoreError,
+    ValidationOutcome,
 };
 use crate::validation::{ChallengeKind, Validator};
 use batch::Batcher;
@@ -102,6 +103,7 @@ struct Inner {
     activity: Batcher<ActivityQuery, (i64, i64)>,
     challenge_starts: Batcher<i64, bool>,
     validation_outcomes: Batcher<(i64, ValidationOutcome, i64), ()>,
+    certificates: Batcher<Vec<u8>, Option<(CertificateRecord, i64)>>,
     validator: Validator,
     directories: HashMap<String, Arc<DirectorySettings>>,
     policies: std::sync::Mutex<HashMap<String, (std::time::Instant, Policy)>>,
@@ -140,6 +142,11 @@ impl AcmeState {
             Batcher::start(db.clone(), |db: Db, results: Vec<(i64, ValidationOutcome, i64)>| async move {
                 db.record_acme_validations(&results).await
             });
+        let certificates =
+            Batcher::start(
+                db.clone(),
+                |db: Db, serials: Vec<Vec<u8>>| async move { db.acme_certificates(&serials).await },
+            );
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
@@ -158,6 +165,7 @@ impl AcmeState {
                 activity,
                 challenge_starts,
                 validation_outcomes,
+                certificates,
                 validator,
                 directories,
                 policies,

@@ -609,23 +609,48 @@ impl Db {
             .bind(serial).fetch_optional(pool).await.map_err(StoreError::from))
     }
 
-    /// A certificate an ACME order produced, with the account that ordered
-    /// it, in one round trip (certificate download).
-    pub async fn acme_certificate(&self, serial: &[u8]) -> Result<Option<(CertificateRecord, i64)>, StoreError> {
-        let sql = format!(
-            "SELECT c.*, o.account_id AS acme_account_id FROM (SELECT {CERTIFICATE_COLUMNS} FROM certificates \
-             WHERE serial = $1) c JOIN acme_orders o ON o.certificate_serial = c.serial"
-        );
-        with_pool!(self, pool => {
-            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serial).fetch_optional(pool).await? else {
-                return Ok(None);
-            };
-            let account_id: i64 = sqlx::Row::try_get(&row, "acme_account_id")?;
-            Ok(Some((<CertificateRecord as sqlx::FromRow<_>>::from_row(&row)?, account_id)))
-        })
+    /// Certificates ACME orders produced, each with the account that ordered
+    /// it, one answer per serial (None for an unknown one): certificate
+    /// downloads, on PostgreSQL one statement for them all (`acme::batch`).
+    pub async fn acme_certificates(
+        &self,
+        serials: &[Vec<u8>],
+    ) -> Result<Vec<Option<(CertificateRecord, i64)>>, StoreError> {
+        let select = |filter: &str| {
+            format!(
+                "SELECT c.*, o.account_id AS acme_account_id FROM (SELECT {CERTIFICATE_COLUMNS} FROM certificates \
+                 WHERE serial {filter}) c JOIN acme_orders o ON o.certificate_serial = c.serial"
+            )
+        };
+        // A row as (certificate, ordering account).
+        macro_rules! parse {
+            ($row:expr) => {{
+                let row = $row;
+                let account_id: i64 = sqlx::Row::try_get(row, "acme_account_id")?;
+                (<CertificateRecord as sqlx::FromRow<_>>::from_row(row)?, account_id)
+            }};
+        }
+        let mut found = Vec::new();
+        match self {
+            Db::Postgres(pool) => {
+                let sql = select("= ANY($1)");
+                for row in &sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serials).fetch_all(pool).await? {
+                    found.push(parse!(row));
+                }
+            }
+            Db::Sqlite(pool) => {
+                let sql = select("= $1");
+                for serial in serials {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(serial).fetch_optional(pool).await?;
+                    if let Some(row) = &row {
+                        found.push(parse!(row));
+                    }
+                }
+            }
+        }
+        Ok(serials.iter().map(|serial| found.iter().find(|(c, _)| &c.serial == serial).cloned()).collect())
     }
 
-    /// The orders that name `serial` in `replaces` (RFC 9773 §5), newest first.
     pub async fn acme_replacements(&self, serial: &[u8]) -> Result<Vec<AcmeOrderRecord>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE replaces_serial = $1 ORDER BY id DESC");
         with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
