@@ -11,7 +11,7 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench acme
 //!
 //! Knobs: `BENCH_CLIENTS` (64), `BENCH_SECONDS` (10), `BENCH_WARMUP_SECONDS`
-//! (2), `BENCH_PEBBLE=0` to skip Pebble. Under `cargo test` it runs a short
+//! (2), `BENCH_PEBBLE=0` to skip Pebble, `BENCH_PEBBLE_LOG=FILE` to keep its output. Under `cargo test` it runs a short
 //! smoke pass against Tessera only, failing on any error.
 #![allow(clippy::unwrap_used)]
 
@@ -290,6 +290,14 @@ fn http_client(root: &Path) -> impl instant_acme::HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
 }
 
+/// Where Pebble's output goes: the file `BENCH_PEBBLE_LOG` names, if any.
+fn pebble_log() -> std::process::Stdio {
+    let file = std::env::var("BENCH_PEBBLE_LOG")
+        .ok()
+        .and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
+    file.map_or_else(std::process::Stdio::null, std::process::Stdio::from)
+}
+
 /// A Pebble on a free loopback port with a throwaway TLS certificate.
 struct Pebble {
     child: tokio::process::Child,
@@ -341,8 +349,8 @@ impl Pebble {
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(pebble_log())
+            .stderr(pebble_log())
             .kill_on_drop(true)
             .spawn()
             .ok()?;
