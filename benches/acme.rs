@@ -11,8 +11,9 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench acme
 //!
 //! Knobs: `BENCH_CLIENTS` (64), `BENCH_SECONDS` (10), `BENCH_WARMUP_SECONDS`
-//! (2), `BENCH_PEBBLE=0` to skip Pebble, `BENCH_PEBBLE_LOG=FILE` to keep its output. Under `cargo test` it runs a short
-//! smoke pass against Tessera only, failing on any error.
+//! (2), `BENCH_PEBBLE=0` to skip Pebble, `BENCH_PEBBLE_LOG=FILE` to keep
+//! its output. Under `cargo test` it runs a short smoke pass against Tessera
+//! only, failing on any error.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -99,7 +99,8 @@ struct Inner {
     nonce_batch: Batcher<Spend, Spent>,
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
     authzs: Batcher<AuthzKey, Option<AuthzWithChallenges>>,
-    /// (account, since) → (orders, failed validations) since then.
+    /// An account's recent activity → (orders, failed validations), each
+    /// counted up to the query's cap.
     activity: Batcher<ActivityQuery, (i64, i64)>,
     challenge_starts: Batcher<i64, bool>,
     validation_outcomes: Batcher<(i64, ValidationOutcome, i64), ()>,
