@@ -13,8 +13,9 @@ use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest,
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
 use tessera::setup::load_signing_authority;
 use tessera::storage::{
-    AcmeAuthzRecord, AcmeChallengeRecord, ActivityQuery, AuthzKey, CertificateFilter, CertificateStatus,
-    NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, PendingCertificate, StoreError, ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, NewAcmeAccount,
+    NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate, RateLimited, StoreError,
+    ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -121,7 +122,8 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
         created_at: 0,
     };
     let account = db.insert_acme_account(&account, &event("acme.account.create")).await.unwrap();
-    let mut orders = Vec::new();
+    // Both orders in one call, as concurrent newOrders arrive in a batch.
+    let mut requests = Vec::new();
     for names in [&["dns:a.test", "dns:b.test"][..], &["dns:c.test"]] {
         let order = NewAcmeOrder {
             account_id: account.id,
@@ -141,8 +143,18 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
                 })
                 .collect(),
         };
-        orders.push(db.insert_acme_order(&order).await.unwrap());
+        requests.push(OrderRequest { order, limits: OrderLimits::new(3600, 10, 10) });
     }
+    let orders: Vec<_> = db
+        .admit_acme_orders(&requests)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|admitted| match admitted {
+            Ok(created) => created,
+            Err(refused) => panic!("refused: {refused:?}"),
+        })
+        .collect();
     let ((first, first_authzs), (second, second_authzs)) = (&orders[0], &orders[1]);
 
     let read = db.acme_orders_with_authz_ids(&[second.id, 999_999, first.id, second.id]).await.unwrap();
@@ -172,12 +184,7 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     let challenge_ids = |cs: &[AcmeChallengeRecord]| cs.iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(challenge_ids(&read[1].as_ref().unwrap().1), challenge_ids(&one.1));
 
-    // Rate-limit counts per (account, since), each up to its cap; challenge
-    // starts, each once.
-    let query = |account_id, since, cap| ActivityQuery { account_id, since, cap };
-    let queries = [query(account.id, 0, 10), query(account.id, 1, 10), query(999_999, 0, 10), query(account.id, 0, 1)];
-    let counts = db.count_recent_acme_activity(&queries).await.unwrap();
-    assert_eq!(counts, [(2, 0), (0, 0), (0, 0), (1, 0)]);
+    // Challenge starts, each once.
     let other = read[3].as_ref().unwrap().1[0].id;
     let started = db.start_acme_challenges(&[challenge, 999_999, other, challenge]).await.unwrap();
     assert_eq!(started, [true, false, true, false], "a challenge named twice starts once");
@@ -204,6 +211,82 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     let zero = db.acme_authzs_with_challenges(&[AuthzKey::Authz(first_ids[0])]).await.unwrap().remove(0).unwrap();
     assert_eq!(zero.0.status, "valid");
     assert_eq!(zero.1.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(), ["valid", "pending"]);
+});
+
+on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
+    let db = &ca.db;
+    let mut accounts = Vec::new();
+    for thumbprint in ["busy", "failing"] {
+        let account = NewAcmeAccount {
+            directory: "default".into(),
+            thumbprint: thumbprint.into(),
+            jwk: "{}".into(),
+            contact: "[]".into(),
+            policy: "default".into(),
+            eab_key_id: None,
+            created_at: 0,
+        };
+        accounts.push(db.insert_acme_account(&account, &event("acme.account.create")).await.unwrap().id);
+    }
+    let (busy, failing) = (accounts[0], accounts[1]);
+    // Two orders an hour, one failed validation an hour.
+    let limits = OrderLimits::new(3600, 2, 1);
+    let request = |account_id, created_at: i64| OrderRequest {
+        order: NewAcmeOrder {
+            account_id,
+            identifiers: "dns:a.test".into(),
+            not_before: None,
+            not_after: None,
+            expires: created_at + 100,
+            replaces_serial: None,
+            replaces: None,
+            created_at,
+            authorizations: vec![NewAcmeAuthz {
+                identifier: "dns:a.test".into(),
+                wildcard: false,
+                challenges: vec![("http-01".into(), format!("token-{account_id}-{created_at}"))],
+            }],
+        },
+        limits,
+    };
+    let outcome = |admitted: &Admission| match admitted {
+        Ok((order, authzs)) => {
+            assert_eq!(authzs.len(), 1);
+            assert_eq!(authzs[0].order_id, order.id);
+            "created"
+        }
+        Err(RateLimited::TooManyOrders) => "orders",
+        Err(RateLimited::TooManyFailures) => "failures",
+    };
+    let outcomes = |admitted: Vec<Admission>| admitted.iter().map(outcome).collect::<Vec<_>>();
+    let t = 100_000;
+
+    // In one call, the busy account's third order is one too many; the
+    // other account's order counts apart.
+    let batch = [request(busy, t), request(busy, t), request(busy, t), request(failing, t)];
+    let admitted = db.admit_acme_orders(&batch).await.unwrap();
+    assert_eq!(outcomes(admitted.clone()), ["created", "created", "orders", "created"]);
+    // The counts are kept: a later call is refused too, and stores nothing.
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(busy, t + 60)]).await.unwrap()), ["orders"]);
+    assert_eq!(db.list_acme_order_ids(busy, None, 10).await.unwrap().len(), 2);
+    // Once the window (and the bucket it began in) has passed, orders go through.
+    let later = t + 3600 + 3600 / 64 + 1;
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(busy, later)]).await.unwrap()), ["created"]);
+
+    // A failed validation uses up the other account's allowance.
+    let (_, authzs) = admitted[3].as_ref().unwrap();
+    let authz = db.acme_authzs_with_challenges(&[AuthzKey::Authz(authzs[0].id)]).await.unwrap().remove(0).unwrap();
+    let challenge = authz.1[0].id;
+    assert_eq!(db.start_acme_challenges(&[challenge]).await.unwrap(), [true]);
+    let problem = r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.to_owned();
+    db.record_acme_validations(&[(challenge, ValidationOutcome::Invalid(problem), t + 1)]).await.unwrap();
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(failing, t + 2)]).await.unwrap()), ["failures"]);
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(failing, t + 3602)]).await.unwrap()), ["created"]);
+
+    // Counts no window reaches are pruned; recent ones stay.
+    assert!(db.prune_acme_order_counts(t + 1).await.unwrap() >= 1);
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(busy, later)]).await.unwrap()), ["created"]);
+    assert_eq!(outcomes(db.admit_acme_orders(&[request(busy, later)]).await.unwrap()), ["orders"]);
 });
 
 on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {

@@ -45,7 +45,7 @@ use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
 use crate::storage::{
-    ActivityQuery, AuthzKey, AuthzWithChallenges, CertificateRecord, Db, OrderWithAuthzIds, StoreError,
+    Admission, AuthzKey, AuthzWithChallenges, CertificateRecord, Db, OrderRequest, OrderWithAuthzIds, StoreError,
     ValidationOutcome,
 };
 use crate::validation::{ChallengeKind, Validator};
@@ -99,9 +99,8 @@ struct Inner {
     nonce_batch: Batcher<Spend, Spent>,
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
     authzs: Batcher<AuthzKey, Option<AuthzWithChallenges>>,
-    /// An account's recent activity → (orders, failed validations), each
-    /// counted up to the query's cap.
-    activity: Batcher<ActivityQuery, (i64, i64)>,
+    /// New orders, judged against their account's rate limits and stored.
+    new_orders: Batcher<OrderRequest, Admission>,
     challenge_starts: Batcher<i64, bool>,
     validation_outcomes: Batcher<(i64, ValidationOutcome, i64), ()>,
     certificates: Batcher<Vec<u8>, Option<(CertificateRecord, i64)>>,
@@ -134,8 +133,8 @@ impl AcmeState {
         let authzs = Batcher::start(db.clone(), |db: Db, keys: Vec<AuthzKey>| async move {
             db.acme_authzs_with_challenges(&keys).await
         });
-        let activity = Batcher::start(db.clone(), |db: Db, keys: Vec<ActivityQuery>| async move {
-            db.count_recent_acme_activity(&keys).await
+        let new_orders = Batcher::start(db.clone(), |db: Db, requests: Vec<OrderRequest>| async move {
+            db.admit_acme_orders(&requests).await
         });
         let challenge_starts =
             Batcher::start(db.clone(), |db: Db, ids: Vec<i64>| async move { db.start_acme_challenges(&ids).await });
@@ -163,7 +162,7 @@ impl AcmeState {
                 nonce_batch,
                 orders,
                 authzs,
-                activity,
+                new_orders,
                 challenge_starts,
                 validation_outcomes,
                 certificates,
@@ -345,13 +344,24 @@ fn random_token() -> Result<String, AcmeProblem> {
     Ok(base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes))
 }
 
-/// Background upkeep: forget used nonces once they could no longer be accepted.
-pub async fn prune_nonces(db: Db, clock: SharedClock) {
+/// Background upkeep: forget used nonces once they could no longer be
+/// accepted, and order counts once no rate window (`longest_window`
+/// seconds at most) reaches back to them.
+pub async fn prune(db: Db, clock: SharedClock, longest_window: i64) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         interval.tick().await;
-        if let Err(e) = db.prune_used_nonces(clock.unix()).await {
+        let now = clock.unix();
+        if let Err(e) = db.prune_used_nonces(now).await {
             tracing::warn!(error = %e, "could not prune used ACME nonces");
         }
+        if let Err(e) = db.prune_acme_order_counts(now - longest_window).await {
+            tracing::warn!(error = %e, "could not prune ACME order counts");
+        }
     }
+}
+
+/// The longest rate window of any directory, in seconds.
+pub fn longest_rate_window(config: &AcmeConfig) -> i64 {
+    config.directories.iter().map(|d| DirectorySettings::from_config(d).rate_window_seconds).max().unwrap_or(3600)
 }

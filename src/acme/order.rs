@@ -17,7 +17,7 @@ use super::{AcmeState, DirectorySettings, Urls, parse_id, random_token};
 use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
-use crate::storage::{AcmeOrderRecord, ActivityQuery, NewAcmeAuthz, NewAcmeOrder};
+use crate::storage::{AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, RateLimited};
 use crate::validation::ChallengeKind;
 
 /// Pending orders and their authorizations live this long.
@@ -151,7 +151,6 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
     let not_before = payload.not_before.as_deref().map(|t| parse_time("notBefore", t)).transpose()?;
     let not_after = payload.not_after.as_deref().map(|t| parse_time("notAfter", t)).transpose()?;
     check_validity(not_before, not_after, &policy, now)?;
-    check_rate_limits(&state, &account, &post.directory, now).await?;
     let replaces_serial = match &payload.replaces {
         Some(text) => Some(check_replaces(&state, &account, text).await?),
         None => None,
@@ -183,9 +182,37 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         created_at: now,
         authorizations,
     };
-    let (order, authzs) = state.db().insert_acme_order(&new).await?;
+    let directory = &post.directory;
+    let limits = OrderLimits::new(
+        directory.rate_window_seconds,
+        directory.orders_per_window,
+        directory.failed_validations_per_window,
+    );
+    let (order, authzs) = match state.inner.new_orders.get(OrderRequest { order: new, limits }).await? {
+        Ok(created) => created,
+        Err(RateLimited::TooManyOrders) => {
+            return Err(rate_limited(
+                directory,
+                format!("too many new orders: at most {}", directory.orders_per_window),
+            ));
+        }
+        Err(RateLimited::TooManyFailures) => {
+            return Err(rate_limited(
+                directory,
+                format!("too many failed validations: at most {}", directory.failed_validations_per_window),
+            ));
+        }
+    };
     let authz_ids: Vec<i64> = authzs.iter().map(|a| a.id).collect();
     Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authz_ids, now))
+}
+
+/// A refusal under the directory's rate limits: the client may try again
+/// once the window has moved on (at most an hour from now).
+fn rate_limited(directory: &DirectorySettings, what: String) -> AcmeProblem {
+    let window = directory.rate_window_seconds;
+    let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
+    AcmeProblem::rate_limited(format!("{what} per {window} seconds"), retry_after)
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),
@@ -301,36 +328,6 @@ fn check_validity(
                 crate::authority::format_ttl(policy.max_ttl())
             )));
         }
-    }
-    Ok(())
-}
-
-async fn check_rate_limits(
-    state: &AcmeState,
-    account: &Account,
-    directory: &DirectorySettings,
-    now: i64,
-) -> Result<(), AcmeProblem> {
-    let window = directory.rate_window_seconds;
-    let since = now - window;
-    let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    let cap = i64::from(directory.orders_per_window.max(directory.failed_validations_per_window));
-    let query = ActivityQuery { account_id: account.id(), since, cap };
-    let (orders, failed) = state.inner.activity.get(query).await?;
-    if orders >= i64::from(directory.orders_per_window) {
-        return Err(AcmeProblem::rate_limited(
-            format!("too many new orders: at most {} per {window} seconds", directory.orders_per_window),
-            retry_after,
-        ));
-    }
-    if failed >= i64::from(directory.failed_validations_per_window) {
-        return Err(AcmeProblem::rate_limited(
-            format!(
-                "too many failed validations: at most {} per {window} seconds",
-                directory.failed_validations_per_window
-            ),
-            retry_after,
-        ));
     }
     Ok(())
 }

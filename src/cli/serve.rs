@@ -102,7 +102,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         );
     }
 
-    background.spawn(acme::prune_nonces(db.clone(), clock.clone()));
+    background.spawn(acme::prune(db.clone(), clock.clone(), acme::longest_rate_window(&config.acme)));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
 }

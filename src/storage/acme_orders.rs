@@ -36,21 +36,6 @@ pub struct AcmeAuthzRecord {
     pub expires: i64,
 }
 
-impl AcmeAuthzRecord {
-    /// The record of an authorization just stored for `order`.
-    fn fresh(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuthz) -> Self {
-        Self {
-            id,
-            order_id,
-            account_id: order.account_id,
-            identifier: authz.identifier.clone(),
-            wildcard: authz.wildcard,
-            status: "pending".into(),
-            expires: order.expires,
-        }
-    }
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeChallengeRecord {
     pub id: i64,
@@ -61,28 +46,6 @@ pub struct AcmeChallengeRecord {
     pub status: String,
     pub validated: Option<i64>,
     pub error: Option<String>,
-}
-
-/// An order to store with one authorization per identifier.
-#[derive(Debug, Clone)]
-pub struct NewAcmeOrder {
-    pub account_id: i64,
-    pub identifiers: String,
-    pub not_before: Option<i64>,
-    pub not_after: Option<i64>,
-    pub expires: i64,
-    pub replaces_serial: Option<Vec<u8>>,
-    pub replaces: Option<String>,
-    pub created_at: i64,
-    pub authorizations: Vec<NewAcmeAuthz>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewAcmeAuthz {
-    pub identifier: String,
-    pub wildcard: bool,
-    /// (challenge type, token) pairs.
-    pub challenges: Vec<(String, String)>,
 }
 
 /// An order and the ids of its authorizations.
@@ -135,17 +98,6 @@ pub enum AuthzKey {
     Challenge(i64),
 }
 
-/// One account's recent activity to count for its rate limits: orders made
-/// and validations failed at or after `since`, each counted up to `cap`
-/// (the limit it is checked against), so that a busy account's count costs
-/// no more than its limit.
-#[derive(Debug, Clone, Copy)]
-pub struct ActivityQuery {
-    pub account_id: i64,
-    pub since: i64,
-    pub cap: i64,
-}
-
 /// The result of one validation attempt.
 #[derive(Debug, Clone)]
 pub enum ValidationOutcome {
@@ -158,81 +110,6 @@ pub enum ValidationOutcome {
 const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, not_after, expires, error, \
                              certificate_serial, replaces_serial, replaces, created_at";
 const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
-
-/// The order row of [`Db::insert_acme_order`], `$1` to `$8` (see [`bind_new_order`]).
-fn insert_order_sql() -> String {
-    format!(
-        "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
-         RETURNING {ORDER_COLUMNS}"
-    )
-}
-
-/// Binds an order's values, `$1` to `$8` of [`insert_order_sql`].
-macro_rules! bind_new_order {
-    ($query:expr, $order:expr) => {{
-        let order = $order;
-        $query
-            .bind(order.account_id)
-            .bind(&order.identifiers)
-            .bind(order.not_before)
-            .bind(order.not_after)
-            .bind(order.expires)
-            .bind(&order.replaces_serial)
-            .bind(&order.replaces)
-            .bind(order.created_at)
-    }};
-}
-
-/// `insert_acme_order` on PostgreSQL as one statement (one round trip, one
-/// commit): the order, then its authorizations and their challenges from
-/// arrays. Authorizations are matched back to their input position by
-/// (identifier, wildcard), which is unique within an order.
-async fn insert_acme_order_at_once(
-    pool: &sqlx::PgPool,
-    order: &NewAcmeOrder,
-) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
-    let sql = format!(
-        "WITH o AS ({}), \
-         wanted AS (SELECT * FROM unnest($9::TEXT[], $10::BOOLEAN[]) WITH ORDINALITY AS w(identifier, wildcard, n)), \
-         a AS (INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, expires) \
-         SELECT o.id, $1, w.identifier, w.wildcard, 'pending', $5 FROM o, wanted w ORDER BY w.n \
-         RETURNING id, identifier, wildcard), \
-         c AS (INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
-         SELECT a.id, $1, ch.kind, ch.token, 'pending' \
-         FROM unnest($11::BIGINT[], $12::TEXT[], $13::TEXT[]) AS ch(n, kind, token) \
-         JOIN wanted w ON w.n = ch.n JOIN a ON a.identifier = w.identifier AND a.wildcard = w.wildcard) \
-         SELECT o.*, (SELECT array_agg(a.id ORDER BY w.n) FROM a JOIN wanted w \
-         ON a.identifier = w.identifier AND a.wildcard = w.wildcard) AS authz_ids FROM o",
-        insert_order_sql()
-    );
-    let identifiers: Vec<&str> = order.authorizations.iter().map(|a| a.identifier.as_str()).collect();
-    let wildcards: Vec<bool> = order.authorizations.iter().map(|a| a.wildcard).collect();
-    let (mut positions, mut kinds, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
-    for (n, authz) in order.authorizations.iter().enumerate() {
-        for (kind, token) in &authz.challenges {
-            positions.push(n as i64 + 1);
-            kinds.push(kind.as_str());
-            tokens.push(token.as_str());
-        }
-    }
-    let row = bind_new_order!(sqlx::query(sqlx::AssertSqlSafe(sql)), order)
-        .bind(&identifiers)
-        .bind(&wildcards)
-        .bind(&positions)
-        .bind(&kinds)
-        .bind(&tokens)
-        .fetch_one(pool)
-        .await?;
-    let record = <AcmeOrderRecord as sqlx::FromRow<_>>::from_row(&row)?;
-    let ids: Vec<i64> = sqlx::Row::try_get::<Option<Vec<i64>>, _>(&row, "authz_ids")?.unwrap_or_default();
-    let authzs = ids
-        .into_iter()
-        .zip(&order.authorizations)
-        .map(|(id, authz)| AcmeAuthzRecord::fresh(id, record.id, order, authz))
-        .collect();
-    Ok((record, authzs))
-}
 
 /// One validation result as three updates in a transaction (SQLite).
 async fn record_validation_in_steps(
@@ -273,53 +150,6 @@ async fn record_validation_in_steps(
 }
 
 impl Db {
-    /// Stores an order, its authorizations and their challenges in one commit.
-    pub async fn insert_acme_order(
-        &self,
-        order: &NewAcmeOrder,
-    ) -> Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), StoreError> {
-        const INSERT_AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, \
-             status, expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
-        let pool = match self {
-            Db::Postgres(pool) => return insert_acme_order_at_once(pool, order).await,
-            Db::Sqlite(pool) => pool,
-        };
-        let mut tx = begin_write(pool).await?;
-        let record =
-            bind_new_order!(sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(insert_order_sql())), order)
-                .fetch_one(&mut *tx)
-                .await?;
-        let mut authzs = Vec::with_capacity(order.authorizations.len());
-        for authz in &order.authorizations {
-            let authz_id: i64 = sqlx::query_scalar(INSERT_AUTHZ)
-                .bind(record.id)
-                .bind(order.account_id)
-                .bind(&authz.identifier)
-                .bind(authz.wildcard)
-                .bind(order.expires)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !authz.challenges.is_empty() {
-                // One statement for all of an authorization's challenges.
-                let values: Vec<String> = (0..authz.challenges.len())
-                    .map(|i| format!("($1, $2, ${}, ${}, 'pending')", 3 + 2 * i, 4 + 2 * i))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES {}",
-                    values.join(", ")
-                );
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(authz_id).bind(order.account_id);
-                for (kind, token) in &authz.challenges {
-                    insert = insert.bind(kind).bind(token);
-                }
-                insert.execute(&mut *tx).await?;
-            }
-            authzs.push(AcmeAuthzRecord::fresh(authz_id, record.id, order, authz));
-        }
-        tx.commit().await?;
-        Ok((record, authzs))
-    }
-
     pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrderRecord>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE id = $1");
         with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
@@ -374,47 +204,6 @@ impl Db {
              ORDER BY id LIMIT $3";
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
-    }
-
-    /// For each query: the orders the account made and its validations
-    /// that failed since then, each up to the cap (rate limits); on
-    /// PostgreSQL one statement for them all (`acme::batch`).
-    pub async fn count_recent_acme_activity(&self, keys: &[ActivityQuery]) -> Result<Vec<(i64, i64)>, StoreError> {
-        // The cap as SQL: SQLite's LIMIT takes no column of the outer query.
-        let counts = |cap: &str| {
-            format!(
-                "(SELECT COUNT(*) FROM (SELECT 1 FROM acme_orders \
-                 WHERE account_id = k.account_id AND created_at >= k.since LIMIT {cap}) o), \
-                 (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = k.account_id \
-                 AND status = 'invalid' AND validated >= k.since LIMIT {cap}) f)"
-            )
-        };
-        match self {
-            Db::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT {} FROM unnest($1::INT8[], $2::INT8[], $3::INT8[]) WITH ORDINALITY \
-                     AS k(account_id, since, cap, n) ORDER BY k.n",
-                    counts("k.cap")
-                );
-                let accounts: Vec<i64> = keys.iter().map(|k| k.account_id).collect();
-                let since: Vec<i64> = keys.iter().map(|k| k.since).collect();
-                let caps: Vec<i64> = keys.iter().map(|k| k.cap).collect();
-                let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(accounts).bind(since).bind(caps);
-                Ok(query.fetch_all(pool).await?)
-            }
-            Db::Sqlite(pool) => {
-                let sql = format!("SELECT {} FROM (SELECT $1 AS account_id, $2 AS since) k", counts("$3"));
-                let mut out = Vec::with_capacity(keys.len());
-                for key in keys {
-                    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(key.account_id)
-                        .bind(key.since)
-                        .bind(key.cap);
-                    out.push(query.fetch_one(pool).await?);
-                }
-                Ok(out)
-            }
-        }
     }
 
     pub async fn acme_order_authorizations(&self, order_id: i64) -> Result<Vec<AcmeAuthzRecord>, StoreError> {

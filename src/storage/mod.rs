@@ -7,6 +7,7 @@
 //! one transaction.
 
 mod acme_accounts;
+mod acme_new_orders;
 mod acme_orders;
 mod audit;
 mod authorities;
@@ -28,9 +29,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Database, PgPool, Pool, SqlitePool, Transaction};
 
 pub use acme_accounts::{AcmeAccountRecord, NewAccountError, NewAcmeAccount};
+pub use acme_new_orders::{Admission, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, RateLimited};
 pub use acme_orders::{
-    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, ActivityQuery, AuthzKey, AuthzWithChallenges, NewAcmeAuthz,
-    NewAcmeOrder, OrderWithAuthzIds, ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, AuthzKey, AuthzWithChallenges, OrderWithAuthzIds,
+    ValidationOutcome,
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};

@@ -1,0 +1,313 @@
+//! New ACME orders, admitted against the account's rate limits and stored
+//! with their authorizations and challenges. On PostgreSQL the orders of
+//! many concurrent requests are judged and stored by one statement (one
+//! commit, see `acme::batch`).
+//!
+//! Orders are counted per account in time buckets (`acme_order_counts`),
+//! so a limit of 10 000 orders an hour costs a sum of at most 64 counters,
+//! not a count of 10 000 rows, on every newOrder.
+
+use super::{AcmeAuthzRecord, AcmeOrderRecord, Db, StoreError, begin_write, with_pool};
+
+/// Counter buckets per rate window: the count may include orders made up to
+/// 1/64 of the window before it began (it errs towards refusing).
+const BUCKETS_PER_WINDOW: i64 = 64;
+
+/// An order to store with one authorization per identifier.
+#[derive(Debug, Clone)]
+pub struct NewAcmeOrder {
+    pub account_id: i64,
+    pub identifiers: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub expires: i64,
+    pub replaces_serial: Option<Vec<u8>>,
+    pub replaces: Option<String>,
+    pub created_at: i64,
+    pub authorizations: Vec<NewAcmeAuthz>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAcmeAuthz {
+    pub identifier: String,
+    pub wildcard: bool,
+    /// (challenge type, token) pairs.
+    pub challenges: Vec<(String, String)>,
+}
+
+/// The limits a new order must fit in: fewer than `max_orders` orders and
+/// fewer than `max_failed` failed validations by its account in the window
+/// that ends at its creation.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderLimits {
+    window_seconds: i64,
+    max_orders: i64,
+    max_failed: i64,
+}
+
+impl OrderLimits {
+    pub fn new(window_seconds: i64, max_orders: u32, max_failed: u32) -> Self {
+        Self { window_seconds: window_seconds.max(1), max_orders: max_orders.into(), max_failed: max_failed.into() }
+    }
+
+    fn bucket_width(self) -> i64 {
+        (self.window_seconds / BUCKETS_PER_WINDOW).max(1)
+    }
+
+    /// The bucket an order made at `now` is counted in (its first second).
+    fn bucket(self, now: i64) -> i64 {
+        now - now.rem_euclid(self.bucket_width())
+    }
+
+    /// Failed validations count from this second on.
+    fn since(self, now: i64) -> i64 {
+        now - self.window_seconds
+    }
+
+    /// The earliest bucket that overlaps the window.
+    fn counted_from(self, now: i64) -> i64 {
+        self.since(now) - self.bucket_width() + 1
+    }
+}
+
+/// A new order and the limits it must fit in.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub order: NewAcmeOrder,
+    pub limits: OrderLimits,
+}
+
+/// What became of one new order: stored, with its authorizations, or
+/// refused under a rate limit.
+pub type Admission = Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), RateLimited>;
+
+/// The limit a refused order would have gone beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimited {
+    /// The account made `max_orders` orders in the window.
+    TooManyOrders,
+    /// The account failed `max_failed` validations in the window.
+    TooManyFailures,
+}
+
+impl Db {
+    /// Judges each order against its limits and stores those that fit, one
+    /// answer per request. Orders of one account in the same call count
+    /// towards each other in order. Two calls running at once may each
+    /// admit an account's last allowed order: the limit guards against
+    /// runaway clients, it does not meter.
+    pub async fn admit_acme_orders(&self, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
+        match self {
+            Db::Postgres(pool) => admit_at_once(pool, requests).await,
+            Db::Sqlite(pool) => admit_in_steps(pool, requests).await,
+        }
+    }
+
+    /// Forgets order counts older than `oldest`, the start of the longest
+    /// rate window in use.
+    pub async fn prune_acme_order_counts(&self, oldest: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM acme_order_counts WHERE bucket < $1";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(oldest).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
+    }
+}
+
+fn created(id: i64, order: &NewAcmeOrder) -> AcmeOrderRecord {
+    AcmeOrderRecord {
+        id,
+        account_id: order.account_id,
+        status: "pending".into(),
+        identifiers: order.identifiers.clone(),
+        not_before: order.not_before,
+        not_after: order.not_after,
+        expires: order.expires,
+        error: None,
+        certificate_serial: None,
+        replaces_serial: order.replaces_serial.clone(),
+        replaces: order.replaces.clone(),
+        created_at: order.created_at,
+    }
+}
+
+fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuthz) -> AcmeAuthzRecord {
+    AcmeAuthzRecord {
+        id,
+        order_id,
+        account_id: order.account_id,
+        identifier: authz.identifier.clone(),
+        wildcard: authz.wildcard,
+        status: "pending".into(),
+        expires: order.expires,
+    }
+}
+
+/// PostgreSQL: one statement judges every order (its account's counters,
+/// plus the orders before it in the call; its failed validations up to the
+/// limit), takes ids from the sequences for the admitted ones and their
+/// authorizations, and stores orders, authorizations, challenges and the
+/// counters. Counters are upserted in key order, so two calls cannot
+/// deadlock on them.
+async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
+    const SQL: &str = "WITH input AS MATERIALIZED (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], \
+         $4::INT8[], $5::INT8[], $6::BYTEA[], $7::TEXT[], $8::INT8[], $9::INT8[], $10::INT8[], $11::INT8[], \
+         $12::INT8[], $13::INT8[]) WITH ORDINALITY AS i(account_id, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at, since, counted_from, bucket, max_orders, max_failed, n)), \
+         judged AS MATERIALIZED (SELECT i.*, \
+         (SELECT COALESCE(SUM(c.orders), 0) FROM acme_order_counts c \
+          WHERE c.account_id = i.account_id AND c.bucket >= i.counted_from)::INT8 \
+         + row_number() OVER (PARTITION BY i.account_id ORDER BY i.n) AS nth, \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges ch WHERE ch.account_id = i.account_id \
+          AND ch.status = 'invalid' AND ch.validated >= i.since LIMIT i.max_failed) f) AS failed \
+         FROM input i), \
+         admitted AS MATERIALIZED (SELECT j.*, nextval(pg_get_serial_sequence('acme_orders', 'id')) AS id \
+         FROM judged j WHERE j.nth <= j.max_orders AND j.failed < j.max_failed ORDER BY j.n), \
+         o AS (INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) OVERRIDING SYSTEM VALUE \
+         SELECT id, account_id, 'pending', identifiers, not_before, not_after, expires, replaces_serial, replaces, \
+         created_at FROM admitted), \
+         authz AS MATERIALIZED (SELECT w.n, w.order_n, ad.id AS order_id, ad.account_id, ad.expires, w.identifier, \
+         w.wildcard, nextval(pg_get_serial_sequence('acme_authorizations', 'id')) AS id \
+         FROM unnest($14::INT8[], $15::TEXT[], $16::BOOLEAN[]) WITH ORDINALITY AS w(order_n, identifier, wildcard, n) \
+         JOIN admitted ad ON ad.n = w.order_n ORDER BY w.n), \
+         a AS (INSERT INTO acme_authorizations (id, order_id, account_id, identifier, wildcard, status, expires) \
+         OVERRIDING SYSTEM VALUE SELECT id, order_id, account_id, identifier, wildcard, 'pending', expires FROM authz), \
+         ch AS (INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
+         SELECT authz.id, authz.account_id, c.kind, c.token, 'pending' \
+         FROM unnest($17::INT8[], $18::TEXT[], $19::TEXT[]) AS c(authz_n, kind, token) JOIN authz ON authz.n = c.authz_n), \
+         counted AS (INSERT INTO acme_order_counts (account_id, bucket, orders) \
+         SELECT account_id, bucket, COUNT(*) FROM admitted GROUP BY account_id, bucket ORDER BY account_id, bucket \
+         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = acme_order_counts.orders + EXCLUDED.orders) \
+         SELECT ad.id, j.nth <= j.max_orders AS within_orders, \
+         (SELECT array_agg(authz.id ORDER BY authz.n) FROM authz WHERE authz.order_n = j.n) AS authz_ids \
+         FROM judged j LEFT JOIN admitted ad ON ad.n = j.n ORDER BY j.n";
+    let orders = || requests.iter().map(|r| &r.order);
+    let limits = |f: fn(OrderLimits, i64) -> i64| -> Vec<i64> {
+        requests.iter().map(|r| f(r.limits, r.order.created_at)).collect()
+    };
+    let (mut authz_orders, mut identifiers, mut wildcards) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut challenge_authzs, mut kinds, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, order) in orders().enumerate() {
+        for authz in &order.authorizations {
+            authz_orders.push(n as i64 + 1);
+            identifiers.push(authz.identifier.as_str());
+            wildcards.push(authz.wildcard);
+            for (kind, token) in &authz.challenges {
+                challenge_authzs.push(authz_orders.len() as i64);
+                kinds.push(kind.as_str());
+                tokens.push(token.as_str());
+            }
+        }
+    }
+    let rows: Vec<(Option<i64>, bool, Option<Vec<i64>>)> = sqlx::query_as(SQL)
+        .bind(orders().map(|o| o.account_id).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.identifiers.as_str()).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.not_before).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.not_after).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.expires).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.replaces_serial.as_deref()).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.replaces.as_deref()).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.created_at).collect::<Vec<_>>())
+        .bind(limits(OrderLimits::since))
+        .bind(limits(OrderLimits::counted_from))
+        .bind(limits(OrderLimits::bucket))
+        .bind(limits(|l, _| l.max_orders))
+        .bind(limits(|l, _| l.max_failed))
+        .bind(authz_orders)
+        .bind(identifiers)
+        .bind(wildcards)
+        .bind(challenge_authzs)
+        .bind(kinds)
+        .bind(tokens)
+        .fetch_all(pool)
+        .await?;
+    if rows.len() != requests.len() {
+        return Err(StoreError::Other(format!("{} new orders answered {}", requests.len(), rows.len())));
+    }
+    Ok(rows
+        .into_iter()
+        .zip(orders())
+        .map(|((id, within_orders, authz_ids), order)| match id {
+            Some(id) => Ok((
+                created(id, order),
+                authz_ids
+                    .unwrap_or_default()
+                    .into_iter()
+                    .zip(&order.authorizations)
+                    .map(|(authz_id, authz)| fresh_authz(authz_id, id, order, authz))
+                    .collect(),
+            )),
+            None if within_orders => Err(RateLimited::TooManyFailures),
+            None => Err(RateLimited::TooManyOrders),
+        })
+        .collect())
+}
+
+/// SQLite: the same judgement and writes, one statement each, in one
+/// transaction (SQLite runs one writer at a time, so the counts are exact).
+async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
+    const ORDERS: &str =
+        "SELECT COALESCE(SUM(orders), 0) FROM acme_order_counts WHERE account_id = $1 AND bucket >= $2";
+    const FAILED: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = $1 \
+         AND status = 'invalid' AND validated >= $2 LIMIT $3)";
+    const ORDER: &str = "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+    const AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
+         expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
+    const CHALLENGE: &str =
+        "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES ($1, $2, $3, $4, 'pending')";
+    const COUNT: &str = "INSERT INTO acme_order_counts (account_id, bucket, orders) VALUES ($1, $2, 1) \
+         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = orders + 1";
+    let mut tx = begin_write(pool).await?;
+    let mut out = Vec::with_capacity(requests.len());
+    for OrderRequest { order, limits } in requests {
+        let (account, now) = (order.account_id, order.created_at);
+        let orders: i64 =
+            sqlx::query_scalar(ORDERS).bind(account).bind(limits.counted_from(now)).fetch_one(&mut *tx).await?;
+        if orders >= limits.max_orders {
+            out.push(Err(RateLimited::TooManyOrders));
+            continue;
+        }
+        let failed: i64 = sqlx::query_scalar(FAILED)
+            .bind(account)
+            .bind(limits.since(now))
+            .bind(limits.max_failed)
+            .fetch_one(&mut *tx)
+            .await?;
+        if failed >= limits.max_failed {
+            out.push(Err(RateLimited::TooManyFailures));
+            continue;
+        }
+        let id: i64 = sqlx::query_scalar(ORDER)
+            .bind(account)
+            .bind(&order.identifiers)
+            .bind(order.not_before)
+            .bind(order.not_after)
+            .bind(order.expires)
+            .bind(&order.replaces_serial)
+            .bind(&order.replaces)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut authzs = Vec::with_capacity(order.authorizations.len());
+        for authz in &order.authorizations {
+            let authz_id: i64 = sqlx::query_scalar(AUTHZ)
+                .bind(id)
+                .bind(account)
+                .bind(&authz.identifier)
+                .bind(authz.wildcard)
+                .bind(order.expires)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (kind, token) in &authz.challenges {
+                sqlx::query(CHALLENGE).bind(authz_id).bind(account).bind(kind).bind(token).execute(&mut *tx).await?;
+            }
+            authzs.push(fresh_authz(authz_id, id, order, authz));
+        }
+        sqlx::query(COUNT).bind(account).bind(limits.bucket(now)).execute(&mut *tx).await?;
+        out.push(Ok((created(id, order), authzs)));
+    }
+    tx.commit().await?;
+    Ok(out)
+}
