@@ -2,7 +2,7 @@
 //! signature exists, then issued (or failed), later perhaps revoked.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, like_escape, with_pool};
+use super::{ASYNC_COMMIT, Db, NewAuditEvent, StoreError, begin_write, like_escape, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertificateStatus {
@@ -258,7 +258,8 @@ impl Db {
     /// ACME order `order_id`: the order moves from ready to processing in
     /// the same transaction (on PostgreSQL, the same statement), so a
     /// processing order always has its reserved certificate. False, and
-    /// nothing stored, when the order is not ready.
+    /// nothing stored, when the order is not ready. On PostgreSQL it
+    /// commits without waiting for the WAL flush (see `ASYNC_COMMIT`).
     pub async fn reserve_certificate_for_order(
         &self,
         pending: &PendingCertificate,
@@ -268,9 +269,9 @@ impl Db {
         match self {
             Db::Postgres(pool) => {
                 let sql = format!(
-                    "WITH claim AS (UPDATE acme_orders SET status = 'processing' \
+                    "WITH {ASYNC_COMMIT}, claim AS (UPDATE acme_orders SET status = 'processing' \
                      WHERE id = $12 AND status = 'ready' RETURNING id) \
-                     INSERT INTO certificates {RESERVED_COLUMNS} SELECT {RESERVED_VALUES} FROM claim"
+                     INSERT INTO certificates {RESERVED_COLUMNS} SELECT {RESERVED_VALUES} FROM claim, async_commit"
                 );
                 let done =
                     bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?.bind(order_id).execute(pool).await?;

@@ -5,17 +5,7 @@
 use std::collections::HashSet;
 
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
-use super::{AcmeAccountRecord, Db, StoreError, with_pool};
-
-/// Spending a nonce commits without waiting for the WAL flush
-/// (`synchronous_commit = off` for that one transaction), which on two cores
-/// is a quarter of an ACME flow's cost. Nothing is lost by it: a request that
-/// changes anything commits its own change synchronously afterwards, and
-/// flushing that commit flushes the earlier nonce row with it (the WAL is
-/// one sequence); only a crash within a fraction of a second could forget
-/// the spend of a request that changed nothing, whose replay changes
-/// nothing either.
-const ASYNC_COMMIT: &str = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))";
+use super::{ASYNC_COMMIT, AcmeAccountRecord, Db, StoreError, with_pool};
 
 /// What spending a batch of nonces found: the nonces that were fresh (the
 /// others were used before) and the accounts that were asked for.
