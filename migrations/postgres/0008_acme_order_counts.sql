@@ -2,7 +2,7 @@
 -- so checking "orders in the window" sums a few counters instead of
 -- counting up to the limit's worth of order rows (10 000 by default) on
 -- every newOrder. `bucket` is the first second the counter covers; its
--- width is the directory's window / 64 (see `acme::order`), so a change of
+-- width is the directory's window / 64 (see `storage::acme_new_orders`), so a change of
 -- window needs no rewrite here. Orders already stored are counted per
 -- second, a bucket one second wide.
 CREATE TABLE acme_order_counts (
