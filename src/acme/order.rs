@@ -190,18 +190,7 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
     );
     let (order, authzs) = match state.inner.new_orders.get(OrderRequest { order: new, limits }).await? {
         Ok(created) => created,
-        Err(RateLimited::TooManyOrders) => {
-            return Err(rate_limited(
-                directory,
-                format!("too many new orders: at most {}", directory.orders_per_window),
-            ));
-        }
-        Err(RateLimited::TooManyFailures) => {
-            return Err(rate_limited(
-                directory,
-                format!("too many failed validations: at most {}", directory.failed_validations_per_window),
-            ));
-        }
+        Err(limit) => return Err(rate_limited(directory, limit)),
     };
     let authz_ids: Vec<i64> = authzs.iter().map(|a| a.id).collect();
     Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authz_ids, now))
@@ -209,10 +198,14 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
 
 /// A refusal under the directory's rate limits: the client may try again
 /// once the window has moved on (at most an hour from now).
-fn rate_limited(directory: &DirectorySettings, what: String) -> AcmeProblem {
+fn rate_limited(directory: &DirectorySettings, limit: RateLimited) -> AcmeProblem {
     let window = directory.rate_window_seconds;
+    let (what, most) = match limit {
+        RateLimited::TooManyOrders => ("new orders", directory.orders_per_window),
+        RateLimited::TooManyFailures => ("failed validations", directory.failed_validations_per_window),
+    };
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    AcmeProblem::rate_limited(format!("{what} per {window} seconds"), retry_after)
+    AcmeProblem::rate_limited(format!("too many {what}: at most {most} per {window} seconds"), retry_after)
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),

@@ -114,6 +114,7 @@ impl Db {
     }
 }
 
+/// The record of an order just stored as `id`.
 fn created(id: i64, order: &NewAcmeOrder) -> AcmeOrderRecord {
     AcmeOrderRecord {
         id,
@@ -131,6 +132,7 @@ fn created(id: i64, order: &NewAcmeOrder) -> AcmeOrderRecord {
     }
 }
 
+/// The record of an authorization just stored for `order`.
 fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuthz) -> AcmeAuthzRecord {
     AcmeAuthzRecord {
         id,
