@@ -13,9 +13,9 @@ use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest,
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
 use tessera::setup::load_signing_authority;
 use tessera::storage::{
-    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, NewAcmeAccount,
-    NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate, RateLimited, StoreError,
-    ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, IssuedRecord,
+    NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate,
+    RateLimited, StoreError, Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -94,6 +94,54 @@ impl Signer for DownSigner {
         Err(SignerError::Unavailable { key: self.0.key_uri().to_string(), reason: "HSM session lost".into() })
     }
 }
+
+on_both_backends!(a_batch_of_issued_certificates_supersedes_in_order, |ca| {
+    let db = &ca.db;
+    let authority = db.list_authorities().await.unwrap()[1].id;
+    let other_names = |serial| PendingCertificate { sans: " dns:y.test ".into(), ..pending(serial, authority, 100) };
+    for reserved in [pending(10, authority, 100), pending(11, authority, 100), pending(12, authority, 100)] {
+        db.reserve_certificate(&reserved).await.unwrap();
+    }
+    db.reserve_certificate(&pending(13, authority, 100)).await.unwrap();
+    db.reserve_certificate(&other_names(14)).await.unwrap();
+    db.record_issued(&[0x42, 10], b"der", &event("certificate.issue")).await.unwrap();
+    let record = |serial: u8, sans: &str, replaces: Option<u8>| IssuedRecord {
+        serial: vec![0x42, serial],
+        der: b"der".to_vec(),
+        audit: event("certificate.issue"),
+        succession: Some(Succession {
+            requester: "test".into(),
+            sans: sans.into(),
+            authority_id: None,
+            replaces: replaces.map(|r| vec![0x42, r]),
+            acme_order: None,
+        }),
+    };
+    let heads = || async {
+        let mut serials: Vec<u8> =
+            db.unnoticed_unreplaced("test", 0, 100, None, 10).await.unwrap().into_iter().map(|c| c.serial[1]).collect();
+        serials.sort();
+        serials
+    };
+    assert_eq!(heads().await, vec![10]);
+
+    let audits = db.count_audit_events().await.unwrap();
+    let batch = [
+        record(11, " dns:x.test ", None),
+        record(12, " dns:x.test ", None),
+        record(99, " dns:x.test ", None),
+        record(14, " dns:y.test ", None),
+    ];
+    // The unreserved serial is refused alone; 12 follows 11 within the batch.
+    assert_eq!(db.record_issued_all(&batch).await.unwrap(), vec![true, true, false, true]);
+    assert_eq!(heads().await, vec![12, 14]);
+    assert_eq!(db.count_audit_events().await.unwrap(), audits + 3, "one audit event per recorded certificate");
+    assert_eq!(db.record_issued_all(&batch[..1]).await.unwrap(), vec![false], "recorded once");
+
+    // A named replacement is superseded whatever its names.
+    assert_eq!(db.record_issued_all(&[record(13, " dns:x.test ", Some(14))]).await.unwrap(), vec![true]);
+    assert_eq!(heads().await, vec![13]);
+});
 
 on_both_backends!(a_batch_of_nonces_is_spent_once_with_its_accounts, |ca| {
     let db = &ca.db;

@@ -14,7 +14,6 @@
 
 mod account;
 mod authz;
-mod batch;
 mod challenge;
 mod directory;
 mod eab;
@@ -45,11 +44,10 @@ use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
 use crate::storage::{
-    Admission, AuthzKey, AuthzWithChallenges, CertificateRecord, Db, OrderRequest, OrderWithAuthzIds, StoreError,
-    ValidationOutcome,
+    Admission, AuthzKey, AuthzWithChallenges, Batcher, CertificateRecord, Db, OrderRequest, OrderWithAuthzIds,
+    StoreError, ValidationOutcome,
 };
 use crate::validation::{ChallengeKind, Validator};
-use batch::Batcher;
 use nonce::Nonces;
 use nonce_batch::{Spend, Spent, spend_nonces};
 use problem::AcmeProblem;

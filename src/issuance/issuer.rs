@@ -13,7 +13,9 @@ use super::profile::{LeafProfile, RevocationUrls, leaf_params, ocsp_signer_param
 use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
-use crate::storage::{CertificateRecord, Db, NewAuditEvent, PendingCertificate, StoreError, Succession};
+use crate::storage::{
+    Batcher, CertificateRecord, Db, IssuedRecord, NewAuditEvent, PendingCertificate, StoreError, Succession,
+};
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
 const BACKDATE: Duration = Duration::seconds(60);
@@ -118,12 +120,17 @@ pub struct CertificateIssuer {
     /// A watch channel as a swappable cell: reading is one uncontended read
     /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
     authority: Arc<watch::Sender<Arc<SigningAuthority>>>,
+    /// Signed certificates of concurrent issuances, recorded in one commit.
+    issued: Batcher<IssuedRecord, bool>,
 }
 
 impl CertificateIssuer {
     /// An issuer with its own current authority (not shared with others).
     pub fn new(db: Db, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
-        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)) }
+        let issued = Batcher::start(db.clone(), |db: Db, records: Vec<IssuedRecord>| async move {
+            db.record_issued_all(&records).await
+        });
+        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)), issued }
     }
 
     /// The authority new certificates are signed by now.
@@ -276,18 +283,22 @@ impl CertificateIssuer {
             target: serial.to_hex(),
             detail,
         };
-        let replaces = match &plan.lineage {
-            Lineage::Identifiers { replaces } => replaces.as_deref(),
-            Lineage::Authority => None,
+        let (authority_id, replaces) = match plan.lineage {
+            Lineage::Identifiers { replaces } => (None, replaces),
+            Lineage::Authority => (Some(authority.id), None),
         };
         let succession = Succession {
-            requester: &audit.actor,
-            sans: &plan.sans,
-            authority_id: matches!(plan.lineage, Lineage::Authority).then_some(authority.id),
+            requester: audit.actor.clone(),
+            sans: plan.sans,
+            authority_id,
             replaces,
             acme_order: plan.acme_order,
         };
-        self.db.record_issued_succeeding(serial.as_bytes(), &der, &audit, Some(&succession)).await?;
+        let record =
+            IssuedRecord { serial: serial.as_bytes().to_vec(), der: der.clone(), audit, succession: Some(succession) };
+        if !self.issued.get(record).await? {
+            return Err(StoreError::Conflict("the certificate is not pending".into()).into());
+        }
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
     }

@@ -112,15 +112,24 @@ impl PendingCertificate {
 /// requester and identifiers (of the same authority too, when
 /// `authority_id` is set: OCSP responder certificates, which name no
 /// identifiers), and an explicitly named one (ACME `replaces`, RFC 9773).
-#[derive(Debug, Clone, Copy)]
-pub struct Succession<'a> {
-    pub requester: &'a str,
-    pub sans: &'a str,
+#[derive(Debug, Clone)]
+pub struct Succession {
+    pub requester: String,
+    pub sans: String,
     pub authority_id: Option<i64>,
-    pub replaces: Option<&'a [u8]>,
+    pub replaces: Option<Vec<u8>>,
     /// The ACME order (then processing) that the new certificate completes:
     /// it becomes valid, naming the certificate, in the same commit.
     pub acme_order: Option<i64>,
+}
+
+/// A signed certificate to record as issued ([`Db::record_issued_all`]).
+#[derive(Debug, Clone)]
+pub struct IssuedRecord {
+    pub serial: Vec<u8>,
+    pub der: Vec<u8>,
+    pub audit: NewAuditEvent,
+    pub succession: Option<Succession>,
 }
 
 /// List filters; all optional. Results are ordered by (not_after, serial).
@@ -202,49 +211,60 @@ where
         .bind(pending.crl_shard))
 }
 
-/// [`Db::record_issued_succeeding`] on PostgreSQL as one statement: one
-/// round trip and one commit instead of up to seven. The other rows'
-/// updates and the audit event happen only if the certificate was pending.
-/// A predecessor another issuance has locked is left to that one: it is
-/// superseding it, and waiting for its commit only queued every issuance
-/// for the same names behind one row.
-async fn record_issued_at_once(
-    pool: &sqlx::PgPool,
-    serial: &[u8],
-    der: &[u8],
-    audit: &NewAuditEvent,
-    succession: Option<&Succession<'_>>,
-) -> Result<(), StoreError> {
-    const ALL: &str = "WITH issued AS (UPDATE certificates SET status = 1, der = $2 \
-         WHERE serial = $1 AND status = 0 RETURNING serial), \
-         predecessors AS (UPDATE certificates SET superseded = TRUE WHERE serial IN (SELECT serial \
-         FROM certificates WHERE $3 AND requester = $4 AND sans = $5 AND status = 1 AND NOT superseded \
-         AND serial <> $1 AND ($6::BIGINT IS NULL OR authority_id = $6) AND EXISTS (SELECT 1 FROM issued) \
-         FOR UPDATE SKIP LOCKED)), \
-         replaced AS (UPDATE certificates SET superseded = TRUE WHERE serial = $7 AND serial <> $1 \
-         AND NOT superseded AND EXISTS (SELECT 1 FROM issued)), \
+/// [`Db::record_issued_all`] on PostgreSQL as one statement: one round
+/// trip and one commit for the whole batch. The other rows' updates and the
+/// audit events happen only for certificates that were pending. A
+/// predecessor another issuance has locked is left to that one: it is
+/// superseding it, and waiting for its commit only queued every issuance for
+/// the same names behind one row. Within the batch, a certificate that a
+/// later one of the same lineage follows is recorded superseded at once.
+async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
+    const SQL: &str = "WITH batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[], \
+         $3::BOOLEAN[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::BYTEA[], $8::INT8[], $9::INT8[], $10::TEXT[], \
+         $11::TEXT[], $12::TEXT[], $13::TEXT[]) WITH ORDINALITY AS b(serial, der, succeeds, requester, sans, \
+         authority_id, replaces, acme_order, at, actor, action, target, detail, n)), \
+         pending AS MATERIALIZED (SELECT b.* FROM batch b \
+         JOIN certificates c ON c.serial = b.serial AND c.status = 0), \
+         issued AS (UPDATE certificates c SET status = 1, der = p.der, superseded = EXISTS (SELECT 1 \
+         FROM pending later WHERE later.n > p.n AND later.succeeds AND p.succeeds AND later.requester = p.requester \
+         AND later.sans = p.sans AND later.authority_id IS NOT DISTINCT FROM p.authority_id) \
+         FROM pending p WHERE c.serial = p.serial AND c.status = 0 RETURNING c.serial), \
+         done AS MATERIALIZED (SELECT p.* FROM pending p WHERE p.serial IN (SELECT serial FROM issued)), \
+         predecessors AS (UPDATE certificates SET superseded = TRUE WHERE serial IN (SELECT c.serial \
+         FROM certificates c JOIN done d ON d.succeeds AND c.requester = d.requester AND c.sans = d.sans \
+         AND (d.authority_id IS NULL OR c.authority_id = d.authority_id) \
+         WHERE c.status = 1 AND NOT c.superseded AND c.serial NOT IN (SELECT serial FROM batch) \
+         FOR UPDATE OF c SKIP LOCKED)), \
+         replaced AS (UPDATE certificates SET superseded = TRUE \
+         WHERE serial IN (SELECT replaces FROM done WHERE replaces IS NOT NULL) \
+         AND serial NOT IN (SELECT serial FROM batch) AND NOT superseded), \
          audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
-         SELECT $8, $9, $10, $11, $12 FROM issued), \
-         completed AS (UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
-         WHERE id = $13 AND status = 'processing' AND EXISTS (SELECT 1 FROM issued)) \
-         SELECT COUNT(*) FROM issued";
-    let issued: i64 = sqlx::query_scalar(ALL)
-        .bind(serial)
-        .bind(der)
-        .bind(succession.is_some())
-        .bind(succession.map(|s| s.requester))
-        .bind(succession.map(|s| s.sans))
-        .bind(succession.and_then(|s| s.authority_id))
-        .bind(succession.and_then(|s| s.replaces))
-        .bind(audit.at)
-        .bind(&audit.actor)
-        .bind(audit.action)
-        .bind(&audit.target)
-        .bind(audit.detail.to_string())
-        .bind(succession.and_then(|s| s.acme_order))
-        .fetch_one(pool)
+         SELECT at, actor, action, target, detail FROM done ORDER BY n), \
+         completed AS (UPDATE acme_orders o SET status = 'valid', certificate_serial = d.serial \
+         FROM done d WHERE o.id = d.acme_order AND o.status = 'processing') \
+         SELECT b.serial IN (SELECT serial FROM done) FROM batch b ORDER BY b.n";
+    let succession = || records.iter().map(|r| r.succession.as_ref());
+    let audit = || records.iter().map(|r| &r.audit);
+    let issued: Vec<bool> = sqlx::query_scalar(SQL)
+        .bind(records.iter().map(|r| r.serial.as_slice()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.der.as_slice()).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.is_some()).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.map(|s| s.requester.as_str())).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.map(|s| s.sans.as_str())).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.and_then(|s| s.authority_id)).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.and_then(|s| s.replaces.as_deref())).collect::<Vec<_>>())
+        .bind(succession().map(|s| s.and_then(|s| s.acme_order)).collect::<Vec<_>>())
+        .bind(audit().map(|a| a.at).collect::<Vec<_>>())
+        .bind(audit().map(|a| a.actor.as_str()).collect::<Vec<_>>())
+        .bind(audit().map(|a| a.action).collect::<Vec<_>>())
+        .bind(audit().map(|a| a.target.as_str()).collect::<Vec<_>>())
+        .bind(audit().map(|a| a.detail.to_string()).collect::<Vec<_>>())
+        .fetch_all(pool)
         .await?;
-    if issued == 1 { Ok(()) } else { Err(StoreError::Conflict("the certificate is not pending".into())) }
+    if issued.len() != records.len() {
+        return Err(StoreError::Other(format!("{} issued records answered {}", records.len(), issued.len())));
+    }
+    Ok(issued)
 }
 
 impl Db {
@@ -293,20 +313,21 @@ impl Db {
 
     /// Step two: the signed certificate and its audit event, together.
     pub async fn record_issued(&self, serial: &[u8], der: &[u8], audit: &NewAuditEvent) -> Result<(), StoreError> {
-        self.record_issued_succeeding(serial, der, audit, None).await
+        let record =
+            IssuedRecord { serial: serial.to_vec(), der: der.to_vec(), audit: audit.clone(), succession: None };
+        match self.record_issued_all(std::slice::from_ref(&record)).await?.as_slice() {
+            [true] => Ok(()),
+            _ => Err(StoreError::Conflict("the certificate is not pending".into())),
+        }
     }
 
-    /// [`Db::record_issued`], and in the same transaction the certificates
-    /// the new one replaces are marked superseded (see [`Succession`]), so
-    /// finding overdue certificates never needs a search. Only the flag is
-    /// kept: nothing needs to know which certificate replaced which.
-    pub async fn record_issued_succeeding(
-        &self,
-        serial: &[u8],
-        der: &[u8],
-        audit: &NewAuditEvent,
-        succession: Option<&Succession<'_>>,
-    ) -> Result<(), StoreError> {
+    /// Records signed certificates in one commit, each as
+    /// [`Db::record_issued`] does and, where it has a [`Succession`],
+    /// marking the certificates it replaces superseded in the same commit,
+    /// so finding overdue certificates never needs a search. Only the flag
+    /// is kept: nothing needs to know which certificate replaced which.
+    /// True for each certificate recorded, false for one not pending.
+    pub async fn record_issued_all(&self, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
         const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0";
         // Served by the partial index certificates_heads.
         const PREDECESSORS: &str = "UPDATE certificates SET superseded = TRUE \
@@ -316,33 +337,38 @@ impl Db {
         const ORDER: &str = "UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
              WHERE id = $2 AND status = 'processing'";
         let pool = match self {
-            Db::Postgres(pool) => return record_issued_at_once(pool, serial, der, audit, succession).await,
+            Db::Postgres(pool) => return record_issued_at_once(pool, records).await,
             Db::Sqlite(pool) => pool,
         };
-        // SQLite: the same steps, one statement each, in one transaction.
+        // SQLite: the same steps, one statement each, in one transaction;
+        // in order, so a later certificate supersedes an earlier one.
         let mut tx = begin_write(pool).await?;
-        let done = sqlx::query(SQL).bind(serial).bind(der).execute(&mut *tx).await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict("the certificate is not pending".into()));
-        }
-        if let Some(succession) = succession {
-            sqlx::query(PREDECESSORS)
-                .bind(serial)
-                .bind(succession.requester)
-                .bind(succession.sans)
-                .bind(succession.authority_id)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(replaced) = succession.replaces {
-                sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
+        let mut issued = Vec::with_capacity(records.len());
+        for record in records {
+            let done = sqlx::query(SQL).bind(&record.serial).bind(&record.der).execute(&mut *tx).await?;
+            issued.push(done.rows_affected() == 1);
+            if done.rows_affected() != 1 {
+                continue;
             }
-            if let Some(order) = succession.acme_order {
-                sqlx::query(ORDER).bind(serial).bind(order).execute(&mut *tx).await?;
+            if let Some(succession) = &record.succession {
+                sqlx::query(PREDECESSORS)
+                    .bind(&record.serial)
+                    .bind(&succession.requester)
+                    .bind(&succession.sans)
+                    .bind(succession.authority_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(replaced) = &succession.replaces {
+                    sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
+                }
+                if let Some(order) = succession.acme_order {
+                    sqlx::query(ORDER).bind(&record.serial).bind(order).execute(&mut *tx).await?;
+                }
             }
+            insert_audit!(&mut *tx, &record.audit)?;
         }
-        insert_audit!(&mut *tx, audit)?;
         tx.commit().await?;
-        Ok(())
+        Ok(issued)
     }
 
     /// A signature that could not be made: the serial stays on record as failed.

@@ -11,6 +11,7 @@ mod acme_new_orders;
 mod acme_orders;
 mod audit;
 mod authorities;
+mod batch;
 mod certificates;
 mod eab_keys;
 mod lifecycle;
@@ -36,8 +37,10 @@ pub use acme_orders::{
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
+pub use batch::Batcher;
 pub use certificates::{
-    CertificateFilter, CertificateRecord, CertificateStatus, PendingCertificate, Succession, key_type_code,
+    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, PendingCertificate, Succession,
+    key_type_code,
 };
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use lifecycle::{

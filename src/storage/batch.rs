@@ -1,9 +1,8 @@
-//! Batches the database work of concurrent requests. The ACME hot paths
-//! (spending a nonce, reading an order or an authorization, counting an
-//! account's recent orders, starting a challenge, recording a validation
-//! result, reading a certificate to download) each cost a round trip
-//! and a statement, whose fixed cost on PostgreSQL outweighs the
-//! rows it touches. Requests that arrive while earlier batches are in the
+//! Batches the database work of concurrent requests. The hot paths
+//! (spending an ACME nonce, reading an order or an authorization, admitting
+//! a new order, starting a challenge, recording a validation result,
+//! recording a signed certificate) each cost a round trip and a statement,
+//! whose fixed cost on PostgreSQL outweighs the rows it touches. Requests that arrive while earlier batches are in the
 //! database wait for the next batch, so under load one statement serves
 //! many requests, and an idle server sends each request's statement at once.
 //! A batch starts only after every request in it arrived, so what it reads
@@ -14,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::storage::StoreError;
+use super::StoreError;
 
 /// Requests one statement serves at most.
 const MAX_BATCH: usize = 256;
