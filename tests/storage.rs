@@ -15,7 +15,7 @@ use tessera::setup::load_signing_authority;
 use tessera::storage::{
     AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, IssuedRecord,
     NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate,
-    RateLimited, StoreError, Succession, ValidationOutcome,
+    RateLimited, Reservation, Reserved, StoreError, Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -94,6 +94,23 @@ impl Signer for DownSigner {
         Err(SignerError::Unavailable { key: self.0.key_uri().to_string(), reason: "HSM session lost".into() })
     }
 }
+
+on_both_backends!(a_batch_of_reservations_refuses_only_taken_serials, |ca| {
+    let db = &ca.db;
+    let authority = db.list_authorities().await.unwrap()[1].id;
+    db.reserve_certificate(&pending(20, authority, 100)).await.unwrap();
+    let reserve = |serial| Reservation { pending: pending(serial, authority, 100), acme_order: None };
+    let batch = [reserve(21), reserve(20), reserve(22), reserve(21)];
+    assert_eq!(
+        db.reserve_certificates(&batch).await.unwrap(),
+        vec![Reserved::Done, Reserved::SerialTaken, Reserved::Done, Reserved::SerialTaken]
+    );
+    for serial in [20, 21, 22] {
+        assert_eq!(db.certificate(&[0x42, serial]).await.unwrap().status(), Some(CertificateStatus::Pending));
+    }
+    let pending_rows = CertificateFilter { status: Some(CertificateStatus::Pending), ..Default::default() };
+    assert_eq!(db.list_certificates(&pending_rows, 10).await.unwrap().len(), 3, "a refused reservation stores nothing");
+});
 
 on_both_backends!(a_batch_of_issued_certificates_supersedes_in_order, |ca| {
     let db = &ca.db;

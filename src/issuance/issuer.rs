@@ -14,7 +14,8 @@ use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_
 use crate::clock::SharedClock;
 use crate::keys::Signer;
 use crate::storage::{
-    Batcher, CertificateRecord, Db, IssuedRecord, NewAuditEvent, PendingCertificate, StoreError, Succession,
+    Batcher, CertificateRecord, Db, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved, StoreError,
+    Succession,
 };
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
@@ -120,6 +121,8 @@ pub struct CertificateIssuer {
     /// A watch channel as a swappable cell: reading is one uncontended read
     /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
     authority: Arc<watch::Sender<Arc<SigningAuthority>>>,
+    /// Serials of concurrent issuances, reserved in one commit.
+    reservations: Batcher<Reservation, Reserved>,
     /// Signed certificates of concurrent issuances, recorded in one commit.
     issued: Batcher<IssuedRecord, bool>,
 }
@@ -127,10 +130,13 @@ pub struct CertificateIssuer {
 impl CertificateIssuer {
     /// An issuer with its own current authority (not shared with others).
     pub fn new(db: Db, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
+        let reservations = Batcher::start(db.clone(), |db: Db, reservations: Vec<Reservation>| async move {
+            db.reserve_certificates(&reservations).await
+        });
         let issued = Batcher::start(db.clone(), |db: Db, records: Vec<IssuedRecord>| async move {
             db.record_issued_all(&records).await
         });
-        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)), issued }
+        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)), reservations, issued }
     }
 
     /// The authority new certificates are signed by now.
@@ -326,13 +332,11 @@ impl CertificateIssuer {
                 policy: plan.policy.clone(),
                 crl_shard: plan.sharded.then(|| serial.shard(authority.crl_shards) as i32),
             };
-            let reserved = match plan.acme_order {
-                Some(order_id) => self.db.reserve_certificate_for_order(&pending, order_id).await,
-                None => self.db.reserve_certificate(&pending).await.map(|()| true),
-            };
-            match reserved {
-                Ok(true) => return Ok((serial, pending)),
-                Ok(false) => return Err(IssueError::OrderNotReady),
+            let reservation = Reservation { pending, acme_order: plan.acme_order };
+            match self.reservations.get(reservation.clone()).await {
+                Ok(Reserved::Done) => return Ok((serial, reservation.pending)),
+                Ok(Reserved::OrderNotReady) => return Err(IssueError::OrderNotReady),
+                Ok(Reserved::SerialTaken) => last = StoreError::Conflict("the serial is taken".into()),
                 Err(e @ StoreError::Conflict(_)) => last = e,
                 Err(e) => return Err(e.into()),
             }

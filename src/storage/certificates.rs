@@ -123,6 +123,24 @@ pub struct Succession {
     pub acme_order: Option<i64>,
 }
 
+/// A serial to reserve ([`Db::reserve_certificates`]) and the ACME order
+/// its certificate finalizes, if any.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub pending: PendingCertificate,
+    pub acme_order: Option<i64>,
+}
+
+/// What became of a [`Reservation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    Done,
+    /// Another certificate has the serial: draw another.
+    SerialTaken,
+    /// The order is not ready (another request is finalizing it).
+    OrderNotReady,
+}
+
 /// A signed certificate to record as issued ([`Db::record_issued_all`]).
 #[derive(Debug, Clone)]
 pub struct IssuedRecord {
@@ -211,6 +229,58 @@ where
         .bind(pending.crl_shard))
 }
 
+/// [`Db::reserve_certificates`] on PostgreSQL as one statement. Of two
+/// reservations for one order (two finalizations at once) the first claims
+/// it. A serial taken meanwhile by another statement fails the whole batch
+/// with a conflict, which the issuer retries with fresh serials.
+async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
+    let sql = format!(
+        "WITH {ASYNC_COMMIT}, batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::INT8[], $3::INT8[], \
+         $4::INT8[], $5::INT8[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT2[], $10::TEXT[], $11::INT4[], \
+         $12::INT8[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, created_at, subject, sans, \
+         requester, key_type, policy, crl_shard, acme_order, n)), \
+         fresh AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
+         WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = b.serial) ORDER BY b.serial, b.n), \
+         claimed AS (UPDATE acme_orders o SET status = 'processing' FROM (SELECT DISTINCT ON (acme_order) \
+         acme_order, n FROM fresh WHERE acme_order IS NOT NULL ORDER BY acme_order, n) f \
+         WHERE o.id = f.acme_order AND o.status = 'ready' RETURNING f.n), \
+         kept AS MATERIALIZED (SELECT * FROM fresh WHERE acme_order IS NULL OR n IN (SELECT n FROM claimed)), \
+         inserted AS (INSERT INTO certificates {RESERVED_COLUMNS} SELECT serial, authority_id, not_before, \
+         not_after, created_at, 0, subject, sans, requester, key_type, policy, crl_shard FROM kept ORDER BY n) \
+         SELECT CASE WHEN b.n IN (SELECT n FROM kept) THEN 0 WHEN b.n IN (SELECT n FROM fresh) THEN 2 ELSE 1 END::INT2 \
+         FROM batch b, async_commit ORDER BY b.n"
+    );
+    let pending = || reservations.iter().map(|r| &r.pending);
+    let key_types =
+        pending().map(|p| stored_key_type(p.key_type.as_deref())).collect::<Result<Vec<_>, StoreError>>()?;
+    let outcomes: Vec<i16> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(pending().map(|p| p.serial.as_slice()).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.authority_id).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.not_before).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.not_after).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.created_at).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.subject.as_deref()).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.sans.as_str()).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.requester.as_str()).collect::<Vec<_>>())
+        .bind(key_types)
+        .bind(pending().map(|p| p.policy.as_deref()).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.crl_shard).collect::<Vec<_>>())
+        .bind(reservations.iter().map(|r| r.acme_order).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+    if outcomes.len() != reservations.len() {
+        return Err(StoreError::Other(format!("{} reservations answered {}", reservations.len(), outcomes.len())));
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| match o {
+            0 => Reserved::Done,
+            1 => Reserved::SerialTaken,
+            _ => Reserved::OrderNotReady,
+        })
+        .collect())
+}
+
 /// [`Db::record_issued_all`] on PostgreSQL as one statement: one round
 /// trip and one commit for the whole batch. The other rows' updates and the
 /// audit events happen only for certificates that were pending. A
@@ -270,45 +340,45 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
 impl Db {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
-        with_pool!(self, pool => bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?
-            .execute(pool).await.map(|_| ()).map_err(StoreError::from))
+        let reservation = Reservation { pending: pending.clone(), acme_order: None };
+        match self.reserve_certificates(std::slice::from_ref(&reservation)).await?.as_slice() {
+            [Reserved::Done] => Ok(()),
+            _ => Err(StoreError::Conflict("the serial is taken".into())),
+        }
     }
 
-    /// [`Db::reserve_certificate`] for a certificate that finalizes the
-    /// ACME order `order_id`: the order moves from ready to processing in
-    /// the same transaction (on PostgreSQL, the same statement), so a
-    /// processing order always has its reserved certificate. False, and
-    /// nothing stored, when the order is not ready. On PostgreSQL it
-    /// commits without waiting for the WAL flush (see `ASYNC_COMMIT`).
-    pub async fn reserve_certificate_for_order(
-        &self,
-        pending: &PendingCertificate,
-        order_id: i64,
-    ) -> Result<bool, StoreError> {
+    /// Reserves serials in one commit, each as [`Db::reserve_certificate`]
+    /// does; one that finalizes an ACME order moves it from ready to
+    /// processing in the same commit, so a processing order always has its
+    /// reserved certificate. Nothing is stored for a reservation refused. On
+    /// PostgreSQL it commits without waiting for the WAL flush (see
+    /// `ASYNC_COMMIT`): the certificate's issued record, which commits
+    /// synchronously before anyone sees the certificate, flushes it too.
+    pub async fn reserve_certificates(&self, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
+        const TAKEN: &str = "SELECT 1 FROM certificates WHERE serial = $1";
         const CLAIM: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
-        match self {
-            Db::Postgres(pool) => {
-                let sql = format!(
-                    "WITH {ASYNC_COMMIT}, claim AS (UPDATE acme_orders SET status = 'processing' \
-                     WHERE id = $12 AND status = 'ready' RETURNING id) \
-                     INSERT INTO certificates {RESERVED_COLUMNS} SELECT {RESERVED_VALUES} FROM claim, async_commit"
-                );
-                let done =
-                    bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), pending)?.bind(order_id).execute(pool).await?;
-                Ok(done.rows_affected() == 1)
+        let pool = match self {
+            Db::Postgres(pool) => return reserve_at_once(pool, reservations).await,
+            Db::Sqlite(pool) => pool,
+        };
+        let mut tx = begin_write(pool).await?;
+        let mut reserved = Vec::with_capacity(reservations.len());
+        for Reservation { pending, acme_order } in reservations {
+            if sqlx::query(TAKEN).bind(&pending.serial).fetch_optional(&mut *tx).await?.is_some() {
+                reserved.push(Reserved::SerialTaken);
+                continue;
             }
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                if sqlx::query(CLAIM).bind(order_id).execute(&mut *tx).await?.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
+            if let Some(order) = acme_order
+                && sqlx::query(CLAIM).bind(order).execute(&mut *tx).await?.rows_affected() != 1
+            {
+                reserved.push(Reserved::OrderNotReady);
+                continue;
             }
+            bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?.execute(&mut *tx).await?;
+            reserved.push(Reserved::Done);
         }
+        tx.commit().await?;
+        Ok(reserved)
     }
 
     /// Step two: the signed certificate and its audit event, together.

@@ -39,8 +39,8 @@ pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
 pub use batch::Batcher;
 pub use certificates::{
-    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, PendingCertificate, Succession,
-    key_type_code,
+    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, PendingCertificate, Reservation, Reserved,
+    Succession, key_type_code,
 };
 pub use eab_keys::{EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
@@ -68,8 +68,8 @@ pub enum Db {
 /// forget them, and then the request has not been answered. On two cores
 /// each flush is a noticeable share of an ACME flow's cost. Used for a
 /// nonce's spend (a replay of a request that changed nothing changes
-/// nothing) and an ACME certificate's reservation (the certificate is
-/// handed out only after its issued record commits synchronously).
+/// nothing) and a certificate's reservation (the certificate is handed
+/// out only after its issued record commits synchronously).
 const ASYNC_COMMIT: &str = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))";
 
 /// Runs the same body on whichever pool is configured.
