@@ -200,7 +200,7 @@ impl Db {
         after_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        const SQL: &str = "SELECT id FROM acme_orders WHERE account_id = $1 AND ($2 IS NULL OR id > $2) \
+        const SQL: &str = "SELECT id FROM acme_orders WHERE account_id = $1 AND id > COALESCE($2, 0) \
              ORDER BY id LIMIT $3";
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))

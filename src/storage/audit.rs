@@ -52,10 +52,16 @@ impl Db {
     }
 
     pub async fn list_audit_events(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        const SQL: &str = "SELECT id, at, actor, action, target, detail FROM audit_events \
-             WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR target = $2) AND ($3 IS NULL OR id < $3) \
-             ORDER BY id DESC LIMIT $4";
-        with_pool!(self, pool => sqlx::query_as::<_, AuditEvent>(SQL)
+        // A generic plan (see `Db::connect`) uses `audit_events_action`
+        // only for a condition always there, so the action's is written in
+        // only when it is asked for.
+        let action = if filter.action.is_some() { "action = $1" } else { "$1 IS NULL" };
+        let sql = format!(
+            "SELECT id, at, actor, action, target, detail FROM audit_events \
+             WHERE {action} AND ($2 IS NULL OR target = $2) AND id < COALESCE($3, 9223372036854775807) \
+             ORDER BY id DESC LIMIT $4"
+        );
+        with_pool!(self, pool => sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql))
             .bind(&filter.action)
             .bind(&filter.target)
             .bind(filter.before_id)

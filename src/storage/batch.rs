@@ -1,8 +1,9 @@
 //! Batches the database work of concurrent requests. The hot paths
 //! (spending an ACME nonce, reading an order or an authorization, admitting
 //! a new order, starting a challenge, recording a validation result,
-//! recording a signed certificate) each cost a round trip and a statement,
-//! whose fixed cost on PostgreSQL outweighs the rows it touches. Requests that arrive while earlier batches are in the
+//! reserving a serial, recording a signed certificate) each cost a round
+//! trip and a statement, whose fixed cost on PostgreSQL outweighs the rows
+//! it touches. Requests that arrive while earlier batches are in the
 //! database wait for the next batch, so under load one statement serves
 //! many requests, and an idle server sends each request's statement at once.
 //! A batch starts only after every request in it arrived, so what it reads

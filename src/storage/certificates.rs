@@ -458,16 +458,19 @@ impl Db {
         filter: &CertificateFilter,
         limit: i64,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        // The redundant `not_after >= $6` gives the keyset a range of
-        // `certificates_not_after` (not_after alone) to start from; the rows
-        // of one second are then sorted by serial, not looked up by it.
+        // Bounds on not_after are written so that they hold without their
+        // parameter (COALESCE), not skipped with `IS NULL OR`: a generic
+        // plan (see `Db::connect`) then still takes them as a range of
+        // `certificates_not_after`. The redundant `not_after >= $6` gives
+        // the keyset its start; the rows of one second are then sorted by
+        // serial, not looked up by it.
         let sql = format!(
             "SELECT {COLUMNS} FROM certificates \
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR authority_id = $2) \
              AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\') \
-             AND ($4 IS NULL OR not_after < $4) AND ($5 IS NULL OR not_after > $5) \
+             AND not_after < COALESCE($4, 9223372036854775807) AND not_after > COALESCE($5, -1) \
              AND ($6 IS NULL OR not_after > $6 OR (not_after = $6 AND serial > $7)) \
-             AND ($6 IS NULL OR not_after >= $6) \
+             AND not_after >= COALESCE($6, -1) \
              ORDER BY not_after, serial LIMIT $8"
         );
         let san = filter.san.as_ref().map(|s| format!("% {} %", like_escape(s)));

@@ -159,8 +159,12 @@ impl Db {
                 .await?;
             Ok(Self::Sqlite(pool))
         } else {
+            // Every statement is prepared once per connection; left to
+            // choose, PostgreSQL re-plans the batched ones (array
+            // parameters) on every call, which cost more than running them.
             let connect = PgConnectOptions::from_str(&options.url)
-                .map_err(|e| StoreError::Other(format!("database_url: {e}")))?;
+                .map_err(|e| StoreError::Other(format!("database_url: {e}")))?
+                .options([("plan_cache_mode", "force_generic_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
