@@ -18,6 +18,10 @@
 
 mod common;
 
+/// The allocator the `tessera` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
