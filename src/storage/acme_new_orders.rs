@@ -7,7 +7,7 @@
 //! so a limit of 10 000 orders an hour costs a sum of at most 64 counters,
 //! not a count of 10 000 rows, on every newOrder.
 
-use super::{AcmeAuthzRecord, AcmeOrderRecord, Db, StoreError, begin_write, with_pool};
+use super::{AcmeAuthzRecord, AcmeOrderRecord, Db, StoreError, begin_write, one_row_each, with_pool};
 
 /// Counter buckets per rate window: the count may include orders made up to
 /// 1/64 of the window before it began (it errs towards refusing).
@@ -224,10 +224,7 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
         .bind(tokens)
         .fetch_all(pool)
         .await?;
-    if rows.len() != requests.len() {
-        return Err(StoreError::Other(format!("{} new orders answered {}", requests.len(), rows.len())));
-    }
-    Ok(rows
+    Ok(one_row_each("new orders", requests.len(), rows)?
         .into_iter()
         .zip(orders())
         .map(|((id, within_orders, authz_ids), order)| match id {

@@ -2,7 +2,7 @@
 //! signature exists, then issued (or failed), later perhaps revoked.
 
 use super::audit::insert_audit;
-use super::{ASYNC_COMMIT, Db, NewAuditEvent, StoreError, begin_write, like_escape, with_pool};
+use super::{ASYNC_COMMIT, Db, NewAuditEvent, StoreError, begin_write, like_escape, one_row_each, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertificateStatus {
@@ -268,10 +268,7 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
         .bind(reservations.iter().map(|r| r.acme_order).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
-    if outcomes.len() != reservations.len() {
-        return Err(StoreError::Other(format!("{} reservations answered {}", reservations.len(), outcomes.len())));
-    }
-    Ok(outcomes
+    Ok(one_row_each("reservations", reservations.len(), outcomes)?
         .into_iter()
         .map(|o| match o {
             0 => Reserved::Done,
@@ -331,10 +328,7 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
         .bind(audit().map(|a| a.detail.to_string()).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
-    if issued.len() != records.len() {
-        return Err(StoreError::Other(format!("{} issued records answered {}", records.len(), issued.len())));
-    }
-    Ok(issued)
+    one_row_each("issued records", records.len(), issued)
 }
 
 impl Db {

@@ -72,6 +72,17 @@ pub enum Db {
 /// out only after its issued record commits synchronously).
 const ASYNC_COMMIT: &str = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))";
 
+/// The rows of a batched statement, which answers one row per input in
+/// order: any other count is a bug, reported as an error rather than
+/// pairing inputs with the wrong answers.
+fn one_row_each<T>(what: &str, inputs: usize, rows: Vec<T>) -> Result<Vec<T>, StoreError> {
+    if rows.len() == inputs {
+        Ok(rows)
+    } else {
+        Err(StoreError::Other(format!("{inputs} {what} answered {}", rows.len())))
+    }
+}
+
 /// Runs the same body on whichever pool is configured.
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {
