@@ -26,7 +26,10 @@ pub async fn dev_config(dir: &Path) -> (Config, &'static str) {
     (Config::load(None, &overrides).unwrap(), backend)
 }
 
-/// A new, empty database on the server `server` names.
+/// A new, empty database on the server `server` names. A loopback server
+/// is reached without TLS unless the URL says `sslmode`: Debian's
+/// PostgreSQL turns TLS on and sqlx prefers it, and encrypting traffic that
+/// never leaves the machine measured ~5% of the ACME flows per second.
 pub async fn fresh_database(server: &str) -> String {
     let name = format!("tessera_bench_{}_{}", std::process::id(), hex::encode(rand::random::<[u8; 3]>()));
     let admin = Db::connect(&DbOptions::new(server)).await.unwrap();
@@ -34,6 +37,14 @@ pub async fn fresh_database(server: &str) -> String {
     admin.close().await;
     let mut url = url::Url::parse(server).unwrap();
     url.set_path(&format!("/{name}"));
+    // A `postgres:` URL's host stays text (not a special scheme), so parse it.
+    let loopback = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback && !url.query_pairs().any(|(key, _)| key == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
     url.to_string()
 }
 

@@ -6,8 +6,10 @@
 //! it touches. Requests that arrive while earlier batches are in the
 //! database wait for the next batch, so under load one statement serves
 //! many requests, and an idle server sends each request's statement at once.
-//! A batch starts only after every request in it arrived, so what it reads
-//! is never older than the request.
+//! Before a batch leaves it lets the runtime's other ready tasks run a few
+//! times, so requests already on their way join it. A batch starts only
+//! after every request in it arrived, so what it reads is never older than
+//! the request.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +25,10 @@ const MAX_BATCH: usize = 256;
 /// hot paths keep the pool busy. (Two in flight halved the batches and, on
 /// PostgreSQL with two cores, cost a fifth of the ACME flows per second.)
 const BATCHES_IN_FLIGHT: usize = 1;
+/// Yields to the runtime before a batch leaves (see [`gather`]). Measured
+/// on PostgreSQL with two cores, ACME flows per second: none 446-453, one
+/// 546-551, three 558-607, six or more no better.
+const GATHER_YIELDS: usize = 3;
 
 struct Job<K, V> {
     key: K,
@@ -70,6 +76,22 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     }
 }
 
+/// Lets the runtime's other ready tasks run [`GATHER_YIELDS`] times before a
+/// batch leaves, taking in what they queued meanwhile: under load the
+/// requests that would have made the next batch join this one, and an idle
+/// runtime comes straight back.
+async fn gather<K, V>(jobs: &mut mpsc::UnboundedReceiver<Job<K, V>>, batch: &mut Vec<Job<K, V>>) {
+    for _ in 0..GATHER_YIELDS {
+        tokio::task::yield_now().await;
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 async fn run<C, K, V, F, Fut>(context: C, fetch: Arc<F>, mut jobs: mpsc::UnboundedReceiver<Job<K, V>>)
 where
     C: Clone + Send + Sync + 'static,
@@ -85,6 +107,7 @@ where
         if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
+        gather(&mut jobs, &mut batch).await;
         let (context, fetch) = (context.clone(), fetch.clone());
         tokio::spawn(async move {
             let (keys, replies): (Vec<K>, Vec<_>) = batch.into_iter().map(|job| (job.key, job.reply)).unzip();
