@@ -8,6 +8,7 @@ mod common;
 use common::acme::{AccountKey, AcmeClient, Reply, Responders};
 use common::{Backend, TestCa};
 use serde_json::json;
+use tessera::storage::AuthzKey;
 
 /// Orders `name`, answers the `kind` challenge after `prepare` ran with
 /// (token, key authorization), and returns the settled authorization.
@@ -93,5 +94,55 @@ async fn run(backend: Backend) {
     })
     .await;
     assert_eq!(challenge_error(&authz, "tls-alpn-01"), "incorrectResponse");
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_a_stopped_node_left_processing_is_resumed_on_sqlite() {
+    resumed(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_a_stopped_node_left_processing_is_resumed_on_postgres() {
+    resumed(Backend::Postgres).await;
+}
+
+/// A node that stops between starting a validation and recording its
+/// outcome leaves the challenge processing; the next node to start takes
+/// it up, and the authorization and order settle.
+async fn resumed(backend: Backend) {
+    let responders = Responders::start().await;
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+    let identifiers = json!({"identifiers": [{"type": "dns", "value": "resumed.validation.test"}]});
+    let order = client.post(&client.url("newOrder"), Some(&identifiers)).await;
+    let order_id: i64 = order.location().rsplit('/').next().unwrap().parse().unwrap();
+    let authz = client.post(order.body["authorizations"][0].as_str().unwrap(), None).await;
+    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap();
+    let token = challenge["token"].as_str().unwrap();
+    responders.serve_http01(token, &client.key_authorization(token));
+    let id: i64 = challenge["url"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    // What a node that stopped right after the start leaves behind.
+    let stop_after_start = format!("UPDATE acme_challenges SET status = 'processing', started_at = 0 WHERE id = {id}");
+    ca.db.execute_raw(&stop_after_start).await.unwrap();
+
+    let config = ca.config.clone();
+    let ca = TestCa::start_config(ca.stop().await, config).await.unwrap();
+    let mut settled = None;
+    for _ in 0..100 {
+        let (authz, challenges) =
+            ca.db.acme_authzs_with_challenges(&[AuthzKey::Challenge(id)]).await.unwrap().remove(0).unwrap();
+        let challenge = challenges.into_iter().find(|c| c.id == id).unwrap();
+        if challenge.status != "processing" {
+            settled = Some((authz.status, challenge.status));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(settled, Some(("valid".to_owned(), "valid".to_owned())), "the stalled validation was not resumed");
+    let (order, _) = ca.db.acme_orders_with_authz_ids(&[order_id]).await.unwrap().remove(0).unwrap();
+    assert_eq!(order.status, "ready");
     ca.stop().await;
 }

@@ -15,7 +15,7 @@ use tessera::setup::load_signing_authority;
 use tessera::storage::{
     AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, IssuedRecord,
     NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate,
-    RateLimited, Reservation, Reserved, StoreError, Succession, ValidationOutcome,
+    RateLimited, Reservation, Reserved, StalledChallenge, StoreError, Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -251,16 +251,30 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
 
     // Challenge starts, each once.
     let other = read[3].as_ref().unwrap().1[0].id;
-    let started = db.start_acme_challenges(&[challenge, 999_999, other, challenge]).await.unwrap();
+    let started = db.start_acme_challenges(&[challenge, 999_999, other, challenge], 1).await.unwrap();
     assert_eq!(started, [true, false, true, false], "a challenge named twice starts once");
-    assert_eq!(db.start_acme_challenges(&[other]).await.unwrap(), [false], "already started");
+    assert_eq!(db.start_acme_challenges(&[other], 1).await.unwrap(), [false], "already started");
+
+    // Started before the cut-off and still processing: stalled. A claim
+    // restarts the clock, so a second claim of the same listing fails.
+    let ids = |list: &[StalledChallenge]| list.iter().map(|s| s.challenge.id).collect::<Vec<_>>();
+    assert!(db.stalled_acme_challenges(1, 0, 10).await.unwrap().is_empty(), "not older than the cut-off");
+    let stalled = db.stalled_acme_challenges(2, 0, 10).await.unwrap();
+    let mut expected = vec![challenge, other];
+    expected.sort_unstable();
+    assert_eq!(ids(&stalled), expected);
+    assert_eq!(stalled[0].started_at, Some(1));
+    assert!(stalled[0].identifier.contains(':') && stalled[0].jwk.starts_with('{'), "{:?}", stalled[0]);
+    assert!(db.claim_stalled_acme_challenge(&stalled[0], 2).await.unwrap());
+    assert!(!db.claim_stalled_acme_challenge(&stalled[0], 2).await.unwrap(), "claimed once");
+    assert_eq!(ids(&db.stalled_acme_challenges(2, 0, 10).await.unwrap()), expected[1..]);
 
     // Validation results in one batch: both of the first order's
     // authorizations valid (the order becomes ready), the second's invalid
     // (so is its order), and a challenge never started stays as it was.
     let zero = db.acme_authzs_with_challenges(&[AuthzKey::Authz(first_ids[0])]).await.unwrap().remove(0).unwrap();
     let (started, idle) = (zero.1[0].id, zero.1[1].id);
-    assert_eq!(db.start_acme_challenges(&[started]).await.unwrap(), [true]);
+    assert_eq!(db.start_acme_challenges(&[started], 1).await.unwrap(), [true]);
     let problem = r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.to_owned();
     let results = [
         (challenge, ValidationOutcome::Valid, 5),
@@ -342,7 +356,7 @@ on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
     let (_, authzs) = admitted[3].as_ref().unwrap();
     let authz = db.acme_authzs_with_challenges(&[AuthzKey::Authz(authzs[0].id)]).await.unwrap().remove(0).unwrap();
     let challenge = authz.1[0].id;
-    assert_eq!(db.start_acme_challenges(&[challenge]).await.unwrap(), [true]);
+    assert_eq!(db.start_acme_challenges(&[challenge], t).await.unwrap(), [true]);
     let problem = r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.to_owned();
     db.record_acme_validations(&[(challenge, ValidationOutcome::Invalid(problem), t + 1)]).await.unwrap();
     assert_eq!(outcomes(db.admit_acme_orders(&[request(failing, t + 2)]).await.unwrap()), ["failures"]);

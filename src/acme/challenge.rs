@@ -16,7 +16,7 @@ use super::problem::AcmeProblem;
 use super::{AcmeState, Urls, parse_id};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
-use crate::storage::{AcmeChallengeRecord, AuthzKey, ValidationOutcome};
+use crate::storage::{AcmeChallengeRecord, AuthzKey, StalledChallenge, StoreError, ValidationOutcome};
 use crate::validation::{ChallengeKind, ValidationError};
 
 /// Attempts per validation; connection and DNS failures are retried, since
@@ -24,6 +24,15 @@ use crate::validation::{ChallengeKind, ValidationError};
 /// `waitInsteadOfSelfCheck`) rely on the server to wait a little.
 const ATTEMPTS: u32 = 3;
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// A challenge processing for longer than this was left by a node that
+/// stopped: every attempt with its timeout and pause ends well within it
+/// (and should one not, its second run records nothing, see
+/// `Db::record_acme_validations`).
+const STALLED_AFTER_SECONDS: i64 = 300;
+/// How often a node looks for stalled challenges (and once as it starts).
+const RESUME_EVERY: Duration = Duration::from_secs(60);
+/// Stalled challenges taken up per look.
+const RESUME_AT_MOST: i64 = 100;
 
 pub fn challenge_view(urls: &Urls, challenge: &AcmeChallengeRecord) -> Value {
     let mut body = json!({
@@ -103,4 +112,41 @@ async fn validate(
     if let Err(e) = state.inner.validation_outcomes.get((challenge.id, outcome, state.now())).await {
         tracing::error!(challenge = challenge.id, error = %e, "could not record a validation outcome");
     }
+}
+
+/// Background upkeep: takes up the validations a stopped node left
+/// processing, so their authorizations and orders still settle.
+pub async fn resume_stalled(state: AcmeState) {
+    let mut interval = tokio::time::interval(RESUME_EVERY);
+    loop {
+        interval.tick().await;
+        if let Err(e) = resume_stalled_once(&state).await {
+            tracing::warn!(error = %e, "could not look for stalled ACME validations");
+        }
+    }
+}
+
+async fn resume_stalled_once(state: &AcmeState) -> Result<(), StoreError> {
+    let now = state.now();
+    for stalled in state.db().stalled_acme_challenges(now - STALLED_AFTER_SECONDS, now, RESUME_AT_MOST).await? {
+        if !state.db().claim_stalled_acme_challenge(&stalled, now).await? {
+            continue;
+        }
+        let StalledChallenge { challenge, identifier, jwk, .. } = stalled;
+        let parsed = (
+            Identifier::from_tagged(&identifier).ok(),
+            ChallengeKind::parse(&challenge.kind),
+            Jwk::from_stored(&jwk).ok(),
+        );
+        let (Some(identifier), Some(kind), Some(key)) = parsed else {
+            tracing::error!(
+                challenge = challenge.id,
+                "a stalled challenge's stored identifier, type or key does not parse"
+            );
+            continue;
+        };
+        tracing::info!(challenge = challenge.id, %identifier, "resuming a validation a stopped node left unfinished");
+        tokio::spawn(validate(state.clone(), challenge, kind, identifier, key));
+    }
+    Ok(())
 }

@@ -90,9 +90,7 @@ pub struct Account {
 
 impl Account {
     pub fn from_record(record: AcmeAccountRecord) -> Result<Self, AcmeProblem> {
-        let value: serde_json::Value = serde_json::from_str(&record.jwk)
-            .map_err(|e| AcmeProblem::internal(format!("stored key of account {}: {e}", record.id)))?;
-        let key = Jwk::from_json(&value)
+        let key = Jwk::from_stored(&record.jwk)
             .map_err(|e| AcmeProblem::internal(format!("stored key of account {}: {e}", record.id)))?;
         Ok(Self { record, key })
     }

@@ -79,6 +79,12 @@ pub enum Jwk {
 }
 
 impl Jwk {
+    /// A key as an account row stores it (its JSON text).
+    pub fn from_stored(text: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Self::from_json(&value).map_err(|e| e.to_string())
+    }
+
     pub fn from_json(value: &Value) -> Result<Self, JwsError> {
         let member = |name: &str| -> Result<Vec<u8>, JwsError> {
             let text = value

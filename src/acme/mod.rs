@@ -37,6 +37,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
+pub use challenge::resume_stalled;
+
 use crate::authority::{Policy, PolicyRules, parse_ttl};
 use crate::clock::SharedClock;
 use crate::config::{AcmeConfig, AcmeDirectoryConfig};
@@ -135,7 +137,9 @@ impl AcmeState {
             db.admit_acme_orders(&requests).await
         });
         let challenge_starts =
-            Batcher::start(db.clone(), |db: Db, ids: Vec<i64>| async move { db.start_acme_challenges(&ids).await });
+            Batcher::start((db.clone(), clock.clone()), |(db, clock): (Db, SharedClock), ids: Vec<i64>| async move {
+                db.start_acme_challenges(&ids, clock.unix()).await
+            });
         let validation_outcomes =
             Batcher::start(db.clone(), |db: Db, results: Vec<(i64, ValidationOutcome, i64)>| async move {
                 db.record_acme_validations(&results).await

@@ -85,6 +85,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         .merge(http::revocation::router(revocation))
         .layer(TraceLayer::new_for_http());
     // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
+    background.spawn(acme::resume_stalled(acme_state.clone()));
     let https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
 
     let control = axum_server::Control::new();

@@ -48,6 +48,17 @@ pub struct AcmeChallengeRecord {
     pub error: Option<String>,
 }
 
+/// A challenge left processing (see `Db::stalled_acme_challenges`).
+#[derive(Debug, Clone)]
+pub struct StalledChallenge {
+    pub challenge: AcmeChallengeRecord,
+    pub started_at: Option<i64>,
+    /// The authorization's identifier, as stored (`dns:name`, `ip:addr`).
+    pub identifier: String,
+    /// The account key, as stored, for the key authorization.
+    pub jwk: String,
+}
+
 /// An order and the ids of its authorizations.
 pub type OrderWithAuthzIds = (AcmeOrderRecord, Vec<i64>);
 
@@ -278,16 +289,17 @@ impl Db {
     /// one answer per id: false when someone else started it or the
     /// authorization moved on. On PostgreSQL one statement (and one commit)
     /// for them all (`acme::batch`).
-    pub async fn start_acme_challenges(&self, ids: &[i64]) -> Result<Vec<bool>, StoreError> {
+    pub async fn start_acme_challenges(&self, ids: &[i64], now: i64) -> Result<Vec<bool>, StoreError> {
         const WHERE: &str =
             "status = 'pending' AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
         match self {
             Db::Postgres(pool) => {
                 let sql = format!(
-                    "UPDATE acme_challenges SET status = 'processing' WHERE id = ANY($1) AND {WHERE} RETURNING id"
+                    "UPDATE acme_challenges SET status = 'processing', started_at = $2 \
+                     WHERE id = ANY($1) AND {WHERE} RETURNING id"
                 );
                 let mut started: Vec<i64> =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(pool).await?;
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).bind(now).fetch_all(pool).await?;
                 // A challenge named twice is started for its first request only.
                 Ok(ids
                     .iter()
@@ -295,15 +307,59 @@ impl Db {
                     .collect())
             }
             Db::Sqlite(pool) => {
-                let sql = format!("UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND {WHERE}");
+                let sql = format!(
+                    "UPDATE acme_challenges SET status = 'processing', started_at = $2 WHERE id = $1 AND {WHERE}"
+                );
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).execute(pool).await?;
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(now).execute(pool).await?;
                     out.push(done.rows_affected() == 1);
                 }
                 Ok(out)
             }
         }
+    }
+
+    /// Challenges still processing that started before `before` (or before
+    /// starts were recorded), whose authorization is pending and unexpired
+    /// at `now`: validations a stopped node left unfinished. With each, its
+    /// identifier, its account's key and the start it was listed with.
+    pub async fn stalled_acme_challenges(
+        &self,
+        before: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<StalledChallenge>, StoreError> {
+        const SQL: &str = "SELECT c.id, c.authz_id, c.account_id, c.kind, c.token, c.status, c.validated, c.error, \
+             c.started_at, a.identifier, acc.jwk FROM acme_challenges c \
+             JOIN acme_authorizations a ON a.id = c.authz_id JOIN acme_accounts acc ON acc.id = c.account_id \
+             WHERE c.status = 'processing' AND (c.started_at IS NULL OR c.started_at < $1) \
+             AND a.status = 'pending' AND a.expires > $2 ORDER BY c.id LIMIT $3";
+        with_pool!(self, pool => {
+            let rows = sqlx::query(SQL).bind(before).bind(now).bind(limit).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(StalledChallenge {
+                        challenge: <AcmeChallengeRecord as sqlx::FromRow<_>>::from_row(row)?,
+                        started_at: sqlx::Row::try_get(row, "started_at")?,
+                        identifier: sqlx::Row::try_get(row, "identifier")?,
+                        jwk: sqlx::Row::try_get(row, "jwk")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Takes up a stalled challenge: restarts its clock at `now` if it is
+    /// still processing with the start it was listed with, so of several
+    /// nodes that listed it one resumes it.
+    pub async fn claim_stalled_acme_challenge(&self, stalled: &StalledChallenge, now: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE acme_challenges SET started_at = $3 \
+             WHERE id = $1 AND status = 'processing' AND COALESCE(started_at, -1) = COALESCE($2, -1)";
+        with_pool!(self, pool => {
+            let done = sqlx::query(SQL).bind(stalled.challenge.id).bind(stalled.started_at).bind(now).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Records validation results and carries each up: the authorization

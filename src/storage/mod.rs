@@ -33,7 +33,7 @@ pub use acme_accounts::{AcmeAccountRecord, NewAccountError, NewAcmeAccount};
 pub use acme_new_orders::{Admission, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, RateLimited};
 pub use acme_orders::{
     AcmeAuthzRecord, AcmeChallengeRecord, AcmeOrderRecord, AuthzKey, AuthzWithChallenges, OrderWithAuthzIds,
-    ValidationOutcome,
+    StalledChallenge, ValidationOutcome,
 };
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
