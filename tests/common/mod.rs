@@ -28,6 +28,39 @@ pub enum Backend {
     Postgres,
 }
 
+/// Test databases are named by this prefix, their creation time (Unix
+/// seconds) and a random part.
+const TEST_DATABASE_PREFIX: &str = "tessera_test_";
+
+/// Drops the test databases of runs that ended long ago: a test leaves its
+/// database behind (a failed one must, to be looked at), and a server that
+/// `DATABASE_URL` names would otherwise collect them run after run. Names
+/// without a creation time come from before it was recorded.
+async fn drop_stale_test_databases(server: &str, now: u64) {
+    use sqlx::Connection;
+    const STALE_AFTER_SECONDS: u64 = 6 * 3600;
+    let Ok(mut admin) = sqlx::PgConnection::connect(server).await else { return };
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname::TEXT FROM pg_database WHERE starts_with(datname, $1)")
+        .bind(TEST_DATABASE_PREFIX)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
+    for name in names {
+        let created =
+            name.trim_start_matches(TEST_DATABASE_PREFIX).split('_').next().and_then(|t| t.parse::<u64>().ok());
+        let stale = match (created, name.matches('_').count()) {
+            (Some(created), 3) => created + STALE_AFTER_SECONDS < now,
+            _ => true,
+        };
+        if stale {
+            // Another run may be dropping it too, or a session still holds it.
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+        }
+    }
+    let _ = admin.close().await;
+}
+
 /// A fresh, empty PostgreSQL database on the server `DATABASE_URL` names.
 /// Returns None (test skipped) when no server is configured, unless
 /// `TESSERA_TEST_POSTGRES=required`, which turns a skip into a failure.
@@ -41,7 +74,9 @@ pub async fn fresh_postgres_url() -> Option<String> {
         eprintln!("DATABASE_URL is not set: skipping the PostgreSQL variant");
         return None;
     };
-    let name = format!("tessera_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let name = format!("{TEST_DATABASE_PREFIX}{now}_{}", hex::encode(rand::random::<[u8; 4]>()));
+    drop_stale_test_databases(&server, now).await;
     let admin = Db::connect(&DbOptions { max_connections: 1, ..DbOptions::new(server.clone()) })
         .await
         .expect("connect to DATABASE_URL");
