@@ -139,10 +139,15 @@ async fn resume_stalled_once(state: &AcmeState) -> Result<(), StoreError> {
             Jwk::from_stored(&jwk).ok(),
         );
         let (Some(identifier), Some(kind), Some(key)) = parsed else {
+            // Settled as failed, or it would stall again at every look.
             tracing::error!(
                 challenge = challenge.id,
                 "a stalled challenge's stored identifier, type or key does not parse"
             );
+            let problem =
+                AcmeProblem::internal("the challenge's stored identifier, type or account key does not parse");
+            let outcome = ValidationOutcome::Invalid(problem.to_json().to_string());
+            state.inner.validation_outcomes.get((challenge.id, outcome, now)).await?;
             continue;
         };
         tracing::info!(challenge = challenge.id, %identifier, "resuming a validation a stopped node left unfinished");

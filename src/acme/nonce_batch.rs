@@ -1,4 +1,4 @@
-//! Spends the nonces of concurrent requests together (see `batch`): every
+//! Spends the nonces of concurrent requests together (see `storage::batch`): every
 //! ACME POST spends one, and most read their account with it.
 
 use std::collections::HashSet;

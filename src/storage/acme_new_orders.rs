@@ -1,7 +1,7 @@
 //! New ACME orders, admitted against the account's rate limits and stored
 //! with their authorizations and challenges. On PostgreSQL the orders of
 //! many concurrent requests are judged and stored by one statement (one
-//! commit, see `acme::batch`).
+//! commit, see `storage::batch`).
 //!
 //! Orders are counted per account in time buckets (`acme_order_counts`),
 //! so a limit of 10 000 orders an hour costs a sum of at most 64 counters,

@@ -169,7 +169,7 @@ impl Db {
 
     /// Orders with the ids of their authorizations, one answer per id in
     /// `ids` (None for an unknown one); on PostgreSQL one statement for
-    /// them all (`acme::batch`).
+    /// them all (`storage::batch`).
     pub async fn acme_orders_with_authz_ids(&self, ids: &[i64]) -> Result<Vec<Option<OrderWithAuthzIds>>, StoreError> {
         let rows = match self {
             Db::Postgres(pool) => {
@@ -225,7 +225,7 @@ impl Db {
 
     /// Authorizations with their challenges, one answer per key in `keys`
     /// (None for an unknown one); on PostgreSQL one statement for them all
-    /// (`acme::batch`).
+    /// (`storage::batch`).
     pub async fn acme_authzs_with_challenges(
         &self,
         keys: &[AuthzKey],
@@ -288,7 +288,7 @@ impl Db {
     /// Moves pending challenges of pending authorizations to processing,
     /// one answer per id: false when someone else started it or the
     /// authorization moved on. On PostgreSQL one statement (and one commit)
-    /// for them all (`acme::batch`).
+    /// for them all (`storage::batch`).
     pub async fn start_acme_challenges(&self, ids: &[i64], now: i64) -> Result<Vec<bool>, StoreError> {
         const WHERE: &str =
             "status = 'pending' AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
@@ -366,7 +366,7 @@ impl Db {
     /// becomes valid or invalid, and the order ready (all valid) or invalid.
     /// `(challenge id, outcome, at)` per result; a challenge no longer
     /// processing is left as it is. On PostgreSQL one statement (and one
-    /// commit) for them all (`acme::batch`).
+    /// commit) for them all (`storage::batch`).
     pub async fn record_acme_validations(
         &self,
         results: &[(i64, ValidationOutcome, i64)],
@@ -456,7 +456,7 @@ impl Db {
 
     /// Certificates ACME orders produced, each with the account that ordered
     /// it, one answer per serial (None for an unknown one): certificate
-    /// downloads, on PostgreSQL one statement for them all (`acme::batch`).
+    /// downloads, on PostgreSQL one statement for them all (`storage::batch`).
     pub async fn acme_certificates(
         &self,
         serials: &[Vec<u8>],
