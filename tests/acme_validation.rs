@@ -7,18 +7,36 @@ mod common;
 
 use common::acme::{AccountKey, AcmeClient, Reply, Responders};
 use common::{Backend, TestCa};
-use serde_json::json;
+use serde_json::{Value, json};
 use tessera::storage::AuthzKey;
 
-/// Orders `name`, answers the `kind` challenge after `prepare` ran with
-/// (token, key authorization), and returns the settled authorization.
-async fn attempt(client: &AcmeClient, name: &str, kind: &str, prepare: impl FnOnce(&str, &str)) -> (Reply, Reply) {
+/// A CA with loopback challenge responders and a registered ES256
+/// account; None when the backend is not available here.
+async fn registered(backend: Backend) -> Option<(Responders, TestCa, AcmeClient)> {
+    let responders = Responders::start().await;
+    let ca = TestCa::start_acme(backend, responders.overrides()).await?;
+    let (kid, hmac) = ca.eab_key(false).await;
+    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    client.register(&kid, &hmac).await;
+    Some((responders, ca, client))
+}
+
+/// Orders `name`: the order, its authorization's URL and that
+/// authorization's `kind` challenge.
+async fn order_challenge(client: &AcmeClient, name: &str, kind: &str) -> (Reply, String, Value) {
     let order =
         client.post(&client.url("newOrder"), Some(&json!({"identifiers": [{"type": "dns", "value": name}]}))).await;
     assert_eq!(order.status, 201, "{order:?}");
     let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
     let authz = client.post(&authz_url, None).await;
     let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap().clone();
+    (order, authz_url, challenge)
+}
+
+/// Orders `name`, answers the `kind` challenge after `prepare` ran with
+/// (token, key authorization), and returns the settled authorization.
+async fn attempt(client: &AcmeClient, name: &str, kind: &str, prepare: impl FnOnce(&str, &str)) -> (Reply, Reply) {
+    let (order, authz_url, challenge) = order_challenge(client, name, kind).await;
     let token = challenge["token"].as_str().unwrap();
     prepare(token, &client.key_authorization(token));
     client.post(challenge["url"].as_str().unwrap(), Some(&json!({}))).await;
@@ -44,11 +62,7 @@ async fn redirects_and_failures_are_judged_as_the_rfc_says_on_postgres() {
 }
 
 async fn run(backend: Backend) {
-    let responders = Responders::start().await;
-    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
-    let (kid, hmac) = ca.eab_key(false).await;
-    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
-    client.register(&kid, &hmac).await;
+    let Some((responders, ca, client)) = registered(backend).await else { return };
 
     // A redirect to another path on the validation port is followed.
     let (authz, _) = attempt(&client, "redirect.validation.test", "http-01", |token, key_auth| {
@@ -111,16 +125,9 @@ async fn a_validation_a_stopped_node_left_processing_is_resumed_on_postgres() {
 /// outcome leaves the challenge processing; the next node to start takes
 /// it up, and the authorization and order settle.
 async fn resumed(backend: Backend) {
-    let responders = Responders::start().await;
-    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
-    let (kid, hmac) = ca.eab_key(false).await;
-    let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
-    client.register(&kid, &hmac).await;
-    let identifiers = json!({"identifiers": [{"type": "dns", "value": "resumed.validation.test"}]});
-    let order = client.post(&client.url("newOrder"), Some(&identifiers)).await;
+    let Some((responders, ca, client)) = registered(backend).await else { return };
+    let (order, _, challenge) = order_challenge(&client, "resumed.validation.test", "http-01").await;
     let order_id: i64 = order.location().rsplit('/').next().unwrap().parse().unwrap();
-    let authz = client.post(order.body["authorizations"][0].as_str().unwrap(), None).await;
-    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap();
     let token = challenge["token"].as_str().unwrap();
     responders.serve_http01(token, &client.key_authorization(token));
     let id: i64 = challenge["url"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();

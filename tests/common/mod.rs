@@ -46,13 +46,11 @@ async fn drop_stale_test_databases(server: &str, now: u64) {
         .await
         .unwrap_or_default();
     for name in names {
-        let created =
-            name.trim_start_matches(TEST_DATABASE_PREFIX).split('_').next().and_then(|t| t.parse::<u64>().ok());
-        let stale = match (created, name.matches('_').count()) {
-            (Some(created), 3) => created + STALE_AFTER_SECONDS < now,
-            _ => true,
-        };
-        if stale {
+        let created = name
+            .strip_prefix(TEST_DATABASE_PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(time, _)| time.parse::<u64>().ok());
+        if created.is_none_or(|created| created + STALE_AFTER_SECONDS < now) {
             // Another run may be dropping it too, or a session still holds it.
             let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
             let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
