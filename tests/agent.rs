@@ -60,16 +60,7 @@ async fn once_obtains_then_keeps(backend: Backend) {
     assert!(sans(&renewed[0]).contains("more.agent.test"));
     s.ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_obtains_then_keeps_on_sqlite() {
-    once_obtains_then_keeps(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_obtains_then_keeps_on_postgres() {
-    once_obtains_then_keeps(Backend::Postgres).await;
-}
+on_both_backends!(once_obtains_then_keeps);
 
 /// tls-alpn-01 with the chain in its own file, then dns-01 through a hook
 /// for a wildcard.
@@ -227,21 +218,12 @@ async fn renews_with_nobody_acting(backend: Backend) {
     assert_eq!(left, ["cert.pem", "key.pem", "key.pem.account.pem"]);
     s.ca.stop().await;
 }
+on_both_backends!(renews_with_nobody_acting);
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renews_with_nobody_acting_on_sqlite() {
-    renews_with_nobody_acting(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renews_with_nobody_acting_on_postgres() {
-    renews_with_nobody_acting(Backend::Postgres).await;
 }
 
 /// With the CA down the agent keeps trying, backing off, and gets its

@@ -171,7 +171,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
     assert_eq!(event["data"]["identifiers"][0]["value"], "overdue.agent.test", "{event}");
     s.ca.stop().await;
 }
-on_both!(a_stopped_agent_goes_overdue);
+on_both_backends!(a_stopped_agent_goes_overdue);
 
 /// The active issuing authority as the admin API lists it.
 async fn active_issuing(ca: &TestCa) -> Value {
@@ -295,4 +295,4 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
     s.ca.stop().await;
 }
-on_both!(the_agent_follows_a_rotation);
+on_both_backends!(the_agent_follows_a_rotation);

@@ -115,7 +115,7 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
     // window read is asserted above, not an index-only scan.
 });
 
-async fn overdue_run(backend: Backend) {
+async fn overdue_is_reported_signed_and_cleared_by_a_successor(backend: Backend) {
     let hook = Receiver::start(1).await;
     let secrets = tempfile::tempdir().unwrap();
     let secret_path = secrets.path().join("hook-secret");
@@ -193,23 +193,13 @@ async fn overdue_run(backend: Backend) {
     assert_eq!(expired, expected);
     ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overdue_is_reported_signed_and_cleared_by_a_successor_sqlite() {
-    overdue_run(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overdue_is_reported_signed_and_cleared_by_a_successor_postgres() {
-    overdue_run(Backend::Postgres).await;
-}
+on_both_backends!(overdue_is_reported_signed_and_cleared_by_a_successor);
 
 /// An ACME order whose `replaces` names a certificate for other names: the
 /// link alone makes the old certificate no longer overdue.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_acme_replacement_clears_overdue() {
+async fn an_acme_replacement_clears_overdue(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     client.register(&kid, &hmac).await;
@@ -225,6 +215,7 @@ async fn an_acme_replacement_clears_overdue() {
     assert_eq!(issuing_line(&ca).await["overdue"], 0);
     ca.stop().await;
 }
+on_both_backends!(an_acme_replacement_clears_overdue);
 
 /// Orders, validates and finalizes; returns the leaf's DER.
 async fn finalize(client: &AcmeClient, responders: &Responders, order: &Value, names: &[&str]) -> Vec<u8> {
