@@ -403,6 +403,8 @@ on_both_backends!(renew_all_pulls_the_selected_fleet);
 
 /// A production hierarchy whose issuing CA lives in SoftHSM2 rotates to a
 /// new key on the same token (skipped without the token, see custodians).
+/// On SQLite only, as tests/custody.rs explains: the rotation's records are
+/// checked on both backends by `forced_rotation_end_to_end`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuing_ca_in_softhsm_rotates_to_a_new_key_on_the_token() {
     let Some(token) = common::custodians::softhsm() else { return };
