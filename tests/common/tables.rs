@@ -3,6 +3,7 @@
 //! was added (an updated row or a spent nonce counts as a change too).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use tessera::storage::Db;
 
@@ -60,6 +61,28 @@ impl Snapshot {
         }
         assert!(tables.len() > 10, "found only the tables {:?}", tables.keys().collect::<Vec<_>>());
         Self { tables }
+    }
+
+    /// Reads the tables once they have stopped changing: after a request
+    /// that sets off background writes (a revocation wakes the CRL job,
+    /// which may run more than once), before the next comparison.
+    pub async fn settled(db: &Db) -> Self {
+        // Longer than the CRL job's two-second check.
+        const QUIET: Duration = Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = Self::read(db).await;
+        let mut unchanged_since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = Self::read(db).await;
+            if now != last {
+                last = now;
+                unchanged_since = Instant::now();
+            } else if unchanged_since.elapsed() >= QUIET {
+                return last;
+            }
+            assert!(Instant::now() < deadline, "the stored rows kept changing for a minute");
+        }
     }
 
     /// What changed from `self` to `after`: per table, the rows that went
