@@ -63,7 +63,7 @@ async fn drop_stale_test_databases(server: &str, now: u64) {
 /// Whether this is a CI run (CI=true): there nothing the suite needs may be
 /// missing, whatever else the environment says.
 pub fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// Says why a test (or part of one) did not run, on the terminal itself:
