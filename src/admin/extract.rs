@@ -11,6 +11,9 @@ use serde::de::DeserializeOwned;
 
 use super::AdminState;
 use super::problem::ApiError;
+use super::refusals::Reason;
+use super::source::Source;
+use super::throttle::{self, Verdict};
 use super::token::{Scope, hash_token};
 
 /// JSON body; a malformed one is a 400 problem, a missing content type 415.
@@ -64,12 +67,36 @@ pub struct Caller {
     pub token_id: i64,
     pub name: String,
     pub scope: Scope,
+    /// The policies the token is bound to (none for admin and auditor tokens).
+    pub policies: Vec<String>,
+    pub source: Source,
 }
 
 impl Caller {
     /// How the audit log names this caller.
     pub fn actor(&self) -> String {
         format!("token:{}", self.name)
+    }
+
+    /// Whether the caller may act under `policy`: an admin token under
+    /// every policy, any other under those it is bound to.
+    pub fn may_use(&self, policy: &str) -> bool {
+        self.scope == Scope::Admin || self.policies.iter().any(|p| p == policy)
+    }
+
+    /// Refuses, and records, an action under a policy the caller is not
+    /// bound to; `None` is an object made under no policy, which only an
+    /// admin token may act on.
+    pub fn require_policy(&self, state: &AdminState, policy: Option<&str>) -> Result<(), ApiError> {
+        let allowed = match policy {
+            Some(policy) => self.may_use(policy),
+            None => self.scope == Scope::Admin,
+        };
+        if allowed {
+            return Ok(());
+        }
+        state.refusals.record(self.source, Reason::PolicyNotBound, Some(&self.name), state.clock.unix());
+        Err(ApiError::PolicyNotBound(policy.map(str::to_owned)))
     }
 }
 
@@ -115,20 +142,48 @@ impl<P: Permission> FromRequestParts<AdminState> for Authorized<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
         let caller = authenticate(parts, state).await?;
         if !P::ALLOWED.contains(&caller.scope) {
+            state.refusals.record(caller.source, Reason::InsufficientScope, Some(&caller.name), state.clock.unix());
             return Err(ApiError::InsufficientScope(caller.scope.as_str()));
         }
         Ok(Self(caller, PhantomData))
     }
 }
 
-/// Finds the live token the request presents.
+/// Finds the live token the request presents. Every refusal is recorded;
+/// one for a bad token counts towards its source's throttle, and a blocked
+/// source is answered 429 before its token is looked up (see `throttle`).
 pub async fn authenticate(parts: &Parts, state: &AdminState) -> Result<Caller, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-    let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized);
+    let source = Source::of(parts);
+    let now = state.clock.unix();
+    let hash = bearer_token(parts).map(hash_token);
+    if let Some(seconds) = state.throttle.wait(source, hash.as_deref(), now) {
+        state.refusals.record(source, Reason::Throttled, None, now);
+        return Err(ApiError::Throttled(seconds));
     }
-    let record = state.db.active_token_by_hash(&hash_token(token.trim())).await?.ok_or(ApiError::Unauthorized)?;
+    let refuse = |reason: Reason, token: Option<&str>| {
+        if state.throttle.failed(source, hash.as_deref(), now) == Verdict::Blocked {
+            tracing::warn!(%source, failures = throttle::FAILURES, "admin API source blocked after repeated failed authentications");
+        }
+        state.refusals.record(source, reason, token, now);
+        ApiError::Unauthorized
+    };
+    let Some(hash) = &hash else { return Err(refuse(Reason::NoToken, None)) };
+    let Some(record) = state.db.token_by_hash(hash).await? else { return Err(refuse(Reason::UnknownToken, None)) };
+    if record.revoked_at.is_some() {
+        return Err(refuse(Reason::RevokedToken, Some(&record.name)));
+    }
+    if !record.is_live(now) {
+        return Err(refuse(Reason::ExpiredToken, Some(&record.name)));
+    }
     let scope = Scope::parse(&record.scope).ok_or_else(|| ApiError::Internal("stored token scope".into()))?;
-    Ok(Caller { token_id: record.id, name: record.name, scope })
+    state.throttle.succeeded(hash, now);
+    Ok(Caller { token_id: record.id, name: record.name, scope, policies: record.policies, source })
+}
+
+/// The text of an `Authorization: Bearer` header, if the request has one.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }

@@ -50,7 +50,7 @@ pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use seed::SeedSpec;
-pub use tokens::TokenRecord;
+pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
 
 /// A connection pool on one of the two backends.
 #[derive(Debug, Clone)]
