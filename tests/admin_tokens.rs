@@ -21,7 +21,11 @@ struct Made {
 }
 
 async fn make_token(ca: &TestCa, request: Value) -> Made {
-    let (status, body) = ca.post("/api/v1/tokens", Some(&ca.admin_token), &request).await;
+    make_token_as(ca, &ca.admin_token, request).await
+}
+
+async fn make_token_as(ca: &TestCa, admin: &str, request: Value) -> Made {
+    let (status, body) = ca.post("/api/v1/tokens", Some(admin), &request).await;
     assert_eq!(status, 201, "{request}: {body}");
     Made { id: body["id"].as_i64().unwrap(), secret: body["token"].as_str().unwrap().to_owned() }
 }
@@ -243,6 +247,28 @@ on_both_backends!(the_last_admin_token_cannot_be_revoked, |ca| {
     assert_eq!(ca.get("/api/v1/tokens", Some(&ca.admin_token)).await.0, 401);
     assert_eq!(revoke(spare.id, spare.secret.clone()).await.0, 409, "now spare is the last");
     assert_eq!(revoke(temporary.id, spare.secret.clone()).await.0, 200, "an expiring admin token may go");
+
+    // The last two revoked at once, each by the other: one stays.
+    let mut survivor = spare;
+    for round in 0..5 {
+        let other =
+            make_token_as(ca, &survivor.secret, json!({"name": format!("spare{round}"), "scope": "admin"})).await;
+        let (a, b) = tokio::join!(revoke(survivor.id, other.secret.clone()), revoke(other.id, survivor.secret.clone()));
+        let statuses = [a.0, b.0];
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "round {round}: {statuses:?} {a:?} {b:?}");
+        if a.0 == 200 {
+            survivor = other;
+        }
+        let (status, list) = ca.get("/api/v1/tokens?limit=1000", Some(&survivor.secret)).await;
+        assert_eq!(status, 200, "{list}");
+        let lasting = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["scope"] == "admin" && t["revoked_at"].is_null() && t["expires_at"].is_null())
+            .count();
+        assert_eq!(lasting, 1, "round {round}");
+    }
 });
 
 on_both_backends!(a_flood_of_bad_tokens_is_throttled_counted_and_recorded, |ca| {

@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::refusals::Reason;
 use super::source::Source;
 use super::throttle::{self, Verdict};
-use super::token::{Scope, hash_token};
+use super::token::{Scope, hash_token, stored_scope};
 
 /// JSON body; a malformed one is a 400 problem, a missing content type 415.
 pub struct ApiJson<T>(pub T);
@@ -78,21 +78,11 @@ impl Caller {
         format!("token:{}", self.name)
     }
 
-    /// Whether the caller may act under `policy`: an admin token under
-    /// every policy, any other under those it is bound to.
-    pub fn may_use(&self, policy: &str) -> bool {
-        self.scope == Scope::Admin || self.policies.iter().any(|p| p == policy)
-    }
-
     /// Refuses, and records, an action under a policy the caller is not
-    /// bound to; `None` is an object made under no policy, which only an
-    /// admin token may act on.
+    /// bound to. An admin token acts under every policy, and alone on an
+    /// object made under none (`None`).
     pub fn require_policy(&self, state: &AdminState, policy: Option<&str>) -> Result<(), ApiError> {
-        let allowed = match policy {
-            Some(policy) => self.may_use(policy),
-            None => self.scope == Scope::Admin,
-        };
-        if allowed {
+        if self.scope == Scope::Admin || policy.is_some_and(|p| self.policies.iter().any(|bound| bound == p)) {
             return Ok(());
         }
         state.refusals.record(self.source, Reason::PolicyNotBound, Some(&self.name), state.clock.unix());
@@ -175,7 +165,7 @@ pub async fn authenticate(parts: &Parts, state: &AdminState) -> Result<Caller, A
     if !record.is_live(now) {
         return Err(refuse(Reason::ExpiredToken, Some(&record.name)));
     }
-    let scope = Scope::parse(&record.scope).ok_or_else(|| ApiError::Internal("stored token scope".into()))?;
+    let scope = stored_scope(&record)?;
     state.throttle.succeeded(hash, now);
     Ok(Caller { token_id: record.id, name: record.name, scope, policies: record.policies, source })
 }

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
 use crate::storage::{Db, NewAuditEvent, NewTokenRecord, StoreError, TokenError, TokenRecord};
 
@@ -87,6 +88,12 @@ pub enum BindingError {
     AuditorCannotIssue,
     #[error("a token may be bound to at most {MAX_BINDINGS} policies")]
     TooMany,
+}
+
+/// The scope of a stored token (the table admits only the four).
+pub fn stored_scope(record: &TokenRecord) -> Result<Scope, ApiError> {
+    Scope::parse(&record.scope)
+        .ok_or_else(|| ApiError::Internal(format!("token {} has scope {:?}", record.id, record.scope)))
 }
 
 /// A new token's secret text and the hash to store.

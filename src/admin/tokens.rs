@@ -10,7 +10,7 @@ use super::AdminState;
 use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Authorized};
 use super::pagination::{self, Page};
 use super::problem::ApiError;
-use super::token::{Bindings, Scope, TokenRequest, create_token};
+use super::token::{Bindings, Scope, TokenRequest, create_token, stored_scope};
 use crate::clock::{from_unix, rfc3339};
 use crate::storage::{NewAuditEvent, TokenRecord};
 
@@ -133,8 +133,7 @@ pub async fn bind(
     ApiJson(body): ApiJson<BindRequest>,
 ) -> Result<axum::Json<TokenView>, ApiError> {
     let token = state.db.token(id).await?;
-    let scope = Scope::parse(&token.scope).ok_or_else(|| ApiError::Internal("stored token scope".into()))?;
-    let bindings = Bindings::for_scope(scope, Some(body.policies))?;
+    let bindings = Bindings::for_scope(stored_scope(&token)?, Some(body.policies))?;
     let now = state.clock.unix();
     let audit = NewAuditEvent {
         at: now,

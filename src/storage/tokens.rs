@@ -231,7 +231,11 @@ impl Db {
                     return Err(TokenError::LastAdmin(id));
                 }
             }
-            sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1").bind(id).bind(now).execute(&mut *tx).await?;
+            let done = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id).bind(now).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(TokenError::Revoked(id));
+            }
             insert_audit!(&mut *tx, audit)?;
             let record = token_by_id!(&mut *tx, id)?.ok_or(TokenError::NotFound(id))?;
             tx.commit().await?;
