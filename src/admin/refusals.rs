@@ -132,22 +132,27 @@ impl Refusals {
             }
             return;
         }
-        for (key, tally) in &due {
-            tracing::warn!(
-                source = %key.source,
-                reason = key.reason.as_str(),
-                token = key.token.as_deref().unwrap_or("-"),
-                count = tally.count,
-                first_at = %rfc3339(from_unix(tally.first_at)),
-                last_at = %rfc3339(from_unix(tally.last_at)),
-                "admin API requests refused"
-            );
-        }
+        log(&due);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Tally>> {
         // Each step leaves the table consistent; a poisoned lock has nothing to repair.
         self.tallies.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One warning per written tally, with the fields of its audit event.
+fn log(written: &[(Key, Tally)]) {
+    for (key, tally) in written {
+        tracing::warn!(
+            source = %key.source,
+            reason = key.reason.as_str(),
+            token = key.token.as_deref().unwrap_or("-"),
+            count = tally.count,
+            first_at = %rfc3339(from_unix(tally.first_at)),
+            last_at = %rfc3339(from_unix(tally.last_at)),
+            "admin API requests refused"
+        );
     }
 }
 
@@ -201,5 +206,41 @@ mod tests {
         );
         assert_eq!((scoped.actor.as_str(), scoped.target.as_str()), ("source:0.0.0.1", "insufficient-scope"));
         assert_eq!((scoped.detail["count"].as_u64(), scoped.detail["token"].as_str()), (Some(3), Some("ci")));
+    }
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_tally_is_logged_once_with_its_count() {
+        let refusals = Refusals::new(Arc::new(Metrics::default()));
+        let source = Source::from_ip("198.51.100.4".parse().expect("address"));
+        for at in 0..150 {
+            refusals.record(source, Reason::UnknownToken, None, at);
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
+        tracing::subscriber::with_default(subscriber, || log(&refusals.take(|_| true)));
+        let text = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for field in
+            ["WARN", "admin API requests refused", "source=198.51.100.4", "reason=\"unknown-token\"", "count=150"]
+        {
+            assert!(text.contains(field), "{field} in {text}");
+        }
     }
 }
