@@ -188,6 +188,14 @@ on_both_backends!(tokens_act_only_under_their_policies, |ca| {
     assert_eq!(bind(9999, json!(["web"])).await.unwrap().status(), 404, "no such token");
     assert_eq!(ca.snapshot().await, before, "refused token requests changed the database");
     assert_eq!(token_view(ca, issuer.id).await["policies"], json!(["other", "web"]), "a refused bind changes nothing");
+
+    // Two rebinds at once: the later replaces the earlier, never a mix.
+    for round in 0..5 {
+        let (a, b) = tokio::join!(bind(issuer.id, json!(["web"])), bind(issuer.id, json!(["other"])));
+        assert_eq!((a.unwrap().status().as_u16(), b.unwrap().status().as_u16()), (200, 200), "round {round}");
+        let policies = token_view(ca, issuer.id).await["policies"].clone();
+        assert!(policies == json!(["web"]) || policies == json!(["other"]), "round {round}: {policies}");
+    }
 });
 
 on_both_backends!(expired_tokens_are_refused_like_unknown_ones, |ca| {

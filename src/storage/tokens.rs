@@ -131,6 +131,16 @@ macro_rules! token_by_id {
 }
 
 impl Db {
+    /// Locks the rows a statement reads until the transaction ends: on
+    /// PostgreSQL `FOR UPDATE`; SQLite's write transaction already holds
+    /// the whole database.
+    fn row_lock(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => " FOR UPDATE",
+            Db::Sqlite(_) => "",
+        }
+    }
+
     /// Stores a token, its bindings and its audit event in one transaction.
     pub async fn insert_token(
         &self,
@@ -184,8 +194,12 @@ impl Db {
         now: i64,
         audit: &NewAuditEvent,
     ) -> Result<TokenRecord, TokenError> {
+        // Two rebinds of one token take turns, so the second replaces the
+        // first's bindings instead of adding to them.
+        let lock = format!("SELECT id FROM api_tokens WHERE id = $1{}", self.row_lock());
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).execute(&mut *tx).await?;
             let current = token_by_id!(&mut *tx, id)?.ok_or(TokenError::NotFound(id))?;
             if current.revoked_at.is_some() {
                 return Err(TokenError::Revoked(id));
@@ -208,15 +222,11 @@ impl Db {
     /// always remains, so the API cannot lock its operators out: revoking
     /// the last one is refused.
     pub async fn revoke_token(&self, id: i64, now: i64, audit: &NewAuditEvent) -> Result<TokenRecord, TokenError> {
-        // PostgreSQL: the lock makes two revocations of the last two such
-        // tokens take turns, so the second sees the first. SQLite's write
-        // transaction already holds the database.
-        let lock = match self {
-            Db::Postgres(_) => " FOR UPDATE",
-            Db::Sqlite(_) => "",
-        };
+        // The lock makes two revocations of the last two such tokens take
+        // turns, so the second sees the first.
         let lasting_admins = format!(
-            "SELECT id FROM api_tokens WHERE scope = 'admin' AND revoked_at IS NULL AND expires_at IS NULL{lock}"
+            "SELECT id FROM api_tokens WHERE scope = 'admin' AND revoked_at IS NULL AND expires_at IS NULL{}",
+            self.row_lock()
         );
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
