@@ -189,6 +189,21 @@ on_both_backends!(tokens_act_only_under_their_policies, |ca| {
     assert_eq!(ca.snapshot().await, before, "refused token requests changed the database");
     assert_eq!(token_view(ca, issuer.id).await["policies"], json!(["other", "web"]), "a refused bind changes nothing");
 
+    // A policy deleted while a token is bound to it: one of the two wins,
+    // and a token is never left bound to nothing.
+    for round in 0..5 {
+        let name = format!("race{round}");
+        make_policy(ca, &name, "*.race.test").await;
+        let delete =
+            ca.client.delete(ca.admin_url(&format!("/api/v1/policies/{name}"))).bearer_auth(&ca.admin_token).send();
+        let (deleted, bound) = tokio::join!(delete, bind(issuer.id, json!([name])));
+        let outcome = (deleted.unwrap().status().as_u16(), bound.unwrap().status().as_u16());
+        assert!(outcome == (204, 400) || outcome == (409, 200), "round {round}: {outcome:?}");
+        let policies = token_view(ca, issuer.id).await["policies"].clone();
+        assert_eq!(policies, if outcome.1 == 200 { json!([name]) } else { json!(["other", "web"]) }, "round {round}");
+        bind(issuer.id, json!(["other", "web"])).await.unwrap();
+    }
+
     // Two rebinds at once: the later replaces the earlier, never a mix.
     for round in 0..5 {
         let (a, b) = tokio::join!(bind(issuer.id, json!(["web"])), bind(issuer.id, json!(["other"])));

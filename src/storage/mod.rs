@@ -225,6 +225,16 @@ impl Db {
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
     }
+
+    /// Locks the rows a statement reads until the transaction ends: on
+    /// PostgreSQL `FOR UPDATE`; SQLite's write transaction already holds
+    /// the whole database.
+    fn row_lock(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => " FOR UPDATE",
+            Self::Sqlite(_) => "",
+        }
+    }
 }
 
 /// Starts a transaction that will write. SQLite takes the write lock up

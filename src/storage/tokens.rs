@@ -111,9 +111,15 @@ macro_rules! bind_policies {
             .bind($id)
             .bind(policy)
             .execute(&mut *$tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(TokenError::UnknownPolicy(policy.clone()));
+            .await;
+            // A foreign key violation: the policy was deleted meanwhile.
+            match done {
+                Ok(done) if done.rows_affected() > 0 => {}
+                Ok(_) => return Err(TokenError::UnknownPolicy(policy.clone())),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    return Err(TokenError::UnknownPolicy(policy.clone()));
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     };
@@ -131,16 +137,6 @@ macro_rules! token_by_id {
 }
 
 impl Db {
-    /// Locks the rows a statement reads until the transaction ends: on
-    /// PostgreSQL `FOR UPDATE`; SQLite's write transaction already holds
-    /// the whole database.
-    fn row_lock(&self) -> &'static str {
-        match self {
-            Db::Postgres(_) => " FOR UPDATE",
-            Db::Sqlite(_) => "",
-        }
-    }
-
     /// Stores a token, its bindings and its audit event in one transaction.
     pub async fn insert_token(
         &self,
