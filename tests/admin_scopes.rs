@@ -63,6 +63,7 @@ struct Targets {
     serial: String,
     issuing_id: i64,
     token_id: i64,
+    bound_token_id: i64,
     eab_kid: String,
 }
 
@@ -101,6 +102,9 @@ fn cases(t: &Targets) -> Vec<Case> {
             .with(json!({"san": "*.test"})),
         case("GET", "/api/v1/tokens", ADMIN, 200),
         case("POST", "/api/v1/tokens", ADMIN, 201).with(json!({"name": "made", "scope": "auditor"})),
+        case("PUT", "/api/v1/tokens/{id}/policies", ADMIN, 200)
+            .at(format!("/api/v1/tokens/{}/policies", t.bound_token_id))
+            .with(json!({"policies": ["default"]})),
         case("POST", "/api/v1/tokens/{id}/revoke", ADMIN, 200).at(format!("/api/v1/tokens/{}/revoke", t.token_id)),
         case("GET", "/api/v1/audit-events", READ, 200),
         case("GET", "/api/v1/eab-keys", READ, 200),
@@ -113,7 +117,7 @@ fn cases(t: &Targets) -> Vec<Case> {
 }
 
 fn placeholder_targets() -> Targets {
-    Targets { serial: String::new(), issuing_id: 0, token_id: 0, eab_kid: String::new() }
+    Targets { serial: String::new(), issuing_id: 0, token_id: 0, bound_token_id: 0, eab_kid: String::new() }
 }
 
 async fn send(ca: &TestCa, case: &Case, token: Option<&str>) -> (u16, Value) {
@@ -141,7 +145,11 @@ async fn every_route_admits_exactly_its_scopes(backend: Backend) {
     let Some(ca) = TestCa::start(backend).await else { return };
     let mut callers: Vec<(&str, Option<String>)> = vec![("no token", None)];
     for scope in ["auditor", "issuer", "operator"] {
-        let made = created(&ca, "/api/v1/tokens", json!({"name": scope, "scope": scope})).await;
+        let body = match scope {
+            "auditor" => json!({"name": scope, "scope": scope}),
+            _ => json!({"name": scope, "scope": scope, "policies": ["default"]}),
+        };
+        let made = created(&ca, "/api/v1/tokens", body).await;
         callers.push((scope, Some(made["token"].as_str().unwrap().to_owned())));
     }
     callers.push(("admin", Some(ca.admin_token.clone())));
@@ -154,6 +162,14 @@ async fn every_route_admits_exactly_its_scopes(backend: Backend) {
         serial: ca.sign(&csr_for(&["victim.scopes.test"])).await["serial"].as_str().unwrap().to_owned(),
         issuing_id: issuing["id"].as_i64().unwrap(),
         token_id: created(&ca, "/api/v1/tokens", json!({"name": "victim", "scope": "auditor"})).await["id"]
+            .as_i64()
+            .unwrap(),
+        bound_token_id: created(
+            &ca,
+            "/api/v1/tokens",
+            json!({"name": "rebound", "scope": "issuer", "policies": ["to-update"]}),
+        )
+        .await["id"]
             .as_i64()
             .unwrap(),
         eab_kid: created(&ca, "/api/v1/eab-keys", json!({"policy": "default"})).await["kid"]

@@ -165,7 +165,7 @@ pub async fn update(
     Ok(axum::Json(PolicyView::from_record(record)?))
 }
 
-/// `DELETE /api/v1/policies/{name}`
+/// `DELETE /api/v1/policies/{name}`: refused while live tokens are bound to it.
 pub async fn delete(
     State(state): State<AdminState>,
     Authorized(caller, _): Authorized<Manage>,
@@ -173,7 +173,12 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.unix();
     let audit = event(caller.actor(), "policy.delete", &name, now, serde_json::json!({}));
-    state.db.delete_policy(&name, &audit).await.map_err(|e| missing(&name, e))?;
+    state.db.delete_policy(&name, &audit).await.map_err(|e| match e {
+        StoreError::Conflict(why) => {
+            ApiError::Conflict(format!("policy {name:?} cannot be deleted: {why}; rebind or revoke them first"))
+        }
+        other => missing(&name, other),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 

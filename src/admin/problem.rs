@@ -5,11 +5,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::token::BindingError;
 use crate::authority::PolicyError;
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
-use crate::storage::StoreError;
+use crate::storage::{StoreError, TokenError};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
@@ -20,6 +21,13 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token's scope ({0}) does not allow this operation")]
     InsufficientScope(&'static str),
+    #[error("{}", match .0 {
+        Some(policy) => format!("this token is not bound to policy {policy:?}"),
+        None => "this object was made under no policy; only an admin token may act on it".to_owned(),
+    })]
+    PolicyNotBound(Option<String>),
+    #[error("too many failed authentications from this address; retry in {0} seconds")]
+    Throttled(u64),
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
@@ -50,6 +58,23 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Other(m) => Self::Internal(m),
         }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NotFound(_) => Self::NotFound(e.to_string()),
+            TokenError::Revoked(_) | TokenError::Expired(_) | TokenError::LastAdmin(_) => Self::Conflict(e.to_string()),
+            TokenError::UnknownPolicy(_) => Self::Malformed(e.to_string()),
+            TokenError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<BindingError> for ApiError {
+    fn from(e: BindingError) -> Self {
+        Self::Malformed(e.to_string())
     }
 }
 
@@ -107,6 +132,10 @@ impl ApiError {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+            Self::PolicyNotBound(_) => (StatusCode::FORBIDDEN, "policy-not-bound", "Policy not bound to this token"),
+            Self::Throttled(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-failed-authentications", "Too many failed authentications")
+            }
             Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "malformed-request", "Unsupported media type")
@@ -162,6 +191,9 @@ impl IntoResponse for ApiError {
         if let Self::Policy(PolicyError::IdentifierNotAllowed(id)) = &self {
             body["identifier"] = json!({ "type": id.kind(), "value": id.value() });
         }
+        if let Self::PolicyNotBound(Some(policy)) = &self {
+            body["policy"] = json!(policy);
+        }
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -171,6 +203,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            Self::Throttled(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use super::open_db;
 use crate::acme::{self, AcmeState};
+use crate::admin::refusals::Refusals;
 use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
@@ -40,6 +41,8 @@ pub struct Running {
     servers: JoinSet<std::io::Result<()>>,
     background: JoinSet<()>,
     db: Db,
+    /// Written out at shutdown, so a stop loses no refusal.
+    refusals: Arc<Refusals>,
 }
 
 /// Loads everything and binds the listeners; returns once they listen.
@@ -71,6 +74,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let acme_state =
         AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
             .await?;
+    let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
         db: db.clone(),
         clock: clock.clone(),
@@ -79,7 +83,10 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         rotation,
         metrics,
         lifecycle,
+        refusals: refusals.clone(),
+        throttle: Arc::default(),
     };
+    background.spawn(admin::keep_refusals(state.clone()));
     let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
     let public_router = public::router(db.clone(), clock.clone())
         .merge(http::revocation::router(revocation))
@@ -105,7 +112,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
 
     background.spawn(acme::prune(db.clone(), clock.clone(), acme::longest_rate_window(&config.acme)));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
-    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
+    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
 }
 
 async fn spawn(
@@ -116,7 +123,8 @@ async fn spawn(
     router: Router,
 ) -> anyhow::Result<SocketAddr> {
     let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
-    let service = router.into_make_service();
+    // The peer's address reaches handlers (the admin API throttles by it).
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     // Small request/response exchanges must not wait on Nagle's algorithm
     // against the client's delayed ACK (up to 40 ms a round trip).
     match tls {
@@ -184,6 +192,7 @@ impl Running {
         self.control.graceful_shutdown(Some(SHUTDOWN_GRACE));
         while self.servers.join_next().await.is_some() {}
         self.background.shutdown().await;
+        self.refusals.flush_all(&self.db).await;
         self.db.close().await;
     }
 }

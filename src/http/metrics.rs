@@ -21,6 +21,11 @@ struct AuthorityLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabel {
     authority: String,
     window: &'static str,
@@ -42,6 +47,7 @@ pub struct Metrics {
     issuance_failures: Counter,
     revoked: Counter,
     issuance_seconds: Histogram,
+    admin_refusals: Family<ReasonLabel, Counter>,
     lifecycle: LifecycleGauges,
 }
 
@@ -67,6 +73,8 @@ impl Default for Metrics {
         );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
+        let admin_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register("admin_refusals", "Admin API requests refused, by reason", admin_refusals.clone());
         let lifecycle = LifecycleGauges::default();
         registry.register(
             "certificates_expiring",
@@ -93,7 +101,7 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle }
+        Self { registry, issued, issuance_failures, revoked, issuance_seconds, admin_refusals, lifecycle }
     }
 }
 
@@ -109,6 +117,11 @@ impl Metrics {
 
     pub fn revoked(&self) {
         self.revoked.inc();
+    }
+
+    /// One admin request refused (401, 403 or 429), by why.
+    pub fn admin_refused(&self, reason: &'static str) {
+        self.admin_refusals.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.
