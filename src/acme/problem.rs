@@ -271,6 +271,7 @@ impl From<CsrError> for AcmeProblem {
             CsrError::WeakKey(m) | CsrError::UnsupportedKey(m) => {
                 Self::new(ProblemType::BadCsr, format!("the CSR's key is not accepted: {m}"))
             }
+            CsrError::BadIdentifier(_) => Self::new(ProblemType::RejectedIdentifier, e.to_string()),
             other => Self::new(ProblemType::BadCsr, other.to_string()),
         }
     }

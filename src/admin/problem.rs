@@ -114,6 +114,7 @@ impl ApiError {
             Self::Csr(C::NotPemOrDer | C::Malformed(_) | C::UnsupportedName(_)) => {
                 (StatusCode::BAD_REQUEST, "bad-csr", "Bad certificate request")
             }
+            Self::Csr(C::BadIdentifier(_)) => (StatusCode::BAD_REQUEST, "bad-identifier", "Invalid identifier"),
             Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) => {
                 (StatusCode::BAD_REQUEST, "bad-csr-signature", "Bad CSR signature")
             }

@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use super::ttl::{format_ttl, parse_ttl};
-use crate::issuance::{Identifier, KeyType};
+use super::ttl::{MAX_TTL, format_ttl, parse_ttl};
+use crate::issuance::{Identifier, KeyType, UriName};
 
 /// The rules as written (API and storage form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +20,8 @@ pub struct PolicyRules {
     /// CIDR ranges.
     #[serde(default)]
     pub ip_ranges: Vec<String>,
-    /// Exact URIs, or a prefix ending in `/*`.
+    /// Exact URIs, or `base/*` for every URI whose path continues `base`'s
+    /// by one or more segments. Judged as parsed URIs, as names are.
     #[serde(default)]
     pub uris: Vec<String>,
     /// Allowed subject key types; empty allows every supported type.
@@ -74,8 +75,9 @@ enum DnsPattern {
 
 #[derive(Debug, Clone)]
 enum UriPattern {
-    Exact(String),
-    Prefix(String),
+    Exact(UriName),
+    /// Matches URIs below the base, at any depth.
+    Below(UriName),
 }
 
 impl Policy {
@@ -100,24 +102,15 @@ impl Policy {
             .iter()
             .map(|r| r.parse::<IpNet>().map(|n| n.trunc()).map_err(|e| bad("ip_ranges", format!("{r:?}: {e}"))))
             .collect::<Result<_, _>>()?;
-        let uris = rules
-            .uris
-            .iter()
-            .map(|u| match u.strip_suffix('*') {
-                Some(prefix) if prefix.ends_with('/') => {
-                    Identifier::uri(prefix).map_err(|e| bad("uris", e.to_string()))?;
-                    Ok(UriPattern::Prefix(prefix.to_owned()))
-                }
-                _ => {
-                    Identifier::uri(u).map_err(|e| bad("uris", e.to_string()))?;
-                    Ok(UriPattern::Exact(u.clone()))
-                }
+        let uris =
+            rules.uris.iter().map(|u| UriPattern::parse(u).map_err(|e| bad("uris", e))).collect::<Result<_, _>>()?;
+        let ttl = |field: &'static str, text: &str| {
+            parse_ttl(text).ok_or_else(|| {
+                bad(field, format!("{text:?} is not a duration from 1s to {} such as 24h or 90d", format_ttl(MAX_TTL)))
             })
-            .collect::<Result<_, PolicyError>>()?;
-        let max_ttl = parse_ttl(&rules.max_ttl)
-            .ok_or_else(|| bad("max_ttl", format!("{:?} is not a duration", rules.max_ttl)))?;
-        let default_ttl = parse_ttl(&rules.default_ttl)
-            .ok_or_else(|| bad("default_ttl", format!("{:?} is not a duration", rules.default_ttl)))?;
+        };
+        let max_ttl = ttl("max_ttl", &rules.max_ttl)?;
+        let default_ttl = ttl("default_ttl", &rules.default_ttl)?;
         if default_ttl > max_ttl {
             return Err(bad("default_ttl", "must not exceed max_ttl".into()));
         }
@@ -191,10 +184,23 @@ impl DnsPattern {
 }
 
 impl UriPattern {
-    fn matches(&self, uri: &str) -> bool {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (base, below) = match text.strip_suffix("/*") {
+            Some(base) => (base, true),
+            None => (text, false),
+        };
+        let base = UriName::parse(base).map_err(|e| format!("{text:?}: the URI {e}"))?;
+        match below {
+            true if !base.is_hierarchical() => Err(format!("{text:?}: a URN has no path to put a wildcard on")),
+            true => Ok(Self::Below(base)),
+            false => Ok(Self::Exact(base)),
+        }
+    }
+
+    fn matches(&self, uri: &UriName) -> bool {
         match self {
             Self::Exact(exact) => uri == exact,
-            Self::Prefix(prefix) => uri.len() > prefix.len() && uri.starts_with(prefix.as_str()),
+            Self::Below(base) => uri.is_below(base),
         }
     }
 }
@@ -233,10 +239,53 @@ mod tests {
         for allowed in ["localhost", "a.localhost", "x.y.test", "127.0.0.9", "::1", "spiffe://tessera.test/ns/a"] {
             assert!(ok(allowed), "{allowed} refused");
         }
-        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test/", "spiffe://other/x"]
+        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test", "spiffe://other/x"]
         {
             assert!(!ok(refused), "{refused} allowed");
         }
+    }
+
+    #[test]
+    fn uri_patterns_match_parsed_segments() {
+        let mut rules = dev_like().rules().clone();
+        rules.uris =
+            vec!["spiffe://tessera.test/ns/a/*".into(), "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()];
+        let p = Policy::new("spiffe", rules).expect("valid policy");
+        let ok = |s: &str| p.allows(&Identifier::uri(s).expect("identifier"));
+        assert!(ok("spiffe://tessera.test/ns/a/sa/admin"));
+        assert!(ok("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"));
+        for outside in ["spiffe://tessera.test/ns/a", "spiffe://tessera.test/ns/ab/sa", "spiffe://tessera.test/ns/b/sa"]
+        {
+            assert!(!ok(outside), "{outside} allowed");
+        }
+    }
+
+    #[test]
+    fn uri_patterns_are_parsed_like_names() {
+        for pattern in [
+            "spiffe://tessera.test/ns/a/../*",
+            "spiffe://tessera.test/ns/a/*/b",
+            "spiffe://tessera.test/ns/a*",
+            "spiffe://tessera.test/ns/a//*",
+            "spiffe://tessera.test/ns/%61/*",
+            "spiffe://tessera.test/ns/a?x=1",
+            "https://svc.test/a\\b",
+            "urn:uuid:f81d4fae/*",
+        ] {
+            let mut rules = dev_like().rules().clone();
+            rules.uris = vec![pattern.into()];
+            assert!(
+                matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "uris", .. })),
+                "{pattern:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn ttls_beyond_a_century_are_refused() {
+        let mut rules = dev_like().rules().clone();
+        rules.max_ttl = "99999999999999d".into();
+        assert!(matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "max_ttl", .. })));
     }
 
     #[test]

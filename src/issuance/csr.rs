@@ -11,7 +11,7 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use super::identifier::Identifier;
+use super::identifier::{Identifier, IdentifierError};
 
 /// The subject key types Tessera certifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -53,6 +53,9 @@ pub enum CsrError {
     WeakKey(String),
     #[error("the CSR asks for a name Tessera cannot certify: {0}")]
     UnsupportedName(String),
+    /// A name of a supported type that is not spelled as Tessera certifies it.
+    #[error("the CSR asks for an invalid identifier: {0}")]
+    BadIdentifier(#[from] IdentifierError),
 }
 
 /// A certificate request whose signature and key have been checked.
@@ -211,8 +214,8 @@ fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), C
 fn identifier_of(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
     let unsupported = |what: String| CsrError::UnsupportedName(what);
     match name {
-        GeneralName::DNSName(n) => Identifier::dns(n).map_err(|e| unsupported(e.to_string())),
-        GeneralName::URI(u) => Identifier::uri(u).map_err(|e| unsupported(e.to_string())),
+        GeneralName::DNSName(n) => Ok(Identifier::dns(n)?),
+        GeneralName::URI(u) => Ok(Identifier::uri(u)?),
         GeneralName::IPAddress(bytes) => match bytes.len() {
             4 => Ok(Identifier::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()))),
             16 => Ok(Identifier::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()))),

@@ -4,13 +4,15 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::uri::{UriError, UriName};
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Identifier {
     /// A lowercase DNS name without a trailing dot; may start with `*.`.
     Dns(String),
     Ip(IpAddr),
-    /// An absolute URI, such as a SPIFFE ID.
-    Uri(String),
+    /// An absolute URI, such as a SPIFFE ID, in its one certified form.
+    Uri(UriName),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,8 +21,10 @@ pub enum IdentifierError {
     BadDnsName(String),
     #[error("{0:?} is not a valid IP address")]
     BadIp(String),
-    #[error("{0:?} is not an absolute URI")]
-    BadUri(String),
+    #[error("URI {0:?} {1}")]
+    BadUri(String, UriError),
+    #[error("{0:?} is not tagged dns:, ip: or uri:")]
+    BadTag(String),
 }
 
 impl Identifier {
@@ -35,11 +39,7 @@ impl Identifier {
     }
 
     pub fn uri(text: &str) -> Result<Self, IdentifierError> {
-        let parsed = url::Url::parse(text).map_err(|_| IdentifierError::BadUri(text.to_string()))?;
-        if parsed.cannot_be_a_base() && parsed.scheme() != "urn" || text.chars().any(char::is_whitespace) {
-            return Err(IdentifierError::BadUri(text.to_string()));
-        }
-        Ok(Self::Uri(text.to_string()))
+        UriName::parse(text).map(Self::Uri).map_err(|e| IdentifierError::BadUri(text.to_string(), e))
     }
 
     /// The stored form: `dns:…`, `ip:…` or `uri:…`.
@@ -56,7 +56,7 @@ impl Identifier {
             Some(("dns", v)) => Self::dns(v),
             Some(("ip", v)) => Self::ip(v),
             Some(("uri", v)) => Self::uri(v),
-            _ => Err(IdentifierError::BadUri(s.to_string())),
+            _ => Err(IdentifierError::BadTag(s.to_string())),
         }
     }
 
@@ -85,7 +85,7 @@ impl Identifier {
         match self {
             Self::Dns(n) => n.clone(),
             Self::Ip(ip) => ip.to_string(),
-            Self::Uri(u) => u.clone(),
+            Self::Uri(u) => u.to_string(),
         }
     }
 }
