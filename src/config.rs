@@ -267,6 +267,11 @@ pub struct AcmeDirectoryConfig {
     /// Shown as `meta.termsOfService` when set.
     #[serde(default)]
     pub terms_of_service: Option<String>,
+    /// Refuse ES256/ES384 requests whose signature is not in low-S form.
+    /// Off by default: OpenSSL- and Go-based clients (certbot, lego) sign
+    /// high-S about half the time; `tessera_high_s_signatures` counts them.
+    #[serde(default)]
+    pub require_low_s: bool,
 }
 
 fn default_true() -> bool {
@@ -305,6 +310,7 @@ impl Default for AcmeConfig {
                 failed_validations_per_window: default_failed_validations_per_window(),
                 rate_window: default_rate_window(),
                 terms_of_service: None,
+                require_low_s: false,
             }],
         }
     }

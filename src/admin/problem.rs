@@ -115,7 +115,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "bad-csr", "Bad certificate request")
             }
             Self::Csr(C::BadIdentifier(_)) => (StatusCode::BAD_REQUEST, "bad-identifier", "Invalid identifier"),
-            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) => {
+            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) | Self::Policy(P::HighSSignature) => {
                 (StatusCode::BAD_REQUEST, "bad-csr-signature", "Bad CSR signature")
             }
             Self::Csr(C::WeakKey(_)) => (StatusCode::BAD_REQUEST, "weak-key", "Weak key"),

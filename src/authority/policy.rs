@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::ttl::{MAX_TTL, format_ttl, parse_ttl};
-use crate::issuance::{Identifier, KeyType, UriName};
+use crate::issuance::{CheckedCsr, Identifier, KeyType, UriName};
 
 /// The rules as written (API and storage form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,11 @@ pub struct PolicyRules {
     pub key_types: Vec<KeyType>,
     pub max_ttl: String,
     pub default_ttl: String,
+    /// Refuse CSRs whose ECDSA self-signature is not in low-S form. Off by
+    /// default: OpenSSL and Go sign high-S about half the time; the
+    /// `tessera_high_s_signatures` metric shows whether turning it on is safe.
+    #[serde(default)]
+    pub require_low_s: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,6 +50,8 @@ pub enum PolicyError {
     TtlTooLong { requested: String, max: String },
     #[error("the request names no identifier")]
     NoIdentifiers,
+    #[error("the CSR's ECDSA signature is not in low-S form (S above half the curve order); this policy requires it")]
+    HighSSignature,
 }
 
 /// A validated policy, ready to judge requests.
@@ -129,12 +136,14 @@ impl Policy {
         self.max_ttl
     }
 
-    /// Judges a request: every name allowed, the key type allowed, the
-    /// lifetime within the cap. The first failure is named.
+    /// Judges a request for `names` (the CSR's, as the front end read
+    /// them): every name allowed, the CSR's key type allowed, its signature
+    /// canonical if the policy asks, the lifetime within the cap. The first
+    /// failure is named.
     pub fn approve_names(
         &self,
         names: Vec<Identifier>,
-        key_type: KeyType,
+        csr: &CheckedCsr,
         ttl: Option<Duration>,
     ) -> Result<Approval, PolicyError> {
         if names.is_empty() {
@@ -143,8 +152,12 @@ impl Policy {
         if let Some(denied) = names.iter().find(|n| !self.allows(n)) {
             return Err(PolicyError::IdentifierNotAllowed(denied.clone()));
         }
+        let key_type = csr.key_type();
         if !self.rules.key_types.is_empty() && !self.rules.key_types.contains(&key_type) {
             return Err(PolicyError::KeyTypeNotAllowed(key_type.as_str()));
+        }
+        if self.rules.require_low_s && csr.has_high_s_signature() {
+            return Err(PolicyError::HighSSignature);
         }
         let ttl = ttl.unwrap_or(self.default_ttl);
         if ttl > self.max_ttl {
@@ -227,6 +240,7 @@ mod tests {
                 key_types: vec![],
                 max_ttl: "24h".into(),
                 default_ttl: "24h".into(),
+                require_low_s: false,
             },
         )
         .expect("valid policy")
@@ -288,15 +302,19 @@ mod tests {
         assert!(matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "max_ttl", .. })));
     }
 
+    fn csr_for(name: &str) -> CheckedCsr {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+        CheckedCsr::parse_der(params.serialize_request(&key).expect("csr").der()).expect("valid")
+    }
+
     #[test]
     fn ttl_is_capped_and_defaulted() {
         let p = dev_like();
+        let csr = csr_for("a.test");
         let names = vec![Identifier::dns("a.test").expect("dns")];
-        assert_eq!(p.approve_names(names.clone(), KeyType::EcdsaP256, None).expect("ok").ttl, Duration::hours(24));
-        assert!(matches!(
-            p.approve_names(names, KeyType::EcdsaP256, Some(Duration::hours(25))),
-            Err(PolicyError::TtlTooLong { .. })
-        ));
+        assert_eq!(p.approve_names(names.clone(), &csr, None).expect("ok").ttl, Duration::hours(24));
+        assert!(matches!(p.approve_names(names, &csr, Some(Duration::hours(25))), Err(PolicyError::TtlTooLong { .. })));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -26,6 +26,21 @@ struct WindowLabel {
     window: &'static str,
 }
 
+/// Where a valid ECDSA signature with a high S was seen.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum HighSSource {
+    /// An ACME request's JWS; the scope is the directory.
+    AcmeJws,
+    /// A CSR's self-signature; the scope is the policy it was judged by.
+    Csr,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HighSLabel {
+    source: HighSSource,
+    scope: String,
+}
+
 /// The lifecycle gauges, one series per authority.
 #[derive(Default)]
 struct LifecycleGauges {
@@ -42,6 +57,7 @@ pub struct Metrics {
     issuance_failures: Counter,
     revoked: Counter,
     issuance_seconds: Histogram,
+    high_s_signatures: Family<HighSLabel, Counter>,
     lifecycle: LifecycleGauges,
 }
 
@@ -67,6 +83,12 @@ impl Default for Metrics {
         );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
+        let high_s_signatures = Family::<HighSLabel, Counter>::default();
+        registry.register(
+            "high_s_signatures",
+            "Valid ECDSA signatures seen with S above half the curve order, refused or not (require_low_s)",
+            high_s_signatures.clone(),
+        );
         let lifecycle = LifecycleGauges::default();
         registry.register(
             "certificates_expiring",
@@ -93,7 +115,7 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle }
+        Self { registry, issued, issuance_failures, revoked, issuance_seconds, high_s_signatures, lifecycle }
     }
 }
 
@@ -109,6 +131,12 @@ impl Metrics {
 
     pub fn revoked(&self) {
         self.revoked.inc();
+    }
+
+    /// Counts a high-S signature, so an operator sees what turning on
+    /// `require_low_s` would refuse before turning it on.
+    pub fn high_s_signature(&self, source: HighSSource, scope: &str) {
+        self.high_s_signatures.get_or_create(&HighSLabel { source, scope: scope.to_owned() }).inc();
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.

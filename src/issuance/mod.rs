@@ -11,7 +11,7 @@ mod serial;
 mod signing;
 mod uri;
 
-pub use csr::{CheckedCsr, CsrError, KeyType};
+pub use csr::{CheckedCsr, CsrError, KeyType, PublicKeyNumbers, RSA_EXPONENT};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use profile::{
