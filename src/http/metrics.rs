@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,7 +27,7 @@ struct WindowLabel {
 }
 
 /// Where a valid ECDSA signature with a high S was seen.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HighSSource {
     /// An ACME request's JWS; the scope is the directory.
     AcmeJws,
@@ -35,9 +35,18 @@ pub enum HighSSource {
     Csr,
 }
 
+impl HighSSource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::AcmeJws => "acme_jws",
+            Self::Csr => "csr",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HighSLabel {
-    source: HighSSource,
+    source: &'static str,
     scope: String,
 }
 
@@ -136,7 +145,7 @@ impl Metrics {
     /// Counts a high-S signature, so an operator sees what turning on
     /// `require_low_s` would refuse before turning it on.
     pub fn high_s_signature(&self, source: HighSSource, scope: &str) {
-        self.high_s_signatures.get_or_create(&HighSLabel { source, scope: scope.to_owned() }).inc();
+        self.high_s_signatures.get_or_create(&HighSLabel { source: source.label(), scope: scope.to_owned() }).inc();
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.
