@@ -181,6 +181,8 @@ on_both_backends!(high_s_csrs_are_counted_and_refused_where_the_policy_says, |ca
     let (status, body) = ca.post("/api/v1/certificates", admin, &sign("default", &high)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(ca.metric(series).await, Some(1.0));
+    let all = "tessera_ecdsa_signatures_total{source=\"csr\",scope=\"low-s\"}";
+    assert_eq!(ca.metric(all).await, Some(2.0), "both twins were seen under low-s");
 });
 
 async fn acme_snapshot(ca: &TestCa) -> Vec<i64> {

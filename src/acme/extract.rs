@@ -18,7 +18,7 @@ use super::nonce::{CheckedNonce, NonceError};
 use super::nonce_batch::Spend;
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, DirectorySettings, Urls, directory_name, request_host};
-use crate::http::metrics::HighSSource;
+use crate::http::metrics::EcdsaSource;
 use crate::storage::AcmeAccountRecord;
 
 /// Largest request body accepted; a CSR with an 8192-bit RSA key fits easily.
@@ -216,9 +216,9 @@ async fn find_account(state: &AcmeState, post: &AcmePost, kid: &str) -> Result<A
 /// directory sets `require_low_s`.
 pub fn verify_jws(jws: &Jws, key: &Jwk, directory: &DirectorySettings, state: &AcmeState) -> Result<(), AcmeProblem> {
     jws.verify(key)?;
-    if jws.has_high_s() {
-        state.inner.metrics.high_s_signature(HighSSource::AcmeJws, &directory.name);
-        if directory.require_low_s {
+    if let Some(high_s) = jws.high_s() {
+        state.inner.metrics.ecdsa_signature(EcdsaSource::AcmeJws, &directory.name, high_s);
+        if high_s && directory.require_low_s {
             return Err(JwsError::HighS.into());
         }
     }

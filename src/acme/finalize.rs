@@ -15,7 +15,7 @@ use super::extract::SignedByAccount;
 use super::order::{order_response, owned_order};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, parse_id};
-use crate::http::metrics::HighSSource;
+use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
 };
@@ -58,8 +58,8 @@ pub async fn finalize(
     let ordered = from_column(&order.identifiers);
     check_names(&requested, &ordered)?;
     let policy = state.policy(&account.record.policy).await?;
-    if csr.has_high_s_signature() {
-        state.inner.metrics.high_s_signature(HighSSource::Csr, policy.name());
+    if let Some(high_s) = csr.high_s_signature() {
+        state.inner.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
     }
     let start = order.not_before.map_or(now, |nb| nb.max(now));
     let ttl = order.not_after.map(|na| time::Duration::seconds((na - start).max(60)));

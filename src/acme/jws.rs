@@ -353,16 +353,17 @@ impl Jws {
         key.verify(&self.signing_input(), &self.signature)
     }
 
-    /// Whether an ES256 or ES384 signature has S above half the curve's
-    /// order: valid, but the twin of the canonical low-S signature.
-    pub fn has_high_s(&self) -> bool {
+    /// For an ES256 or ES384 signature, whether its S is above half the
+    /// curve's order (valid, but the twin of the canonical low-S
+    /// signature); `None` for other algorithms.
+    pub fn high_s(&self) -> Option<bool> {
         let curve = match Algorithm::parse(&self.header.alg) {
             Ok(Algorithm::Es256) => SigningAlgorithm::EcdsaP256Sha256,
             Ok(Algorithm::Es384) => SigningAlgorithm::EcdsaP384Sha384,
-            _ => return false,
+            _ => return None,
         };
         let (_, s) = self.signature.split_at(self.signature.len() / 2);
-        curve.is_high_s(s)
+        Some(curve.is_high_s(s))
     }
 
     /// Verifies an HMAC (EAB) with `secret`; returns the algorithm used.

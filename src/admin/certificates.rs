@@ -14,7 +14,7 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
-use crate::http::metrics::HighSSource;
+use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
 };
@@ -106,8 +106,8 @@ pub async fn sign(
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
     let names = csr.requested_names()?;
     let policy = load_policy(&state.db, &body.policy).await?;
-    if csr.has_high_s_signature() {
-        state.metrics.high_s_signature(HighSSource::Csr, policy.name());
+    if let Some(high_s) = csr.high_s_signature() {
+        state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
     }
     let approval = policy.approve_names(names, &csr, ttl)?;
     let issued = state

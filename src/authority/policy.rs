@@ -156,7 +156,7 @@ impl Policy {
         if !self.rules.key_types.is_empty() && !self.rules.key_types.contains(&key_type) {
             return Err(PolicyError::KeyTypeNotAllowed(key_type.as_str()));
         }
-        if self.rules.require_low_s && csr.has_high_s_signature() {
+        if self.rules.require_low_s && csr.high_s_signature() == Some(true) {
             return Err(PolicyError::HighSSignature);
         }
         let ttl = ttl.unwrap_or(self.default_ttl);

@@ -26,16 +26,16 @@ struct WindowLabel {
     window: &'static str,
 }
 
-/// Where a valid ECDSA signature with a high S was seen.
+/// Where a valid ECDSA signature was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HighSSource {
+pub enum EcdsaSource {
     /// An ACME request's JWS; the scope is the directory.
     AcmeJws,
     /// A CSR's self-signature; the scope is the policy it was judged by.
     Csr,
 }
 
-impl HighSSource {
+impl EcdsaSource {
     fn label(self) -> &'static str {
         match self {
             Self::AcmeJws => "acme_jws",
@@ -45,7 +45,7 @@ impl HighSSource {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HighSLabel {
+struct EcdsaLabel {
     source: &'static str,
     scope: String,
 }
@@ -66,7 +66,8 @@ pub struct Metrics {
     issuance_failures: Counter,
     revoked: Counter,
     issuance_seconds: Histogram,
-    high_s_signatures: Family<HighSLabel, Counter>,
+    ecdsa_signatures: Family<EcdsaLabel, Counter>,
+    high_s_signatures: Family<EcdsaLabel, Counter>,
     lifecycle: LifecycleGauges,
 }
 
@@ -92,7 +93,13 @@ impl Default for Metrics {
         );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
-        let high_s_signatures = Family::<HighSLabel, Counter>::default();
+        let ecdsa_signatures = Family::<EcdsaLabel, Counter>::default();
+        registry.register(
+            "ecdsa_signatures",
+            "Valid ECDSA signatures seen on ACME requests and CSRs",
+            ecdsa_signatures.clone(),
+        );
+        let high_s_signatures = Family::<EcdsaLabel, Counter>::default();
         registry.register(
             "high_s_signatures",
             "Valid ECDSA signatures seen with S above half the curve order, refused or not (require_low_s)",
@@ -124,7 +131,16 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, high_s_signatures, lifecycle }
+        Self {
+            registry,
+            issued,
+            issuance_failures,
+            revoked,
+            issuance_seconds,
+            ecdsa_signatures,
+            high_s_signatures,
+            lifecycle,
+        }
     }
 }
 
@@ -142,10 +158,15 @@ impl Metrics {
         self.revoked.inc();
     }
 
-    /// Counts a high-S signature, so an operator sees what turning on
-    /// `require_low_s` would refuse before turning it on.
-    pub fn high_s_signature(&self, source: HighSSource, scope: &str) {
-        self.high_s_signatures.get_or_create(&HighSLabel { source: source.label(), scope: scope.to_owned() }).inc();
+    /// Counts a valid ECDSA signature and whether it was high-S, so an
+    /// operator sees what share turning on `require_low_s` would refuse
+    /// before turning it on.
+    pub fn ecdsa_signature(&self, source: EcdsaSource, scope: &str, high_s: bool) {
+        let label = EcdsaLabel { source: source.label(), scope: scope.to_owned() };
+        self.ecdsa_signatures.get_or_create(&label).inc();
+        if high_s {
+            self.high_s_signatures.get_or_create(&label).inc();
+        }
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.

@@ -84,9 +84,10 @@ pub struct CheckedCsr {
     key_type: KeyType,
     key_bits: usize,
     public_key: PublicKeyNumbers,
-    /// An ECDSA self-signature whose S is above half the order: valid, but
-    /// not canonical. Policies decide whether to refuse it.
-    has_high_s_signature: bool,
+    /// For an ECDSA self-signature, whether its S is above half the order
+    /// (valid, but not canonical); `None` for other keys. Policies decide
+    /// whether to refuse it.
+    high_s_signature: Option<bool>,
     common_name: Option<String>,
     subject_alt_names: Vec<Identifier>,
 }
@@ -107,7 +108,7 @@ impl CheckedCsr {
         let (key_type, key_bits, public_key) = classify_key(&info.subject_pki)?;
         check_signature_algorithm(&csr)?;
         csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
-        let has_high_s_signature = has_high_s(key_type, &csr.signature_value.data);
+        let high_s_signature = high_s(key_type, &csr.signature_value.data);
 
         let common_name = info.subject.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string);
         let mut subject_alt_names = Vec::new();
@@ -125,7 +126,7 @@ impl CheckedCsr {
             key_type,
             key_bits,
             public_key,
-            has_high_s_signature,
+            high_s_signature,
             common_name,
             subject_alt_names,
         })
@@ -135,8 +136,9 @@ impl CheckedCsr {
         &self.public_key
     }
 
-    pub fn has_high_s_signature(&self) -> bool {
-        self.has_high_s_signature
+    /// Whether the ECDSA self-signature is high-S; `None` for other keys.
+    pub fn high_s_signature(&self) -> Option<bool> {
+        self.high_s_signature
     }
 
     pub fn spki_der(&self) -> &[u8] {
@@ -261,14 +263,15 @@ fn bit_length(digits: &[u8]) -> usize {
     }
 }
 
-/// Whether an ECDSA self-signature (DER, as the CSR carries it) has a high S.
-fn has_high_s(key_type: KeyType, signature: &[u8]) -> bool {
+/// Whether an ECDSA self-signature (DER, as the CSR carries it, already
+/// verified) has a high S; `None` for other keys.
+fn high_s(key_type: KeyType, signature: &[u8]) -> Option<bool> {
     let curve = match key_type {
         KeyType::EcdsaP256 => SigningAlgorithm::EcdsaP256Sha256,
         KeyType::EcdsaP384 => SigningAlgorithm::EcdsaP384Sha384,
-        KeyType::Ed25519 | KeyType::Rsa => return false,
+        KeyType::Ed25519 | KeyType::Rsa => return None,
     };
-    curve.der_signature_has_high_s(signature).unwrap_or(false)
+    curve.der_signature_has_high_s(signature)
 }
 
 fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
@@ -366,7 +369,8 @@ mod tests {
         let der = csr_for(&key, &["a.test"]);
         let original = CheckedCsr::parse_der(&der).expect("valid");
         let twin = CheckedCsr::parse_der(&mirrored_signature(&der)).expect("the twin verifies too");
-        assert_ne!(original.has_high_s_signature(), twin.has_high_s_signature());
+        let forms = [original.high_s_signature(), twin.high_s_signature()];
+        assert!(forms == [Some(true), Some(false)] || forms == [Some(false), Some(true)], "{forms:?}");
         assert_eq!(original.public_key(), twin.public_key());
     }
 
