@@ -119,6 +119,21 @@ on_both_backends!(uri_names_are_judged_as_parsed_uris, |ca| {
     }
 });
 
+on_both_backends!(an_address_is_never_a_dns_name, |ca| {
+    let admin = Some(ca.admin_token.as_str());
+    let before = ca.snapshot().await;
+    let (status, problem) =
+        ca.post("/api/v1/policies", admin, &json!({"name": "typo", "dns": ["10.0.0.1"], "max_ttl": "1h"})).await;
+    assert_eq!(status, 400, "a DNS pattern that is an address: {problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("dns"), "{problem}");
+    let mut params = rcgen::CertificateParams::default();
+    params.subject_alt_names = vec![rcgen::SanType::DnsName("127.0.0.1".try_into().unwrap())];
+    let csr = params.serialize_request(&rcgen::KeyPair::generate().unwrap()).unwrap().pem().unwrap();
+    let (status, problem) = ca.post("/api/v1/certificates", admin, &json!({"policy": "default", "csr": csr})).await;
+    assert_eq!((status, problem["type"].as_str()), (400, Some("urn:tessera:problem:bad-identifier")), "{problem}");
+    assert_eq!(ca.snapshot().await, before, "refused requests changed the database");
+});
+
 on_both_backends!(durations_past_a_century_are_refused, |ca| {
     let admin = Some(ca.admin_token.as_str());
     let before = ca.snapshot().await;

@@ -111,18 +111,24 @@ pub fn from_column(column: &str) -> Vec<Identifier> {
     column.split_whitespace().filter_map(|t| Identifier::from_tagged(t).ok()).collect()
 }
 
+/// LDH labels (and `_`) of 1-63 bytes, at most 253 in all, and a last
+/// label that is not all digits: no top-level domain is, so `10.0.0.1` is
+/// an address written as a name, which relying parties would not match
+/// against IP addresses.
 fn is_dns_name(name: &str) -> bool {
     let body = name.strip_prefix("*.").unwrap_or(name);
     if body.is_empty() || name.len() > 253 {
         return false;
     }
-    body.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    })
+    let numeric_tld = body.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    !numeric_tld
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -133,7 +139,9 @@ mod tests {
     fn dns_names_are_normalised_and_checked() {
         assert_eq!(Identifier::dns("Web.Example.TEST."), Ok(Identifier::Dns("web.example.test".into())));
         assert!(Identifier::dns("*.example.test").is_ok());
-        for bad in ["", "a..b", "-a.test", "a b.test", "a.*.test", "ex@mple.test", &"a".repeat(64)] {
+        for bad in
+            ["", "a..b", "-a.test", "a b.test", "a.*.test", "ex@mple.test", &"a".repeat(64), "10.0.0.1", "*.0.1", "a.1"]
+        {
             assert!(Identifier::dns(bad).is_err(), "{bad:?} accepted");
         }
     }
