@@ -460,6 +460,22 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_members_are_refused() {
+        let (key, jwk) = es256_key();
+        let jwk = jwk.to_json();
+        let protected = format!(r#"{{"alg":"ES256","jwk":{jwk},"url":"u","nonce":"n","url":"v"}}"#);
+        let protected = URL_SAFE_NO_PAD.encode(protected);
+        let payload = URL_SAFE_NO_PAD.encode("{}");
+        let sig = key.sign(&SystemRandom::new(), format!("{protected}.{payload}").as_bytes()).expect("sign");
+        let signature = URL_SAFE_NO_PAD.encode(sig);
+        let body = format!(r#"{{"protected":"{protected}","payload":"{payload}","signature":"{signature}"}}"#);
+        assert!(matches!(Jws::parse(body.as_bytes()), Err(JwsError::Malformed(_))), "a header with two urls");
+        let twice =
+            format!(r#"{{"protected":"{protected}","payload":"{payload}","payload":"","signature":"{signature}"}}"#);
+        assert!(matches!(Jws::parse(twice.as_bytes()), Err(JwsError::Malformed(_))), "a JWS with two payloads");
+    }
+
+    #[test]
     fn any_critical_header_is_refused() {
         let (key, jwk) = es256_key();
         for crit in [json!(["b64"]), json!(["exp"]), json!([]), json!("b64")] {
