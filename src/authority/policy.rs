@@ -113,7 +113,7 @@ impl Policy {
             rules.uris.iter().map(|u| UriPattern::parse(u).map_err(|e| bad("uris", e))).collect::<Result<_, _>>()?;
         let ttl = |field: &'static str, text: &str| {
             parse_ttl(text).ok_or_else(|| {
-                bad(field, format!("{text:?} is not a duration from 1s to {} such as 24h or 90d", format_ttl(MAX_TTL)))
+                bad(field, format!("{text:?} is not a duration from 1s to {}, such as 24h or 90d", format_ttl(MAX_TTL)))
             })
         };
         let max_ttl = ttl("max_ttl", &rules.max_ttl)?;
