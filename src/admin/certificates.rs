@@ -14,6 +14,7 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
+use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
 };
@@ -108,7 +109,10 @@ pub async fn sign(
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
     let names = csr.requested_names()?;
     let policy = load_policy(&state.db, &body.policy).await?;
-    let approval = policy.approve_names(names, csr.key_type(), ttl)?;
+    if let Some(high_s) = csr.high_s_signature() {
+        state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
+    }
+    let approval = policy.approve_names(names, &csr, ttl)?;
     let issued = state
         .issuer
         .issue(&IssueRequest {

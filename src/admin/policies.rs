@@ -32,6 +32,8 @@ pub struct PolicyInput {
     /// Defaults to `max_ttl`.
     #[serde(default)]
     default_ttl: Option<String>,
+    #[serde(default)]
+    require_low_s: bool,
 }
 
 impl PolicyInput {
@@ -43,6 +45,7 @@ impl PolicyInput {
             key_types: self.key_types,
             default_ttl: self.default_ttl.unwrap_or_else(|| self.max_ttl.clone()),
             max_ttl: self.max_ttl,
+            require_low_s: self.require_low_s,
         };
         Ok(Policy::new(name, rules)?)
     }

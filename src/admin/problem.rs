@@ -143,7 +143,8 @@ impl ApiError {
             Self::Csr(C::NotPemOrDer | C::Malformed(_) | C::UnsupportedName(_)) => {
                 (StatusCode::BAD_REQUEST, "bad-csr", "Bad certificate request")
             }
-            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) => {
+            Self::Csr(C::BadIdentifier(_)) => (StatusCode::BAD_REQUEST, "bad-identifier", "Invalid identifier"),
+            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) | Self::Policy(P::HighSSignature) => {
                 (StatusCode::BAD_REQUEST, "bad-csr-signature", "Bad CSR signature")
             }
             Self::Csr(C::WeakKey(_)) => (StatusCode::BAD_REQUEST, "weak-key", "Weak key"),

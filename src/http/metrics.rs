@@ -31,6 +31,30 @@ struct WindowLabel {
     window: &'static str,
 }
 
+/// Where a valid ECDSA signature was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcdsaSource {
+    /// An ACME request's JWS; the scope is the directory.
+    AcmeJws,
+    /// A CSR's self-signature; the scope is the policy it was judged by.
+    Csr,
+}
+
+impl EcdsaSource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::AcmeJws => "acme_jws",
+            Self::Csr => "csr",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EcdsaLabel {
+    source: &'static str,
+    scope: String,
+}
+
 /// The lifecycle gauges, one series per authority.
 #[derive(Default)]
 struct LifecycleGauges {
@@ -48,6 +72,8 @@ pub struct Metrics {
     revoked: Counter,
     issuance_seconds: Histogram,
     admin_refusals: Family<ReasonLabel, Counter>,
+    ecdsa_signatures: Family<EcdsaLabel, Counter>,
+    high_s_signatures: Family<EcdsaLabel, Counter>,
     lifecycle: LifecycleGauges,
 }
 
@@ -75,6 +101,18 @@ impl Default for Metrics {
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
         let admin_refusals = Family::<ReasonLabel, Counter>::default();
         registry.register("admin_refusals", "Admin API requests refused, by reason", admin_refusals.clone());
+        let ecdsa_signatures = Family::<EcdsaLabel, Counter>::default();
+        registry.register(
+            "ecdsa_signatures",
+            "Valid ECDSA signatures seen on ACME requests and CSRs",
+            ecdsa_signatures.clone(),
+        );
+        let high_s_signatures = Family::<EcdsaLabel, Counter>::default();
+        registry.register(
+            "high_s_signatures",
+            "Valid ECDSA signatures seen with S above half the curve order, refused or not (require_low_s)",
+            high_s_signatures.clone(),
+        );
         let lifecycle = LifecycleGauges::default();
         registry.register(
             "certificates_expiring",
@@ -101,7 +139,17 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, admin_refusals, lifecycle }
+        Self {
+            registry,
+            issued,
+            issuance_failures,
+            revoked,
+            issuance_seconds,
+            ecdsa_signatures,
+            high_s_signatures,
+            admin_refusals,
+            lifecycle,
+        }
     }
 }
 
@@ -122,6 +170,17 @@ impl Metrics {
     /// One admin request refused (401, 403 or 429), by why.
     pub fn admin_refused(&self, reason: &'static str) {
         self.admin_refusals.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a valid ECDSA signature and whether it was high-S, so an
+    /// operator sees what share turning on `require_low_s` would refuse
+    /// before turning it on.
+    pub fn ecdsa_signature(&self, source: EcdsaSource, scope: &str, high_s: bool) {
+        let label = EcdsaLabel { source: source.label(), scope: scope.to_owned() };
+        self.ecdsa_signatures.get_or_create(&label).inc();
+        if high_s {
+            self.high_s_signatures.get_or_create(&label).inc();
+        }
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.

@@ -58,5 +58,6 @@ pub fn dev_policy_rules() -> PolicyRules {
         key_types: vec![],
         max_ttl: "24h".into(),
         default_ttl: "24h".into(),
+        require_low_s: false,
     }
 }
