@@ -1,7 +1,10 @@
 //! revokeCert (RFC 8555 §7.6): signed by the account that ordered the
-//! certificate, or by the certificate's own key. Revocation goes through
-//! the same storage path as the admin API (`Db::revoke_certificate`, with
-//! its audit event), so CRL and OCSP see it.
+//! certificate, or by the certificate's own key. A request signed by the
+//! certificate's key proves that someone other than its subscriber may hold
+//! it, so it revokes for keyCompromise whatever reason it names (as
+//! Boulder does), which blocks the key. Revocation goes through
+//! `Revocation::revoke`, the path of the admin API, so CRL and OCSP see it
+//! and a compromised key's other certificates are revoked with it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +21,7 @@ use super::extract::{SignedByEither, Signer};
 use super::jws::{Curve, Jwk};
 use super::problem::{AcmeProblem, ProblemType};
 use crate::issuance::RevocationReason;
-use crate::storage::{CertificateStatus, NewAuditEvent, StoreError};
+use crate::storage::{NewAuditEvent, StoreError};
 
 #[derive(Debug, Deserialize)]
 struct RevokePayload {
@@ -49,7 +52,7 @@ pub async fn revoke_certificate(
     if record.der.as_deref() != Some(der.as_slice()) {
         return Err(unknown());
     }
-    let reason = match payload.reason {
+    let requested = match payload.reason {
         None => RevocationReason::Unspecified,
         Some(code) => RevocationReason::from_code(code)
             .filter(|r| RevocationReason::parse_for_leaf(r.as_str()).is_some())
@@ -57,40 +60,38 @@ pub async fn revoke_certificate(
                 AcmeProblem::new(ProblemType::BadRevocationReason, format!("revocation reason {code} is not accepted"))
             })?,
     };
-    let actor = match &signer {
+    let (actor, reason) = match &signer {
         Signer::Account(account) => {
             let owner = state.db().acme_order_for_certificate(&serial).await?;
             if owner.is_none_or(|o| o.account_id != account.id()) {
                 return Err(AcmeProblem::unauthorized("the account did not order this certificate"));
             }
-            account.actor()
+            (account.actor(), requested)
         }
         Signer::Key(key) => {
             if certificate_key(&parsed).as_ref() != Some(key) {
                 return Err(AcmeProblem::unauthorized("the request is not signed by the certificate's key"));
             }
-            "acme:certificate-key".to_owned()
+            ("acme:certificate-key".to_owned(), RevocationReason::KeyCompromise)
         }
     };
-    if record.status() == Some(CertificateStatus::Revoked) {
-        return Err(AcmeProblem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
-    }
-    let now = state.now();
     let audit = NewAuditEvent {
-        at: now,
+        at: state.now(),
         actor,
         action: "certificate.revoke",
         target: hex::encode(&serial),
         detail: json!({ "reason": reason.as_str(), "via": "acme", "directory": post.directory.name }),
     };
-    match state.db().revoke_certificate(&serial, now, reason.code(), &audit).await {
-        Ok(record) => state.inner.revocation.revoked(&record),
+    let revoked = match state.inner.revocation.revoke(&serial, reason, &audit).await {
+        Ok(revoked) => revoked,
         Err(StoreError::Conflict(_)) => {
             return Err(AcmeProblem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
         }
         Err(e) => return Err(e.into()),
+    };
+    for _ in std::iter::once(&revoked.certificate).chain(&revoked.siblings) {
+        state.inner.metrics.revoked();
     }
-    state.inner.metrics.revoked();
     Ok(StatusCode::OK.into_response())
 }
 

@@ -260,16 +260,15 @@ pub async fn revoke(
             ))
         })?,
     };
-    let now = state.clock.unix();
     let audit = NewAuditEvent {
-        at: now,
+        at: state.clock.unix(),
         actor: caller.actor(),
         action: "certificate.revoke",
         target: serial.to_hex(),
         detail: serde_json::json!({ "reason": reason.as_str() }),
     };
-    let record = match state.db.revoke_certificate(serial.as_bytes(), now, reason.code(), &audit).await {
-        Ok(record) => record,
+    let revoked = match state.revocation.revoke(serial.as_bytes(), reason, &audit).await {
+        Ok(revoked) => revoked,
         Err(StoreError::Conflict(why)) => {
             let current = state.db.certificate(serial.as_bytes()).await?;
             return Err(if current.status() == Some(CertificateStatus::Revoked) {
@@ -280,7 +279,8 @@ pub async fn revoke(
         }
         Err(other) => return Err(not_found(&serial)(other)),
     };
-    state.revocation.revoked(&record);
-    state.metrics.revoked();
-    Ok(axum::Json(CertificateView::from(&record)))
+    for _ in std::iter::once(&revoked.certificate).chain(&revoked.siblings) {
+        state.metrics.revoked();
+    }
+    Ok(axum::Json(CertificateView::from(&revoked.certificate)))
 }

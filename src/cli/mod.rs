@@ -127,7 +127,7 @@ pub async fn run() -> anyhow::Result<()> {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;
             init_logging(config.log_format);
             let db = open_db(&config).await?;
-            db.migrate().await?;
+            migrate(&db).await?;
             println!("Migrations applied ({}).", db.backend());
             db.close().await;
             Ok(())
@@ -150,9 +150,19 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir)?;
     let db = Db::connect(&DbOptions::new(config.database_url())).await?;
     if config.run_migrations {
-        db.migrate().await?;
+        migrate(&db).await?;
     }
     Ok(db)
+}
+
+/// The SQL migrations, then what SQL cannot do: key hashes of certificates
+/// stored before they were kept (a no-op once done). Run again by every
+/// start, so certificates a node of the previous version stored during a
+/// rolling upgrade get theirs too.
+async fn migrate(db: &Db) -> anyhow::Result<()> {
+    db.migrate().await?;
+    crate::issuance::backfill_key_hashes(db).await?;
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

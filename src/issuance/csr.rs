@@ -58,6 +58,7 @@ pub enum CsrError {
 /// A certificate request whose signature and key have been checked.
 #[derive(Debug, Clone)]
 pub struct CheckedCsr {
+    /// The key in the encoding its certificate will carry (see [`canonical_spki`]).
     spki_der: Vec<u8>,
     key_type: KeyType,
     key_bits: usize,
@@ -79,6 +80,7 @@ impl CheckedCsr {
         }
         let info = &csr.certification_request_info;
         let (key_type, key_bits) = classify_key(&info.subject_pki)?;
+        let spki_der = canonical_spki(&info.subject_pki, key_type)?;
         check_signature_algorithm(&csr)?;
         csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
 
@@ -93,7 +95,7 @@ impl CheckedCsr {
                 }
             }
         }
-        Ok(Self { spki_der: info.subject_pki.raw.to_vec(), key_type, key_bits, common_name, subject_alt_names })
+        Ok(Self { spki_der, key_type, key_bits, common_name, subject_alt_names })
     }
 
     pub fn spki_der(&self) -> &[u8] {
@@ -186,6 +188,51 @@ fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(K
         return Ok((KeyType::Rsa, bits));
     }
     Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
+}
+
+/// The key as its certificate will carry it, refusing any other encoding of
+/// it: uncompressed EC points, minimal RSA integers, and the algorithm
+/// identifier as certificates write it (rsaEncryption with NULL parameters,
+/// Ed25519 without). One key then has one encoding, so a key blocked as
+/// compromised cannot come back in another form (its hash would differ).
+fn canonical_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>, key_type: KeyType) -> Result<Vec<u8>, CsrError> {
+    let key = spki.subject_public_key.data.as_ref();
+    let is_canonical = match key_type {
+        KeyType::EcdsaP256 => key.len() == 65 && key[0] == 4,
+        KeyType::EcdsaP384 => key.len() == 97 && key[0] == 4,
+        KeyType::Ed25519 => key.len() == 32,
+        KeyType::Rsa => match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => rsa_public_key_der(rsa.modulus, rsa.exponent).as_deref() == Some(key),
+            _ => false,
+        },
+    };
+    if !is_canonical {
+        return Err(CsrError::UnsupportedKey(format!(
+            "the {} public key is not in its standard encoding (uncompressed points, minimal integers)",
+            key_type.as_str()
+        )));
+    }
+    let standard = rcgen::SubjectPublicKeyInfo::from_der(spki.raw).map_err(|_| {
+        CsrError::UnsupportedKey(format!(
+            "the {} key's algorithm identifier is not the standard one",
+            key_type.as_str()
+        ))
+    })?;
+    Ok(rcgen::PublicKeyData::subject_public_key_info(&standard))
+}
+
+/// A PKCS#1 RSAPublicKey in DER, its integers minimal.
+fn rsa_public_key_der(modulus: &[u8], exponent: &[u8]) -> Option<Vec<u8>> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKey<'a> {
+        modulus: der::asn1::UintRef<'a>,
+        public_exponent: der::asn1::UintRef<'a>,
+    }
+    let key = RsaPublicKey {
+        modulus: der::asn1::UintRef::new(modulus).ok()?,
+        public_exponent: der::asn1::UintRef::new(exponent).ok()?,
+    };
+    der::Encode::to_der(&key).ok()
 }
 
 fn bit_length(unsigned_be: &[u8]) -> usize {
