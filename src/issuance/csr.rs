@@ -315,4 +315,82 @@ mod tests {
         der[at] = b'b';
         assert_eq!(CheckedCsr::parse(&der).err(), Some(CsrError::BadSignature));
     }
+
+    /// DER of one element: tag, definite length, contents.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match contents.len() {
+            n @ 0..=127 => out.push(n as u8),
+            n @ 128..=255 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A CSR for CN=a.test whose P-256 key is written as `point`, signed
+    /// by `key` (so the signature is good whatever the point's encoding).
+    fn p256_csr(key: &aws_lc_rs::signature::EcdsaKeyPair, point: &[u8]) -> Vec<u8> {
+        const EC_P256: &[u8] = &[
+            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+            0x07,
+        ];
+        const ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let cn = tlv(0x30, &[&[0x06, 0x03, 0x55, 0x04, 0x03][..], &tlv(0x0c, b"a.test")].concat());
+        let subject = tlv(0x30, &tlv(0x31, &cn));
+        let spki = tlv(0x30, &[tlv(0x30, EC_P256), tlv(0x03, &[&[0][..], point].concat())].concat());
+        let info = tlv(0x30, &[&[0x02, 0x01, 0x00][..], &subject, &spki, &[0xa0, 0x00]].concat());
+        let signature = key.sign(&aws_lc_rs::rand::SystemRandom::new(), &info).expect("sign");
+        let signature = tlv(0x03, &[&[0][..], signature.as_ref()].concat());
+        tlv(0x30, &[info, tlv(0x30, ECDSA_SHA256), signature].concat())
+    }
+
+    /// One key, one encoding: the same P-256 key as a compressed point is
+    /// refused, so a blocked key cannot return under another hash.
+    #[test]
+    fn a_key_in_another_encoding_is_refused() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+                .expect("key");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
+        let point = key.public_key().as_ref().to_vec();
+        assert!(CheckedCsr::parse_der(&p256_csr(&key, &point)).is_ok(), "the uncompressed point is accepted");
+        let compressed = [&[2 + (point[64] & 1)][..], &point[1..33]].concat();
+        assert!(matches!(CheckedCsr::parse_der(&p256_csr(&key, &compressed)), Err(CsrError::UnsupportedKey(_))));
+    }
+
+    /// The key hash of a CSR is the hash of the key in the certificate
+    /// issued for it, for every key type: the revocation of one and the
+    /// refusal of the other meet on it.
+    #[test]
+    fn a_certificate_carries_its_csr_key_hash() {
+        use super::super::KeyHash;
+        use rcgen::PublicKeyData;
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params").self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::from_ca_cert_der(ca.der(), &ca_key).expect("issuer");
+        for alg in [
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            &rcgen::PKCS_ED25519,
+            &rcgen::PKCS_RSA_SHA256,
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).expect("key");
+            let csr = CheckedCsr::parse(&csr_for(&key, &["a.test"])).expect("valid");
+            let subject = rcgen::SubjectPublicKeyInfo::from_der(csr.spki_der()).expect("spki");
+            let params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).expect("params");
+            let certificate = params.signed_by(&subject, &issuer).expect("certificate");
+            assert_eq!(
+                KeyHash::of_certificate(certificate.der()),
+                Some(KeyHash::of_spki_der(csr.spki_der())),
+                "{alg:?}"
+            );
+            assert_eq!(
+                KeyHash::of_spki_der(csr.spki_der()),
+                KeyHash::of_spki_der(&key.subject_public_key_info()),
+                "{alg:?}"
+            );
+        }
+    }
 }
