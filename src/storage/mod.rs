@@ -44,7 +44,7 @@ pub use certificates::{
     CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, KEY_COMPROMISE, PendingCertificate,
     Reservation, Reserved, RevokedCertificate, Succession, key_type_code,
 };
-pub use eab_keys::{EabKeyRecord, EabKeySecret};
+pub use eab_keys::{AccountCap, EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
 };
