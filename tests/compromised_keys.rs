@@ -4,12 +4,13 @@
 //! are revoked with it (listing, OCSP, audit). Other reasons block nothing;
 //! a certificate revoked for another reason can still be revoked for
 //! keyCompromise. Races: issuance of the same key while it is revoked, and
-//! two revocations of one certificate at once.
+//! two revocations of one certificate at once. And who may revoke with
+//! which reason (RFC 8555 §7.6, RFC 5280 §5.3.1).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::acme::{AccountKey, AcmeClient, Responders, b64};
+use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
 use common::relying_party::LeafFiles;
 use common::{Backend, TestCa, csr_with_key};
 use serde_json::{Value, json};
@@ -71,12 +72,24 @@ async fn acme_revocation_blocks_the_key_for_every_account(backend: Backend) {
     let revoked = alice.post(&alice.url("revokeCert"), Some(&json!({"certificate": b64(&der), "reason": 1}))).await;
     assert_eq!(revoked.status, 200, "{revoked:?}");
 
-    // The same account and another one: a finalize with the key is refused
-    // with badPublicKey, stores nothing, and leaves the order ready for a
-    // CSR with another key.
+    // ARI says renew now; the renewal (`replaces`) must bring a new key.
+    let info = ca.client.get(format!("{}/{}", alice.url("renewalInfo"), ari_cert_id(&der))).send().await.unwrap();
+    let window: Value = info.json().await.unwrap();
+    let end = time::OffsetDateTime::parse(
+        window["suggestedWindow"]["end"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(end <= time::OffsetDateTime::now_utc(), "{window}");
+    let identifiers = json!([{"type": "dns", "value": "again.keys.test"}]);
+    let renewal = json!({"identifiers": identifiers, "replaces": ari_cert_id(&der)});
+
+    // The same account (renewing) and another one: a finalize with the key
+    // is refused with badPublicKey, stores nothing, and leaves the order
+    // ready for a CSR with another key.
     let bob = account(&ca).await;
-    for client in [&alice, &bob] {
-        let (order_url, ready) = client.ready_order(&responders, &["again.keys.test"]).await;
+    for (client, payload) in [(&alice, renewal), (&bob, json!({"identifiers": identifiers}))] {
+        let (order_url, ready) = client.ready_order_with(&responders, &payload).await;
         let certificates = ca.db.count_certificates().await.unwrap();
         let csr = acme_csr(&["again.keys.test"], &key);
         let refused = client.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": csr}))).await;
@@ -301,4 +314,68 @@ on_both_backends!(keys_compromised_before_the_upgrade_are_blocked_at_start, |ca|
         (Some("tessera"), &json!(first_serial))
     );
     assert_eq!(certificate(ca, other["serial"].as_str().unwrap()).await["status"], "issued");
+});
+
+/// RFC 8555 §7.6: an account that holds authorizations for every name of a
+/// certificate it did not order may revoke it, for cessationOfOperation
+/// only: it has not shown the key, so it cannot block it.
+async fn an_account_holding_the_names_revokes_without_blocking_the_key(backend: Backend) {
+    let responders = Responders::start().await;
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
+    let names = ["held.keys.test", "*.held.keys.test"];
+    let alice = account(&ca).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let identifiers: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
+    let order = json!({"identifiers": identifiers});
+    let (_, ready) = alice.ready_order_with(&responders, &order).await;
+    let done = alice.post(ready["finalize"].as_str().unwrap(), Some(&json!({"csr": acme_csr(&names, &key)}))).await;
+    let chain = alice.post(done.body["certificate"].as_str().unwrap(), None).await;
+    let der = pem::parse_many(&chain.text).unwrap()[0].contents().to_vec();
+    let request = json!({"certificate": b64(&der), "reason": 1});
+
+    // Carol holds no authorization for the names; Bob has validated them.
+    let carol = account(&ca).await;
+    carol.post(&carol.url("revokeCert"), Some(&request)).await.assert_problem("unauthorized", 403);
+    let bob = account(&ca).await;
+    bob.ready_order_with(&responders, &order).await;
+    let revoked = bob.post(&bob.url("revokeCert"), Some(&request)).await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let record = certificate(&ca, &hex::encode(cert.raw_serial())).await;
+    assert_eq!(record["revocation_reason"], "cessationOfOperation", "{record}");
+    assert_eq!(sign_with(&ca, "still.keys.test", &key).await.0, 201, "the key is not blocked");
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holding_the_names_revokes_without_blocking_the_key_on_sqlite() {
+    an_account_holding_the_names_revokes_without_blocking_the_key(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holding_the_names_revokes_without_blocking_the_key_on_postgres() {
+    an_account_holding_the_names_revokes_without_blocking_the_key(Backend::Postgres).await;
+}
+
+// Reasons RFC 5280 leaves unused (7), certificate holds (6), delta-CRL
+// removals (8) and the CA reasons are refused over ACME and the admin API,
+// and the certificate stays issued.
+on_both_backends!(reasons_a_leaf_cannot_have_are_refused, |ca| {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let (_, issued) = sign_with(ca, "reasons.keys.test", &key).await;
+    let serial = issued["serial"].as_str().unwrap();
+    let der = pem::parse(issued["certificate"].as_str().unwrap()).unwrap().contents().to_vec();
+    let holder = AcmeClient::new(ca, AccountKey::es256_from_pkcs8(&key.serialize_der())).await;
+    for code in [2, 6, 7, 8, 10, 11, -1] {
+        let refused =
+            holder.post(&holder.url("revokeCert"), Some(&json!({"certificate": b64(&der), "reason": code}))).await;
+        refused.assert_problem("badRevocationReason", 400);
+    }
+    let huge = holder.post(&holder.url("revokeCert"), Some(&json!({"certificate": b64(&der), "reason": 70000}))).await;
+    huge.assert_problem("malformed", 400);
+    for reason in ["certificateHold", "removeFromCRL", "cACompromise", "aACompromise", "unused"] {
+        let (status, body) = revoke(ca, serial, reason).await;
+        assert_eq!((status, body["type"].as_str()), (400, Some("urn:tessera:problem:malformed-request")), "{body}");
+    }
+    assert_eq!(certificate(ca, serial).await["status"], "issued");
 });

@@ -1,8 +1,12 @@
 //! revokeCert (RFC 8555 §7.6): signed by the account that ordered the
-//! certificate, or by the certificate's own key. A request signed by the
+//! certificate, by an account that holds valid authorizations for all its
+//! identifiers, or by the certificate's own key. A request signed by the
 //! certificate's key proves that someone other than its subscriber may hold
 //! it, so it revokes for keyCompromise whatever reason it names (as
-//! Boulder does), which blocks the key. Revocation goes through
+//! Boulder does), which blocks the key. An account that only controls the
+//! names revokes for cessationOfOperation (the subscriber no longer holds
+//! them), never keyCompromise: it has not shown the key, and would block
+//! another subscriber's key. Revocation goes through
 //! `Revocation::revoke`, the path of the admin API, so CRL and OCSP see it
 //! and a compromised key's other certificates are revoked with it.
 
@@ -20,8 +24,8 @@ use super::AcmeState;
 use super::extract::{SignedByEither, Signer};
 use super::jws::{Curve, Jwk};
 use super::problem::{AcmeProblem, ProblemType};
-use crate::issuance::RevocationReason;
-use crate::storage::{NewAuditEvent, StoreError};
+use crate::issuance::{Identifier, RevocationReason, from_column};
+use crate::storage::{CertificateRecord, NewAuditEvent, StoreError};
 
 #[derive(Debug, Deserialize)]
 struct RevokePayload {
@@ -63,10 +67,15 @@ pub async fn revoke_certificate(
     let (actor, reason) = match &signer {
         Signer::Account(account) => {
             let owner = state.db().acme_order_for_certificate(&serial).await?;
-            if owner.is_none_or(|o| o.account_id != account.id()) {
-                return Err(AcmeProblem::unauthorized("the account did not order this certificate"));
+            if owner.is_some_and(|o| o.account_id == account.id()) {
+                (account.actor(), requested)
+            } else if holds_authorizations(&state, account.id(), &record).await? {
+                (account.actor(), RevocationReason::CessationOfOperation)
+            } else {
+                return Err(AcmeProblem::unauthorized(
+                    "the account neither ordered this certificate nor holds authorizations for all its identifiers",
+                ));
             }
-            (account.actor(), requested)
         }
         Signer::Key(key) => {
             if certificate_key(&parsed).as_ref() != Some(key) {
@@ -93,6 +102,31 @@ pub async fn revoke_certificate(
         state.inner.metrics.revoked();
     }
     Ok(StatusCode::OK.into_response())
+}
+
+/// Whether the account holds valid authorizations for every identifier of
+/// the certificate (a wildcard's for its base name). A certificate without
+/// identifiers is no one's to revoke this way.
+async fn holds_authorizations(
+    state: &AcmeState,
+    account_id: i64,
+    certificate: &CertificateRecord,
+) -> Result<bool, AcmeProblem> {
+    let identifiers = from_column(&certificate.sans);
+    if identifiers.is_empty() {
+        return Ok(false);
+    }
+    let now = state.now();
+    for identifier in identifiers {
+        let bare = match identifier {
+            Identifier::Dns(name) => Identifier::Dns(name.strip_prefix("*.").unwrap_or(&name).to_owned()),
+            other => other,
+        };
+        if !state.db().acme_account_holds_authorization(account_id, &bare.to_tagged(), now).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The certificate's public key in the JWK form a request would carry.
