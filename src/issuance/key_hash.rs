@@ -9,7 +9,7 @@ use crate::storage::{Db, StoreError};
 /// Certificates read per step when hashes are filled in for older rows.
 const BACKFILL_BATCH: i64 = 500;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {
