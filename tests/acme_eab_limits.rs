@@ -90,18 +90,27 @@ on_both_backends!(a_reusable_key_binds_at_most_its_max_accounts, |ca| {
     let (status, created) = eab_key(ca, json!({"policy": "default", "reusable": true, "max_accounts": 2})).await;
     assert_eq!((status, &created["max_accounts"]), (201, &json!(2)), "{created}");
     let (kid, hmac) = (created["kid"].as_str().unwrap(), created["hmac_key"].as_str().unwrap());
-    registered(ca, kid, hmac).await;
-    registered(ca, kid, hmac).await;
 
-    // The third account is refused, and nothing is stored for it.
-    let late = AcmeClient::new(ca, AccountKey::es256()).await;
-    let url = late.url("newAccount");
+    // Four newAccounts at once: two bind it, two are refused, and nothing
+    // is stored for those.
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(AcmeClient::new(ca, AccountKey::es256()).await);
+    }
     let rows = ca.db.count_acme_rows().await.unwrap();
-    let binding = eab_binding("HS256", kid, hmac, &late.key.jwk(), &url);
-    let refused =
-        late.post(&url, Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding}))).await;
-    refused.assert_problem("unauthorized", 403);
-    assert_eq!(ca.db.count_acme_rows().await.unwrap(), rows);
+    let replies = futures::future::join_all(clients.iter().map(|client| async move {
+        let url = client.url("newAccount");
+        let binding = eab_binding("HS256", kid, hmac, &client.key.jwk(), &url);
+        client.post(&url, Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding}))).await
+    }))
+    .await;
+    let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(created.len(), 2, "{replies:?}");
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        refused.assert_problem("unauthorized", 403);
+    }
+    let after = ca.db.count_acme_rows().await.unwrap();
+    assert_eq!((after[0], after[1]), (rows[0], rows[1] + 2), "two accounts, no more");
 
     let (_, listing) = ca.get("/api/v1/eab-keys", Some(&ca.admin_token)).await;
     let key = listing["items"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap();
