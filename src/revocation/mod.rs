@@ -469,8 +469,11 @@ impl Revocation {
         let mut handled = std::collections::HashSet::new();
         loop {
             tokio::time::sleep(REVOCATION_POLL).await;
-            if let Err(e) = self.sweep_blocked_keys().await {
-                tracing::warn!(error = %e, "could not revoke the other certificates of a compromised key; retrying");
+            match self.sweep_blocked_keys().await {
+                // The database is away: the poll below fails quietly too.
+                Err(e) if e.is_retryable() => tracing::debug!(error = %e, "blocked-key sweep deferred"),
+                Err(e) => tracing::warn!(error = %e, "could not revoke the other certificates of a compromised key"),
+                Ok(()) => {}
             }
             let Ok(rows) = self.db.revoked_since(since - 1).await else { continue };
             let mut news = false;
