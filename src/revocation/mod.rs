@@ -90,6 +90,13 @@ pub struct Revoked {
     pub siblings: Vec<CertificateRecord>,
 }
 
+impl Revoked {
+    /// How many certificates were revoked, the asked-for one included.
+    pub fn count(&self) -> usize {
+        1 + self.siblings.len()
+    }
+}
+
 pub struct Revocation {
     db: Db,
     clock: SharedClock,
