@@ -65,6 +65,7 @@ async fn reserve(ca: &TestCa, serial: &[u8]) {
         key_type: None,
         policy: None,
         crl_shard: None,
+        spki_hash: serial.to_vec(),
     };
     ca.db.reserve_certificate(&pending).await.unwrap();
 }

@@ -31,6 +31,8 @@ fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate 
         key_type: None,
         policy: None,
         crl_shard: None,
+        // A key of its own per serial.
+        spki_hash: vec![serial; 32],
     }
 }
 
@@ -52,7 +54,7 @@ on_both_backends!(certificate_states_move_one_way, |ca| {
 
     db.record_issued(&[0x42, 1], b"der", &event("certificate.issue")).await.unwrap();
     assert!(matches!(db.record_issued(&[0x42, 1], b"der", &event("x")).await, Err(StoreError::Conflict(_))));
-    let revoked = db.revoke_certificate(&[0x42, 1], 5, 1, &event("certificate.revoke")).await.unwrap();
+    let revoked = db.revoke_certificate(&[0x42, 1], 5, 1, &event("certificate.revoke")).await.unwrap().record;
     assert_eq!(
         (revoked.status(), revoked.revoked_at, revoked.revocation_reason),
         (Some(CertificateStatus::Revoked), Some(5), Some(1))

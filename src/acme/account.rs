@@ -119,8 +119,14 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
         eab_key_id: eab_key.as_ref().map(|k| k.id),
         created_at: now,
     };
+    // A key at its cap is `unauthorized`, not `rateLimited` (RFC 8555
+    // §6.7): no wait makes it bind another account, just as a single-use
+    // key once bound never binds again.
     let record = state.db().insert_acme_account(&new, &audit).await.map_err(|e| match e {
         NewAccountError::EabKeyUnavailable => AcmeProblem::unauthorized("the EAB key is revoked or already bound"),
+        NewAccountError::EabKeyFull { max_accounts } => AcmeProblem::unauthorized(format!(
+            "the EAB key has bound the {max_accounts} accounts it may; ask its operator for another key"
+        )),
         NewAccountError::Store(e) => e.into(),
     })?;
     Ok(account_response(StatusCode::CREATED, &post.urls, &record))

@@ -183,29 +183,36 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         authorizations,
     };
     let directory = &post.directory;
+    let eab_key_id = account.record.eab_key_id;
     let limits = OrderLimits::new(
         directory.rate_window_seconds,
         directory.orders_per_window,
         directory.failed_validations_per_window,
-    );
+    )
+    .per_eab_key(eab_key_id);
     let (order, authzs) = match state.inner.new_orders.get(OrderRequest { order: new, limits }).await? {
         Ok(created) => created,
-        Err(limit) => return Err(rate_limited(directory, limit)),
+        Err(limit) => return Err(rate_limited(directory, limit, eab_key_id.is_some())),
     };
     let authz_ids: Vec<i64> = authzs.iter().map(|a| a.id).collect();
     Ok(order_response(StatusCode::CREATED, &post.urls, &order, &authz_ids, now))
 }
 
 /// A refusal under the directory's rate limits: the client may try again
-/// once the window has moved on (at most an hour from now).
-fn rate_limited(directory: &DirectorySettings, limit: RateLimited) -> AcmeProblem {
+/// once the window has moved on (at most an hour from now). The limits of
+/// an account made with an EAB key count all accounts of that key.
+fn rate_limited(directory: &DirectorySettings, limit: RateLimited, per_eab_key: bool) -> AcmeProblem {
     let window = directory.rate_window_seconds;
     let (what, most) = match limit {
         RateLimited::TooManyOrders => ("new orders", directory.orders_per_window),
         RateLimited::TooManyFailures => ("failed validations", directory.failed_validations_per_window),
     };
+    let whose = if per_eab_key { "the accounts of this account's EAB key" } else { "this account" };
     let retry_after = u64::try_from(window).unwrap_or(3600).clamp(1, 3600);
-    AcmeProblem::rate_limited(format!("too many {what}: at most {most} per {window} seconds"), retry_after)
+    AcmeProblem::rate_limited(
+        format!("too many {what}: {whose} may have at most {most} per {window} seconds"),
+        retry_after,
+    )
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),

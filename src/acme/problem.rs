@@ -307,6 +307,10 @@ impl From<IssueError> for AcmeProblem {
         match e {
             IssueError::StartsTooLate => Self::malformed(e.to_string()),
             IssueError::OrderNotReady => Self::new(ProblemType::OrderNotReady, "the order is being finalized already"),
+            IssueError::KeyBlocked => Self::new(
+                ProblemType::BadPublicKey,
+                "the CSR's key was revoked as compromised (keyCompromise); make a new key",
+            ),
             e if e.is_retryable() => Self::unavailable(e.to_string()),
             e => Self::internal(e.to_string()),
         }

@@ -1,7 +1,14 @@
 //! revokeCert (RFC 8555 §7.6): signed by the account that ordered the
-//! certificate, or by the certificate's own key. Revocation goes through
-//! the same storage path as the admin API (`Db::revoke_certificate`, with
-//! its audit event), so CRL and OCSP see it.
+//! certificate, by an account that holds valid authorizations for all its
+//! identifiers, or by the certificate's own key. A request signed by the
+//! certificate's key proves that someone other than its subscriber may hold
+//! it, so it revokes for keyCompromise whatever reason it names (as
+//! Boulder does), which blocks the key. An account that only controls the
+//! names revokes for cessationOfOperation (the subscriber no longer holds
+//! them), never keyCompromise: it has not shown the key, and would block
+//! another subscriber's key. Revocation goes through
+//! `Revocation::revoke`, the path of the admin API, so CRL and OCSP see it
+//! and a compromised key's other certificates are revoked with it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,8 +24,8 @@ use super::AcmeState;
 use super::extract::{SignedByEither, Signer};
 use super::jws::{Curve, Jwk};
 use super::problem::{AcmeProblem, ProblemType};
-use crate::issuance::RevocationReason;
-use crate::storage::{CertificateStatus, NewAuditEvent, StoreError};
+use crate::issuance::{Identifier, RevocationReason, from_column};
+use crate::storage::{CertificateRecord, NewAuditEvent, StoreError};
 
 #[derive(Debug, Deserialize)]
 struct RevokePayload {
@@ -49,7 +56,7 @@ pub async fn revoke_certificate(
     if record.der.as_deref() != Some(der.as_slice()) {
         return Err(unknown());
     }
-    let reason = match payload.reason {
+    let requested = match payload.reason {
         None => RevocationReason::Unspecified,
         Some(code) => RevocationReason::from_code(code)
             .filter(|r| RevocationReason::parse_for_leaf(r.as_str()).is_some())
@@ -57,41 +64,69 @@ pub async fn revoke_certificate(
                 AcmeProblem::new(ProblemType::BadRevocationReason, format!("revocation reason {code} is not accepted"))
             })?,
     };
-    let actor = match &signer {
+    let (actor, reason) = match &signer {
         Signer::Account(account) => {
             let owner = state.db().acme_order_for_certificate(&serial).await?;
-            if owner.is_none_or(|o| o.account_id != account.id()) {
-                return Err(AcmeProblem::unauthorized("the account did not order this certificate"));
+            if owner.is_some_and(|o| o.account_id == account.id()) {
+                (account.actor(), requested)
+            } else if holds_authorizations(&state, account.id(), &record).await? {
+                (account.actor(), RevocationReason::CessationOfOperation)
+            } else {
+                return Err(AcmeProblem::unauthorized(
+                    "the account neither ordered this certificate nor holds authorizations for all its identifiers",
+                ));
             }
-            account.actor()
         }
         Signer::Key(key) => {
             if certificate_key(&parsed).as_ref() != Some(key) {
                 return Err(AcmeProblem::unauthorized("the request is not signed by the certificate's key"));
             }
-            "acme:certificate-key".to_owned()
+            ("acme:certificate-key".to_owned(), RevocationReason::KeyCompromise)
         }
     };
-    if record.status() == Some(CertificateStatus::Revoked) {
-        return Err(AcmeProblem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
-    }
-    let now = state.now();
     let audit = NewAuditEvent {
-        at: now,
+        at: state.now(),
         actor,
         action: "certificate.revoke",
         target: hex::encode(&serial),
         detail: json!({ "reason": reason.as_str(), "via": "acme", "directory": post.directory.name }),
     };
-    match state.db().revoke_certificate(&serial, now, reason.code(), &audit).await {
-        Ok(record) => state.inner.revocation.revoked(&record),
+    let revoked = match state.inner.revocation.revoke(&serial, reason, &audit).await {
+        Ok(revoked) => revoked,
         Err(StoreError::Conflict(_)) => {
             return Err(AcmeProblem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
         }
         Err(e) => return Err(e.into()),
+    };
+    for _ in 0..revoked.count() {
+        state.inner.metrics.revoked();
     }
-    state.inner.metrics.revoked();
     Ok(StatusCode::OK.into_response())
+}
+
+/// Whether the account holds valid authorizations for every identifier of
+/// the certificate (a wildcard's for its base name). A certificate without
+/// identifiers is no one's to revoke this way.
+async fn holds_authorizations(
+    state: &AcmeState,
+    account_id: i64,
+    certificate: &CertificateRecord,
+) -> Result<bool, AcmeProblem> {
+    let identifiers = from_column(&certificate.sans);
+    if identifiers.is_empty() {
+        return Ok(false);
+    }
+    let now = state.now();
+    for identifier in identifiers {
+        let bare = match identifier {
+            Identifier::Dns(name) => Identifier::Dns(name.strip_prefix("*.").unwrap_or(&name).to_owned()),
+            other => other,
+        };
+        if !state.db().acme_account_holds_authorization(account_id, &bare.to_tagged(), now).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The certificate's public key in the JWK form a request would carry.

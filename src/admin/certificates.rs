@@ -272,16 +272,15 @@ pub async fn revoke(
         let current = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
         caller.require_policy(&state, current.policy.as_deref())?;
     }
-    let now = state.clock.unix();
     let audit = NewAuditEvent {
-        at: now,
+        at: state.clock.unix(),
         actor: caller.actor(),
         action: "certificate.revoke",
         target: serial.to_hex(),
         detail: serde_json::json!({ "reason": reason.as_str() }),
     };
-    let record = match state.db.revoke_certificate(serial.as_bytes(), now, reason.code(), &audit).await {
-        Ok(record) => record,
+    let revoked = match state.revocation.revoke(serial.as_bytes(), reason, &audit).await {
+        Ok(revoked) => revoked,
         Err(StoreError::Conflict(why)) => {
             let current = state.db.certificate(serial.as_bytes()).await?;
             return Err(if current.status() == Some(CertificateStatus::Revoked) {
@@ -292,7 +291,8 @@ pub async fn revoke(
         }
         Err(other) => return Err(not_found(&serial)(other)),
     };
-    state.revocation.revoked(&record);
-    state.metrics.revoked();
-    Ok(axum::Json(CertificateView::from(&record)))
+    for _ in 0..revoked.count() {
+        state.metrics.revoked();
+    }
+    Ok(axum::Json(CertificateView::from(&revoked.certificate)))
 }

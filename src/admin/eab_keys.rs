@@ -17,7 +17,14 @@ use super::pagination::{self, Page};
 use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
-use crate::storage::{EabKeyRecord, NewAuditEvent, StoreError};
+use crate::storage::{AccountCap, EabKeyRecord, NewAuditEvent, StoreError};
+
+/// Accounts a reusable key binds unless its creator says otherwise: enough
+/// for a fleet's clusters, few enough that a leaked key cannot make accounts
+/// without end (the accounts of one key share its rate limits anyway).
+const DEFAULT_MAX_ACCOUNTS: i64 = 100;
+/// The most accounts one key may be allowed to bind.
+const MAX_ACCOUNTS_LIMIT: i64 = 1_000_000;
 
 #[derive(Debug, Serialize)]
 pub struct EabKeyView {
@@ -28,6 +35,8 @@ pub struct EabKeyView {
     /// When the first account bound it.
     bound_at: Option<String>,
     bound_accounts: i64,
+    /// How many accounts it may bind; the next newAccount is refused.
+    max_accounts: i64,
     revoked_at: Option<String>,
 }
 
@@ -40,6 +49,7 @@ impl From<EabKeyRecord> for EabKeyView {
             created_at: rfc3339(from_unix(r.created_at)),
             bound_at: r.bound_at.map(|t| rfc3339(from_unix(t))),
             bound_accounts: r.bound_count,
+            max_accounts: r.max_accounts,
             revoked_at: r.revoked_at.map(|t| rfc3339(from_unix(t))),
         }
     }
@@ -51,6 +61,23 @@ pub struct CreateRequest {
     policy: String,
     #[serde(default)]
     reusable: bool,
+    /// For a reusable key: how many accounts it may bind.
+    #[serde(default)]
+    max_accounts: Option<i64>,
+}
+
+/// How many accounts a new key may bind: one for a single-use key, the
+/// creator's number (or [`DEFAULT_MAX_ACCOUNTS`]) for a reusable one.
+fn account_cap(request: &CreateRequest) -> Result<AccountCap, ApiError> {
+    match (request.reusable, request.max_accounts) {
+        (false, None | Some(1)) => Ok(AccountCap::SingleUse),
+        (false, Some(_)) => {
+            Err(ApiError::Malformed("max_accounts applies to reusable keys; a single-use key binds one account".into()))
+        }
+        (true, None) => Ok(AccountCap::Reusable { max_accounts: DEFAULT_MAX_ACCOUNTS }),
+        (true, Some(n)) if (1..=MAX_ACCOUNTS_LIMIT).contains(&n) => Ok(AccountCap::Reusable { max_accounts: n }),
+        (true, Some(n)) => Err(ApiError::Malformed(format!("max_accounts {n} is outside 1..={MAX_ACCOUNTS_LIMIT}"))),
+    }
 }
 
 #[derive(Serialize)]
@@ -89,6 +116,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     // A key hands out issuance under its policy: only a token bound to it may make one.
     caller.require_policy(&state, Some(&body.policy))?;
+    let cap = account_cap(&body)?;
     load_policy(&state.db, &body.policy).await?;
     let kid = format!("kid-{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()?));
     let hmac_key = hmac_key()?;
@@ -98,9 +126,9 @@ pub async fn create(
         actor: caller.actor(),
         action: "eab-key.create",
         target: kid.clone(),
-        detail: serde_json::json!({ "policy": body.policy, "reusable": body.reusable }),
+        detail: serde_json::json!({ "policy": body.policy, "reusable": body.reusable, "max_accounts": cap.max_accounts() }),
     };
-    let record = state.db.insert_eab_key(&kid, &hmac_key, &body.policy, body.reusable, now, &audit).await?;
+    let record = state.db.insert_eab_key(&kid, &hmac_key, &body.policy, cap, now, &audit).await?;
     let view = NewEabKeyView { metadata: EabKeyView::from(record), hmac_key: URL_SAFE_NO_PAD.encode(hmac_key) };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }

@@ -44,6 +44,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     AlreadyRevoked(String),
+    /// The CSR's key was revoked as compromised.
+    #[error("the CSR's key was revoked as compromised (keyCompromise); certify a new key")]
+    KeyBlocked,
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -121,6 +124,7 @@ impl From<IssueError> for ApiError {
             IssueError::Signing(SigningError::Signer(s)) => Self::Internal(s.to_string()),
             IssueError::StartsTooLate => Self::Malformed(e.to_string()),
             IssueError::OrderNotReady => Self::Conflict(e.to_string()),
+            IssueError::KeyBlocked => Self::KeyBlocked,
         }
     }
 }
@@ -163,6 +167,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, "already-revoked", "Already revoked"),
+            Self::KeyBlocked => (StatusCode::BAD_REQUEST, "blocked-key", "Blocked key"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }

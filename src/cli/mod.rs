@@ -134,8 +134,9 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;
             init_logging(config.log_format);
-            let db = open_db(&config).await?;
+            let db = connect_db(&config).await?;
             db.migrate().await?;
+            crate::issuance::backfill_key_hashes(&db).await?;
             println!("Migrations applied ({}).", db.backend());
             db.close().await;
             Ok(())
@@ -167,14 +168,23 @@ fn agent_usage_error(message: String) -> ! {
     }
 }
 
-/// Connects (creating the data directory for SQLite) and migrates unless disabled.
+/// Connects (creating the data directory for SQLite) and migrates unless
+/// disabled; then does what SQL cannot: key hashes of certificates stored
+/// before they were kept (a no-op once done), at every start, so that
+/// certificates a node of the previous version stored during a rolling
+/// upgrade get theirs too.
 pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let db = Db::connect(&DbOptions::new(config.database_url())).await?;
+    let db = connect_db(config).await?;
     if config.run_migrations {
         db.migrate().await?;
     }
+    crate::issuance::backfill_key_hashes(&db).await?;
     Ok(db)
+}
+
+async fn connect_db(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(Db::connect(&DbOptions::new(config.database_url())).await?)
 }
 
 fn init_logging(format: LogFormat) {

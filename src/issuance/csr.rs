@@ -80,6 +80,7 @@ pub enum CsrError {
 /// A certificate request whose signature and key have been checked.
 #[derive(Debug, Clone)]
 pub struct CheckedCsr {
+    /// The key in the encoding its certificate will carry (see [`canonical_spki`]).
     spki_der: Vec<u8>,
     key_type: KeyType,
     key_bits: usize,
@@ -106,6 +107,7 @@ impl CheckedCsr {
         }
         let info = &csr.certification_request_info;
         let (key_type, key_bits, public_key) = classify_key(&info.subject_pki)?;
+        let spki_der = canonical_spki(&info.subject_pki, key_type)?;
         check_signature_algorithm(&csr)?;
         csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
         let high_s_signature = high_s(key_type, &csr.signature_value.data);
@@ -121,15 +123,7 @@ impl CheckedCsr {
                 }
             }
         }
-        Ok(Self {
-            spki_der: info.subject_pki.raw.to_vec(),
-            key_type,
-            key_bits,
-            public_key,
-            high_s_signature,
-            common_name,
-            subject_alt_names,
-        })
+        Ok(Self { spki_der, key_type, key_bits, public_key, high_s_signature, common_name, subject_alt_names })
     }
 
     pub fn public_key(&self) -> &PublicKeyNumbers {
@@ -248,6 +242,50 @@ fn classify_key(
         return Ok((KeyType::Rsa, bits, numbers));
     }
     Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
+}
+
+/// The key as its certificate will carry it, refusing any other encoding of
+/// it: uncompressed EC points, minimal RSA integers, and the algorithm
+/// identifier as certificates write it (rsaEncryption with NULL parameters,
+/// Ed25519 without). One key then has one encoding, so a key blocked as
+/// compromised cannot come back in another form (its hash would differ).
+fn canonical_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>, key_type: KeyType) -> Result<Vec<u8>, CsrError> {
+    let key = spki.subject_public_key.data.as_ref();
+    let is_canonical = match key_type {
+        // classify_key already took EC points uncompressed only.
+        KeyType::EcdsaP256 | KeyType::EcdsaP384 | KeyType::Ed25519 => true,
+        KeyType::Rsa => match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => rsa_public_key_der(rsa.modulus, rsa.exponent).as_deref() == Some(key),
+            _ => false,
+        },
+    };
+    if !is_canonical {
+        return Err(CsrError::UnsupportedKey(format!(
+            "the {} public key is not in its standard encoding (uncompressed points, minimal integers)",
+            key_type.as_str()
+        )));
+    }
+    let standard = rcgen::SubjectPublicKeyInfo::from_der(spki.raw).map_err(|_| {
+        CsrError::UnsupportedKey(format!(
+            "the {} key's algorithm identifier is not the standard one",
+            key_type.as_str()
+        ))
+    })?;
+    Ok(rcgen::PublicKeyData::subject_public_key_info(&standard))
+}
+
+/// A PKCS#1 RSAPublicKey in DER, its integers minimal.
+fn rsa_public_key_der(modulus: &[u8], exponent: &[u8]) -> Option<Vec<u8>> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKey<'a> {
+        modulus: der::asn1::UintRef<'a>,
+        public_exponent: der::asn1::UintRef<'a>,
+    }
+    let key = RsaPublicKey {
+        modulus: der::asn1::UintRef::new(modulus).ok()?,
+        public_exponent: der::asn1::UintRef::new(exponent).ok()?,
+    };
+    der::Encode::to_der(&key).ok()
 }
 
 fn strip_leading_zeros(unsigned_be: &[u8]) -> &[u8] {
@@ -396,5 +434,83 @@ mod tests {
         let at = der.windows(6).position(|w| w == b"a.test").expect("name in DER");
         der[at] = b'b';
         assert_eq!(CheckedCsr::parse(&der).err(), Some(CsrError::BadSignature));
+    }
+
+    /// DER of one element: tag, definite length, contents.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match contents.len() {
+            n @ 0..=127 => out.push(n as u8),
+            n @ 128..=255 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A CSR for CN=a.test whose P-256 key is written as `point`, signed
+    /// by `key` (so the signature is good whatever the point's encoding).
+    fn p256_csr(key: &aws_lc_rs::signature::EcdsaKeyPair, point: &[u8]) -> Vec<u8> {
+        const EC_P256: &[u8] = &[
+            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+            0x07,
+        ];
+        const ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let cn = tlv(0x30, &[&[0x06, 0x03, 0x55, 0x04, 0x03][..], &tlv(0x0c, b"a.test")].concat());
+        let subject = tlv(0x30, &tlv(0x31, &cn));
+        let spki = tlv(0x30, &[tlv(0x30, EC_P256), tlv(0x03, &[&[0][..], point].concat())].concat());
+        let info = tlv(0x30, &[&[0x02, 0x01, 0x00][..], &subject, &spki, &[0xa0, 0x00]].concat());
+        let signature = key.sign(&aws_lc_rs::rand::SystemRandom::new(), &info).expect("sign");
+        let signature = tlv(0x03, &[&[0][..], signature.as_ref()].concat());
+        tlv(0x30, &[info, tlv(0x30, ECDSA_SHA256), signature].concat())
+    }
+
+    /// One key, one encoding: the same P-256 key as a compressed point is
+    /// refused, so a blocked key cannot return under another hash.
+    #[test]
+    fn a_key_in_another_encoding_is_refused() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+                .expect("key");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
+        let point = key.public_key().as_ref().to_vec();
+        assert!(CheckedCsr::parse_der(&p256_csr(&key, &point)).is_ok(), "the uncompressed point is accepted");
+        let compressed = [&[2 + (point[64] & 1)][..], &point[1..33]].concat();
+        assert!(matches!(CheckedCsr::parse_der(&p256_csr(&key, &compressed)), Err(CsrError::UnsupportedKey(_))));
+    }
+
+    /// The key hash of a CSR is the hash of the key in the certificate
+    /// issued for it, for every key type: the revocation of one and the
+    /// refusal of the other meet on it.
+    #[test]
+    fn a_certificate_carries_its_csr_key_hash() {
+        use super::super::KeyHash;
+        use rcgen::PublicKeyData;
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params").self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::from_ca_cert_der(ca.der(), &ca_key).expect("issuer");
+        for alg in [
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            &rcgen::PKCS_ED25519,
+            &rcgen::PKCS_RSA_SHA256,
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).expect("key");
+            let csr = CheckedCsr::parse(&csr_for(&key, &["a.test"])).expect("valid");
+            let subject = rcgen::SubjectPublicKeyInfo::from_der(csr.spki_der()).expect("spki");
+            let params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).expect("params");
+            let certificate = params.signed_by(&subject, &issuer).expect("certificate");
+            assert_eq!(
+                KeyHash::of_certificate(certificate.der()),
+                Some(KeyHash::of_spki_der(csr.spki_der())),
+                "{alg:?}"
+            );
+            assert_eq!(
+                KeyHash::of_spki_der(csr.spki_der()),
+                KeyHash::of_spki_der(&key.subject_public_key_info()),
+                "{alg:?}"
+            );
+        }
     }
 }

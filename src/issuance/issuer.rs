@@ -10,7 +10,7 @@ use rcgen::CertificateParams;
 use tokio::sync::watch;
 
 use super::profile::{LeafProfile, RevocationUrls, leaf_params, ocsp_signer_params};
-use super::{CheckedCsr, Identifier, Serial, SigningError, certificate_pem, sign_certificate, to_column};
+use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
 use crate::keys::Signer;
 use crate::storage::{
@@ -98,6 +98,9 @@ pub enum IssueError {
     /// The ACME order is not ready (another request is finalizing it).
     #[error("the order is not ready")]
     OrderNotReady,
+    /// The subject key was revoked as compromised (keyCompromise).
+    #[error("the key was revoked as compromised; certify a new key")]
+    KeyBlocked,
 }
 
 impl IssueError {
@@ -105,7 +108,7 @@ impl IssueError {
         match self {
             Self::Store(e) => e.is_retryable(),
             Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
-            Self::Signing(_) | Self::StartsTooLate | Self::OrderNotReady => false,
+            Self::Signing(_) | Self::StartsTooLate | Self::OrderNotReady | Self::KeyBlocked => false,
         }
     }
 }
@@ -240,7 +243,10 @@ impl CertificateIssuer {
     }
 
     /// The pipeline: reserve the serial, sign, record as issued with its
-    /// audit event; a failed signature leaves the serial marked failed.
+    /// audit event; a failed signature leaves the serial marked failed. A
+    /// key revoked as compromised is refused by the reservation (before
+    /// anything is stored) and again by the issued record (a block that
+    /// committed in between), so no front end needs a check of its own.
     async fn run(
         &self,
         authority: &Arc<SigningAuthority>,
@@ -259,7 +265,8 @@ impl CertificateIssuer {
         if not_after <= not_before {
             return Err(IssueError::StartsTooLate);
         }
-        let (serial, pending) = self.reserve(authority, &plan, not_before, not_after).await?;
+        let key = KeyHash::of_spki_der(spki_der);
+        let (serial, pending) = self.reserve(authority, &plan, key, not_before, not_after).await?;
         let shard = pending.crl_shard.map(|s| s as u32);
 
         let signed = match params(&serial, shard, not_before, not_after) {
@@ -304,6 +311,9 @@ impl CertificateIssuer {
         let record =
             IssuedRecord { serial: serial.as_bytes().to_vec(), der: der.clone(), audit, succession: Some(succession) };
         if !self.issued.get(record).await? {
+            if self.db.is_key_blocked(key.as_bytes()).await? {
+                return Err(IssueError::KeyBlocked);
+            }
             return Err(StoreError::Conflict("the certificate is not pending".into()).into());
         }
         let record = pending.into_issued(der.clone());
@@ -314,6 +324,7 @@ impl CertificateIssuer {
         &self,
         authority: &SigningAuthority,
         plan: &Plan,
+        key: KeyHash,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<(Serial, PendingCertificate), IssueError> {
@@ -332,11 +343,13 @@ impl CertificateIssuer {
                 key_type: Some(plan.key_type.clone()),
                 policy: plan.policy.clone(),
                 crl_shard: plan.sharded.then(|| serial.shard(authority.crl_shards) as i32),
+                spki_hash: key.as_bytes().to_vec(),
             };
             let reservation = Reservation { pending, acme_order: plan.acme_order };
             match self.reservations.get(reservation.clone()).await {
                 Ok(Reserved::Done) => return Ok((serial, reservation.pending)),
                 Ok(Reserved::OrderNotReady) => return Err(IssueError::OrderNotReady),
+                Ok(Reserved::KeyBlocked) => return Err(IssueError::KeyBlocked),
                 Ok(Reserved::SerialTaken) => last = StoreError::Conflict("the serial is taken".into()),
                 Err(e @ StoreError::Conflict(_)) => last = e,
                 Err(e) => return Err(e.into()),

@@ -4,6 +4,7 @@
 mod csr;
 mod identifier;
 mod issuer;
+mod key_hash;
 mod profile;
 mod reason;
 mod selector;
@@ -14,6 +15,7 @@ mod uri;
 pub use csr::{CheckedCsr, CsrError, KeyType, PublicKeyNumbers, RSA_EXPONENT};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
+pub use key_hash::{KeyHash, backfill_key_hashes};
 pub use profile::{
     CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, leaf_subject, ocsp_signer_params, root_params,
 };

@@ -74,3 +74,14 @@ impl fmt::Display for RevocationReason {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Storage blocks a key for the code it calls keyCompromise; it must be this one.
+    #[test]
+    fn storage_blocks_keys_for_key_compromise() {
+        assert_eq!(RevocationReason::KeyCompromise.code(), crate::storage::KEY_COMPROMISE);
+    }
+}

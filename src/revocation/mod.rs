@@ -1,7 +1,10 @@
 //! Revocation that relying parties can use: CRLs per authority (full and
 //! sharded) and the OCSP responder. Every revocation path (admin API, ACME)
-//! ends in [`Revocation::revoked`], which re-signs the OCSP answer at once and
-//! wakes the CRL job; a poll catches revocations made on other nodes.
+//! goes through [`Revocation::revoke`], which also revokes the other
+//! certificates of a key revoked as compromised, and ends in
+//! [`Revocation::revoked`], which re-signs the OCSP answer at once and wakes
+//! the CRL job; a poll catches revocations made on other nodes and finishes
+//! the sibling revocations a stopped node left.
 
 pub mod crl;
 pub mod ocsp;
@@ -16,14 +19,22 @@ use self::crl::{CrlContents, sign_crl};
 use self::ocsp::{OcspIssuer, OcspResponder};
 use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
-use crate::issuance::{CertificateIssuer, SigningAuthority, SigningError};
+use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
 use crate::setup::open_authority;
-use crate::storage::{AuthorityRecord, CertificateRecord, CertificateStatusRow, Db, FULL_CRL, StoreError, StoredCrl};
+use crate::storage::{
+    AuthorityRecord, CertificateRecord, CertificateStatusRow, Db, FULL_CRL, NewAuditEvent, StoreError, StoredCrl,
+    UnsweptKey,
+};
 
 /// How often the CRL job looks for revocations and due CRLs.
 const CRL_CHECK: Duration = Duration::from_secs(2);
 /// How often other nodes' revocations are looked for.
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// A blocked key whose other certificates are still live this long after
+/// its block is taken to be one a stopped node left: the poll revokes them.
+const SWEEP_GRACE_SECONDS: i64 = 10;
+/// Blocked keys the poll sweeps per round.
+const SWEEP_BATCH: i64 = 16;
 /// How often responder keys are checked for rotation.
 const ROTATION_CHECK: Duration = Duration::from_secs(60);
 /// A CRL job's lease; a node that crashed mid-run frees the job after this.
@@ -68,6 +79,21 @@ impl RevocationError {
 impl std::fmt::Debug for Revocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revocation").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// What [`Revocation::revoke`] revoked.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    pub certificate: CertificateRecord,
+    /// Other unexpired certificates of a key revoked as compromised.
+    pub siblings: Vec<CertificateRecord>,
+}
+
+impl Revoked {
+    /// How many certificates were revoked, the asked-for one included.
+    pub fn count(&self) -> usize {
+        1 + self.siblings.len()
     }
 }
 
@@ -202,6 +228,56 @@ impl Revocation {
     /// This node's name in job leases.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Revokes a certificate, the one way every front end does. With reason
+    /// keyCompromise the key is blocked in the revocation's commit, and its
+    /// other unexpired certificates are revoked right after it, each with an
+    /// audit event naming this one (a failure there is logged: the
+    /// revocation poll finishes the work). OCSP and the CRL job hear of
+    /// every certificate revoked. Errors are those of
+    /// [`Db::revoke_certificate`].
+    pub async fn revoke(
+        &self,
+        serial: &[u8],
+        reason: RevocationReason,
+        audit: &NewAuditEvent,
+    ) -> Result<Revoked, StoreError> {
+        let revoked = self.db.revoke_certificate(serial, audit.at, reason.code(), audit).await?;
+        self.revoked(&revoked.record);
+        let mut siblings = Vec::new();
+        if let Some(spki_hash) = revoked.blocked_key {
+            let key = UnsweptKey { spki_hash, serial: serial.to_vec() };
+            match self.db.revoke_key_siblings(&key, audit.at, &audit.actor).await {
+                Ok(found) => siblings = found,
+                Err(e) => tracing::warn!(
+                    serial = %hex::encode(serial), error = %e,
+                    "could not revoke the other certificates of a compromised key yet; the revocation poll will"
+                ),
+            }
+        }
+        for sibling in &siblings {
+            self.revoked(sibling);
+        }
+        Ok(Revoked { certificate: revoked.record, siblings })
+    }
+
+    /// Revokes the other certificates of keys blocked a while ago whose
+    /// revocation stopped before it could (a node stopped between the two
+    /// commits), or whose block came from the key-hash backfill at start.
+    /// The poll that runs it re-signs their OCSP answers next.
+    async fn sweep_blocked_keys(&self) -> Result<(), StoreError> {
+        let now = self.clock.unix();
+        for key in self.db.unswept_blocked_keys(now - SWEEP_GRACE_SECONDS, SWEEP_BATCH).await? {
+            let revoked = self.db.revoke_key_siblings(&key, now, "tessera").await?;
+            if !revoked.is_empty() {
+                tracing::info!(
+                    same_key_as = %hex::encode(&key.serial), certificates = revoked.len(),
+                    "revoked the other certificates of a compromised key"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Called by every revocation path once the database says revoked.
@@ -400,6 +476,12 @@ impl Revocation {
         let mut handled = std::collections::HashSet::new();
         loop {
             tokio::time::sleep(REVOCATION_POLL).await;
+            match self.sweep_blocked_keys().await {
+                // The database is away: the poll below fails quietly too.
+                Err(e) if e.is_retryable() => tracing::debug!(error = %e, "blocked-key sweep deferred"),
+                Err(e) => tracing::warn!(error = %e, "could not revoke the other certificates of a compromised key"),
+                Ok(()) => {}
+            }
             let Ok(rows) = self.db.revoked_since(since - 1).await else { continue };
             let mut news = false;
             for row in &rows {

@@ -6,7 +6,8 @@ use super::{SetupError, system_event};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config};
 use crate::issuance::{
-    CaSubject, RevocationUrls, Serial, issuing_params, root_params, sign_certificate, sign_self_signed, to_column,
+    CaSubject, KeyHash, RevocationUrls, Serial, issuing_params, root_params, sign_certificate, sign_self_signed,
+    to_column,
 };
 use crate::keys::Signer;
 use crate::storage::{Db, NewAuthority, PendingCertificate};
@@ -105,6 +106,7 @@ pub async fn certify_issuing(
         key_type: Some(issuing_signer.algorithm().as_str().into()),
         policy: None,
         crl_shard: None,
+        spki_hash: KeyHash::of_spki_der(issuing_signer.public_key_der()).as_bytes().to_vec(),
     })
     .await?;
     let signed = sign_certificate(&params, issuing_signer.public_key_der(), root.certificate_der, root.signer).await;

@@ -26,7 +26,8 @@ pub struct NewAcmeAccount {
     pub jwk: String,
     pub contact: String,
     pub policy: String,
-    /// The EAB key to bind; it must be live and, unless reusable, unused.
+    /// The EAB key to bind; it must be live and below its account cap
+    /// (a single-use key: unused).
     pub eab_key_id: Option<i64>,
     pub created_at: i64,
 }
@@ -36,6 +37,9 @@ pub struct NewAcmeAccount {
 pub enum NewAccountError {
     #[error("the EAB key is revoked or already bound")]
     EabKeyUnavailable,
+    /// A reusable key has bound as many accounts as it may.
+    #[error("the EAB key has bound its {max_accounts} accounts")]
+    EabKeyFull { max_accounts: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -44,14 +48,16 @@ pub(super) const COLUMNS: &str = "id, directory, thumbprint, jwk, status, contac
 
 impl Db {
     /// Makes an account and binds its EAB key in one transaction, so a
-    /// single-use key binds exactly one account even under races.
+    /// single-use key binds exactly one account, and a reusable one at most
+    /// its `max_accounts`, even under races.
     pub async fn insert_acme_account(
         &self,
         account: &NewAcmeAccount,
         audit: &NewAuditEvent,
     ) -> Result<AcmeAccountRecord, NewAccountError> {
         const BIND: &str = "UPDATE eab_keys SET bound_at = COALESCE(bound_at, $2), bound_count = bound_count + 1 \
-             WHERE id = $1 AND revoked_at IS NULL AND (reusable OR bound_at IS NULL)";
+             WHERE id = $1 AND revoked_at IS NULL AND (reusable OR bound_at IS NULL) AND bound_count < max_accounts";
+        const FULL: &str = "SELECT max_accounts FROM eab_keys WHERE id = $1 AND revoked_at IS NULL AND reusable";
         let insert = format!(
             "INSERT INTO acme_accounts (directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at) \
              VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -62,7 +68,12 @@ impl Db {
                 let bound = sqlx::query(BIND).bind(key).bind(account.created_at).execute(&mut *tx).await
                     .map_err(StoreError::from)?;
                 if bound.rows_affected() != 1 {
-                    return Err(NewAccountError::EabKeyUnavailable);
+                    let full: Option<i64> = sqlx::query_scalar(FULL).bind(key).fetch_optional(&mut *tx).await
+                        .map_err(StoreError::from)?;
+                    return Err(match full {
+                        Some(max_accounts) => NewAccountError::EabKeyFull { max_accounts },
+                        None => NewAccountError::EabKeyUnavailable,
+                    });
                 }
             }
             let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(insert))

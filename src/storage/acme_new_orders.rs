@@ -5,7 +5,10 @@
 //!
 //! Orders are counted per account in time buckets (`acme_order_counts`),
 //! so a limit of 10 000 orders an hour costs a sum of at most 64 counters,
-//! not a count of 10 000 rows, on every newOrder.
+//! not a count of 10 000 rows, on every newOrder. The accounts an EAB key
+//! bound count together (`acme_eab_order_counts`, and their failed
+//! validations summed), so one reusable key cannot multiply the limits by
+//! binding more accounts; a key's sum includes each of its accounts' own.
 
 use super::{AcmeAuthzRecord, AcmeOrderRecord, Db, StoreError, begin_write, one_row_each, with_pool};
 
@@ -37,17 +40,30 @@ pub struct NewAcmeAuthz {
 
 /// The limits a new order must fit in: fewer than `max_orders` orders and
 /// fewer than `max_failed` failed validations by its account in the window
-/// that ends at its creation.
+/// that ends at its creation, or by all accounts of its account's EAB key.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderLimits {
     window_seconds: i64,
     max_orders: i64,
     max_failed: i64,
+    /// The EAB key whose accounts count together; None: the account alone.
+    eab_key_id: Option<i64>,
 }
 
 impl OrderLimits {
     pub fn new(window_seconds: i64, max_orders: u32, max_failed: u32) -> Self {
-        Self { window_seconds: window_seconds.max(1), max_orders: max_orders.into(), max_failed: max_failed.into() }
+        Self {
+            window_seconds: window_seconds.max(1),
+            max_orders: max_orders.into(),
+            max_failed: max_failed.into(),
+            eab_key_id: None,
+        }
+    }
+
+    /// Counts the orders and failed validations of every account that the
+    /// EAB key bound, when the account was made with one.
+    pub fn per_eab_key(self, eab_key_id: Option<i64>) -> Self {
+        Self { eab_key_id, ..self }
     }
 
     fn bucket_width(self) -> i64 {
@@ -84,9 +100,9 @@ pub type Admission = Result<(AcmeOrderRecord, Vec<AcmeAuthzRecord>), RateLimited
 /// The limit a refused order would have gone beyond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimited {
-    /// The account made `max_orders` orders in the window.
+    /// The account (or its EAB key's accounts) made `max_orders` orders in the window.
     TooManyOrders,
-    /// The account failed `max_failed` validations in the window.
+    /// The account (or its EAB key's accounts) failed `max_failed` validations in the window.
     TooManyFailures,
 }
 
@@ -103,14 +119,16 @@ impl Db {
         }
     }
 
-    /// Forgets order counts older than `oldest`, the start of the longest
-    /// rate window in use.
+    /// Forgets order counts (per account and per EAB key) older than
+    /// `oldest`, the start of the longest rate window in use.
     pub async fn prune_acme_order_counts(&self, oldest: i64) -> Result<u64, StoreError> {
-        const SQL: &str = "DELETE FROM acme_order_counts WHERE bucket < $1";
-        with_pool!(self, pool => {
-            let done = sqlx::query(SQL).bind(oldest).execute(pool).await?;
-            Ok(done.rows_affected())
-        })
+        let mut pruned = 0;
+        for sql in
+            ["DELETE FROM acme_order_counts WHERE bucket < $1", "DELETE FROM acme_eab_order_counts WHERE bucket < $1"]
+        {
+            pruned += with_pool!(self, pool => sqlx::query(sql).bind(oldest).execute(pool).await.map(|done| done.rows_affected()))?;
+        }
+        Ok(pruned)
     }
 }
 
@@ -146,21 +164,28 @@ fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuth
 }
 
 /// PostgreSQL: one statement judges every order (its account's counters,
-/// plus the orders before it in the call; its failed validations up to the
-/// limit), takes ids from the sequences for the admitted ones and their
-/// authorizations, and stores orders, authorizations, challenges and the
-/// counters. Counters are upserted in key order, so two calls cannot
-/// deadlock on them.
+/// or its EAB key's, plus the orders before it in the call of the same
+/// account or key; the failed validations of the account, or of the key's
+/// accounts, up to the limit), takes ids from the sequences for the
+/// admitted ones and their authorizations, and stores orders,
+/// authorizations, challenges and the counters. Counters are upserted in
+/// key order, so two calls cannot deadlock on them.
 async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
     const SQL: &str = "WITH input AS MATERIALIZED (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::BYTEA[], $7::TEXT[], $8::INT8[], $9::INT8[], $10::INT8[], $11::INT8[], \
-         $12::INT8[], $13::INT8[]) WITH ORDINALITY AS i(account_id, identifiers, not_before, not_after, expires, \
-         replaces_serial, replaces, created_at, since, counted_from, bucket, max_orders, max_failed, n)), \
+         $12::INT8[], $13::INT8[], $20::INT8[]) WITH ORDINALITY AS i(account_id, identifiers, not_before, \
+         not_after, expires, replaces_serial, replaces, created_at, since, counted_from, bucket, max_orders, \
+         max_failed, eab_key_id, n)), \
          judged AS MATERIALIZED (SELECT i.*, \
-         (SELECT COALESCE(SUM(c.orders), 0) FROM acme_order_counts c \
-          WHERE c.account_id = i.account_id AND c.bucket >= i.counted_from)::INT8 \
-         + row_number() OVER (PARTITION BY i.account_id ORDER BY i.n) AS nth, \
-         (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges ch WHERE ch.account_id = i.account_id \
+         (CASE WHEN i.eab_key_id IS NULL THEN (SELECT COALESCE(SUM(c.orders), 0) FROM acme_order_counts c \
+          WHERE c.account_id = i.account_id AND c.bucket >= i.counted_from) \
+          ELSE (SELECT COALESCE(SUM(c.orders), 0) FROM acme_eab_order_counts c \
+          WHERE c.eab_key_id = i.eab_key_id AND c.bucket >= i.counted_from) END)::INT8 \
+         + row_number() OVER (PARTITION BY i.eab_key_id, CASE WHEN i.eab_key_id IS NULL THEN i.account_id END \
+         ORDER BY i.n) AS nth, \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges ch WHERE ch.account_id = ANY(CASE \
+          WHEN i.eab_key_id IS NULL THEN ARRAY[i.account_id] \
+          ELSE ARRAY(SELECT a.id FROM acme_accounts a WHERE a.eab_key_id = i.eab_key_id) END) \
           AND ch.status = 'invalid' AND ch.validated >= i.since LIMIT i.max_failed) f) AS failed \
          FROM input i), \
          admitted AS MATERIALIZED (SELECT j.*, nextval(pg_get_serial_sequence('acme_orders', 'id')) AS id \
@@ -179,8 +204,13 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
          SELECT authz.id, authz.account_id, c.kind, c.token, 'pending' \
          FROM unnest($17::INT8[], $18::TEXT[], $19::TEXT[]) AS c(authz_n, kind, token) JOIN authz ON authz.n = c.authz_n), \
          counted AS (INSERT INTO acme_order_counts (account_id, bucket, orders) \
-         SELECT account_id, bucket, COUNT(*) FROM admitted GROUP BY account_id, bucket ORDER BY account_id, bucket \
-         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = acme_order_counts.orders + EXCLUDED.orders) \
+         SELECT account_id, bucket, COUNT(*) FROM admitted WHERE eab_key_id IS NULL \
+         GROUP BY account_id, bucket ORDER BY account_id, bucket \
+         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = acme_order_counts.orders + EXCLUDED.orders), \
+         counted_per_key AS (INSERT INTO acme_eab_order_counts (eab_key_id, bucket, orders) \
+         SELECT eab_key_id, bucket, COUNT(*) FROM admitted WHERE eab_key_id IS NOT NULL \
+         GROUP BY eab_key_id, bucket ORDER BY eab_key_id, bucket \
+         ON CONFLICT (eab_key_id, bucket) DO UPDATE SET orders = acme_eab_order_counts.orders + EXCLUDED.orders) \
          SELECT ad.id, j.nth <= j.max_orders AS within_orders, \
          (SELECT array_agg(authz.id ORDER BY authz.n) FROM authz WHERE authz.order_n = j.n) AS authz_ids \
          FROM judged j LEFT JOIN admitted ad ON ad.n = j.n ORDER BY j.n";
@@ -222,6 +252,7 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
         .bind(challenge_authzs)
         .bind(kinds)
         .bind(tokens)
+        .bind(requests.iter().map(|r| r.limits.eab_key_id).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
     Ok(one_row_each("new orders", requests.len(), rows)?
@@ -243,33 +274,60 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
         .collect())
 }
 
+/// The statements that count for one account, or for all accounts of one
+/// EAB key, on SQLite: orders in the window (`$1` the account or key,
+/// `$2` the first bucket), failed validations (`$2` the start, `$3` the
+/// limit), and the counter an order adds to (`$2` its bucket).
+struct Counting {
+    orders: &'static str,
+    failed: &'static str,
+    count: &'static str,
+}
+
+const PER_ACCOUNT: Counting = Counting {
+    orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_order_counts WHERE account_id = $1 AND bucket >= $2",
+    failed: "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = $1 \
+         AND status = 'invalid' AND validated >= $2 LIMIT $3)",
+    count: "INSERT INTO acme_order_counts (account_id, bucket, orders) VALUES ($1, $2, 1) \
+         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = orders + 1",
+};
+
+const PER_EAB_KEY: Counting = Counting {
+    orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_eab_order_counts WHERE eab_key_id = $1 AND bucket >= $2",
+    failed: "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id IN \
+         (SELECT id FROM acme_accounts WHERE eab_key_id = $1) AND status = 'invalid' AND validated >= $2 LIMIT $3)",
+    count: "INSERT INTO acme_eab_order_counts (eab_key_id, bucket, orders) VALUES ($1, $2, 1) \
+         ON CONFLICT (eab_key_id, bucket) DO UPDATE SET orders = orders + 1",
+};
+
 /// SQLite: the same judgement and writes, one statement each, in one
 /// transaction (SQLite runs one writer at a time, so the counts are exact).
 async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
-    const ORDERS: &str =
-        "SELECT COALESCE(SUM(orders), 0) FROM acme_order_counts WHERE account_id = $1 AND bucket >= $2";
-    const FAILED: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = $1 \
-         AND status = 'invalid' AND validated >= $2 LIMIT $3)";
     const ORDER: &str = "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
          replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
     const AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
          expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
     const CHALLENGE: &str =
         "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES ($1, $2, $3, $4, 'pending')";
-    const COUNT: &str = "INSERT INTO acme_order_counts (account_id, bucket, orders) VALUES ($1, $2, 1) \
-         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = orders + 1";
     let mut tx = begin_write(pool).await?;
     let mut out = Vec::with_capacity(requests.len());
     for OrderRequest { order, limits } in requests {
         let (account, now) = (order.account_id, order.created_at);
-        let orders: i64 =
-            sqlx::query_scalar(ORDERS).bind(account).bind(limits.counted_from(now)).fetch_one(&mut *tx).await?;
+        let (counting, counted) = match limits.eab_key_id {
+            Some(key) => (&PER_EAB_KEY, key),
+            None => (&PER_ACCOUNT, account),
+        };
+        let orders: i64 = sqlx::query_scalar(counting.orders)
+            .bind(counted)
+            .bind(limits.counted_from(now))
+            .fetch_one(&mut *tx)
+            .await?;
         if orders >= limits.max_orders {
             out.push(Err(RateLimited::TooManyOrders));
             continue;
         }
-        let failed: i64 = sqlx::query_scalar(FAILED)
-            .bind(account)
+        let failed: i64 = sqlx::query_scalar(counting.failed)
+            .bind(counted)
             .bind(limits.since(now))
             .bind(limits.max_failed)
             .fetch_one(&mut *tx)
@@ -304,7 +362,7 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             }
             authzs.push(fresh_authz(authz_id, id, order, authz));
         }
-        sqlx::query(COUNT).bind(account).bind(limits.bucket(now)).execute(&mut *tx).await?;
+        sqlx::query(counting.count).bind(counted).bind(limits.bucket(now)).execute(&mut *tx).await?;
         out.push(Ok((created(id, order), authzs)));
     }
     tx.commit().await?;

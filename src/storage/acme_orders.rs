@@ -217,6 +217,21 @@ impl Db {
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
+    /// Whether the account holds a valid, unexpired authorization for the
+    /// identifier (tagged, a wildcard's without `*.`) through any of its
+    /// orders: RFC 8555 §7.6 lets such an account revoke.
+    pub async fn acme_account_holds_authorization(
+        &self,
+        account_id: i64,
+        identifier: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT 1 FROM acme_orders o JOIN acme_authorizations a ON a.order_id = o.id \
+             WHERE o.account_id = $1 AND a.identifier = $2 AND a.status = 'valid' AND a.expires > $3 LIMIT 1";
+        with_pool!(self, pool => sqlx::query(SQL).bind(account_id).bind(identifier).bind(now)
+            .fetch_optional(pool).await.map(|row| row.is_some()).map_err(StoreError::from))
+    }
+
     pub async fn acme_order_authorizations(&self, order_id: i64) -> Result<Vec<AcmeAuthzRecord>, StoreError> {
         let sql = format!("SELECT {AUTHZ_COLUMNS} FROM acme_authorizations WHERE order_id = $1 ORDER BY id");
         with_pool!(self, pool => sqlx::query_as::<_, AcmeAuthzRecord>(sqlx::AssertSqlSafe(sql))

@@ -84,6 +84,9 @@ pub struct PendingCertificate {
     pub policy: Option<String>,
     /// The CRL shard its distribution point names; None for the full CRL.
     pub crl_shard: Option<i32>,
+    /// SHA-256 of the subject key's DER SubjectPublicKeyInfo
+    /// (`issuance::KeyHash`): a blocked key is refused by it.
+    pub spki_hash: Vec<u8>,
 }
 
 impl PendingCertificate {
@@ -139,6 +142,8 @@ pub enum Reserved {
     SerialTaken,
     /// The order is not ready (another request is finalizing it).
     OrderNotReady,
+    /// The subject key was revoked as compromised: nothing was stored.
+    KeyBlocked,
 }
 
 /// A signed certificate to record as issued ([`Db::record_issued_all`]).
@@ -148,6 +153,26 @@ pub struct IssuedRecord {
     pub der: Vec<u8>,
     pub audit: NewAuditEvent,
     pub succession: Option<Succession>,
+}
+
+/// CRLReason keyCompromise (RFC 5280 §5.3.1), the one reason that blocks
+/// a key (`issuance::RevocationReason::KeyCompromise`).
+pub const KEY_COMPROMISE: i16 = 1;
+
+/// A certificate [`Db::revoke_certificate`] revoked.
+#[derive(Debug, Clone)]
+pub struct RevokedCertificate {
+    pub record: CertificateRecord,
+    /// The key hash it blocked (reason keyCompromise): its other
+    /// certificates are for [`Db::revoke_key_siblings`] to revoke.
+    pub blocked_key: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RevokedRow {
+    #[sqlx(flatten)]
+    record: CertificateRecord,
+    spki_hash: Option<Vec<u8>>,
 }
 
 /// List filters; all optional. Results are ordered by (not_after, serial).
@@ -192,15 +217,15 @@ pub(super) const COLUMNS: &str = "serial, authority_id, not_before, not_after, c
                        policy, der";
 
 const RESERVED_COLUMNS: &str = "(serial, authority_id, not_before, not_after, created_at, status, subject, sans, \
-                                requester, key_type, policy, crl_shard)";
-const RESERVED_VALUES: &str = "$1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11";
+                                requester, key_type, policy, crl_shard, spki_hash)";
+const RESERVED_VALUES: &str = "$1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12";
 
 /// A reservation's plain insert, bound by [`bind_pending`].
 fn insert_reserved_sql() -> String {
     format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})")
 }
 
-/// Binds a reservation's values, `$1` to `$11` of [`RESERVED_VALUES`].
+/// Binds a reservation's values, `$1` to `$12` of [`RESERVED_VALUES`].
 fn bind_pending<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     pending: &'q PendingCertificate,
@@ -226,7 +251,8 @@ where
         .bind(&pending.requester)
         .bind(key_type)
         .bind(&pending.policy)
-        .bind(pending.crl_shard))
+        .bind(pending.crl_shard)
+        .bind(&pending.spki_hash))
 }
 
 /// [`Db::reserve_certificates`] on PostgreSQL as one statement. Of two
@@ -237,17 +263,22 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
     let sql = format!(
         "WITH {ASYNC_COMMIT}, batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::INT8[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT2[], $10::TEXT[], $11::INT4[], \
-         $12::INT8[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, created_at, subject, sans, \
-         requester, key_type, policy, crl_shard, acme_order, n)), \
+         $12::INT8[], $13::BYTEA[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, created_at, \
+         subject, sans, requester, key_type, policy, crl_shard, acme_order, spki_hash, n)), \
+         refused AS MATERIALIZED (SELECT b.n FROM batch b \
+         WHERE EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = b.spki_hash)), \
          fresh AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
-         WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = b.serial) ORDER BY b.serial, b.n), \
+         WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = b.serial) \
+         AND b.n NOT IN (SELECT n FROM refused) ORDER BY b.serial, b.n), \
          claimed AS (UPDATE acme_orders o SET status = 'processing' FROM (SELECT DISTINCT ON (acme_order) \
          acme_order, n FROM fresh WHERE acme_order IS NOT NULL ORDER BY acme_order, n) f \
          WHERE o.id = f.acme_order AND o.status = 'ready' RETURNING f.n), \
          kept AS MATERIALIZED (SELECT * FROM fresh WHERE acme_order IS NULL OR n IN (SELECT n FROM claimed)), \
          inserted AS (INSERT INTO certificates {RESERVED_COLUMNS} SELECT serial, authority_id, not_before, \
-         not_after, created_at, 0, subject, sans, requester, key_type, policy, crl_shard FROM kept ORDER BY n) \
-         SELECT CASE WHEN b.n IN (SELECT n FROM kept) THEN 0 WHEN b.n IN (SELECT n FROM fresh) THEN 2 ELSE 1 END::INT2 \
+         not_after, created_at, 0, subject, sans, requester, key_type, policy, crl_shard, spki_hash FROM kept \
+         ORDER BY n) \
+         SELECT CASE WHEN b.n IN (SELECT n FROM kept) THEN 0 WHEN b.n IN (SELECT n FROM refused) THEN 3 \
+         WHEN b.n IN (SELECT n FROM fresh) THEN 2 ELSE 1 END::INT2 \
          FROM batch b, async_commit ORDER BY b.n"
     );
     let pending = || reservations.iter().map(|r| &r.pending);
@@ -266,6 +297,7 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
         .bind(pending().map(|p| p.policy.as_deref()).collect::<Vec<_>>())
         .bind(pending().map(|p| p.crl_shard).collect::<Vec<_>>())
         .bind(reservations.iter().map(|r| r.acme_order).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.spki_hash.as_slice()).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
     Ok(one_row_each("reservations", reservations.len(), outcomes)?
@@ -273,14 +305,16 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
         .map(|o| match o {
             0 => Reserved::Done,
             1 => Reserved::SerialTaken,
-            _ => Reserved::OrderNotReady,
+            2 => Reserved::OrderNotReady,
+            _ => Reserved::KeyBlocked,
         })
         .collect())
 }
 
 /// [`Db::record_issued_all`] on PostgreSQL as one statement: one round
 /// trip and one commit for the whole batch. The other rows' updates and the
-/// audit events happen only for certificates that were pending. A
+/// audit events happen only for certificates that were pending; one whose
+/// key was blocked meanwhile is recorded failed instead. A
 /// predecessor another issuance has locked is left to that one: it is
 /// superseding it, and waiting for its commit only queued every issuance for
 /// the same names behind one row. Within the batch, a certificate that a
@@ -291,7 +325,10 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
          $11::TEXT[], $12::TEXT[], $13::TEXT[]) WITH ORDINALITY AS b(serial, der, succeeds, requester, sans, \
          authority_id, replaces, acme_order, at, actor, action, target, detail, n)), \
          pending AS MATERIALIZED (SELECT b.* FROM batch b \
-         JOIN certificates c ON c.serial = b.serial AND c.status = 0), \
+         JOIN certificates c ON c.serial = b.serial AND c.status = 0 \
+         WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
+         refused AS (UPDATE certificates c SET status = 2 FROM batch b WHERE c.serial = b.serial AND c.status = 0 \
+         AND EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
          issued AS (UPDATE certificates c SET status = 1, der = p.der, superseded = EXISTS (SELECT 1 \
          FROM pending later WHERE later.n > p.n AND later.succeeds AND p.succeeds AND later.requester = p.requester \
          AND later.sans = p.sans AND later.authority_id IS NOT DISTINCT FROM p.authority_id) \
@@ -344,12 +381,15 @@ impl Db {
     /// Reserves serials in one commit, each as [`Db::reserve_certificate`]
     /// does; one that finalizes an ACME order moves it from ready to
     /// processing in the same commit, so a processing order always has its
-    /// reserved certificate. Nothing is stored for a reservation refused. On
+    /// reserved certificate. A blocked key is refused in the same statement
+    /// (no cache: a block committed on any node counts at once). Nothing is
+    /// stored for a reservation refused. On
     /// PostgreSQL it commits without waiting for the WAL flush (see
     /// `ASYNC_COMMIT`): the certificate's issued record, which commits
     /// synchronously before anyone sees the certificate, flushes it too.
     pub async fn reserve_certificates(&self, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
         const TAKEN: &str = "SELECT 1 FROM certificates WHERE serial = $1";
+        const BLOCKED: &str = "SELECT 1 FROM blocked_keys WHERE spki_hash = $1";
         const CLAIM: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
         let pool = match self {
             Db::Postgres(pool) => return reserve_at_once(pool, reservations).await,
@@ -358,6 +398,10 @@ impl Db {
         let mut tx = begin_write(pool).await?;
         let mut reserved = Vec::with_capacity(reservations.len());
         for Reservation { pending, acme_order } in reservations {
+            if sqlx::query(BLOCKED).bind(&pending.spki_hash).fetch_optional(&mut *tx).await?.is_some() {
+                reserved.push(Reserved::KeyBlocked);
+                continue;
+            }
             if sqlx::query(TAKEN).bind(&pending.serial).fetch_optional(&mut *tx).await?.is_some() {
                 reserved.push(Reserved::SerialTaken);
                 continue;
@@ -390,9 +434,14 @@ impl Db {
     /// marking the certificates it replaces superseded in the same commit,
     /// so finding overdue certificates never needs a search. Only the flag
     /// is kept: nothing needs to know which certificate replaced which.
-    /// True for each certificate recorded, false for one not pending.
+    /// True for each certificate recorded, false for one not pending. A
+    /// certificate whose key was blocked since its reservation is recorded
+    /// failed (false): the block may have committed after the reservation
+    /// looked, and the certificate must not leave.
     pub async fn record_issued_all(&self, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
-        const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0";
+        const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0 \
+             AND NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = certificates.spki_hash)";
+        const REFUSED: &str = "UPDATE certificates SET status = 2 WHERE serial = $1 AND status = 0";
         // Served by the partial index certificates_heads.
         const PREDECESSORS: &str = "UPDATE certificates SET superseded = TRUE \
              WHERE requester = $2 AND sans = $3 AND status = 1 AND NOT superseded \
@@ -412,6 +461,7 @@ impl Db {
             let done = sqlx::query(SQL).bind(&record.serial).bind(&record.der).execute(&mut *tx).await?;
             issued.push(done.rows_affected() == 1);
             if done.rows_affected() != 1 {
+                sqlx::query(REFUSED).bind(&record.serial).execute(&mut *tx).await?;
                 continue;
             }
             if let Some(succession) = &record.succession {
@@ -486,28 +536,40 @@ impl Db {
             .map_err(StoreError::from))
     }
 
-    /// Marks an issued certificate revoked. Unknown serial: NotFound;
-    /// already revoked or never issued: Conflict.
+    /// Marks an issued certificate revoked, with its audit event. With
+    /// reason keyCompromise it also blocks the certificate's key in the same
+    /// commit (no certificate is issued for it from then on, on any node),
+    /// and it may revoke again a certificate revoked for another reason:
+    /// the reason becomes keyCompromise and the key is blocked, while the
+    /// revocation keeps its time (RFC 5280: when it was revoked). Unknown
+    /// serial: NotFound; already revoked (for keyCompromise, or with another
+    /// reason now) or never issued: Conflict. The key's other certificates
+    /// are left to [`Db::revoke_key_siblings`], in a transaction of its own
+    /// that begins after this commit.
     pub async fn revoke_certificate(
         &self,
         serial: &[u8],
         at: i64,
         reason: i16,
         audit: &NewAuditEvent,
-    ) -> Result<CertificateRecord, StoreError> {
+    ) -> Result<RevokedCertificate, StoreError> {
         let update = format!(
-            "UPDATE certificates SET status = 3, revoked_at = $2, revocation_reason = $3 \
-             WHERE serial = $1 AND status = 1 RETURNING {COLUMNS}"
+            "UPDATE certificates SET status = 3, revoked_at = CASE WHEN status = 3 THEN revoked_at ELSE $2 END, \
+             revocation_reason = $3 \
+             WHERE serial = $1 AND (status = 1 OR (status = 3 AND $3 = {KEY_COMPROMISE} \
+             AND COALESCE(revocation_reason, 0) <> {KEY_COMPROMISE})) RETURNING {COLUMNS}, spki_hash"
         );
+        const BLOCK: &str = "INSERT INTO blocked_keys (spki_hash, blocked_at, serial) VALUES ($1, $2, $3) \
+             ON CONFLICT (spki_hash) DO NOTHING";
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
-            let revoked = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(update))
+            let revoked = sqlx::query_as::<_, RevokedRow>(sqlx::AssertSqlSafe(update))
                 .bind(serial)
                 .bind(at)
                 .bind(reason)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(revoked) = revoked else {
+            let Some(RevokedRow { record, spki_hash }) = revoked else {
                 let status: Option<i16> = sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
                     .bind(serial)
                     .fetch_optional(&mut *tx)
@@ -517,9 +579,15 @@ impl Db {
                     Some(status) => StoreError::Conflict(format!("the certificate is {}", status.as_str())),
                 });
             };
+            let blocked_key = spki_hash.filter(|_| reason == KEY_COMPROMISE);
+            let mut audit = audit.clone();
+            if let Some(key) = &blocked_key {
+                sqlx::query(BLOCK).bind(key).bind(at).bind(serial).execute(&mut *tx).await?;
+                audit.detail["key_blocked"] = true.into();
+            }
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
-            Ok(revoked)
+            Ok(RevokedCertificate { record, blocked_key })
         })
     }
 

@@ -13,6 +13,8 @@ pub struct EabKeyRecord {
     pub created_at: i64,
     pub bound_at: Option<i64>,
     pub bound_count: i64,
+    /// How many accounts it may bind (1 for a single-use key).
+    pub max_accounts: i64,
     pub revoked_at: Option<i64>,
 }
 
@@ -34,7 +36,23 @@ impl std::fmt::Debug for EabKeySecret {
     }
 }
 
-const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, revoked_at";
+/// How many accounts an EAB key may bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountCap {
+    SingleUse,
+    Reusable { max_accounts: i64 },
+}
+
+impl AccountCap {
+    pub fn max_accounts(self) -> i64 {
+        match self {
+            Self::SingleUse => 1,
+            Self::Reusable { max_accounts } => max_accounts,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, max_accounts, revoked_at";
 
 impl Db {
     pub async fn insert_eab_key(
@@ -42,18 +60,19 @@ impl Db {
         kid: &str,
         hmac_key: &[u8],
         policy: &str,
-        reusable: bool,
+        cap: AccountCap,
         now: i64,
         audit: &NewAuditEvent,
     ) -> Result<EabKeyRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO eab_keys (kid, hmac_key, policy, reusable, created_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING {COLUMNS}"
+            "INSERT INTO eab_keys (kid, hmac_key, policy, reusable, created_at, max_accounts) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
+        let reusable = matches!(cap, AccountCap::Reusable { .. });
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(kid).bind(hmac_key).bind(policy).bind(reusable).bind(now)
+                .bind(kid).bind(hmac_key).bind(policy).bind(reusable).bind(now).bind(cap.max_accounts())
                 .fetch_one(&mut *tx).await?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;

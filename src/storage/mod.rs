@@ -12,6 +12,7 @@ mod acme_orders;
 mod audit;
 mod authorities;
 mod batch;
+mod blocked_keys;
 mod certificates;
 mod eab_keys;
 mod lifecycle;
@@ -38,11 +39,12 @@ pub use acme_orders::{
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use authorities::{AuthorityRecord, NewAuthority};
 pub use batch::Batcher;
+pub use blocked_keys::UnsweptKey;
 pub use certificates::{
-    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, PendingCertificate, Reservation, Reserved,
-    Succession, key_type_code,
+    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, KEY_COMPROMISE, PendingCertificate,
+    Reservation, Reserved, RevokedCertificate, Succession, key_type_code,
 };
-pub use eab_keys::{EabKeyRecord, EabKeySecret};
+pub use eab_keys::{AccountCap, EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
 };

@@ -427,17 +427,27 @@ impl AcmeClient {
     }
 
     /// Like `ready_order`, for a newOrder payload of the caller's making
-    /// (`notAfter`, `replaces`).
+    /// (`notAfter`, `replaces`, wildcards: those are solved with dns-01).
     pub async fn ready_order_with(&self, responders: &Responders, payload: &Value) -> (String, Value) {
         let order = self.post(&self.url("newOrder"), Some(payload)).await;
         assert_eq!(order.status, 201, "{order:?}");
         let order_url = order.location();
         for authz_url in order.body["authorizations"].as_array().unwrap() {
             let authz = self.post(authz_url.as_str().unwrap(), None).await;
-            let challenge =
-                authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap();
-            let token = challenge["token"].as_str().unwrap();
-            responders.serve_http01(token, &self.key_authorization(token));
+            let challenges = authz.body["challenges"].as_array().unwrap();
+            let challenge = match challenges.iter().find(|c| c["type"] == "http-01") {
+                Some(http01) => {
+                    let token = http01["token"].as_str().unwrap();
+                    responders.serve_http01(token, &self.key_authorization(token));
+                    http01
+                }
+                None => {
+                    let dns01 = challenges.iter().find(|c| c["type"] == "dns-01").unwrap();
+                    let domain = authz.body["identifier"]["value"].as_str().unwrap();
+                    responders.set_dns01(domain, &self.key_authorization(dns01["token"].as_str().unwrap()));
+                    dns01
+                }
+            };
             let started = self.post(challenge["url"].as_str().unwrap(), Some(&json!({}))).await;
             assert_eq!(started.status, 200, "{started:?}");
             let settled = self.poll(authz_url.as_str().unwrap()).await;
