@@ -5,7 +5,7 @@
 //! Every read here stays inside a not_after window: the counts of what
 //! expires read `certificates_issued_expiry`, overdue and expired
 //! certificates read the partial index `certificates_heads_expiry` (issued,
-//! not superseded), never the whole table (tests/lifecycle_expiry.rs checks
+//! not superseded), never the whole table (tests/it/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
 
 use super::{Db, StoreError, begin_write, with_pool};

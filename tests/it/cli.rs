@@ -3,10 +3,6 @@
 //! store the binary starts with; PostgreSQL is reached through the same
 //! `start` as every in-process test on both backends, and `migrate` is run
 //! against it here.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -59,7 +55,7 @@ impl Server {
                 let admin: std::net::SocketAddr = addresses["admin_addr"].as_str().unwrap().parse().unwrap();
                 self.admin_port = admin.port();
                 let root = std::fs::read(data_dir.join("root.pem")).unwrap();
-                let client = common::client_trusting(&root);
+                let client = crate::common::client_trusting(&root);
                 let url = format!("https://localhost:{}/healthz", self.admin_port);
                 if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
                     return client;
@@ -87,7 +83,7 @@ async fn dev_mode_starts_restarts_and_stops_gracefully() {
     let token_path = dir.path().join("admin-token");
     assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
     let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
-    let csr = common::csr_for(&["svc.test"]);
+    let csr = crate::common::csr_for(&["svc.test"]);
     let response = client
         .post(format!("https://localhost:{}/api/v1/certificates", server.admin_port))
         .bearer_auth(&token)
@@ -215,7 +211,7 @@ validity_days = 365
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_runs_alone_on_postgres() {
-    let Some(url) = common::fresh_postgres_url().await else { return };
+    let Some(url) = crate::common::fresh_postgres_url().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let run = || {
         Command::new(BIN)

@@ -1,13 +1,9 @@
 //! The storage surface and the issuance pipeline's bookkeeping, on both
 //! backends: conflicts, state transitions, and no certificate untracked.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Backend, TestCa, csr_for};
 use async_trait::async_trait;
-use common::{Backend, TestCa, csr_for};
 use tessera::clock::{SharedClock, SystemClock};
 use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
@@ -442,7 +438,7 @@ on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
 async fn slim_migration_keeps_what_the_rows_said() {
     let dir = tempfile::tempdir().unwrap();
     let mut urls = vec![format!("sqlite://{}", dir.path().join("old.db").display())];
-    urls.extend(common::fresh_postgres_url().await);
+    urls.extend(crate::common::fresh_postgres_url().await);
     for url in urls {
         let db = tessera::storage::Db::connect(&tessera::storage::DbOptions::new(&url)).await.unwrap();
         db.migrate_until(6).await.unwrap();

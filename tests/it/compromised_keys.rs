@@ -6,13 +6,9 @@
 //! keyCompromise. Races: issuance of the same key while it is revoked, and
 //! two revocations of one certificate at once. And who may revoke with
 //! which reason (RFC 8555 §7.6, RFC 5280 §5.3.1).
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
-use common::relying_party::LeafFiles;
-use common::{Backend, TestCa, csr_with_key};
+use crate::common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
+use crate::common::relying_party::LeafFiles;
+use crate::common::{Backend, TestCa, csr_with_key};
 use serde_json::{Value, json};
 
 /// A CSR (base64url DER, as ACME finalize takes it) for `names` with `key`.

@@ -9,19 +9,15 @@
 //! failed signature runs on both backends in tests/storage.rs
 //! (`a_failed_signature_leaves_a_tracked_serial`), and running each HSM and
 //! KMS test twice would only double their time.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::custodians::{self, Token, kms_endpoint, p11kit_remote, softhsm, unique};
-use common::fault_proxy::{Fault, FaultProxy};
-use common::relying_party::LeafFiles;
-use common::{TestCa, csr_for};
+use crate::common::custodians::{self, Token, kms_endpoint, p11kit_remote, softhsm, unique};
+use crate::common::fault_proxy::{Fault, FaultProxy};
+use crate::common::relying_party::LeafFiles;
+use crate::common::{TestCa, csr_for};
 use serde_json::json;
 use tessera::clock::SystemClock;
 use tessera::config::{Config, Overrides};

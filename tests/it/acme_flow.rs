@@ -1,14 +1,10 @@
 //! ACME end to end with instant-acme, a maintained third-party client:
 //! EAB registration, the three challenge types validated on loopback, and
 //! certificates that chain to Tessera's root. On SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::acme::Responders;
+use crate::common::{Backend, TestCa, openssl_verify};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::acme::Responders;
-use common::{Backend, TestCa, openssl_verify};
 use instant_acme::{
     Account, AccountCredentials, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus,
     RetryPolicy,

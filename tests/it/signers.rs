@@ -3,14 +3,10 @@
 //! key, reopen it with the same public key, make signatures that verify
 //! under that public key, refuse what does not exist with the key's name,
 //! and sign under concurrency.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::custodians::{self, kms_endpoint, softhsm, unique};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, UnparsedPublicKey};
-use common::custodians::{self, kms_endpoint, softhsm, unique};
 use tessera::config::{Config, KeysConfig, Overrides};
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm, open_or_create_signer, open_signer};
 

@@ -1,14 +1,10 @@
 //! Admin API tokens as an attacker and an operator meet them, on SQLite and
 //! PostgreSQL: bindings to policies, expiry, the last admin token, and the
 //! trace refusals leave (audit, metrics, the throttle on bad tokens).
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestCa, csr_for};
+use crate::common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::admin::refusals::PERIOD;
 use tessera::admin::throttle::FAILURES;
@@ -163,7 +159,7 @@ on_both_backends!(tokens_act_only_under_their_policies, |ca| {
 
     // Requests that do not fit the scope, or name no policy that exists,
     // are refused and store nothing.
-    let before = common::tables::Snapshot::settled(&ca.db).await;
+    let before = crate::common::tables::Snapshot::settled(&ca.db).await;
     for (what, request, needle) in [
         ("issuer without policies", json!({"name": "x", "scope": "issuer"}), "at least one policy"),
         ("operator with none", json!({"name": "x", "scope": "operator", "policies": []}), "at least one policy"),
@@ -381,7 +377,7 @@ on_both_backends!(scope_refusals_are_refused_and_recorded, |ca| {
         ("PUT", format!("/api/v1/tokens/{}/policies", pipeline.id), json!({"policies": ["default"]})),
         ("POST", format!("/api/v1/tokens/{}/revoke", dashboard.id), json!({})),
     ];
-    let before = common::tables::Snapshot::settled(&ca.db).await;
+    let before = crate::common::tables::Snapshot::settled(&ca.db).await;
     let mut refused = 0;
     for token in [&pipeline.secret, &dashboard.secret] {
         for (method, path, body) in &operator_only {

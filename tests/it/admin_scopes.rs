@@ -6,13 +6,9 @@
 //! check, and the first one to ask gets the route's success. The table of
 //! who may do what is written out here, independently of the code, and must
 //! name every route the router serves and agree with `api/openapi.yaml`.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Backend, TestCa, csr_for};
+use crate::common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 
 const ALL: &[&str] = &["admin", "operator", "issuer", "auditor"];
@@ -195,7 +191,7 @@ async fn every_route_admits_exactly_its_scopes(backend: Backend) {
                 assert_eq!(status, case.success, "{what}: {body}");
                 first_admitted = false;
                 if case.settles {
-                    common::tables::Snapshot::settled(&ca.db).await;
+                    crate::common::tables::Snapshot::settled(&ca.db).await;
                 }
             } else {
                 assert!(![401, 403].contains(&status), "{what}: {status} {body}");

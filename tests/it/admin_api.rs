@@ -1,9 +1,5 @@
 //! The REST admin API end to end, over HTTPS, on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{Backend, TestCa, csr_for, openssl_csr, openssl_verify};
+use crate::common::{Backend, TestCa, csr_for, openssl_csr, openssl_verify};
 use serde_json::json;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 

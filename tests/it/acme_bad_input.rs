@@ -3,12 +3,8 @@
 //! the HTTP status, and stores nothing (every stored row is compared before
 //! and after; the one write a refused request may make is spending its
 //! nonce).
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::acme::{AccountKey, AcmeClient, Reply, Responders, b64, eab_binding, flattened};
-use common::{Backend, TestCa, csr_for};
+use crate::common::acme::{AccountKey, AcmeClient, Reply, Responders, b64, eab_binding, flattened};
+use crate::common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 
 /// Runs one refused request and checks its problem and that nothing changed.

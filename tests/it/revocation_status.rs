@@ -11,15 +11,11 @@
 //! would also allow `revoked` (certificateHold, "extended revoked") for
 //! serials never issued; Tessera answers `unknown`, which relying parties
 //! treat as not good just the same, without a response extension.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::relying_party::{CertStatus, LeafFiles, crl_path, crl_text, ocsp_answers};
-use common::{Backend, TestCa, csr_for};
+use crate::common::relying_party::{CertStatus, LeafFiles, crl_path, crl_text, ocsp_answers};
+use crate::common::{Backend, TestCa, csr_for};
 use der_07::{Decode, Encode};
 use serde_json::json;
 use tessera::clock::{Clock, SystemClock};

@@ -2,16 +2,12 @@
 //! (../shared/CERT-MANAGER.md), account updates, key change, deactivation,
 //! revocation by account key and by certificate key, ARI and `replaces`,
 //! the orders list and rate limits.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
+use crate::common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64, eab_binding};
+use crate::common::{Backend, TestCa};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64, eab_binding};
-use common::{Backend, TestCa};
 use instant_acme::{
     Account, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, RetryPolicy, RevocationReason,
     RevocationRequest,
@@ -337,7 +333,7 @@ on_both_backends!(not_before_in_the_future_is_honoured);
 fn key_change_body(client: &AcmeClient, new_key: &AccountKey, url: &str) -> serde_json::Value {
     let inner_header = json!({"alg": new_key.alg(), "jwk": new_key.jwk(), "url": url});
     let payload = json!({"account": client.kid.clone().unwrap(), "oldKey": client.key.jwk()});
-    common::acme::flattened(new_key, &inner_header, Some(&payload))
+    crate::common::acme::flattened(new_key, &inner_header, Some(&payload))
 }
 
 async fn key_change_to_a_key_in_use_is_a_conflict(backend: Backend) {

@@ -2,13 +2,9 @@
 //! good, then revoked after a revocation (OCSP at once, the CRL within
 //! seconds); shards with matching issuing distribution points; the root's
 //! CRL revoking an issuing CA; responder key rotation; and bad requests.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::relying_party::{CertStatus, LeafFiles, crl_text, crl_until};
+use crate::common::{Backend, TestCa, csr_for};
 use base64::Engine;
-use common::relying_party::{CertStatus, LeafFiles, crl_text, crl_until};
-use common::{Backend, TestCa, csr_for};
 use der_07::Encode;
 use serde_json::json;
 use tessera::config::AcmeOverrides;

@@ -5,18 +5,14 @@
 //! holding both CAs, ACME Renewal Information saying "renew now" for the
 //! retired CA's leaves and for a fleet pulled with renew-all, a second node
 //! adopting a rotation made by the first, and a rotation in SoftHSM2.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::acme::ari_cert_id;
-use common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
-use common::{Backend, TestCa, csr_for, openssl_verify};
+use crate::common::acme::ari_cert_id;
+use crate::common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
+use crate::common::{Backend, TestCa, csr_for, openssl_verify};
 use serde_json::{Value, json};
 use tessera::cli::start;
 use tessera::clock::SystemClock;
@@ -407,9 +403,9 @@ on_both_backends!(renew_all_pulls_the_selected_fleet);
 /// checked on both backends by `forced_rotation_end_to_end`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuing_ca_in_softhsm_rotates_to_a_new_key_on_the_token() {
-    let Some(token) = common::custodians::softhsm() else { return };
+    let Some(token) = crate::common::custodians::softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let object = common::custodians::unique("issuing");
+    let object = crate::common::custodians::unique("issuing");
     let path = dir.path().join("tessera.toml");
     std::fs::write(
         &path,

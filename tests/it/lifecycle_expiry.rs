@@ -2,15 +2,11 @@
 //! summary, overdue certificates in the API, the metrics and signed
 //! webhooks (retried, every attempt recorded), successors clearing them,
 //! the jobs API, and two nodes on one database sharing the jobs.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
-use common::webhook::{Receiver, verify_signature, with_webhook};
-use common::{Backend, TestCa, csr_for};
+use crate::common::acme::{AccountKey, AcmeClient, Responders, ari_cert_id, b64};
+use crate::common::webhook::{Receiver, verify_signature, with_webhook};
+use crate::common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
 use tessera::clock::Clock;
 use tessera::config::{AcmeOverrides, Config, LifecycleConfig};
@@ -244,7 +240,7 @@ async fn job_state(ca: &TestCa, name: &str) -> Option<(String, i64, i64)> {
 /// statements).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_each_job_run_once_per_interval() {
-    let Some(url) = common::fresh_postgres_url().await else { return };
+    let Some(url) = crate::common::fresh_postgres_url().await else { return };
     let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".into();
     let first_dir = tempfile::tempdir().unwrap();
     let first_keys = first_dir.path().join("keys");

@@ -2,16 +2,12 @@
 //! spelling, durations past a century, keys and signatures Tessera does
 //! not accept. Each refusal answers the front end's problem document and
 //! stores nothing.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::process::Command;
 
+use crate::common::acme::{AccountKey, AcmeClient, Reply, Responders, b64, flattened};
+use crate::common::{Backend, TestCa, csr_for, csr_with_key, openssl_csr};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::acme::{AccountKey, AcmeClient, Reply, Responders, b64, flattened};
-use common::{Backend, TestCa, csr_for, csr_with_key, openssl_csr};
 use serde_json::{Value, json};
 
 /// The order n of the P-256 group.
@@ -311,7 +307,7 @@ async fn an_rsa_account_key_with_exponent_3_is_refused(backend: Backend) {
     let e3 = ExponentThreeKey::generate(ca.dir.path());
     let new_account = alice.url("newAccount");
     let (kid, hmac) = ca.eab_key(false).await;
-    let binding = common::acme::eab_binding("HS256", &kid, &hmac, &e3.jwk(), &new_account);
+    let binding = crate::common::acme::eab_binding("HS256", &kid, &hmac, &e3.jwk(), &new_account);
     let header = json!({"alg": "RS256", "jwk": e3.jwk(), "nonce": alice.nonce().await, "url": new_account});
     let payload = json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding});
     let body = e3.flattened(&header, &payload);
@@ -361,7 +357,7 @@ async fn high_s_jws_are_counted_and_refused_where_the_directory_says(backend: Ba
     };
     let new_account = strict.url("newAccount");
     let (kid, hmac) = ca.eab_key(false).await;
-    let binding = common::acme::eab_binding("HS256", &kid, &hmac, &strict.key.jwk(), &new_account);
+    let binding = crate::common::acme::eab_binding("HS256", &kid, &hmac, &strict.key.jwk(), &new_account);
     let payload = json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding});
     let high = jws_with_s(&strict.key, &strict.header(&new_account).await, &payload, true);
     refused(&ca, "high S", "malformed", strict.send(&new_account, high, "application/jose+json")).await;

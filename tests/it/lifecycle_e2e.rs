@@ -10,18 +10,14 @@
 //! authority through the trust bundle, while OCSP and the CRL of the retired
 //! one still answer for its previous leaf, revoked included. Renewal several
 //! times in a row with nobody acting is `tests/agent.rs`.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::acme::ari_cert_id;
-use common::agent::{AgentSetup, RunningAgent, certificates, serial, snapshots, split_chain};
-use common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
-use common::webhook::{Receiver, verify_signature, with_webhook};
-use common::{Backend, TestCa, openssl_verify};
+use crate::common::acme::ari_cert_id;
+use crate::common::agent::{AgentSetup, RunningAgent, certificates, serial, snapshots, split_chain};
+use crate::common::relying_party::{LeafFiles, crl_path, crl_until, trust_bundle};
+use crate::common::webhook::{Receiver, verify_signature, with_webhook};
+use crate::common::{Backend, TestCa, openssl_verify};
 use serde_json::{Value, json};
 
 const OVERDUE_SERIES: &str = r#"tessera_certificates_overdue{authority="issuing"}"#;

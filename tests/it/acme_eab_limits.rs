@@ -1,12 +1,8 @@
 //! One EAB key does not multiply limits: the accounts a reusable key bound
 //! share its rate limits (orders and failed validations per window), and a
 //! reusable key binds at most `max_accounts` accounts, shown in its listing.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::acme::{AccountKey, AcmeClient, Responders, eab_binding};
-use common::{Backend, TestCa};
+use crate::common::acme::{AccountKey, AcmeClient, Responders, eab_binding};
+use crate::common::{Backend, TestCa};
 use serde_json::{Value, json};
 
 /// A CA whose directory allows 3 orders and 2 failed validations per window.
@@ -24,7 +20,7 @@ async fn registered(ca: &TestCa, kid: &str, hmac: &str) -> AcmeClient {
     client
 }
 
-async fn new_order(client: &AcmeClient, name: &str) -> common::acme::Reply {
+async fn new_order(client: &AcmeClient, name: &str) -> crate::common::acme::Reply {
     client.post(&client.url("newOrder"), Some(&json!({"identifiers": [{"type": "dns", "value": name}]}))).await
 }
 

@@ -1,12 +1,8 @@
 //! Validation outcomes beyond the happy path: http-01 redirects as RFC 8555
 //! §8.3 allows them, and each kind of failure recorded on the challenge as
 //! its problem type, making the authorization and the order invalid.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::acme::{AccountKey, AcmeClient, Reply, Responders};
-use common::{Backend, TestCa};
+use crate::common::acme::{AccountKey, AcmeClient, Reply, Responders};
+use crate::common::{Backend, TestCa};
 use serde_json::{Value, json};
 use tessera::storage::AuthzKey;
 

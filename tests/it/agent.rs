@@ -7,18 +7,14 @@
 //! The agent is a client: a CA on either backend answers it the same, so
 //! the runs that depend on the CA's records (obtaining, renewing) use both
 //! backends and the others (challenge types, backoff, bad input) SQLite.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::agent::*;
-use common::{Backend, TestCa, openssl_verify};
+use crate::common::agent::*;
+use crate::common::{Backend, TestCa, openssl_verify};
 
 /// `--once` obtains a certificate, then leaves a valid one alone.
 async fn once_obtains_then_keeps(backend: Backend) {
