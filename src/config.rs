@@ -39,6 +39,71 @@ pub struct Config {
     pub revocation: RevocationConfig,
     pub acme: AcmeConfig,
     pub lifecycle: LifecycleConfig,
+    pub listeners: ListenerConfig,
+}
+
+/// What each of the three listeners allows a client before it is cut off
+/// (README, "Listener limits"). Each listener has its own connection and
+/// request budget of these sizes. Durations are written like `10s` or `1m`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// A request's headers must arrive within this. On HTTP/1.1 the clock
+    /// also runs while a kept-alive connection waits for its next request;
+    /// a connection's first request (any protocol) must arrive within it.
+    pub header_read_timeout: String,
+    /// A request body must arrive whole within this.
+    pub request_body_timeout: String,
+    /// A connection with no request in flight for this long is closed.
+    pub keep_alive_idle: String,
+    pub tls_handshake_timeout: String,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: u32,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    pub max_requests_in_flight: u32,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: u32,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: "10s".into(),
+            request_body_timeout: "10s".into(),
+            keep_alive_idle: "60s".into(),
+            tls_handshake_timeout: "10s".into(),
+            max_connections: 1024,
+            max_requests_in_flight: 256,
+            http2_max_concurrent_streams: 100,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// Durations are checked at load, so the fallback is never used.
+    fn duration(text: &str) -> std::time::Duration {
+        let seconds = crate::authority::parse_ttl(text).map_or(10, |d| d.whole_seconds());
+        std::time::Duration::from_secs(seconds.unsigned_abs())
+    }
+
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.header_read_timeout)
+    }
+
+    pub fn request_body_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.request_body_timeout)
+    }
+
+    pub fn keep_alive_idle(&self) -> std::time::Duration {
+        Self::duration(&self.keep_alive_idle)
+    }
+
+    pub fn tls_handshake_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.tls_handshake_timeout)
+    }
 }
 
 /// Expiry tracking and its alerts. Durations are written like `24h` or `7d`.
@@ -483,6 +548,7 @@ impl Default for Config {
             revocation: RevocationConfig::default(),
             acme: AcmeConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            listeners: ListenerConfig::default(),
         }
     }
 }
@@ -633,6 +699,7 @@ impl Config {
             ));
         }
         self.validate_lifecycle()?;
+        self.validate_listeners()?;
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
         }
@@ -726,6 +793,34 @@ impl Config {
         Ok(())
     }
 
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let field = |name: &str, reason: String| ConfigError::Field { field: format!("listeners.{name}"), reason };
+        let listeners = &self.listeners;
+        for (name, value) in [
+            ("header_read_timeout", &listeners.header_read_timeout),
+            ("request_body_timeout", &listeners.request_body_timeout),
+            ("keep_alive_idle", &listeners.keep_alive_idle),
+            ("tls_handshake_timeout", &listeners.tls_handshake_timeout),
+        ] {
+            match crate::authority::parse_ttl(value) {
+                Some(d) if d <= time::Duration::HOUR => {}
+                _ => return Err(field(name, format!("{value:?} is not a duration from 1s to 1h such as 10s"))),
+            }
+        }
+        for (name, value, range) in [
+            ("max_connections", listeners.max_connections, 1..=1_000_000),
+            ("max_requests_in_flight", listeners.max_requests_in_flight, 1..=1_000_000),
+            ("http2_max_concurrent_streams", listeners.http2_max_concurrent_streams, 1..=10_000),
+            // hyper's HTTP/1.1 read buffer is at least 8 KiB.
+            ("max_header_bytes", listeners.max_header_bytes, 8192..=1024 * 1024),
+        ] {
+            if !range.contains(&value) {
+                return Err(field(name, format!("{value} must be from {} to {}", range.start(), range.end())));
+            }
+        }
+        Ok(())
+    }
+
     /// The database to use: the configured URL or the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -777,6 +872,7 @@ fn is_config_key(key: &str) -> bool {
         "revocation",
         "acme",
         "lifecycle",
+        "listeners",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
@@ -885,5 +981,26 @@ mod tests {
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(config.lifecycle.overdue_share, 0.85);
         assert_eq!(config.lifecycle.webhooks.len(), 1);
+    }
+
+    #[test]
+    fn listener_limits_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("listeners.toml");
+        for (setting, field) in [
+            ("header_read_timeout = \"0s\"", "listeners.header_read_timeout"),
+            ("keep_alive_idle = \"2h\"", "listeners.keep_alive_idle"),
+            ("max_connections = 0", "listeners.max_connections"),
+            ("max_header_bytes = 1024", "listeners.max_header_bytes"),
+        ] {
+            std::fs::write(&path, format!("[listeners]\n{setting}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{setting}: {err}");
+        }
+        std::fs::write(&path, "[listeners]\nrequest_body_timeout = \"1m\"\nmax_requests_in_flight = 8\n")
+            .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.listeners.request_body_timeout(), std::time::Duration::from_secs(60));
+        assert_eq!(config.listeners.max_requests_in_flight, 8);
     }
 }

@@ -21,6 +21,16 @@ struct AuthorityLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OcspSignatureLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabel {
     authority: String,
     window: &'static str,
@@ -43,6 +53,24 @@ pub struct Metrics {
     revoked: Counter,
     issuance_seconds: Histogram,
     lifecycle: LifecycleGauges,
+    listeners: ListenerFamilies,
+    ocsp_signatures: Family<OcspSignatureLabel, Counter>,
+}
+
+/// What the listeners count, one series per listener.
+#[derive(Default)]
+struct ListenerFamilies {
+    connections: Family<ListenerLabel, Gauge>,
+    connections_refused: Family<ListenerLabel, Counter>,
+    requests_shed: Family<ListenerLabel, Counter>,
+}
+
+/// One listener's series, handed to the listener that feeds them.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerMeter {
+    pub connections: Gauge,
+    pub connections_refused: Counter,
+    pub requests_shed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,7 +121,25 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle }
+        let listeners = ListenerFamilies::default();
+        registry.register("listener_connections", "Connections open on the listener", listeners.connections.clone());
+        registry.register(
+            "listener_connections_refused",
+            "Connections closed on arrival because the listener had max_connections open",
+            listeners.connections_refused.clone(),
+        );
+        registry.register(
+            "listener_requests_shed",
+            "Requests answered 503 because the listener had max_requests_in_flight in flight",
+            listeners.requests_shed.clone(),
+        );
+        let ocsp_signatures: Family<OcspSignatureLabel, Counter> = Family::default();
+        registry.register(
+            "ocsp_signatures",
+            "OCSP responses signed, by reason (presign, miss, nonce, multiple, unknown)",
+            ocsp_signatures.clone(),
+        );
+        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle, listeners, ocsp_signatures }
     }
 }
 
@@ -109,6 +155,22 @@ impl Metrics {
 
     pub fn revoked(&self) {
         self.revoked.inc();
+    }
+
+    /// The series of the listener called `listener` (`https`, `http`, `admin`).
+    pub fn listener(&self, listener: &'static str) -> ListenerMeter {
+        let label = ListenerLabel { listener };
+        let families = &self.listeners;
+        ListenerMeter {
+            connections: families.connections.get_or_create(&label).clone(),
+            connections_refused: families.connections_refused.get_or_create(&label).clone(),
+            requests_shed: families.requests_shed.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The counter of OCSP signatures made for `reason`.
+    pub fn ocsp_signatures(&self, reason: &'static str) -> Counter {
+        self.ocsp_signatures.get_or_create(&OcspSignatureLabel { reason }).clone()
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.
