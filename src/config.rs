@@ -243,6 +243,23 @@ pub struct RevocationConfig {
     /// Lifetime of the delegated OCSP signer certificates; each is replaced
     /// when a third of its life is left.
     pub ocsp_signer_lifetime: String,
+    /// What a request's nonce gets: `ignore` (the pre-signed answer, no
+    /// nonce; RFC 8954 §4 allows it) or `echo` (an answer signed for the
+    /// request, within `ocsp_fresh_signatures_per_second`).
+    pub ocsp_nonce: OcspNonce,
+    /// Answers signed for one request alone (an echoed nonce, several
+    /// certificates in one request, a serial never issued), per second and
+    /// per node; as many may come at once. Past it a nonce is not echoed,
+    /// and the others are answered `tryLater` or `unauthorized`.
+    pub ocsp_fresh_signatures_per_second: u32,
+}
+
+/// What the OCSP responder does with a request's nonce (RFC 8954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcspNonce {
+    Ignore,
+    Echo,
 }
 
 impl Default for RevocationConfig {
@@ -253,6 +270,8 @@ impl Default for RevocationConfig {
             crl_refresh: "1h".into(),
             ocsp_validity: "4h".into(),
             ocsp_signer_lifetime: "72h".into(),
+            ocsp_nonce: OcspNonce::Ignore,
+            ocsp_fresh_signatures_per_second: 100,
         }
     }
 }
@@ -681,6 +700,9 @@ impl Config {
         if revocation.crl_shards > 1024 {
             return Err(field("revocation.crl_shards", "must be at most 1024".into()));
         }
+        if !(1..=100_000).contains(&revocation.ocsp_fresh_signatures_per_second) {
+            return Err(field("revocation.ocsp_fresh_signatures_per_second", "must be from 1 to 100000".into()));
+        }
         if self.keys.pkcs11.sessions == 0 {
             return Err(field("keys.pkcs11.sessions", "must be at least 1".into()));
         }
@@ -1002,5 +1024,24 @@ mod tests {
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(config.listeners.request_body_timeout(), std::time::Duration::from_secs(60));
         assert_eq!(config.listeners.max_requests_in_flight, 8);
+    }
+
+    #[test]
+    fn ocsp_nonce_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ocsp.toml");
+        std::fs::write(&path, "[revocation]\nocsp_nonce = \"echo\"\nocsp_fresh_signatures_per_second = 20\n")
+            .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.revocation.ocsp_nonce, OcspNonce::Echo);
+        assert_eq!(Config::default().revocation.ocsp_nonce, OcspNonce::Ignore);
+        for (setting, field) in [
+            ("ocsp_nonce = \"always\"", "ocsp_nonce"),
+            ("ocsp_fresh_signatures_per_second = 0", "revocation.ocsp_fresh_signatures_per_second"),
+        ] {
+            std::fs::write(&path, format!("[revocation]\n{setting}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{setting}: {err}");
+        }
     }
 }

@@ -63,12 +63,12 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
     let mut background = JoinSet::new();
-    let revocation = Revocation::load(&config, &db, &clock, &issuer).await?;
+    let metrics = Arc::new(Metrics::default());
+    let revocation = Revocation::load(&config, &db, &clock, &issuer, &metrics).await?;
     revocation.start_jobs(&mut background).await;
     let rotation = CaRotation::new(config.clone(), db.clone(), clock.clone(), issuer.clone(), revocation.clone());
     background.spawn(rotation.clone().run());
 
-    let metrics = Arc::new(Metrics::default());
     let lifecycle =
         Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
     lifecycle.start_jobs(&mut background);
