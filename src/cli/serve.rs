@@ -98,13 +98,14 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let mut servers = JoinSet::new();
     let listener =
         |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
-    let with_tls = Some((rustls.clone(), config.listeners.tls_handshake_timeout()));
     let https = listener("https", |r| AcmeProblem::from(r).into_response());
-    let https_addr = spawn(&mut servers, &control, config.https_addr, with_tls.clone(), https_router, https).await?;
+    let https_addr =
+        spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), https_router, https).await?;
     let http = listener("http", plain_refusal);
     let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
-    let admin_addr = spawn(&mut servers, &control, config.admin_addr, with_tls, admin_router, admin).await?;
+    let admin_addr =
+        spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router, admin).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
     for directory in &config.acme.directories {
         tracing::info!(
@@ -124,7 +125,7 @@ async fn spawn(
     servers: &mut JoinSet<std::io::Result<()>>,
     control: &axum_server::Control,
     addr: SocketAddr,
-    tls: Option<(RustlsConfig, Duration)>,
+    tls: Option<RustlsConfig>,
     router: Router,
     listener: Listener,
 ) -> anyhow::Result<SocketAddr> {

@@ -87,7 +87,7 @@ pub type RefusalForm = fn(Refusal) -> Response;
 /// listener's limits, until `handle` stops it.
 pub async fn serve(
     addr: SocketAddr,
-    tls: Option<(RustlsConfig, Duration)>,
+    tls: Option<RustlsConfig>,
     router: Router,
     listener: Listener,
     handle: Handle<SocketAddr>,
@@ -105,8 +105,9 @@ pub async fn serve(
     let acceptor = GuardedAcceptor::new(&listener);
     let service = guard_requests(router, &listener).into_make_service();
     match tls {
-        Some((config, handshake_timeout)) => {
-            let acceptor = RustlsAcceptor::new(config).handshake_timeout(handshake_timeout).acceptor(acceptor);
+        Some(config) => {
+            let acceptor =
+                RustlsAcceptor::new(config).handshake_timeout(limits.tls_handshake_timeout()).acceptor(acceptor);
             server.acceptor(acceptor).serve(service).await
         }
         None => server.acceptor(acceptor).serve(service).await,
