@@ -74,8 +74,9 @@ pub async fn challenge(
                 .map_err(|e| AcmeProblem::internal(format!("stored identifier: {e}")))?;
             let kind = ChallengeKind::parse(&challenge.kind)
                 .ok_or_else(|| AcmeProblem::internal(format!("stored challenge type {:?}", challenge.kind)))?;
-            let attempt = Attempt { challenge: challenge.clone(), kind, identifier, key: account.key.clone(), policy };
-            tokio::spawn(validate(state.clone(), attempt));
+            let job =
+                ValidationJob { challenge: challenge.clone(), kind, identifier, key: account.key.clone(), policy };
+            tokio::spawn(validate(state.clone(), job));
         }
     }
     let mut response = (StatusCode::OK, axum::Json(challenge_view(&post.urls, &challenge))).into_response();
@@ -92,7 +93,7 @@ pub async fn challenge(
 /// One challenge to validate, with what bounds it: the account's key and
 /// the account's policy (validation reaches nothing the policy does not
 /// allow).
-struct Attempt {
+struct ValidationJob {
     challenge: AcmeChallengeRecord,
     kind: ChallengeKind,
     identifier: Identifier,
@@ -102,8 +103,8 @@ struct Attempt {
 
 /// Runs the validation and records its outcome; failures of the database
 /// here leave the challenge processing, which the client sees and reports.
-async fn validate(state: AcmeState, attempt: Attempt) {
-    let Attempt { challenge, kind, identifier, key, policy } = attempt;
+async fn validate(state: AcmeState, job: ValidationJob) {
+    let ValidationJob { challenge, kind, identifier, key, policy } = job;
     let key_auth = key_authorization(&challenge.token, &key);
     let validator = &state.inner.validator;
     let mut attempt = 1;
@@ -168,7 +169,7 @@ async fn resume_stalled_once(state: &AcmeState) -> Result<(), StoreError> {
             continue;
         };
         tracing::info!(challenge = challenge.id, %identifier, "resuming a validation a stopped node left unfinished");
-        tokio::spawn(validate(state.clone(), Attempt { challenge, kind, identifier, key, policy }));
+        tokio::spawn(validate(state.clone(), ValidationJob { challenge, kind, identifier, key, policy }));
     }
     Ok(())
 }
