@@ -75,7 +75,7 @@ impl Default for ListenerConfig {
             keep_alive_idle: "60s".into(),
             tls_handshake_timeout: "10s".into(),
             max_connections: 1024,
-            max_requests_in_flight: 256,
+            max_requests_in_flight: 512,
             http2_max_concurrent_streams: 100,
             max_header_bytes: 16 * 1024,
         }
