@@ -11,6 +11,14 @@
 //!
 //! Knobs: `BENCH_CERTS` (1000), `BENCH_SECONDS` (10), `BENCH_CONNECTIONS` (64);
 //! `BENCH_DEBUG=1` prints wrk's output and every non-200 answer.
+//!
+//! OCSP errors travel as HTTP 200 too, so wrk's counts alone would time a
+//! responder answering `malformedRequest` as gladly as real answers. Before
+//! a row is timed, every one of its requests is asked once and must get a
+//! successful, signed answer with the status its serial should have (good
+//! for issued certificates, unknown for the misses); while it is timed,
+//! every sixteenth response is checked to be `successful`. Any other answer
+//! fails the bench.
 //! A peer whose tool is missing is skipped with a note. Under `cargo test`
 //! a short smoke pass checks the Tessera side only.
 #![allow(clippy::unwrap_used)]
@@ -48,7 +56,49 @@ struct Figures {
     p50: String,
     p99: String,
     errors: String,
+    /// Responses whose OCSP status was checked during the run, and how many
+    /// of them were not `successful` (with the first one's first octets).
+    sampled: u64,
+    not_successful: u64,
+    first_bad: String,
 }
+
+/// wrk's Lua hooks that check every sixteenth response's OCSPResponseStatus
+/// (the ENUMERATED after the outer SEQUENCE's length) and report the
+/// counts of all threads when the run is done.
+const STATUS_SAMPLER: &str = r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+seen, sampled, bad, first_bad = 0, 0, 0, ""
+function response(status, headers, body)
+  if debug_non_200 and status ~= 200 then io.write('status ' .. status .. ' ' .. body .. '\n') end
+  seen = seen + 1
+  if seen % 16 ~= 1 then return end
+  sampled = sampled + 1
+  local ok = false
+  if status == 200 and #body > 5 then
+    local length = body:byte(2)
+    local at = 3
+    if length >= 0x80 then at = 3 + (length - 0x80) end
+    ok = body:byte(1) == 0x30 and body:byte(at) == 0x0a and body:byte(at + 1) == 0x01 and body:byte(at + 2) == 0x00
+  end
+  if not ok then
+    bad = bad + 1
+    if first_bad == "" then
+      first_bad = status .. ":" .. (body:sub(1, 8):gsub('.', function(c) return string.format('%02x', c:byte()) end))
+    end
+  end
+end
+function done(summary, latency, requests)
+  local total, failed, first = 0, 0, ""
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("sampled")
+    failed = failed + thread:get("bad")
+    if first == "" then first = thread:get("first_bad") end
+  end
+  io.write(string.format("ocsp-status sampled %d not-successful %d first %s\n", total, failed, first))
+end
+"#;
 
 /// Runs wrk against `base`, cycling through the requests in `requests_file`
 /// (lines of `GET <path>` or `POST <path> <hex body>`).
@@ -65,14 +115,11 @@ fn wrk(dir: &Path, base: &str, requests_file: &Path, seconds: u64, connections: 
                else reqs[#reqs + 1] = wrk.format('POST', path, {{['Host'] = '{host}', ['Content-Type'] = 'application/ocsp-request'}}, body) end\n\
              end\n\
              local i = math.random(#reqs)\n\
-             request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n{debug}",
+             request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n\
+             debug_non_200 = {debug}\n{STATUS_SAMPLER}",
             requests_file.display().to_string(),
             host = base.trim_start_matches("http://"),
-            debug = if std::env::var("BENCH_DEBUG").is_ok() {
-                "response = function(status, headers, body)\n  if status ~= 200 then io.write('status ' .. status .. ' ' .. body .. '\\n') end\nend\n"
-            } else {
-                ""
-            }
+            debug = std::env::var("BENCH_DEBUG").is_ok(),
         ),
     )
     .unwrap();
@@ -97,11 +144,74 @@ fn wrk(dir: &Path, base: &str, requests_file: &Path, seconds: u64, connections: 
         .map(str::trim)
         .collect::<Vec<_>>()
         .join("; ");
+    let sampler = find("ocsp-status sampled");
+    let mut words = sampler.split_whitespace();
+    let sampled = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let not_successful = words.nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let first_bad = words.nth(1).unwrap_or_default().to_owned();
     Figures {
         rate: find("Requests/sec:").parse().unwrap_or(0.0),
         p50: find("50%"),
         p99: find("99%"),
         errors: if errors.is_empty() { "none".into() } else { errors },
+        sampled,
+        not_successful,
+        first_bad,
+    }
+}
+
+/// What an answer must say about the serial it was asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Good,
+    Unknown,
+}
+
+/// The certStatus of each answer in a DER OCSPResponse, or why it is not
+/// a successful, well-formed one.
+fn answered_statuses(der: &[u8]) -> Result<Vec<Expected>, String> {
+    use der_07::Decode;
+    let response = x509_ocsp::OcspResponse::from_der(der).map_err(|e| format!("not an OCSPResponse: {e}"))?;
+    if response.response_status != x509_ocsp::OcspResponseStatus::Successful {
+        return Err(format!("responseStatus {:?}", response.response_status));
+    }
+    let bytes = response.response_bytes.ok_or("no responseBytes")?;
+    let basic = x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes())
+        .map_err(|e| format!("not a BasicOCSPResponse: {e}"))?;
+    basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .map(|single| match single.cert_status {
+            x509_ocsp::CertStatus::Good(_) => Ok(Expected::Good),
+            x509_ocsp::CertStatus::Unknown(_) => Ok(Expected::Unknown),
+            x509_ocsp::CertStatus::Revoked(_) => Err("revoked".to_owned()),
+        })
+        .collect()
+}
+
+/// Asks every request of a row's file (`GET <path>` or `POST <path> <hex>`
+/// lines) once, and panics unless each answer is a successful response
+/// giving its one serial the `expected` status.
+async fn check_answers(base: &str, requests_file: &Path, expected: Expected) {
+    let client = reqwest::Client::new();
+    for line in std::fs::read_to_string(requests_file).unwrap().lines() {
+        let mut parts = line.split(' ');
+        let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+        let request = match (method, parts.next()) {
+            ("POST", Some(body)) => client
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/ocsp-request")
+                .body(hex::decode(body).unwrap()),
+            _ => client.get(format!("{base}{path}")),
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{base}: {line}");
+        let body = response.bytes().await.unwrap();
+        match answered_statuses(&body) {
+            Ok(statuses) if statuses == [expected] => {}
+            other => panic!("{base} answered {other:?}, not {expected:?}, to {line}"),
+        }
     }
 }
 
@@ -316,16 +426,10 @@ async fn main() {
             .collect(),
     );
 
-    // Every answer must be a successful OCSP response before it is timed.
-    let sample =
-        reqwest::get(format!("http://127.0.0.1:{}{}", running.http_addr.port(), get_path("/ocsp/", &requests[0])))
-            .await
-            .unwrap();
-    let body = sample.bytes().await.unwrap();
-    let status_at = if body[1] & 0x80 != 0 { 2 + (body[1] & 0x7f) as usize } else { 2 };
-    assert_eq!(&body[status_at..status_at + 3], &[0x0a, 0x01, 0x00], "Tessera did not answer successfully");
-
     let tessera = format!("http://127.0.0.1:{}", running.http_addr.port());
+    check_answers(&tessera, &posts, Expected::Good).await;
+    check_answers(&tessera, &gets, Expected::Good).await;
+    check_answers(&tessera, &misses, Expected::Unknown).await;
     let mut rows = vec![
         (format!("tessera ({backend}) POST, pre-signed"), wrk(dir.path(), &tessera, &posts, seconds, connections)),
         (format!("tessera ({backend}) GET, pre-signed"), wrk(dir.path(), &tessera, &gets, seconds, connections)),
@@ -340,6 +444,7 @@ async fn main() {
         if have("openssl") {
             let (_peer, port) = openssl_peer(dir.path(), &issuer_path, &issuer_key, &serials);
             let base = format!("http://127.0.0.1:{port}");
+            check_answers(&base, &peer_posts, Expected::Good).await;
             rows.push((
                 "openssl ocsp -multi 2, POST".into(),
                 wrk(dir.path(), &base, &peer_posts, seconds, connections),
@@ -350,6 +455,7 @@ async fn main() {
         if have("cfssl") {
             let (_peer, port) = cfssl_peer(dir.path(), &issuer_path, &issuer_key, &leaves);
             let base = format!("http://127.0.0.1:{port}");
+            check_answers(&base, &peer_posts, Expected::Good).await;
             rows.push(("cfssl ocspserve, POST".into(), wrk(dir.path(), &base, &peer_posts, seconds, connections)));
         } else {
             println!("cfssl not installed (Debian golang-cfssl): peer skipped");
@@ -360,15 +466,26 @@ async fn main() {
     println!("OCSP, {certs} certificates, {connections} connections, {seconds}s each:");
     for (name, figures) in &rows {
         println!(
-            "{name:>36}: {:>9.0} responses/s  p50 {:>8}  p99 {:>8}  errors: {}  (tessera hits / this = {:.2})",
+            "{name:>36}: {:>9.0} responses/s  p50 {:>8}  p99 {:>8}  errors: {}  OCSP checked: {}, not successful: {}  (tessera hits / this = {:.2})",
             figures.rate,
             figures.p50,
             figures.p99,
             figures.errors,
+            figures.sampled,
+            figures.not_successful,
             reference / figures.rate.max(1.0)
         );
     }
     running.shutdown().await;
     common::drop_database(&config_url).await;
+    for (name, figures) in &rows {
+        assert!(
+            figures.sampled > 0 && figures.not_successful == 0,
+            "{name}: {} of {} sampled answers were not successful OCSP responses (first: {})",
+            figures.not_successful,
+            figures.sampled,
+            figures.first_bad
+        );
+    }
     assert!(measuring || rows.iter().all(|(_, f)| f.rate > 0.0 && f.errors == "none"), "smoke pass failed");
 }

@@ -351,6 +351,11 @@ pub struct AcmeDirectoryConfig {
     /// Shown as `meta.termsOfService` when set.
     #[serde(default)]
     pub terms_of_service: Option<String>,
+    /// Refuse ES256/ES384 requests whose signature is not in low-S form.
+    /// Off by default: OpenSSL- and Go-based clients (certbot, lego) sign
+    /// high-S about half the time; `tessera_high_s_signatures` counts them.
+    #[serde(default)]
+    pub require_low_s: bool,
 }
 
 fn default_true() -> bool {
@@ -389,6 +394,7 @@ impl Default for AcmeConfig {
                 failed_validations_per_window: default_failed_validations_per_window(),
                 rate_window: default_rate_window(),
                 terms_of_service: None,
+                require_low_s: false,
             }],
         }
     }
@@ -670,8 +676,9 @@ impl Config {
             parse_algorithm(&authority.algorithm).ok_or_else(|| {
                 field(&format!("{name}.algorithm"), "must be ecdsa-p256-sha256 or ecdsa-p384-sha384".into())
             })?;
-            if authority.validity_days == 0 {
-                return Err(field(&format!("{name}.validity_days"), "must be at least 1".into()));
+            let most = crate::authority::MAX_TTL.whole_days();
+            if authority.validity_days == 0 || i64::from(authority.validity_days) > most {
+                return Err(field(&format!("{name}.validity_days"), format!("must be from 1 to {most}")));
             }
         }
         if self.hierarchy.root.validity_days < self.hierarchy.issuing.validity_days {
@@ -949,6 +956,24 @@ mod tests {
         .expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
         assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
+    }
+
+    #[test]
+    fn durations_beyond_a_century_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("long.toml");
+        for (text, field) in [
+            (
+                "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"file:r.pem\"\nvalidity_days = 4000000000\n",
+                "hierarchy.root.validity_days",
+            ),
+            ("[revocation]\ncrl_validity = \"99999999999999d\"\n", "revocation.crl_validity"),
+            ("[lifecycle]\nmax_lifetime = \"36501d\"\n", "lifecycle.max_lifetime"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Requests no well-behaved client sends, made with a hand-rolled JWS
 //! client: each gets the right ACME problem type with its status equal to
-//! the HTTP status, and stores nothing (every ACME table, the certificates
-//! and the audit log are compared before and after).
+//! the HTTP status, and stores nothing (every stored row is compared before
+//! and after; the one write a refused request may make is spending its
+//! nonce).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,13 +10,6 @@ mod common;
 use common::acme::{AccountKey, AcmeClient, Reply, Responders, b64, eab_binding, flattened};
 use common::{Backend, TestCa, csr_for};
 use serde_json::{Value, json};
-
-async fn snapshot(ca: &TestCa) -> Vec<i64> {
-    let mut rows = ca.db.count_acme_rows().await.unwrap().to_vec();
-    rows.push(ca.db.count_certificates().await.unwrap());
-    rows.push(ca.db.count_audit_events().await.unwrap());
-    rows
-}
 
 /// Runs one refused request and checks its problem and that nothing changed.
 async fn refused(
@@ -25,12 +19,12 @@ async fn refused(
     status: u16,
     reply: impl std::future::Future<Output = Reply>,
 ) -> Reply {
-    let before = snapshot(ca).await;
+    let before = ca.snapshot().await;
     let reply = reply.await;
     assert_eq!(reply.status, status, "{case}: {reply:?}");
     reply.assert_problem(kind, status);
     assert!(reply.header("replay-nonce").is_some(), "{case}: errors carry a nonce too");
-    assert_eq!(snapshot(ca).await, before, "{case}: a refused request stored something");
+    before.assert_unchanged(&ca.snapshot().await, &["acme_used_nonces"], case);
     reply
 }
 
@@ -39,7 +33,7 @@ fn csr_der(names: &[&str]) -> String {
     b64(pem::parse(pem_text).unwrap().contents())
 }
 
-async fn run(backend: Backend) {
+async fn each_bad_request_gets_its_problem_and_stores_nothing(backend: Backend) {
     let responders = Responders::start().await;
     let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
@@ -388,6 +382,9 @@ async fn run(backend: Backend) {
         .post(&new_account, Some(&json!({"externalAccountBinding": hs384, "contact": ["mailto:eve@tessera.test"], "onlyReturnExisting": null, "termsOfServiceAgreed": null})))
         .await;
     assert_eq!(created.status, 201, "{created:?}");
+    // The members sent as null were taken as absent, the contact as sent.
+    assert_eq!(created.body["status"], "valid", "{created:?}");
+    assert_eq!(created.body["contact"], json!(["mailto:eve@tessera.test"]), "{created:?}");
     let again = eve.post(&new_account, Some(&json!({}))).await;
     assert_eq!((again.status, again.location()), (200, created.location()));
 
@@ -399,7 +396,6 @@ async fn run(backend: Backend) {
         client.register(&shared_kid, &shared_hmac).await;
         bound.push(client);
     }
-    let _: Value = created.body;
 
     // Revoking the key revokes the accounts bound to it: they can no longer
     // order, and no new account binds the key.
@@ -444,13 +440,4 @@ async fn run(backend: Backend) {
     );
     ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_bad_request_gets_its_problem_and_stores_nothing_on_sqlite() {
-    run(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_bad_request_gets_its_problem_and_stores_nothing_on_postgres() {
-    run(Backend::Postgres).await;
-}
+on_both_backends!(each_bad_request_gets_its_problem_and_stores_nothing);

@@ -71,7 +71,7 @@ fn leaf_and_chain(pem: &str) -> (String, String) {
     (pem[..first].to_owned(), pem[first..].to_owned())
 }
 
-async fn run(backend: Backend) {
+async fn three_challenges_and_ip_identifiers(backend: Backend) {
     let responders = Responders::start().await;
     let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (account, _) = account(&ca).await;
@@ -118,13 +118,4 @@ async fn run(backend: Backend) {
     assert!(acme_issued.iter().all(|c| c["policy"] == "default"));
     ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_challenges_and_ip_identifiers_on_sqlite() {
-    run(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_challenges_and_ip_identifiers_on_postgres() {
-    run(Backend::Postgres).await;
-}
+on_both_backends!(three_challenges_and_ip_identifiers);

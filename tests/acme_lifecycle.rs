@@ -110,16 +110,7 @@ async fn cert_manager_replay(backend: Backend) {
     assert!(gap < 120, "notAfter honoured within two minutes, off by {gap}s");
     ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cert_manager_replay_on_sqlite() {
-    cert_manager_replay(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cert_manager_replay_on_postgres() {
-    cert_manager_replay(Backend::Postgres).await;
-}
+on_both_backends!(cert_manager_replay);
 
 async fn instant_account(ca: &TestCa) -> Account {
     let (kid, hmac) = ca.eab_key(false).await;
@@ -157,10 +148,9 @@ async fn certificate_status(ca: &TestCa, der: &[u8]) -> serde_json::Value {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn account_key_change_revocation_and_deactivation() {
+async fn account_key_change_revocation_and_deactivation(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let mut account = instant_account(&ca).await;
     account.update_contacts(&["mailto:new@tessera.test"]).await.unwrap();
 
@@ -203,12 +193,11 @@ async fn account_key_change_revocation_and_deactivation() {
     assert!(refused.to_string().contains("unauthorized"), "{refused}");
     ca.stop().await;
 }
+on_both_backends!(account_key_change_revocation_and_deactivation);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_signed_by_the_certificate_key() {
+async fn revocation_signed_by_the_certificate_key(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Postgres, responders.overrides()).await;
-    let Some(ca) = ca else { return };
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     client.register(&kid, &hmac).await;
@@ -229,11 +218,11 @@ async fn revocation_signed_by_the_certificate_key() {
     assert_eq!(certificate_status(&ca, &der).await["status"], "revoked");
     ca.stop().await;
 }
+on_both_backends!(revocation_signed_by_the_certificate_key);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renewal_info_and_replaces() {
+async fn renewal_info_and_replaces(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     client.register(&kid, &hmac).await;
@@ -274,15 +263,17 @@ async fn renewal_info_and_replaces() {
     assert!(parse(&body["suggestedWindow"]["end"]) <= time::OffsetDateTime::now_utc());
     ca.stop().await;
 }
+on_both_backends!(renewal_info_and_replaces);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_list_pages_and_rate_limits() {
+async fn orders_list_pages_and_rate_limits(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme_with(Backend::Sqlite, responders.overrides(), |config| {
+    let Some(ca) = TestCa::start_acme_with(backend, responders.overrides(), |config| {
         config.acme.directories[0].orders_per_window = 3;
     })
     .await
-    .unwrap();
+    else {
+        return;
+    };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     let account = client.register(&kid, &hmac).await;
@@ -307,11 +298,11 @@ async fn orders_list_pages_and_rate_limits() {
     assert_eq!(client.post(urls[0].as_str().unwrap(), None).await.body["status"], "invalid");
     ca.stop().await;
 }
+on_both_backends!(orders_list_pages_and_rate_limits);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn not_before_in_the_future_is_honoured() {
+async fn not_before_in_the_future_is_honoured(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(false).await;
     let mut client = AcmeClient::new(&ca, AccountKey::es256()).await;
     client.register(&kid, &hmac).await;
@@ -340,6 +331,7 @@ async fn not_before_in_the_future_is_honoured() {
     assert_eq!(leaf.validity().not_after.timestamp(), not_after.unix_timestamp());
     ca.stop().await;
 }
+on_both_backends!(not_before_in_the_future_is_honoured);
 
 /// The inner JWS of a key change (§7.3.5), signed by the new key.
 fn key_change_body(client: &AcmeClient, new_key: &AccountKey, url: &str) -> serde_json::Value {
@@ -348,10 +340,9 @@ fn key_change_body(client: &AcmeClient, new_key: &AccountKey, url: &str) -> serd
     common::acme::flattened(new_key, &inner_header, Some(&payload))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_change_to_a_key_in_use_is_a_conflict() {
+async fn key_change_to_a_key_in_use_is_a_conflict(backend: Backend) {
     let responders = Responders::start().await;
-    let ca = TestCa::start_acme(Backend::Sqlite, responders.overrides()).await.unwrap();
+    let Some(ca) = TestCa::start_acme(backend, responders.overrides()).await else { return };
     let (kid, hmac) = ca.eab_key(true).await;
     let mut alice = AcmeClient::new(&ca, AccountKey::es256()).await;
     alice.register(&kid, &hmac).await;
@@ -374,3 +365,4 @@ async fn key_change_to_a_key_in_use_is_a_conflict() {
     assert_eq!(alice.post(alice.kid.as_deref().unwrap(), None).await.status, 200);
     ca.stop().await;
 }
+on_both_backends!(key_change_to_a_key_in_use_is_a_conflict);

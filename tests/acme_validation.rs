@@ -54,17 +54,7 @@ fn challenge_error(authz: &Reply, kind: &str) -> String {
     challenge["error"]["type"].as_str().unwrap().trim_start_matches("urn:ietf:params:acme:error:").to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_and_failures_are_judged_as_the_rfc_says_on_sqlite() {
-    run(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_and_failures_are_judged_as_the_rfc_says_on_postgres() {
-    run(Backend::Postgres).await;
-}
-
-async fn run(backend: Backend) {
+async fn redirects_and_failures_are_judged_as_the_rfc_says(backend: Backend) {
     let Some((responders, ca, client)) = registered(backend).await else { return };
 
     // A redirect to another path on the validation port is followed.
@@ -113,21 +103,12 @@ async fn run(backend: Backend) {
     assert_eq!(challenge_error(&authz, "tls-alpn-01"), "incorrectResponse");
     ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validation_a_stopped_node_left_processing_is_resumed_on_sqlite() {
-    resumed(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validation_a_stopped_node_left_processing_is_resumed_on_postgres() {
-    resumed(Backend::Postgres).await;
-}
+on_both_backends!(redirects_and_failures_are_judged_as_the_rfc_says);
 
 /// A node that stops between starting a validation and recording its
 /// outcome leaves the challenge processing; the next node to start takes
 /// it up, and the authorization and order settle.
-async fn resumed(backend: Backend) {
+async fn a_validation_a_stopped_node_left_processing_is_resumed(backend: Backend) {
     let Some((responders, ca, client)) = registered(backend).await else { return };
     let (order, _, challenge) = order_challenge(&client, "resumed.validation.test", "http-01").await;
     let order_id: i64 = order.location().rsplit('/').next().unwrap().parse().unwrap();
@@ -156,6 +137,7 @@ async fn resumed(backend: Backend) {
     assert_eq!(order.status, "ready");
     ca.stop().await;
 }
+on_both_backends!(a_validation_a_stopped_node_left_processing_is_resumed);
 
 /// The problem recorded on the authorization's `kind` challenge.
 fn challenge_problem(authz: &Reply, kind: &str) -> Value {
@@ -179,7 +161,7 @@ async fn internal_page(text: &'static str) -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
-on_both!(validation_reaches_and_quotes_nothing_beyond_the_policy);
+on_both_backends!(validation_reaches_and_quotes_nothing_beyond_the_policy);
 
 /// http-01 redirects go only where the account's policy allows, and no
 /// challenge error quotes what a server answered.

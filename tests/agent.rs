@@ -3,6 +3,10 @@
 //! atomically with the right modes, the reload command, renewal with nobody
 //! acting under a short-lived policy (ARI and `replaces`), backoff while the
 //! CA is down, the three challenge types, and refusals of bad input.
+//!
+//! The agent is a client: a CA on either backend answers it the same, so
+//! the runs that depend on the CA's records (obtaining, renewing) use both
+//! backends and the others (challenge types, backoff, bad input) SQLite.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -60,16 +64,7 @@ async fn once_obtains_then_keeps(backend: Backend) {
     assert!(sans(&renewed[0]).contains("more.agent.test"));
     s.ca.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_obtains_then_keeps_on_sqlite() {
-    once_obtains_then_keeps(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_obtains_then_keeps_on_postgres() {
-    once_obtains_then_keeps(Backend::Postgres).await;
-}
+on_both_backends!(once_obtains_then_keeps);
 
 /// tls-alpn-01 with the chain in its own file, then dns-01 through a hook
 /// for a wildcard.
@@ -106,7 +101,9 @@ async fn tls_alpn01_and_a_dns01_hook() {
     args.extend(["--dns01-hook".into(), hook, "--once".into()]);
     let agent = tokio::spawn(async move { run_agent(&args).await });
     let mut published = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
     let done = loop {
+        assert!(Instant::now() < deadline, "the agent did not finish its dns-01 order in 120 s");
         for entry in std::fs::read_dir(&records).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             let Some(record) = name.strip_prefix("add-") else { continue };
@@ -176,10 +173,11 @@ async fn renews_with_nobody_acting(backend: Backend) {
     let watcher = watch_files(s.path("out/cert.pem"), s.path("out/key.pem"), stop.clone());
     let agent = RunningAgent::start(&args, s.path("agent.log"));
 
+    // Three renewals take about 45 s; the deadline leaves room for a busy machine.
     let reloads = || snapshots(&reloads_dir).len();
     let started = Instant::now();
     while reloads() < 4 {
-        assert!(started.elapsed() < Duration::from_secs(100), "no fourth certificate in 100 s:\n{}", agent.log());
+        assert!(started.elapsed() < Duration::from_secs(240), "no fourth certificate in 240 s:\n{}", agent.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
@@ -227,21 +225,12 @@ async fn renews_with_nobody_acting(backend: Backend) {
     assert_eq!(left, ["cert.pem", "key.pem", "key.pem.account.pem"]);
     s.ca.stop().await;
 }
+on_both_backends!(renews_with_nobody_acting);
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renews_with_nobody_acting_on_sqlite() {
-    renews_with_nobody_acting(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renews_with_nobody_acting_on_postgres() {
-    renews_with_nobody_acting(Backend::Postgres).await;
 }
 
 /// With the CA down the agent keeps trying, backing off, and gets its
@@ -257,7 +246,7 @@ async fn backs_off_while_the_ca_is_down() {
     let data = ca.stop().await;
 
     let agent = RunningAgent::start(&args, work.path().join("agent.log"));
-    wait_for(Duration::from_secs(20), "two failed attempts", || agent.log().matches("renewal failed").count() >= 2)
+    wait_for(Duration::from_secs(60), "two failed attempts", || agent.log().matches("renewal failed").count() >= 2)
         .await;
     let log = agent.log();
     assert!(log.contains("cannot reach the ACME directory"), "{log}");
@@ -268,7 +257,7 @@ async fn backs_off_while_the_ca_is_down() {
     })
     .await;
     let cert = work.path().join("out/cert.pem");
-    wait_for(Duration::from_secs(60), "the certificate after the CA came back", || cert.exists()).await;
+    wait_for(Duration::from_secs(120), "the certificate after the CA came back", || cert.exists()).await;
     let (leaf, issuers) = split_chain(&std::fs::read_to_string(&cert).unwrap());
     openssl_verify(work.path(), &ca.root_pem_path(), &issuers, &leaf).unwrap();
     // The delays grew between failures: 1 s, then about 2 s, 4 s ...

@@ -1,53 +1,64 @@
 //! The `tessera` binary as a user runs it: dev mode start, restart,
-//! SIGTERM, config errors, `init` and `migrate`.
+//! SIGTERM, config errors, `init` and `migrate`. Dev mode on SQLite, the
+//! store the binary starts with; PostgreSQL is reached through the same
+//! `start` as every in-process test on both backends, and `migrate` is run
+//! against it here.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Server {
     child: Child,
+    ready_file: PathBuf,
+    /// Known once `ready` has read the ready file.
     admin_port: u16,
 }
 
 fn serve(data_dir: &Path, extra: &[&str]) -> Server {
-    let (https, http, admin) = (free_port(), free_port(), free_port());
-    let child = Command::new(BIN)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--https-addr", &format!("127.0.0.1:{https}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-        .args(extra)
+    let mut command = Command::new(BIN);
+    command.arg("serve").arg("--data-dir").arg(data_dir).args(extra);
+    spawn(command, data_dir)
+}
+
+/// Starts `tessera serve` with every listener on a port the kernel picks
+/// and `--ready-file`, which reports the ports once they are bound.
+fn spawn(mut command: Command, data_dir: &Path) -> Server {
+    let ready_file = data_dir.join("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
+    let child = command
+        .args(["--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .arg("--ready-file")
+        .arg(&ready_file)
         .env("TESSERA_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Server { child, admin_port: admin }
+    Server { child, ready_file, admin_port: 0 }
 }
 
 impl Server {
-    /// Waits until the admin listener answers `/healthz` over TLS.
+    /// Waits for the ready file, then until the admin listener answers
+    /// `/healthz` over TLS.
     async fn ready(&mut self, data_dir: &Path) -> reqwest::Client {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("tessera exited early with {status}");
             }
-            if let Ok(root) = std::fs::read(data_dir.join("root.pem")) {
+            if let Ok(text) = std::fs::read_to_string(&self.ready_file) {
+                let addresses: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let admin: std::net::SocketAddr = addresses["admin_addr"].as_str().unwrap().parse().unwrap();
+                self.admin_port = admin.port();
+                let root = std::fs::read(data_dir.join("root.pem")).unwrap();
                 let client = common::client_trusting(&root);
                 let url = format!("https://localhost:{}/healthz", self.admin_port);
                 if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
@@ -181,21 +192,10 @@ validity_days = 365
 
     // Production serve uses the hierarchy init made.
     let mut server = Command::new(BIN);
-    server.env("TESSERA_TEST_KEY_PASSPHRASE", "correct horse");
-    let (https, http, admin) = (free_port(), free_port(), free_port());
-    let child = server
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--https-addr", &format!("127.0.0.1:{https}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Server { child, admin_port: admin };
+    server.env("TESSERA_TEST_KEY_PASSPHRASE", "correct horse").args(["serve", "--config"]).arg(&config);
+    let mut running = spawn(server, dir.path());
     let client = running.ready(dir.path()).await;
+    let admin = running.admin_port;
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
     let authorities: serde_json::Value = client
         .get(format!("https://localhost:{admin}/api/v1/authorities"))

@@ -3,6 +3,12 @@
 //! start-up refuses with the key's name, issuance answers 503 with
 //! Retry-After while the custodian is gone, nothing signed goes untracked,
 //! and Tessera recovers by itself when the custodian comes back.
+//!
+//! On SQLite only: what these check is the custodian (its keys, its
+//! signatures, its outages), which no SQL touches; the bookkeeping of a
+//! failed signature runs on both backends in tests/storage.rs
+//! (`a_failed_signature_leaves_a_tracked_serial`), and running each HSM and
+//! KMS test twice would only double their time.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -12,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::custodians::{self, Token, kms_endpoint, softhsm, unique};
+use common::custodians::{self, Token, kms_endpoint, p11kit_remote, softhsm, unique};
 use common::fault_proxy::{Fault, FaultProxy};
 use common::relying_party::LeafFiles;
 use common::{TestCa, csr_for};
@@ -215,19 +221,13 @@ impl RemoteHsm {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hsm_lost_mid_run_answers_503_then_recovers() {
-    let Some(token) = softhsm() else { return };
-    let client_module = std::env::var("TESSERA_TEST_P11KIT_CLIENT").ok();
-    let address = std::env::var("P11_KIT_SERVER_ADDRESS").ok();
-    let (Some(client_module), Some(address)) = (client_module, address) else {
-        assert_ne!(std::env::var("TESSERA_TEST_CUSTODIANS").as_deref(), Ok("required"), "p11-kit remote not set up");
-        return;
-    };
-    let socket = Path::new(address.strip_prefix("unix:path=").unwrap()).to_path_buf();
+    let (Some(token), Some(remote)) = (softhsm(), p11kit_remote()) else { return };
+    let socket = remote.socket;
     let server = RemoteHsm::start(&token, &socket);
 
     let dir = tempfile::tempdir().unwrap();
     let issuing = token.key_uri(&unique("issuing"));
-    let keys = format!("[keys.pkcs11]\nmodule = {client_module:?}\npin_file = {:?}\n", token.pin_file);
+    let keys = format!("[keys.pkcs11]\nmodule = {:?}\npin_file = {:?}\n", remote.client_module, token.pin_file);
     let config = production_config(dir.path(), "file:keys/root.key.pem", &issuing, &keys);
     let ca = TestCa::start_production(dir, config).await;
     ca.issue_and_verify("before.test").await;

@@ -1,5 +1,7 @@
 //! The certificate lifecycle end to end with the real `tessera agent`, in
-//! compressed time (certificates of 100 to 300 seconds, on the real clock):
+//! compressed time (certificates of 100 to 300 seconds, on the real clock,
+//! which the agent runs on; deadlines and the overdue point leave room for
+//! a busy two-core machine):
 //! while the agent runs, its renewals link as successors and nothing shows
 //! as overdue; once it is stopped, the expirations API, the metrics and a
 //! signed webhook all report its certificate overdue. And an issuing CA
@@ -24,6 +26,10 @@ use serde_json::{Value, json};
 
 const OVERDUE_SERIES: &str = r#"tessera_certificates_overdue{authority="issuing"}"#;
 const HOOK_SECRET: &str = "lifecycle-e2e-hook-secret";
+/// The overdue point these runs configure: later than the default 80% so
+/// an agent that renews late in ARI's window (which closes at 75%) still
+/// has a quarter of a minute before its certificate is overdue.
+const OVERDUE_SHARE: f64 = 0.9;
 
 /// One installed certificate, as the agent's reload command saved it.
 struct Installed {
@@ -59,10 +65,10 @@ impl Installed {
         pem::parse(self.issuer_pem()).unwrap().into_contents() == authority_der
     }
 
-    /// When it becomes overdue with no successor: 80% of its life.
+    /// When it becomes overdue with no successor.
     fn overdue_at(&self) -> i64 {
         let (not_before, not_after) = self.validity();
-        not_before + (not_after - not_before) * 4 / 5
+        not_before + ((not_after - not_before) as f64 * OVERDUE_SHARE) as i64
     }
 }
 
@@ -88,7 +94,7 @@ async fn certificate_view(ca: &TestCa, serial: &str) -> Value {
     body
 }
 
-/// Under a policy of 100-second certificates (80% reached 20 s after
+/// Under a policy of 100-second certificates (90% reached 30 s after
 /// issue; ARI says renew 6 to 15 s after issue) the running agent keeps
 /// every certificate from going overdue; stopped, its last one goes
 /// overdue and the API, the metrics and the webhook receiver all say so.
@@ -97,7 +103,11 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
     let secrets = tempfile::tempdir().unwrap();
     let secret_path = secrets.path().join("hook-secret");
     std::fs::write(&secret_path, format!("{HOOK_SECRET}\n")).unwrap();
-    let Some(s) = AgentSetup::start_with(backend, |c| with_webhook(c, &hook.url, secret_path)).await else { return };
+    let overdue_late = |c: &mut tessera::config::Config| {
+        with_webhook(c, &hook.url, secret_path);
+        c.lifecycle.overdue_share = OVERDUE_SHARE;
+    };
+    let Some(s) = AgentSetup::start_with(backend, overdue_late).await else { return };
     let (kid, hmac) = s.short_lived_eab_key().await;
     let reloads = s.path("reloads");
     let mut args = s.args(&kid, &hmac, &["overdue.agent.test"]);
@@ -114,7 +124,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
         if certs.len() >= 3 && unix_now() > certs[0].overdue_at() + 2 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "two renewals in 90 s:\n{}", agent.log());
+        assert!(started.elapsed() < Duration::from_secs(180), "two renewals in 180 s:\n{}", agent.log());
         let line = issuing_line(&s.ca).await;
         assert_eq!(line["overdue"], 0, "overdue while the agent runs: {line}\n{}", agent.log());
         assert_eq!(s.ca.metric(OVERDUE_SERIES).await, Some(0.0));
@@ -137,9 +147,9 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
         assert_eq!(replaced_by.len(), 1, "{} was not replaced by one order", pair[0].serial);
     }
 
-    // Stopped: the last certificate goes overdue at its 80% point, not before.
+    // Stopped: the last certificate goes overdue at its 90% point, not before.
     let last = certs.last().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let line = issuing_line(&s.ca).await;
         let now = unix_now();
@@ -154,7 +164,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
     assert_eq!(s.ca.metric(OVERDUE_SERIES).await, Some(1.0));
 
     // One signed notice, for the stopped agent's last certificate only.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while hook.requests().is_empty() {
         assert!(Instant::now() < deadline, "no webhook for the overdue certificate");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -171,7 +181,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
     assert_eq!(event["data"]["identifiers"][0]["value"], "overdue.agent.test", "{event}");
     s.ca.stop().await;
 }
-on_both!(a_stopped_agent_goes_overdue);
+on_both_backends!(a_stopped_agent_goes_overdue);
 
 /// The active issuing authority as the admin API lists it.
 async fn active_issuing(ca: &TestCa) -> Value {
@@ -218,7 +228,7 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
 
     let started = Instant::now();
     while snapshots(&reloads).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no certificate:\n{}", agent.log());
+        assert!(started.elapsed() < Duration::from_secs(90), "no certificate:\n{}", agent.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let first = active_issuing(&s.ca).await;
@@ -237,7 +247,7 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     assert!(end <= unix_now(), "ARI says renew now for the retired CA's leaf");
 
     // The agent's next certificate, from the successor.
-    let deadline = Instant::now() + Duration::from_secs(130);
+    let deadline = Instant::now() + Duration::from_secs(240);
     let next = loop {
         if let Some(found) = installed(&reloads).into_iter().find(|c| c.serial != previous.serial) {
             break found;
@@ -295,4 +305,4 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
     s.ca.stop().await;
 }
-on_both!(the_agent_follows_a_rotation);
+on_both_backends!(the_agent_follows_a_rotation);

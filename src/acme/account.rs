@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::eab::verify_binding;
-use super::extract::{Account, SignedByAccount, SignedByKey};
+use super::extract::{Account, SignedByAccount, SignedByKey, verify_jws};
 use super::jws::{Jwk, Jws, KeyRef};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, Urls, parse_id};
@@ -216,7 +216,9 @@ struct KeyChange {
 }
 
 /// `POST /acme/{dir}/key-change` (§7.3.5): the outer JWS is signed by the
-/// old key, the inner one by the new key.
+/// old key, the inner one by the new key. The inner JWS carries the new key
+/// as `jwk`, the outer `url` and no nonce (the outer one spent the
+/// request's); its payload names the outer `kid` and the current key.
 pub async fn key_change(State(state): State<AcmeState>, request: SignedByAccount) -> Result<Response, AcmeProblem> {
     let SignedByAccount { post, account } = request;
     let inner_value: Value = post.payload()?;
@@ -224,14 +226,16 @@ pub async fn key_change(State(state): State<AcmeState>, request: SignedByAccount
     let KeyRef::Jwk(new_key) = inner.header.key.clone() else {
         return Err(AcmeProblem::malformed("the inner JWS must carry the new key as jwk"));
     };
+    if inner.header.nonce.is_some() {
+        return Err(AcmeProblem::malformed("the inner JWS must not carry a nonce"));
+    }
     if inner.header.url != post.jws.header.url {
         return Err(AcmeProblem::malformed("the inner JWS url differs from the outer one"));
     }
-    inner.verify(&new_key)?;
+    verify_jws(&inner, &new_key, &post.directory, &state)?;
     let change: KeyChange = inner.payload_json()?;
-    if change.account != post.urls.account(account.id()) && post.urls.account_id(&change.account) != Some(account.id())
-    {
-        return Err(AcmeProblem::unauthorized("the key change names another account"));
+    if KeyRef::Kid(change.account) != post.jws.header.key {
+        return Err(AcmeProblem::unauthorized("the key change's account is not the outer JWS's kid"));
     }
     if Jwk::from_json(&change.old_key)? != account.key {
         return Err(AcmeProblem::unauthorized("oldKey is not the account's current key"));

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 
-use super::jws::{Jwk, Jws, KeyRef};
+use super::jws::{Jwk, Jws, JwsError, KeyRef};
 use super::nonce::{CheckedNonce, NonceError};
 use super::nonce_batch::Spend;
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, DirectorySettings, Urls, directory_name, request_host};
+use crate::http::metrics::EcdsaSource;
 use crate::storage::AcmeAccountRecord;
 
 /// Largest request body accepted; a CSR with an 8192-bit RSA key fits easily.
@@ -62,6 +63,11 @@ impl AcmePost {
         jws.algorithm()?;
         let nonce = state.inner.nonces.check(jws.header.nonce.as_deref(), state.now())?;
         Ok(Self { urls: Urls::new(&host, &directory.name), directory, jws, nonce })
+    }
+
+    /// Verifies the signature with `key` (see [`verify_jws`]).
+    fn verify(&self, key: &Jwk, state: &AcmeState) -> Result<(), AcmeProblem> {
+        verify_jws(&self.jws, key, &self.directory, state)
     }
 
     /// This request's nonce to spend, with the account to read along.
@@ -120,7 +126,7 @@ impl FromRequest<AcmeState> for SignedByKey {
         let KeyRef::Jwk(key) = post.jws.header.key.clone() else {
             return Err(AcmeProblem::malformed("this request must carry a jwk header, not a kid"));
         };
-        post.jws.verify(&key)?;
+        post.verify(&key, state)?;
         post.consume_nonce(state).await?;
         Ok(Self { post, key })
     }
@@ -149,7 +155,7 @@ impl FromRequest<AcmeState> for SignedByAccount {
         let (fresh, record) = (spent.fresh, spent.account);
         let record = record.filter(|r| r.directory == post.directory.name).ok_or_else(missing)?;
         let account = Account::from_record(record)?;
-        post.jws.verify(&account.key)?;
+        post.verify(&account.key, state)?;
         if !fresh {
             return Err(NonceError::Replayed.into());
         }
@@ -178,12 +184,12 @@ impl FromRequest<AcmeState> for SignedByEither {
         let post = AcmePost::parse(request, state).await?;
         let signer = match post.jws.header.key.clone() {
             KeyRef::Jwk(key) => {
-                post.jws.verify(&key)?;
+                post.verify(&key, state)?;
                 Signer::Key(key)
             }
             KeyRef::Kid(kid) => {
                 let account = find_account(state, &post, &kid).await?;
-                post.jws.verify(&account.key)?;
+                post.verify(&account.key, state)?;
                 Signer::Account(account)
             }
         };
@@ -203,6 +209,20 @@ async fn find_account(state: &AcmeState, post: &AcmePost, kid: &str) -> Result<A
         return Err(missing());
     }
     Account::from_record(record)
+}
+
+/// Verifies `jws` (a request, or the inner JWS of a key change) with `key`.
+/// A valid ECDSA signature with a high S is counted, and refused where the
+/// directory sets `require_low_s`.
+pub fn verify_jws(jws: &Jws, key: &Jwk, directory: &DirectorySettings, state: &AcmeState) -> Result<(), AcmeProblem> {
+    jws.verify(key)?;
+    if let Some(high_s) = jws.high_s() {
+        state.inner.metrics.ecdsa_signature(EcdsaSource::AcmeJws, &directory.name, high_s);
+        if high_s && directory.require_low_s {
+            return Err(JwsError::HighS.into());
+        }
+    }
+    Ok(())
 }
 
 fn require_valid(account: &Account) -> Result<(), AcmeProblem> {

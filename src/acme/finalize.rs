@@ -15,6 +15,7 @@ use super::extract::SignedByAccount;
 use super::order::{order_response, owned_order};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, parse_id};
+use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
 };
@@ -48,13 +49,21 @@ pub async fn finalize(
         .decode(payload.csr.trim_end_matches('='))
         .map_err(|_| AcmeProblem::new(ProblemType::BadCsr, "the csr is not base64url DER"))?;
     let csr = CheckedCsr::parse_der(&der)?;
+    // §11.1: a certificate for the account key would let whoever holds
+    // the certificate's key act as the account, and the other way round.
+    if *csr.public_key() == account.key.numbers() {
+        return Err(AcmeProblem::new(ProblemType::BadCsr, "the CSR's key is the account key; use another key"));
+    }
     let requested = csr.requested_names()?;
     let ordered = from_column(&order.identifiers);
     check_names(&requested, &ordered)?;
     let policy = state.policy(&account.record.policy).await?;
+    if let Some(high_s) = csr.high_s_signature() {
+        state.inner.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
+    }
     let start = order.not_before.map_or(now, |nb| nb.max(now));
     let ttl = order.not_after.map(|na| time::Duration::seconds((na - start).max(60)));
-    let approval = policy.approve_names(requested, csr.key_type(), ttl)?;
+    let approval = policy.approve_names(requested, &csr, ttl)?;
 
     let issued = state
         .inner

@@ -13,6 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::issuance::{PublicKeyNumbers, RSA_EXPONENT};
+use crate::keys::SigningAlgorithm;
+
 /// Signature algorithms accepted on ACME requests, as `algorithms` lists them.
 pub const ACCEPTED_ALGORITHMS: &[&str] = &["RS256", "ES256", "ES384", "EdDSA"];
 
@@ -27,6 +30,8 @@ pub enum JwsError {
     BadSignatureAlgorithm(String),
     #[error("the JWS signature does not verify")]
     BadSignature,
+    #[error("the ECDSA signature is not in low-S form (S above half the curve order); this directory requires it")]
+    HighS,
     #[error("{0}")]
     BadPublicKey(String),
 }
@@ -108,7 +113,14 @@ impl Jwk {
                         "RSA keys must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits, not {bits}"
                     )));
                 }
-                Self::Rsa { n, e: strip_leading_zeros(member("e")?) }
+                let e = strip_leading_zeros(member("e")?);
+                if e != RSA_EXPONENT {
+                    return Err(JwsError::BadPublicKey(format!(
+                        "RSA public exponent {}; only 65537 (AQAB) is accepted",
+                        hex::encode(&e)
+                    )));
+                }
+                Self::Rsa { n, e }
             }
             "EC" => {
                 let (curve, size) = match value.get("crv").and_then(Value::as_str) {
@@ -157,6 +169,15 @@ impl Jwk {
                 json!({"crv": crv, "kty": "EC", "x": b64(x), "y": b64(y)})
             }
             Self::Ed25519 { x } => json!({"crv": "Ed25519", "kty": "OKP", "x": b64(x)}),
+        }
+    }
+
+    /// The key by its numbers, to compare with a CSR's key.
+    pub fn numbers(&self) -> PublicKeyNumbers {
+        match self {
+            Self::Rsa { n, e } => PublicKeyNumbers::Rsa { modulus: n.clone(), exponent: e.clone() },
+            Self::Ec { .. } => PublicKeyNumbers::Ec(self.public_bytes()),
+            Self::Ed25519 { x } => PublicKeyNumbers::Ed25519(x.clone()),
         }
     }
 
@@ -254,6 +275,9 @@ struct RawHeader {
     url: Option<String>,
     jwk: Option<Value>,
     kid: Option<String>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11). ACME
+    /// defines none and Tessera implements none, so any `crit` is refused.
+    crit: Option<Value>,
 }
 
 /// A parsed, not yet verified JWS in the flattened JSON serialization.
@@ -292,6 +316,9 @@ impl Jws {
         let signature = decode("signature", &flat.signature)?;
         let raw: RawHeader = serde_json::from_slice(&protected)
             .map_err(|e| malformed(format!("the JWS protected header is not a JSON object: {e}")))?;
+        if raw.crit.is_some() {
+            return Err(malformed("the JWS marks header parameters critical (crit); Tessera understands no extension"));
+        }
         let alg = raw.alg.ok_or_else(|| malformed("the JWS protected header has no alg"))?;
         let url = raw.url.ok_or_else(|| malformed("the JWS protected header has no url"))?;
         let key = match (raw.jwk, raw.kid) {
@@ -324,6 +351,19 @@ impl Jws {
             )));
         }
         key.verify(&self.signing_input(), &self.signature)
+    }
+
+    /// For an ES256 or ES384 signature, whether its S is above half the
+    /// curve's order (valid, but the twin of the canonical low-S
+    /// signature); `None` for other algorithms.
+    pub fn high_s(&self) -> Option<bool> {
+        let curve = match Algorithm::parse(&self.header.alg) {
+            Ok(Algorithm::Es256) => SigningAlgorithm::EcdsaP256Sha256,
+            Ok(Algorithm::Es384) => SigningAlgorithm::EcdsaP384Sha384,
+            _ => return None,
+        };
+        let (_, s) = self.signature.split_at(self.signature.len() / 2);
+        Some(curve.is_high_s(s))
     }
 
     /// Verifies an HMAC (EAB) with `secret`; returns the algorithm used.
@@ -417,6 +457,33 @@ mod tests {
         }
         let both = sign(&key, json!({"alg": "ES256", "jwk": jwk.to_json(), "kid": "k", "url": "u"}), b"");
         assert!(matches!(Jws::parse(&both), Err(JwsError::Malformed(_))));
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let (key, jwk) = es256_key();
+        let jwk = jwk.to_json();
+        let protected = format!(r#"{{"alg":"ES256","jwk":{jwk},"url":"u","nonce":"n","url":"v"}}"#);
+        let protected = URL_SAFE_NO_PAD.encode(protected);
+        let payload = URL_SAFE_NO_PAD.encode("{}");
+        let sig = key.sign(&SystemRandom::new(), format!("{protected}.{payload}").as_bytes()).expect("sign");
+        let signature = URL_SAFE_NO_PAD.encode(sig);
+        let body = format!(r#"{{"protected":"{protected}","payload":"{payload}","signature":"{signature}"}}"#);
+        assert!(matches!(Jws::parse(body.as_bytes()), Err(JwsError::Malformed(_))), "a header with two urls");
+        let twice =
+            format!(r#"{{"protected":"{protected}","payload":"{payload}","payload":"","signature":"{signature}"}}"#);
+        assert!(matches!(Jws::parse(twice.as_bytes()), Err(JwsError::Malformed(_))), "a JWS with two payloads");
+    }
+
+    #[test]
+    fn any_critical_header_is_refused() {
+        let (key, jwk) = es256_key();
+        for crit in [json!(["b64"]), json!(["exp"]), json!([]), json!("b64")] {
+            let header =
+                json!({"alg": "ES256", "jwk": jwk.to_json(), "url": "u", "nonce": "n", "crit": crit, "b64": true});
+            let body = sign(&key, header, b"{}");
+            assert!(matches!(Jws::parse(&body), Err(JwsError::Malformed(m)) if m.contains("crit")), "{crit}");
+        }
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub struct DirectorySettings {
     pub failed_validations_per_window: u32,
     pub rate_window_seconds: i64,
     pub terms_of_service: Option<String>,
+    pub require_low_s: bool,
 }
 
 impl DirectorySettings {
@@ -78,6 +79,7 @@ impl DirectorySettings {
             failed_validations_per_window: config.failed_validations_per_window,
             rate_window_seconds: parse_ttl(&config.rate_window).map_or(3600, |d| d.whole_seconds()),
             terms_of_service: config.terms_of_service.clone(),
+            require_low_s: config.require_low_s,
         }
     }
 }

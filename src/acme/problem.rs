@@ -240,6 +240,7 @@ impl From<JwsError> for AcmeProblem {
             JwsError::Malformed(m) => Self::malformed(m),
             JwsError::BadSignatureAlgorithm(m) => Self::new(ProblemType::BadSignatureAlgorithm, m),
             JwsError::BadSignature => Self::malformed("the JWS signature does not verify"),
+            JwsError::HighS => Self::malformed(e.to_string()),
             JwsError::BadPublicKey(m) => Self::new(ProblemType::BadPublicKey, m),
         }
     }
@@ -293,6 +294,7 @@ impl From<CsrError> for AcmeProblem {
             CsrError::WeakKey(m) | CsrError::UnsupportedKey(m) => {
                 Self::new(ProblemType::BadCsr, format!("the CSR's key is not accepted: {m}"))
             }
+            CsrError::BadIdentifier(_) => Self::new(ProblemType::RejectedIdentifier, e.to_string()),
             other => Self::new(ProblemType::BadCsr, other.to_string()),
         }
     }
@@ -316,6 +318,7 @@ impl From<PolicyError> for AcmeProblem {
                 Self::malformed(format!("the requested lifetime {requested} exceeds the policy's maximum {max}"))
             }
             PolicyError::NoIdentifiers => Self::malformed("the request names no identifier"),
+            PolicyError::HighSSignature => Self::new(ProblemType::BadCsr, e.to_string()),
             PolicyError::BadName(_) | PolicyError::BadRule { .. } => Self::internal(e.to_string()),
         }
     }

@@ -14,6 +14,7 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
+use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
 };
@@ -102,10 +103,16 @@ pub async fn sign(
         ),
         None => None,
     };
+    // Before the policy is read: a token learns nothing of policies it is
+    // not bound to, not even whether they exist.
+    caller.require_policy(&state, Some(&body.policy))?;
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
     let names = csr.requested_names()?;
     let policy = load_policy(&state.db, &body.policy).await?;
-    let approval = policy.approve_names(names, csr.key_type(), ttl)?;
+    if let Some(high_s) = csr.high_s_signature() {
+        state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
+    }
+    let approval = policy.approve_names(names, &csr, ttl)?;
     let issued = state
         .issuer
         .issue(&IssueRequest {
@@ -244,7 +251,8 @@ pub struct RevokeRequest {
     reason: Option<String>,
 }
 
-/// `POST /api/v1/certificates/{serial}/revoke`
+/// `POST /api/v1/certificates/{serial}/revoke`: an operator token revokes
+/// only certificates issued under the policies it is bound to.
 pub async fn revoke(
     State(state): State<AdminState>,
     Authorized(caller, _): Authorized<Manage>,
@@ -260,6 +268,10 @@ pub async fn revoke(
             ))
         })?,
     };
+    if caller.scope.is_bound() {
+        let current = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+        caller.require_policy(&state, current.policy.as_deref())?;
+    }
     let now = state.clock.unix();
     let audit = NewAuditEvent {
         at: now,

@@ -87,6 +87,8 @@ pub async fn create(
     Authorized(caller, _): Authorized<Manage>,
     ApiJson(body): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
+    // A key hands out issuance under its policy: only a token bound to it may make one.
+    caller.require_policy(&state, Some(&body.policy))?;
     load_policy(&state.db, &body.policy).await?;
     let kid = format!("kid-{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()?));
     let hmac_key = hmac_key()?;
@@ -142,6 +144,11 @@ pub async fn revoke(
     Authorized(caller, _): Authorized<Manage>,
     ApiPath(kid): ApiPath<String>,
 ) -> Result<axum::Json<RevokedEabKeyView>, ApiError> {
+    if caller.scope.is_bound() {
+        let policy =
+            state.db.eab_key_policy(&kid).await?.ok_or_else(|| ApiError::NotFound(format!("no EAB key {kid:?}")))?;
+        caller.require_policy(&state, Some(&policy))?;
+    }
     let now = state.clock.unix();
     let audit = NewAuditEvent {
         at: now,

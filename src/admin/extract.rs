@@ -11,7 +11,10 @@ use serde::de::DeserializeOwned;
 
 use super::AdminState;
 use super::problem::ApiError;
-use super::token::{Scope, hash_token};
+use super::refusals::Reason;
+use super::source::Source;
+use super::throttle::{self, Verdict};
+use super::token::{Scope, hash_token, stored_scope};
 
 /// JSON body; a malformed one is a 400 problem, a missing content type 415.
 pub struct ApiJson<T>(pub T);
@@ -64,12 +67,26 @@ pub struct Caller {
     pub token_id: i64,
     pub name: String,
     pub scope: Scope,
+    /// The policies the token is bound to (none for admin and auditor tokens).
+    pub policies: Vec<String>,
+    pub source: Source,
 }
 
 impl Caller {
     /// How the audit log names this caller.
     pub fn actor(&self) -> String {
         format!("token:{}", self.name)
+    }
+
+    /// Refuses, and records, an action under a policy the caller is not
+    /// bound to. An admin token acts under every policy, and alone on an
+    /// object made under none (`None`).
+    pub fn require_policy(&self, state: &AdminState, policy: Option<&str>) -> Result<(), ApiError> {
+        if self.scope == Scope::Admin || policy.is_some_and(|p| self.policies.iter().any(|bound| bound == p)) {
+            return Ok(());
+        }
+        state.refusals.record(self.source, Reason::PolicyNotBound, Some(&self.name), state.clock.unix());
+        Err(ApiError::PolicyNotBound(policy.map(str::to_owned)))
     }
 }
 
@@ -115,20 +132,53 @@ impl<P: Permission> FromRequestParts<AdminState> for Authorized<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
         let caller = authenticate(parts, state).await?;
         if !P::ALLOWED.contains(&caller.scope) {
+            state.refusals.record(caller.source, Reason::InsufficientScope, Some(&caller.name), state.clock.unix());
             return Err(ApiError::InsufficientScope(caller.scope.as_str()));
         }
         Ok(Self(caller, PhantomData))
     }
 }
 
-/// Finds the live token the request presents.
+/// Finds the live token the request presents. Every refusal is recorded;
+/// one for a bad token (not a missing one) counts towards its source's throttle, and a blocked
+/// source is answered 429 before its token is looked up (see `throttle`).
 pub async fn authenticate(parts: &Parts, state: &AdminState) -> Result<Caller, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-    let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized);
+    let source = Source::of(parts);
+    let now = state.clock.unix();
+    let hash = bearer_token(parts).map(hash_token);
+    if let Some(seconds) = state.throttle.wait(source, hash.as_deref(), now) {
+        state.refusals.record(source, Reason::Throttled, None, now);
+        return Err(ApiError::Throttled(seconds));
     }
-    let record = state.db.active_token_by_hash(&hash_token(token.trim())).await?.ok_or(ApiError::Unauthorized)?;
-    let scope = Scope::parse(&record.scope).ok_or_else(|| ApiError::Internal("stored token scope".into()))?;
-    Ok(Caller { token_id: record.id, name: record.name, scope })
+    let refuse = |reason: Reason, token: Option<&str>| {
+        if state.throttle.failed(source, hash.as_deref(), now) == Verdict::Blocked {
+            tracing::warn!(%source, failures = throttle::FAILURES, "admin API source blocked after repeated failed authentications");
+        }
+        state.refusals.record(source, reason, token, now);
+        ApiError::Unauthorized
+    };
+    let Some(hash) = &hash else {
+        // A request without a token guesses nothing: it is recorded, but
+        // only a presented token that fails counts towards the throttle.
+        state.refusals.record(source, Reason::NoToken, None, now);
+        return Err(ApiError::Unauthorized);
+    };
+    let Some(record) = state.db.token_by_hash(hash).await? else { return Err(refuse(Reason::UnknownToken, None)) };
+    if record.revoked_at.is_some() {
+        return Err(refuse(Reason::RevokedToken, Some(&record.name)));
+    }
+    if !record.is_live(now) {
+        return Err(refuse(Reason::ExpiredToken, Some(&record.name)));
+    }
+    let scope = stored_scope(&record)?;
+    state.throttle.succeeded(hash, now);
+    Ok(Caller { token_id: record.id, name: record.name, scope, policies: record.policies, source })
+}
+
+/// The text of an `Authorization: Bearer` header, if the request has one.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }

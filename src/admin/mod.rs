@@ -18,11 +18,15 @@ mod jobs;
 mod pagination;
 mod policies;
 pub mod problem;
+pub mod refusals;
 mod rotation;
+mod source;
+pub mod throttle;
 pub mod token;
 mod tokens;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -37,6 +41,12 @@ use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::storage::Db;
 use problem::ApiError;
+use refusals::Refusals;
+use throttle::Throttle;
+
+/// How often refusal tallies whose minute is over are written, and
+/// sources whose block has ended are forgotten.
+const REFUSALS_TICK: Duration = Duration::from_secs(5);
 
 /// What every admin handler may use.
 #[derive(Debug, Clone)]
@@ -48,6 +58,8 @@ pub struct AdminState {
     pub rotation: Arc<CaRotation>,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Arc<Lifecycle>,
+    pub refusals: Arc<Refusals>,
+    pub throttle: Arc<Throttle>,
 }
 
 /// One admin route: its method and path as the OpenAPI file writes them.
@@ -85,6 +97,7 @@ pub fn routes() -> Vec<Route> {
         route("POST", "/api/v1/authorities/{id}/renew-all", post(rotation::renew_all)),
         route("GET", "/api/v1/tokens", get(tokens::list)),
         route("POST", "/api/v1/tokens", post(tokens::create)),
+        route("PUT", "/api/v1/tokens/{id}/policies", put(tokens::bind)),
         route("POST", "/api/v1/tokens/{id}/revoke", post(tokens::revoke)),
         route("GET", "/api/v1/audit-events", get(audit::list)),
         route("GET", "/api/v1/eab-keys", get(eab_keys::list)),
@@ -117,5 +130,17 @@ async fn method_not_allowed(State(state): State<AdminState>, parts: Parts) -> Ap
     match extract::authenticate(&parts, &state).await {
         Ok(_) => ApiError::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path())),
         Err(e) => e,
+    }
+}
+
+/// Writes refusal tallies whose minute is over and forgets sources whose
+/// block has ended, every few seconds, for as long as the server runs.
+pub async fn keep_refusals(state: AdminState) {
+    let mut tick = tokio::time::interval(REFUSALS_TICK);
+    loop {
+        tick.tick().await;
+        let now = state.clock.unix();
+        state.refusals.flush_due(&state.db, now).await;
+        state.throttle.prune(now);
     }
 }

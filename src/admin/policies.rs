@@ -32,6 +32,8 @@ pub struct PolicyInput {
     /// Defaults to `max_ttl`.
     #[serde(default)]
     default_ttl: Option<String>,
+    #[serde(default)]
+    require_low_s: bool,
 }
 
 impl PolicyInput {
@@ -43,6 +45,7 @@ impl PolicyInput {
             key_types: self.key_types,
             default_ttl: self.default_ttl.unwrap_or_else(|| self.max_ttl.clone()),
             max_ttl: self.max_ttl,
+            require_low_s: self.require_low_s,
         };
         Ok(Policy::new(name, rules)?)
     }
@@ -165,7 +168,7 @@ pub async fn update(
     Ok(axum::Json(PolicyView::from_record(record)?))
 }
 
-/// `DELETE /api/v1/policies/{name}`
+/// `DELETE /api/v1/policies/{name}`: refused while live tokens are bound to it.
 pub async fn delete(
     State(state): State<AdminState>,
     Authorized(caller, _): Authorized<Manage>,
@@ -173,7 +176,12 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.unix();
     let audit = event(caller.actor(), "policy.delete", &name, now, serde_json::json!({}));
-    state.db.delete_policy(&name, &audit).await.map_err(|e| missing(&name, e))?;
+    state.db.delete_policy(&name, &audit).await.map_err(|e| match e {
+        StoreError::Conflict(why) => {
+            ApiError::Conflict(format!("policy {name:?} cannot be deleted: {why}; rebind or revoke them first"))
+        }
+        other => missing(&name, other),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,12 +5,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::token::BindingError;
 use crate::authority::PolicyError;
 use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
-use crate::storage::StoreError;
+use crate::storage::{StoreError, TokenError};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
@@ -21,6 +22,13 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token's scope ({0}) does not allow this operation")]
     InsufficientScope(&'static str),
+    #[error("{}", match .0 {
+        Some(policy) => format!("this token is not bound to policy {policy:?}"),
+        None => "this object was made under no policy; only an admin token may act on it".to_owned(),
+    })]
+    PolicyNotBound(Option<String>),
+    #[error("too many failed authentications from this address; retry in {0} seconds")]
+    Throttled(u64),
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
@@ -65,6 +73,23 @@ impl From<Refusal> for ApiError {
             Refusal::BodyTimedOut => Self::RequestTimeout,
             Refusal::BodyBroken => Self::Malformed("the request body broke off".into()),
         }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NotFound(_) => Self::NotFound(e.to_string()),
+            TokenError::Revoked(_) | TokenError::Expired(_) | TokenError::LastAdmin(_) => Self::Conflict(e.to_string()),
+            TokenError::UnknownPolicy(_) => Self::Malformed(e.to_string()),
+            TokenError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<BindingError> for ApiError {
+    fn from(e: BindingError) -> Self {
+        Self::Malformed(e.to_string())
     }
 }
 
@@ -122,6 +147,10 @@ impl ApiError {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+            Self::PolicyNotBound(_) => (StatusCode::FORBIDDEN, "policy-not-bound", "Policy not bound to this token"),
+            Self::Throttled(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-failed-authentications", "Too many failed authentications")
+            }
             Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "malformed-request", "Unsupported media type")
@@ -129,7 +158,8 @@ impl ApiError {
             Self::Csr(C::NotPemOrDer | C::Malformed(_) | C::UnsupportedName(_)) => {
                 (StatusCode::BAD_REQUEST, "bad-csr", "Bad certificate request")
             }
-            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) => {
+            Self::Csr(C::BadIdentifier(_)) => (StatusCode::BAD_REQUEST, "bad-identifier", "Invalid identifier"),
+            Self::Csr(C::BadSignature | C::WeakSignatureAlgorithm(_)) | Self::Policy(P::HighSSignature) => {
                 (StatusCode::BAD_REQUEST, "bad-csr-signature", "Bad CSR signature")
             }
             Self::Csr(C::WeakKey(_)) => (StatusCode::BAD_REQUEST, "weak-key", "Weak key"),
@@ -179,6 +209,9 @@ impl IntoResponse for ApiError {
         if let Self::Policy(PolicyError::IdentifierNotAllowed(id)) = &self {
             body["identifier"] = json!({ "type": id.kind(), "value": id.value() });
         }
+        if let Self::PolicyNotBound(Some(policy)) = &self {
+            body["policy"] = json!(policy);
+        }
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -191,6 +224,9 @@ impl IntoResponse for ApiError {
             }
             Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER_SECONDS));
+            }
+            Self::Throttled(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

@@ -6,12 +6,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{Db, NewAuditEvent, StoreError, TokenRecord};
+use super::problem::ApiError;
+use crate::clock::{from_unix, rfc3339};
+use crate::storage::{Db, NewAuditEvent, NewTokenRecord, StoreError, TokenError, TokenRecord};
 
 /// Prefix that makes a leaked token easy to recognise in a scanner.
 const PREFIX: &str = "tsr_";
 
-/// What a token may do. `admin` ⊇ `operator` ⊇ `auditor`; `issuer` may only sign.
+/// What a token may do. `admin` ⊇ `operator` ⊇ `auditor`; `issuer` may only
+/// sign. Issuer and operator tokens act only under the policies they are
+/// bound to ([`Bindings`]); admin tokens act under every policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -34,6 +38,62 @@ impl Scope {
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Admin, Self::Operator, Self::Issuer, Self::Auditor].into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Scopes that issue, and so carry the policies they may use.
+    pub fn is_bound(self) -> bool {
+        matches!(self, Self::Operator | Self::Issuer)
+    }
+}
+
+/// Most policies one token may be bound to.
+const MAX_BINDINGS: usize = 64;
+
+/// The policies a token of some scope is bound to: at least one for a
+/// scope that issues, none for the others (an admin token uses every
+/// policy, an auditor token none). Sorted, without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bindings(Vec<String>);
+
+impl Bindings {
+    /// Checks the policies a request names against the token's scope.
+    pub fn for_scope(scope: Scope, policies: Option<Vec<String>>) -> Result<Self, BindingError> {
+        let mut names = match (scope.is_bound(), policies) {
+            (true, Some(names)) if !names.is_empty() => names,
+            (true, _) => return Err(BindingError::Required(scope)),
+            (false, None) => return Ok(Self(Vec::new())),
+            (false, Some(_)) if scope == Scope::Admin => return Err(BindingError::AdminUsesEveryPolicy),
+            (false, Some(_)) => return Err(BindingError::AuditorCannotIssue),
+        };
+        names.sort();
+        names.dedup();
+        if names.len() > MAX_BINDINGS {
+            return Err(BindingError::TooMany);
+        }
+        Ok(Self(names))
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// Why the policies of a token request do not fit its scope.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    #[error("an {} token must be bound to at least one policy (\"policies\": [\"...\"])", .0.as_str())]
+    Required(Scope),
+    #[error("an admin token uses every policy: give it no \"policies\"")]
+    AdminUsesEveryPolicy,
+    #[error("an auditor token cannot issue: give it no \"policies\"")]
+    AuditorCannotIssue,
+    #[error("a token may be bound to at most {MAX_BINDINGS} policies")]
+    TooMany,
+}
+
+/// The scope of a stored token (the table admits only the four).
+pub fn stored_scope(record: &TokenRecord) -> Result<Scope, ApiError> {
+    Scope::parse(&record.scope)
+        .ok_or_else(|| ApiError::Internal(format!("token {} has scope {:?}", record.id, record.scope)))
 }
 
 /// A new token's secret text and the hash to store.
@@ -63,22 +123,52 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref().to_vec()
 }
 
-/// Creates a token with its audit event; the secret is returned once.
+/// A token about to be made.
+pub struct TokenRequest<'a> {
+    pub name: &'a str,
+    pub scope: Scope,
+    pub bindings: Bindings,
+    pub expires_at: Option<i64>,
+}
+
+/// Creates a token with its bindings and audit event; the secret is returned once.
 pub async fn create_token(
     db: &Db,
-    name: &str,
-    scope: Scope,
+    request: &TokenRequest<'_>,
     actor: &str,
     at: i64,
-) -> Result<(TokenRecord, SecretString), StoreError> {
+) -> Result<(TokenRecord, SecretString), TokenError> {
     let token = NewToken::generate().map_err(|_| StoreError::Other("the random generator failed".into()))?;
     let audit = NewAuditEvent {
         at,
         actor: actor.to_owned(),
         action: "token.create",
-        target: name.to_owned(),
-        detail: serde_json::json!({ "scope": scope.as_str() }),
+        target: request.name.to_owned(),
+        detail: serde_json::json!({
+            "scope": request.scope.as_str(),
+            "policies": request.bindings.names(),
+            "expires_at": request.expires_at.map(|t| rfc3339(from_unix(t))),
+        }),
     };
-    let record = db.insert_token(name, scope.as_str(), &token.hash, at, &audit).await?;
+    let new = NewTokenRecord {
+        name: request.name,
+        scope: request.scope.as_str(),
+        token_hash: &token.hash,
+        policies: request.bindings.names(),
+        created_at: at,
+        expires_at: request.expires_at,
+    };
+    let record = db.insert_token(&new, &audit).await?;
     Ok((record, token.secret))
+}
+
+/// An admin token without an expiry, as `tessera init` and the dev
+/// bootstrap make the first one.
+pub async fn create_admin_token(db: &Db, name: &str, actor: &str, at: i64) -> Result<SecretString, StoreError> {
+    let request = TokenRequest { name, scope: Scope::Admin, bindings: Bindings::default(), expires_at: None };
+    match create_token(db, &request, actor, at).await {
+        Ok((_, secret)) => Ok(secret),
+        Err(TokenError::Store(e)) => Err(e),
+        Err(other) => Err(StoreError::Other(other.to_string())),
+    }
 }

@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use super::ttl::{format_ttl, parse_ttl};
-use crate::issuance::{Identifier, KeyType};
+use super::ttl::{MAX_TTL, format_ttl, parse_ttl};
+use crate::issuance::{CheckedCsr, Identifier, KeyType, UriName};
 
 /// The rules as written (API and storage form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +20,8 @@ pub struct PolicyRules {
     /// CIDR ranges.
     #[serde(default)]
     pub ip_ranges: Vec<String>,
-    /// Exact URIs, or a prefix ending in `/*`.
+    /// Exact URIs, or `base/*` for every URI whose path continues `base`'s
+    /// by one or more segments. Judged as parsed URIs, as names are.
     #[serde(default)]
     pub uris: Vec<String>,
     /// Allowed subject key types; empty allows every supported type.
@@ -28,6 +29,11 @@ pub struct PolicyRules {
     pub key_types: Vec<KeyType>,
     pub max_ttl: String,
     pub default_ttl: String,
+    /// Refuse CSRs whose ECDSA self-signature is not in low-S form. Off by
+    /// default: OpenSSL and Go sign high-S about half the time; the
+    /// `tessera_high_s_signatures` metric shows whether turning it on is safe.
+    #[serde(default)]
+    pub require_low_s: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub enum PolicyError {
     TtlTooLong { requested: String, max: String },
     #[error("the request names no identifier")]
     NoIdentifiers,
+    #[error("the CSR's ECDSA signature is not in low-S form (S above half the curve order); this policy requires it")]
+    HighSSignature,
 }
 
 /// A validated policy, ready to judge requests.
@@ -74,8 +82,9 @@ enum DnsPattern {
 
 #[derive(Debug, Clone)]
 enum UriPattern {
-    Exact(String),
-    Prefix(String),
+    Exact(UriName),
+    /// Matches URIs below the base, at any depth.
+    Below(UriName),
 }
 
 impl Policy {
@@ -100,24 +109,15 @@ impl Policy {
             .iter()
             .map(|r| r.parse::<IpNet>().map(|n| n.trunc()).map_err(|e| bad("ip_ranges", format!("{r:?}: {e}"))))
             .collect::<Result<_, _>>()?;
-        let uris = rules
-            .uris
-            .iter()
-            .map(|u| match u.strip_suffix('*') {
-                Some(prefix) if prefix.ends_with('/') => {
-                    Identifier::uri(prefix).map_err(|e| bad("uris", e.to_string()))?;
-                    Ok(UriPattern::Prefix(prefix.to_owned()))
-                }
-                _ => {
-                    Identifier::uri(u).map_err(|e| bad("uris", e.to_string()))?;
-                    Ok(UriPattern::Exact(u.clone()))
-                }
+        let uris =
+            rules.uris.iter().map(|u| UriPattern::parse(u).map_err(|e| bad("uris", e))).collect::<Result<_, _>>()?;
+        let ttl = |field: &'static str, text: &str| {
+            parse_ttl(text).ok_or_else(|| {
+                bad(field, format!("{text:?} is not a duration from 1s to {}, such as 24h or 90d", format_ttl(MAX_TTL)))
             })
-            .collect::<Result<_, PolicyError>>()?;
-        let max_ttl = parse_ttl(&rules.max_ttl)
-            .ok_or_else(|| bad("max_ttl", format!("{:?} is not a duration", rules.max_ttl)))?;
-        let default_ttl = parse_ttl(&rules.default_ttl)
-            .ok_or_else(|| bad("default_ttl", format!("{:?} is not a duration", rules.default_ttl)))?;
+        };
+        let max_ttl = ttl("max_ttl", &rules.max_ttl)?;
+        let default_ttl = ttl("default_ttl", &rules.default_ttl)?;
         if default_ttl > max_ttl {
             return Err(bad("default_ttl", "must not exceed max_ttl".into()));
         }
@@ -136,12 +136,14 @@ impl Policy {
         self.max_ttl
     }
 
-    /// Judges a request: every name allowed, the key type allowed, the
-    /// lifetime within the cap. The first failure is named.
+    /// Judges a request for `names` (the CSR's, as the front end read
+    /// them): every name allowed, the CSR's key type allowed, its signature
+    /// canonical if the policy asks, the lifetime within the cap. The first
+    /// failure is named.
     pub fn approve_names(
         &self,
         names: Vec<Identifier>,
-        key_type: KeyType,
+        csr: &CheckedCsr,
         ttl: Option<Duration>,
     ) -> Result<Approval, PolicyError> {
         if names.is_empty() {
@@ -150,8 +152,12 @@ impl Policy {
         if let Some(denied) = names.iter().find(|n| !self.allows(n)) {
             return Err(PolicyError::IdentifierNotAllowed(denied.clone()));
         }
+        let key_type = csr.key_type();
         if !self.rules.key_types.is_empty() && !self.rules.key_types.contains(&key_type) {
             return Err(PolicyError::KeyTypeNotAllowed(key_type.as_str()));
+        }
+        if self.rules.require_low_s && csr.high_s_signature() == Some(true) {
+            return Err(PolicyError::HighSSignature);
         }
         let ttl = ttl.unwrap_or(self.default_ttl);
         if ttl > self.max_ttl {
@@ -191,10 +197,23 @@ impl DnsPattern {
 }
 
 impl UriPattern {
-    fn matches(&self, uri: &str) -> bool {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (base, below) = match text.strip_suffix("/*") {
+            Some(base) => (base, true),
+            None => (text, false),
+        };
+        let base = UriName::parse(base).map_err(|e| format!("{text:?}: the URI {e}"))?;
+        match below {
+            true if !base.is_hierarchical() => Err(format!("{text:?}: a URN has no path to put a wildcard on")),
+            true => Ok(Self::Below(base)),
+            false => Ok(Self::Exact(base)),
+        }
+    }
+
+    fn matches(&self, uri: &UriName) -> bool {
         match self {
             Self::Exact(exact) => uri == exact,
-            Self::Prefix(prefix) => uri.len() > prefix.len() && uri.starts_with(prefix.as_str()),
+            Self::Below(base) => uri.is_below(base),
         }
     }
 }
@@ -221,6 +240,7 @@ mod tests {
                 key_types: vec![],
                 max_ttl: "24h".into(),
                 default_ttl: "24h".into(),
+                require_low_s: false,
             },
         )
         .expect("valid policy")
@@ -233,21 +253,68 @@ mod tests {
         for allowed in ["localhost", "a.localhost", "x.y.test", "127.0.0.9", "::1", "spiffe://tessera.test/ns/a"] {
             assert!(ok(allowed), "{allowed} refused");
         }
-        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test/", "spiffe://other/x"]
+        for refused in ["test", "atest", "example.com", "10.0.0.1", "::2", "spiffe://tessera.test", "spiffe://other/x"]
         {
             assert!(!ok(refused), "{refused} allowed");
         }
     }
 
     #[test]
+    fn uri_patterns_match_parsed_segments() {
+        let mut rules = dev_like().rules().clone();
+        rules.uris =
+            vec!["spiffe://tessera.test/ns/a/*".into(), "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()];
+        let p = Policy::new("spiffe", rules).expect("valid policy");
+        let ok = |s: &str| p.allows(&Identifier::uri(s).expect("identifier"));
+        assert!(ok("spiffe://tessera.test/ns/a/sa/admin"));
+        assert!(ok("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"));
+        for outside in ["spiffe://tessera.test/ns/a", "spiffe://tessera.test/ns/ab/sa", "spiffe://tessera.test/ns/b/sa"]
+        {
+            assert!(!ok(outside), "{outside} allowed");
+        }
+    }
+
+    #[test]
+    fn uri_patterns_are_parsed_like_names() {
+        for pattern in [
+            "spiffe://tessera.test/ns/a/../*",
+            "spiffe://tessera.test/ns/a/*/b",
+            "spiffe://tessera.test/ns/a*",
+            "spiffe://tessera.test/ns/a//*",
+            "spiffe://tessera.test/ns/%61/*",
+            "spiffe://tessera.test/ns/a?x=1",
+            "https://svc.test/a\\b",
+            "urn:uuid:f81d4fae/*",
+        ] {
+            let mut rules = dev_like().rules().clone();
+            rules.uris = vec![pattern.into()];
+            assert!(
+                matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "uris", .. })),
+                "{pattern:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn ttls_beyond_a_century_are_refused() {
+        let mut rules = dev_like().rules().clone();
+        rules.max_ttl = "99999999999999d".into();
+        assert!(matches!(Policy::new("p", rules), Err(PolicyError::BadRule { field: "max_ttl", .. })));
+    }
+
+    fn csr_for(name: &str) -> CheckedCsr {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+        CheckedCsr::parse_der(params.serialize_request(&key).expect("csr").der()).expect("valid")
+    }
+
+    #[test]
     fn ttl_is_capped_and_defaulted() {
         let p = dev_like();
+        let csr = csr_for("a.test");
         let names = vec![Identifier::dns("a.test").expect("dns")];
-        assert_eq!(p.approve_names(names.clone(), KeyType::EcdsaP256, None).expect("ok").ttl, Duration::hours(24));
-        assert!(matches!(
-            p.approve_names(names, KeyType::EcdsaP256, Some(Duration::hours(25))),
-            Err(PolicyError::TtlTooLong { .. })
-        ));
+        assert_eq!(p.approve_names(names.clone(), &csr, None).expect("ok").ttl, Duration::hours(24));
+        assert!(matches!(p.approve_names(names, &csr, Some(Duration::hours(25))), Err(PolicyError::TtlTooLong { .. })));
     }
 
     #[test]

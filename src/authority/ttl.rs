@@ -1,9 +1,16 @@
-//! Durations as people write them in policies and requests: `24h`, `90m`,
-//! `3600s`, `7d`, or combined (`1h30m`).
+//! Durations as people write them in policies, requests and the config:
+//! `24h`, `90m`, `3600s`, `7d`, or combined (`1h30m`).
 
 use time::Duration;
 
-/// Parses a positive duration made of `<number><unit>` parts (d, h, m, s).
+/// The longest duration Tessera reads: a century. No certificate outlives
+/// the CA that signs it, and no CA lives that long; the cap keeps every
+/// date a duration is added to far inside what a date can hold, so no sum
+/// of a time and a duration from outside can overflow.
+pub const MAX_TTL: Duration = Duration::days(36_500);
+
+/// Parses a positive duration of at most [`MAX_TTL`] made of
+/// `<number><unit>` parts (d, h, m, s).
 pub fn parse_ttl(text: &str) -> Option<Duration> {
     let mut total: i64 = 0;
     let mut digits = String::new();
@@ -23,7 +30,7 @@ pub fn parse_ttl(text: &str) -> Option<Duration> {
         total = total.checked_add(value.checked_mul(unit)?)?;
         digits.clear();
     }
-    (digits.is_empty() && total > 0).then(|| Duration::seconds(total))
+    (digits.is_empty() && total > 0 && total <= MAX_TTL.whole_seconds()).then(|| Duration::seconds(total))
 }
 
 /// The shortest text `parse_ttl` reads back as the same duration.
@@ -49,7 +56,8 @@ mod tests {
         assert_eq!(parse_ttl("1h30m"), Some(Duration::minutes(90)));
         assert_eq!(parse_ttl("3600s"), Some(Duration::hours(1)));
         assert_eq!(parse_ttl("7d"), Some(Duration::days(7)));
-        for bad in ["", "24", "h", "-1h", "1x", "0s", "99999999999999999999d"] {
+        assert_eq!(parse_ttl("36500d"), Some(MAX_TTL));
+        for bad in ["", "24", "h", "-1h", "1x", "0s", "99999999999999999999d", "99999999999999d", "36500d1s"] {
             assert_eq!(parse_ttl(bad), None, "{bad:?}");
         }
         assert_eq!(format_ttl(Duration::minutes(90)), "1h30m");

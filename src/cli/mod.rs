@@ -72,6 +72,11 @@ struct ServeArgs {
     /// DNS server (HOST:PORT) for ACME validation; default: the system resolver.
     #[arg(long, env = "TESSERA_ACME__DNS_RESOLVER")]
     dns_resolver: Option<std::net::SocketAddr>,
+    /// Once every listener is bound, write their addresses here as JSON
+    /// (`https_addr`, `http_addr`, `admin_addr`), so a port given as 0 is
+    /// known without racing for a free one.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -100,6 +105,9 @@ pub async fn run() -> anyhow::Result<()> {
             let config = Config::load(args.common.config.as_deref(), &overrides)?;
             init_logging(config.log_format);
             let running = start(config, Arc::new(SystemClock)).await?;
+            if let Some(path) = &args.ready_file {
+                write_ready_file(path, &running)?;
+            }
             running.wait_for_signal().await
         }
         Command::Init(args) => {
@@ -133,6 +141,20 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes the bound addresses to `path` in one rename, so a reader never
+/// sees half a file.
+fn write_ready_file(path: &std::path::Path, running: &Running) -> anyhow::Result<()> {
+    let addresses = serde_json::json!({
+        "https_addr": running.https_addr.to_string(),
+        "http_addr": running.http_addr.to_string(),
+        "admin_addr": running.admin_addr.to_string(),
+    });
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, addresses.to_string())
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| anyhow::anyhow!("--ready-file {}: {e}", path.display()))
 }
 
 /// Exits with clap's usage error (status 2), as for any malformed flag.

@@ -17,6 +17,7 @@ use super::open_db;
 use crate::acme::problem::AcmeProblem;
 use crate::acme::{self, AcmeState};
 use crate::admin::problem::ApiError;
+use crate::admin::refusals::Refusals;
 use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
@@ -44,6 +45,8 @@ pub struct Running {
     servers: JoinSet<std::io::Result<()>>,
     background: JoinSet<()>,
     db: Db,
+    /// Written out at shutdown, so a stop loses no refusal.
+    refusals: Arc<Refusals>,
 }
 
 /// Loads everything and binds the listeners; returns once they listen.
@@ -75,6 +78,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let acme_state =
         AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
             .await?;
+    let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
         db: db.clone(),
         clock: clock.clone(),
@@ -83,7 +87,10 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         rotation,
         metrics: metrics.clone(),
         lifecycle,
+        refusals: refusals.clone(),
+        throttle: Arc::default(),
     };
+    background.spawn(admin::keep_refusals(state.clone()));
     // Admin requests are small JSON documents; the listener reads no more.
     let admin_router =
         admin::router(state).layer(DefaultBodyLimit::max(listener::BODY_LIMIT)).layer(TraceLayer::new_for_http());
@@ -118,7 +125,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
 
     background.spawn(acme::prune(db.clone(), clock.clone(), acme::longest_rate_window(&config.acme)));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
-    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db })
+    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
 }
 
 async fn spawn(
@@ -189,6 +196,7 @@ impl Running {
         self.control.graceful_shutdown(Some(SHUTDOWN_GRACE));
         while self.servers.join_next().await.is_some() {}
         self.background.shutdown().await;
+        self.refusals.flush_all(&self.db).await;
         self.db.close().await;
     }
 }

@@ -103,7 +103,8 @@ pub async fn serve(
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS);
     let acceptor = GuardedAcceptor::new(&listener);
-    let service = guard_requests(router, &listener).into_make_service();
+    // The peer's address reaches handlers (the admin API throttles by it).
+    let service = guard_requests(router, &listener).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
             let acceptor =

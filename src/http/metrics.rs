@@ -21,19 +21,43 @@ struct AuthorityLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabel {
-    listener: &'static str,
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OcspSignatureLabel {
-    reason: &'static str,
+struct ListenerLabel {
+    listener: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabel {
     authority: String,
     window: &'static str,
+}
+
+/// Where a valid ECDSA signature was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcdsaSource {
+    /// An ACME request's JWS; the scope is the directory.
+    AcmeJws,
+    /// A CSR's self-signature; the scope is the policy it was judged by.
+    Csr,
+}
+
+impl EcdsaSource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::AcmeJws => "acme_jws",
+            Self::Csr => "csr",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EcdsaLabel {
+    source: &'static str,
+    scope: String,
 }
 
 /// The lifecycle gauges, one series per authority.
@@ -52,9 +76,12 @@ pub struct Metrics {
     issuance_failures: Counter,
     revoked: Counter,
     issuance_seconds: Histogram,
+    admin_refusals: Family<ReasonLabel, Counter>,
+    ecdsa_signatures: Family<EcdsaLabel, Counter>,
+    high_s_signatures: Family<EcdsaLabel, Counter>,
     lifecycle: LifecycleGauges,
     listeners: ListenerFamilies,
-    ocsp_signatures: Family<OcspSignatureLabel, Counter>,
+    ocsp_signatures: Family<ReasonLabel, Counter>,
 }
 
 /// What the listeners count, one series per listener.
@@ -95,6 +122,20 @@ impl Default for Metrics {
         );
         registry.register("certificates_revoked", "Certificates revoked", revoked.clone());
         registry.register("issuance_duration_seconds", "Time to issue one certificate", issuance_seconds.clone());
+        let admin_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register("admin_refusals", "Admin API requests refused, by reason", admin_refusals.clone());
+        let ecdsa_signatures = Family::<EcdsaLabel, Counter>::default();
+        registry.register(
+            "ecdsa_signatures",
+            "Valid ECDSA signatures seen on ACME requests and CSRs",
+            ecdsa_signatures.clone(),
+        );
+        let high_s_signatures = Family::<EcdsaLabel, Counter>::default();
+        registry.register(
+            "high_s_signatures",
+            "Valid ECDSA signatures seen with S above half the curve order, refused or not (require_low_s)",
+            high_s_signatures.clone(),
+        );
         let lifecycle = LifecycleGauges::default();
         registry.register(
             "certificates_expiring",
@@ -133,13 +174,25 @@ impl Default for Metrics {
             "Requests answered 503 because the listener had max_requests_in_flight in flight",
             listeners.requests_shed.clone(),
         );
-        let ocsp_signatures: Family<OcspSignatureLabel, Counter> = Family::default();
+        let ocsp_signatures: Family<ReasonLabel, Counter> = Family::default();
         registry.register(
             "ocsp_signatures",
             "OCSP responses signed, by reason (presign, miss, nonce, multiple, unknown)",
             ocsp_signatures.clone(),
         );
-        Self { registry, issued, issuance_failures, revoked, issuance_seconds, lifecycle, listeners, ocsp_signatures }
+        Self {
+            registry,
+            issued,
+            issuance_failures,
+            revoked,
+            issuance_seconds,
+            ecdsa_signatures,
+            high_s_signatures,
+            admin_refusals,
+            lifecycle,
+            listeners,
+            ocsp_signatures,
+        }
     }
 }
 
@@ -157,6 +210,22 @@ impl Metrics {
         self.revoked.inc();
     }
 
+    /// One admin request refused (401, 403 or 429), by why.
+    pub fn admin_refused(&self, reason: &'static str) {
+        self.admin_refusals.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a valid ECDSA signature and whether it was high-S, so an
+    /// operator sees what share turning on `require_low_s` would refuse
+    /// before turning it on.
+    pub fn ecdsa_signature(&self, source: EcdsaSource, scope: &str, high_s: bool) {
+        let label = EcdsaLabel { source: source.label(), scope: scope.to_owned() };
+        self.ecdsa_signatures.get_or_create(&label).inc();
+        if high_s {
+            self.high_s_signatures.get_or_create(&label).inc();
+        }
+    }
+
     /// The series of the listener called `listener` (`https`, `http`, `admin`).
     pub fn listener(&self, listener: &'static str) -> ListenerMeter {
         let label = ListenerLabel { listener };
@@ -170,7 +239,7 @@ impl Metrics {
 
     /// The counter of OCSP signatures made for `reason`.
     pub fn ocsp_signatures(&self, reason: &'static str) -> Counter {
-        self.ocsp_signatures.get_or_create(&OcspSignatureLabel { reason }).clone()
+        self.ocsp_signatures.get_or_create(&ReasonLabel { reason }).clone()
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.

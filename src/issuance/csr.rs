@@ -11,7 +11,8 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use super::identifier::Identifier;
+use super::identifier::{Identifier, IdentifierError};
+use crate::keys::SigningAlgorithm;
 
 /// The subject key types Tessera certifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -36,6 +37,24 @@ impl KeyType {
 
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
+/// The one RSA public exponent accepted, for CSR and ACME account keys
+/// alike: small exponents such as 3 have broken padding schemes before,
+/// and every mainstream key generator uses 65537.
+pub const RSA_EXPONENT: &[u8] = &[0x01, 0x00, 0x01];
+
+/// A subject key by its numbers, however its DER was written: what two
+/// keys are compared by (an ACME account key must not be certified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyNumbers {
+    /// An uncompressed point, `0x04 || x || y`.
+    Ec(Vec<u8>),
+    Ed25519(Vec<u8>),
+    /// Big-endian, without leading zeros.
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: Vec<u8>,
+    },
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CsrError {
@@ -53,6 +72,9 @@ pub enum CsrError {
     WeakKey(String),
     #[error("the CSR asks for a name Tessera cannot certify: {0}")]
     UnsupportedName(String),
+    /// A name of a supported type that is not spelled as Tessera certifies it.
+    #[error("the CSR asks for an invalid identifier: {0}")]
+    BadIdentifier(#[from] IdentifierError),
 }
 
 /// A certificate request whose signature and key have been checked.
@@ -61,6 +83,11 @@ pub struct CheckedCsr {
     spki_der: Vec<u8>,
     key_type: KeyType,
     key_bits: usize,
+    public_key: PublicKeyNumbers,
+    /// For an ECDSA self-signature, whether its S is above half the order
+    /// (valid, but not canonical); `None` for other keys. Policies decide
+    /// whether to refuse it.
+    high_s_signature: Option<bool>,
     common_name: Option<String>,
     subject_alt_names: Vec<Identifier>,
 }
@@ -78,9 +105,10 @@ impl CheckedCsr {
             return Err(CsrError::Malformed("trailing data after the request".into()));
         }
         let info = &csr.certification_request_info;
-        let (key_type, key_bits) = classify_key(&info.subject_pki)?;
+        let (key_type, key_bits, public_key) = classify_key(&info.subject_pki)?;
         check_signature_algorithm(&csr)?;
         csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
+        let high_s_signature = high_s(key_type, &csr.signature_value.data);
 
         let common_name = info.subject.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string);
         let mut subject_alt_names = Vec::new();
@@ -93,7 +121,24 @@ impl CheckedCsr {
                 }
             }
         }
-        Ok(Self { spki_der: info.subject_pki.raw.to_vec(), key_type, key_bits, common_name, subject_alt_names })
+        Ok(Self {
+            spki_der: info.subject_pki.raw.to_vec(),
+            key_type,
+            key_bits,
+            public_key,
+            high_s_signature,
+            common_name,
+            subject_alt_names,
+        })
+    }
+
+    pub fn public_key(&self) -> &PublicKeyNumbers {
+        &self.public_key
+    }
+
+    /// Whether the ECDSA self-signature is high-S; `None` for other keys.
+    pub fn high_s_signature(&self) -> Option<bool> {
+        self.high_s_signature
     }
 
     pub fn spki_der(&self) -> &[u8] {
@@ -150,8 +195,11 @@ fn decode_pem_or_der(input: &[u8]) -> Result<Vec<u8>, CsrError> {
     Err(CsrError::NotPemOrDer)
 }
 
-fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(KeyType, usize), CsrError> {
+fn classify_key(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<(KeyType, usize, PublicKeyNumbers), CsrError> {
     let alg = &spki.algorithm.algorithm;
+    let key_bits = &spki.subject_public_key.data;
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = spki
             .algorithm
@@ -159,41 +207,71 @@ fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(K
             .as_ref()
             .and_then(|p| p.as_oid().ok())
             .ok_or_else(|| CsrError::UnsupportedKey("EC key without a named curve".into()))?;
-        return if curve == OID_EC_P256 {
-            Ok((KeyType::EcdsaP256, 256))
+        let (key_type, bits) = if curve == OID_EC_P256 {
+            (KeyType::EcdsaP256, 256)
         } else if curve == OID_NIST_EC_P384 {
-            Ok((KeyType::EcdsaP384, 384))
+            (KeyType::EcdsaP384, 384)
         } else if curve.to_id_string() == "1.2.840.10045.3.1.1" || curve.to_id_string() == "1.3.132.0.33" {
-            Err(CsrError::WeakKey(format!("EC curve {curve} is below 256 bits")))
+            return Err(CsrError::WeakKey(format!("EC curve {curve} is below 256 bits")));
         } else {
-            Err(CsrError::UnsupportedKey(format!("EC curve {curve}")))
+            return Err(CsrError::UnsupportedKey(format!("EC curve {curve}")));
         };
+        // One spelling per key (RFC 5480 §2.2 leaves compression optional).
+        if key_bits.len() != 1 + 2 * bits / 8 || key_bits.first() != Some(&0x04) {
+            return Err(CsrError::UnsupportedKey("EC points must be uncompressed".into()));
+        }
+        return Ok((key_type, bits, PublicKeyNumbers::Ec(key_bits.to_vec())));
     }
     if *alg == OID_SIG_ED25519 {
-        return Ok((KeyType::Ed25519, 256));
+        return Ok((KeyType::Ed25519, 256, PublicKeyNumbers::Ed25519(key_bits.to_vec())));
     }
     if *alg == OID_PKCS1_RSAENCRYPTION {
         let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
             return Err(CsrError::Malformed("unreadable RSA public key".into()));
         };
-        let bits = bit_length(rsa.modulus);
+        let modulus = strip_leading_zeros(rsa.modulus);
+        let bits = bit_length(modulus);
         if bits < MIN_RSA_BITS {
             return Err(CsrError::WeakKey(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required")));
         }
         if bits > MAX_RSA_BITS {
             return Err(CsrError::UnsupportedKey(format!("RSA key of {bits} bits; at most {MAX_RSA_BITS}")));
         }
-        return Ok((KeyType::Rsa, bits));
+        let exponent = strip_leading_zeros(rsa.exponent);
+        if exponent != RSA_EXPONENT {
+            return Err(CsrError::WeakKey(format!(
+                "RSA public exponent {}; only 65537 is accepted",
+                hex::encode(exponent)
+            )));
+        }
+        let numbers = PublicKeyNumbers::Rsa { modulus: modulus.to_vec(), exponent: exponent.to_vec() };
+        return Ok((KeyType::Rsa, bits, numbers));
     }
     Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
 }
 
-fn bit_length(unsigned_be: &[u8]) -> usize {
-    let digits: Vec<u8> = unsigned_be.iter().copied().skip_while(|b| *b == 0).collect();
+fn strip_leading_zeros(unsigned_be: &[u8]) -> &[u8] {
+    let zeros = unsigned_be.iter().take_while(|b| **b == 0).count();
+    &unsigned_be[zeros..]
+}
+
+/// Bits of a big-endian number without leading zeros.
+fn bit_length(digits: &[u8]) -> usize {
     match digits.first() {
         None => 0,
         Some(first) => (digits.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
     }
+}
+
+/// Whether an ECDSA self-signature (DER, as the CSR carries it, already
+/// verified) has a high S; `None` for other keys.
+fn high_s(key_type: KeyType, signature: &[u8]) -> Option<bool> {
+    let curve = match key_type {
+        KeyType::EcdsaP256 => SigningAlgorithm::EcdsaP256Sha256,
+        KeyType::EcdsaP384 => SigningAlgorithm::EcdsaP384Sha384,
+        KeyType::Ed25519 | KeyType::Rsa => return None,
+    };
+    curve.der_signature_has_high_s(signature)
 }
 
 fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
@@ -211,8 +289,8 @@ fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), C
 fn identifier_of(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
     let unsupported = |what: String| CsrError::UnsupportedName(what);
     match name {
-        GeneralName::DNSName(n) => Identifier::dns(n).map_err(|e| unsupported(e.to_string())),
-        GeneralName::URI(u) => Identifier::uri(u).map_err(|e| unsupported(e.to_string())),
+        GeneralName::DNSName(n) => Ok(Identifier::dns(n)?),
+        GeneralName::URI(u) => Ok(Identifier::uri(u)?),
         GeneralName::IPAddress(bytes) => match bytes.len() {
             4 => Ok(Identifier::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()))),
             16 => Ok(Identifier::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()))),
@@ -258,6 +336,57 @@ mod tests {
         assert!(CheckedCsr::parse(pem.as_bytes()).is_ok());
         assert_eq!(CheckedCsr::parse(b"hello").err(), Some(CsrError::NotPemOrDer));
         assert!(matches!(CheckedCsr::parse(&der[..der.len() - 3]), Err(CsrError::Malformed(_))));
+    }
+
+    /// The twin of a CSR's valid P-256 signature: (r, n - s).
+    fn mirrored_signature(der: &[u8]) -> Vec<u8> {
+        use der::{Decode, Encode};
+        #[derive(der::Sequence)]
+        struct Signature {
+            r: der::asn1::Uint,
+            s: der::asn1::Uint,
+        }
+        let order = hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551").expect("hex");
+        let mut request = x509_cert::request::CertReq::from_der(der).expect("CSR");
+        let signature = Signature::from_der(request.signature.raw_bytes()).expect("ECDSA signature");
+        let s = signature.s.as_bytes();
+        let s = [vec![0; order.len() - s.len()], s.to_vec()].concat();
+        let mut mirrored = vec![0u8; order.len()];
+        let mut borrow = 0;
+        for i in (0..order.len()).rev() {
+            let digit = i16::from(order[i]) - i16::from(s[i]) - borrow;
+            borrow = i16::from(digit < 0);
+            mirrored[i] = (digit + 256 * borrow) as u8;
+        }
+        let twin = Signature { r: signature.r, s: der::asn1::Uint::new(&mirrored).expect("s") };
+        request.signature = der::asn1::BitString::from_bytes(&twin.to_der().expect("der")).expect("bits");
+        request.to_der().expect("CSR")
+    }
+
+    #[test]
+    fn both_twins_of_an_ecdsa_signature_verify_and_exactly_one_is_high_s() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let der = csr_for(&key, &["a.test"]);
+        let original = CheckedCsr::parse_der(&der).expect("valid");
+        let twin = CheckedCsr::parse_der(&mirrored_signature(&der)).expect("the twin verifies too");
+        let forms = [original.high_s_signature(), twin.high_s_signature()];
+        assert!(forms == [Some(true), Some(false)] || forms == [Some(false), Some(true)], "{forms:?}");
+        assert_eq!(original.public_key(), twin.public_key());
+    }
+
+    #[test]
+    fn a_compressed_ec_point_is_refused() {
+        use der::Decode;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let csr = CheckedCsr::parse_der(&csr_for(&key, &["a.test"])).expect("valid");
+        let PublicKeyNumbers::Ec(point) = csr.public_key() else { panic!("an EC key") };
+        // The same key, compressed: 0x02 or 0x03 by the parity of y, then x.
+        let compressed = [&[2 + (point[64] & 1)][..], &point[1..33]].concat();
+        let mut spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(csr.spki_der()).expect("spki");
+        spki.subject_public_key = der::asn1::BitString::from_bytes(&compressed).expect("bits");
+        let spki_der = der::Encode::to_der(&spki).expect("der");
+        let (_, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der).expect("spki");
+        assert!(matches!(classify_key(&parsed), Err(CsrError::UnsupportedKey(m)) if m.contains("uncompressed")));
     }
 
     #[test]

@@ -4,13 +4,15 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::uri::{UriError, UriName};
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Identifier {
     /// A lowercase DNS name without a trailing dot; may start with `*.`.
     Dns(String),
     Ip(IpAddr),
-    /// An absolute URI, such as a SPIFFE ID.
-    Uri(String),
+    /// An absolute URI, such as a SPIFFE ID, in its one certified form.
+    Uri(UriName),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,8 +21,10 @@ pub enum IdentifierError {
     BadDnsName(String),
     #[error("{0:?} is not a valid IP address")]
     BadIp(String),
-    #[error("{0:?} is not an absolute URI")]
-    BadUri(String),
+    #[error("URI {0:?} {1}")]
+    BadUri(String, UriError),
+    #[error("{0:?} is not tagged dns:, ip: or uri:")]
+    BadTag(String),
 }
 
 impl Identifier {
@@ -35,11 +39,7 @@ impl Identifier {
     }
 
     pub fn uri(text: &str) -> Result<Self, IdentifierError> {
-        let parsed = url::Url::parse(text).map_err(|_| IdentifierError::BadUri(text.to_string()))?;
-        if parsed.cannot_be_a_base() && parsed.scheme() != "urn" || text.chars().any(char::is_whitespace) {
-            return Err(IdentifierError::BadUri(text.to_string()));
-        }
-        Ok(Self::Uri(text.to_string()))
+        UriName::parse(text).map(Self::Uri).map_err(|e| IdentifierError::BadUri(text.to_string(), e))
     }
 
     /// The stored form: `dns:…`, `ip:…` or `uri:…`.
@@ -56,7 +56,7 @@ impl Identifier {
             Some(("dns", v)) => Self::dns(v),
             Some(("ip", v)) => Self::ip(v),
             Some(("uri", v)) => Self::uri(v),
-            _ => Err(IdentifierError::BadUri(s.to_string())),
+            _ => Err(IdentifierError::BadTag(s.to_string())),
         }
     }
 
@@ -85,7 +85,7 @@ impl Identifier {
         match self {
             Self::Dns(n) => n.clone(),
             Self::Ip(ip) => ip.to_string(),
-            Self::Uri(u) => u.clone(),
+            Self::Uri(u) => u.to_string(),
         }
     }
 }
@@ -111,18 +111,24 @@ pub fn from_column(column: &str) -> Vec<Identifier> {
     column.split_whitespace().filter_map(|t| Identifier::from_tagged(t).ok()).collect()
 }
 
+/// LDH labels (and `_`) of 1-63 bytes, at most 253 in all, and a last
+/// label that is not all digits: no top-level domain is, so `10.0.0.1` is
+/// an address written as a name, which relying parties would not match
+/// against IP addresses.
 fn is_dns_name(name: &str) -> bool {
     let body = name.strip_prefix("*.").unwrap_or(name);
     if body.is_empty() || name.len() > 253 {
         return false;
     }
-    body.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    })
+    let numeric_tld = body.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    !numeric_tld
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -133,7 +139,9 @@ mod tests {
     fn dns_names_are_normalised_and_checked() {
         assert_eq!(Identifier::dns("Web.Example.TEST."), Ok(Identifier::Dns("web.example.test".into())));
         assert!(Identifier::dns("*.example.test").is_ok());
-        for bad in ["", "a..b", "-a.test", "a b.test", "a.*.test", "ex@mple.test", &"a".repeat(64)] {
+        for bad in
+            ["", "a..b", "-a.test", "a b.test", "a.*.test", "ex@mple.test", &"a".repeat(64), "10.0.0.1", "*.0.1", "a.1"]
+        {
             assert!(Identifier::dns(bad).is_err(), "{bad:?} accepted");
         }
     }

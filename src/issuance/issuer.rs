@@ -253,8 +253,9 @@ impl CertificateIssuer {
             Some(start) if start > now => (start, start),
             _ => (now, now - BACKDATE),
         };
-        // Never outlive the CA that signs it.
-        let not_after = (start + plan.ttl).min(authority.not_after);
+        // Never outlive the CA that signs it (an end past what a date can
+        // hold is past the CA's end too).
+        let not_after = start.checked_add(plan.ttl).map_or(authority.not_after, |end| end.min(authority.not_after));
         if not_after <= not_before {
             return Err(IssueError::StartsTooLate);
         }

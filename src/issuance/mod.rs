@@ -9,8 +9,9 @@ mod reason;
 mod selector;
 mod serial;
 mod signing;
+mod uri;
 
-pub use csr::{CheckedCsr, CsrError, KeyType};
+pub use csr::{CheckedCsr, CsrError, KeyType, PublicKeyNumbers, RSA_EXPONENT};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use profile::{
@@ -20,6 +21,7 @@ pub use reason::RevocationReason;
 pub use selector::SanSelector;
 pub use serial::{InvalidSerial, Serial};
 pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};
+pub use uri::{UriError, UriName};
 
 use crate::keys::Signer;
 

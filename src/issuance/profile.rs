@@ -175,7 +175,7 @@ fn san(name: &Identifier) -> Result<SanType, SigningError> {
     Ok(match name {
         Identifier::Dns(d) => SanType::DnsName(ia5(d)?),
         Identifier::Ip(ip) => SanType::IpAddress(*ip),
-        Identifier::Uri(u) => SanType::URI(ia5(u)?),
+        Identifier::Uri(u) => SanType::URI(ia5(u.as_str())?),
     })
 }
 

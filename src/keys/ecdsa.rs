@@ -17,6 +17,19 @@ const P384_SPKI_PREFIX: &[u8] = &[
     0x22, 0x03, 0x62, 0x00,
 ];
 
+// Half the group order n of each curve, rounded down. An ECDSA signature
+// (r, s) verifies exactly as (r, n - s) does, so each has a twin; the one
+// with s at most n/2 is the canonical, low-S form.
+const P256_HALF_ORDER: &[u8] = &[
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+const P384_HALF_ORDER: &[u8] = &[
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xe3, 0xb1, 0xa6, 0xc0, 0xfa, 0x1b, 0x96, 0xef, 0xac, 0x0d, 0x06, 0xd9, 0x24, 0x58,
+    0x53, 0xbd, 0x76, 0x76, 0x0c, 0xb5, 0x66, 0x62, 0x94, 0xb9,
+];
+
 /// DER OIDs of the curves, as PKCS#11 writes them in CKA_EC_PARAMS.
 pub const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -52,6 +65,25 @@ impl SigningAlgorithm {
             Self::EcdsaP384Sha384 => P384_SPKI_PREFIX,
         };
         Some([prefix, point].concat())
+    }
+
+    /// Whether `s` (big-endian) is above half the curve's order: the
+    /// non-canonical twin of a low-S signature.
+    pub fn is_high_s(self, s: &[u8]) -> bool {
+        let half = match self {
+            Self::EcdsaP256Sha256 => P256_HALF_ORDER,
+            Self::EcdsaP384Sha384 => P384_HALF_ORDER,
+        };
+        let zeros = s.iter().take_while(|b| **b == 0).count();
+        let s = &s[zeros..];
+        s.len() > half.len() || (s.len() == half.len() && s > half)
+    }
+
+    /// [`Self::is_high_s`] of a DER `Ecdsa-Sig-Value`; `None` when the bytes
+    /// are not one.
+    pub fn der_signature_has_high_s(self, der: &[u8]) -> Option<bool> {
+        let value = EcdsaSigValue::from_der(der).ok()?;
+        Some(self.is_high_s(value.s.as_bytes()))
     }
 
     /// Which algorithm an ECDSA SubjectPublicKeyInfo belongs to.
@@ -108,6 +140,25 @@ mod tests {
             public.verify(message, &der).expect("verifies");
         }
         assert!(fixed_to_der(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn high_s_is_above_half_the_order() {
+        for alg in [SigningAlgorithm::EcdsaP256Sha256, SigningAlgorithm::EcdsaP384Sha384] {
+            let half = match alg {
+                SigningAlgorithm::EcdsaP256Sha256 => P256_HALF_ORDER,
+                SigningAlgorithm::EcdsaP384Sha384 => P384_HALF_ORDER,
+            };
+            let mut above = half.to_vec();
+            *above.last_mut().expect("not empty") += 1;
+            assert!(!alg.is_high_s(half) && !alg.is_high_s(&[1]) && !alg.is_high_s(&[&[0u8; 3][..], half].concat()));
+            assert!(alg.is_high_s(&above) && alg.is_high_s(&[&[1u8][..], half].concat()));
+            let der = EcdsaSigValue { r: UintRef::new(&[1]).expect("r"), s: UintRef::new(&above).expect("s") }
+                .to_der()
+                .expect("der");
+            assert_eq!(alg.der_signature_has_high_s(&der), Some(true));
+            assert_eq!(alg.der_signature_has_high_s(b"not der"), None);
+        }
     }
 
     #[test]

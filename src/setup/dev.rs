@@ -2,7 +2,7 @@
 //! policy and an admin token, so `tessera serve` works with nothing else.
 
 use super::{SetupError, create_hierarchy, system_event, write_admin_token};
-use crate::admin::token::{Scope, create_token};
+use crate::admin::token::create_admin_token;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, parse_algorithm};
@@ -28,7 +28,7 @@ pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Res
     }
     let token_path = config.data_dir.join("admin-token");
     if !token_path.exists() {
-        let (_, secret) = create_token(db, "admin (dev)", Scope::Admin, "tessera", clock.unix()).await?;
+        let secret = create_admin_token(db, "admin (dev)", "tessera", clock.unix()).await?;
         write_admin_token(&token_path, &secret)?;
         tracing::info!(path = %token_path.display(), "wrote an admin token");
     }
@@ -58,5 +58,6 @@ pub fn dev_policy_rules() -> PolicyRules {
         key_types: vec![],
         max_ttl: "24h".into(),
         default_ttl: "24h".into(),
+        require_low_s: false,
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{SetupError, create_hierarchy, write_admin_token};
-use crate::admin::token::{Scope, create_token};
+use crate::admin::token::create_admin_token;
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, parse_algorithm};
 use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
@@ -27,7 +27,7 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
 
     std::fs::create_dir_all(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
     let token_path = config.data_dir.join("admin-token");
-    let (_, secret) = create_token(db, "admin (init)", Scope::Admin, "tessera", clock.unix()).await?;
+    let secret = create_admin_token(db, "admin (init)", "tessera", clock.unix()).await?;
     write_admin_token(&token_path, &secret)?;
     Ok(token_path)
 }

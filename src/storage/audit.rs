@@ -1,7 +1,7 @@
 //! The audit log: who did what to which object, written in the same
 //! transaction as the change itself.
 
-use super::{Db, StoreError, with_pool};
+use super::{Db, StoreError, begin_write, with_pool};
 
 /// An event about to be recorded.
 #[derive(Debug, Clone)]
@@ -49,6 +49,18 @@ pub(crate) use insert_audit;
 impl Db {
     pub async fn record_audit(&self, event: &NewAuditEvent) -> Result<(), StoreError> {
         with_pool!(self, pool => insert_audit!(pool, event).map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// Records events that belong to no other change, in one transaction.
+    pub async fn record_audit_events(&self, events: &[NewAuditEvent]) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            for event in events {
+                insert_audit!(&mut *tx, event)?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn list_audit_events(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {

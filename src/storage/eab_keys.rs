@@ -108,4 +108,10 @@ impl Db {
             Ok((record, accounts))
         })
     }
+
+    /// The policy of a key, for a token's binding check.
+    pub async fn eab_key_policy(&self, kid: &str) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => sqlx::query_scalar("SELECT policy FROM eab_keys WHERE kid = $1")
+            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
+    }
 }

@@ -50,7 +50,7 @@ pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use seed::SeedSpec;
-pub use tokens::TokenRecord;
+pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
 
 /// A connection pool on one of the two backends.
 #[derive(Debug, Clone)]
@@ -224,6 +224,16 @@ impl Db {
 
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Locks the rows a statement reads until the transaction ends: on
+    /// PostgreSQL `FOR UPDATE`; SQLite's write transaction already holds
+    /// the whole database.
+    fn row_lock(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => " FOR UPDATE",
+            Self::Sqlite(_) => "",
+        }
     }
 }
 

@@ -56,9 +56,23 @@ impl Db {
         })
     }
 
+    /// Deletes a policy. Refused (Conflict, naming them) while live tokens
+    /// are bound to it: the pipelines holding them would stop without a word.
+    /// The policy's row is locked first, so a binding made meanwhile is
+    /// either seen here or refused.
     pub async fn delete_policy(&self, name: &str, audit: &NewAuditEvent) -> Result<(), StoreError> {
+        const BOUND: &str = "SELECT t.name FROM api_token_policies b \
+             JOIN api_tokens t ON t.id = b.token_id JOIN policies p ON p.id = b.policy_id \
+             WHERE p.name = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
+             ORDER BY t.id";
+        let lock = format!("SELECT id FROM policies WHERE name = $1{}", self.row_lock());
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(lock)).bind(name).execute(&mut *tx).await?;
+            let bound: Vec<String> = sqlx::query_scalar(BOUND).bind(name).bind(audit.at).fetch_all(&mut *tx).await?;
+            if !bound.is_empty() {
+                return Err(StoreError::Conflict(format!("live tokens are bound to it: {}", bound.join(", "))));
+            }
             let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);

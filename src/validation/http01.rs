@@ -217,14 +217,13 @@ mod tests {
     use crate::authority::PolicyRules;
 
     fn policy() -> Policy {
-        let rules = PolicyRules {
-            dns: vec!["*.example.test".into()],
-            ip_ranges: vec!["192.0.2.0/24".into()],
-            uris: vec![],
-            key_types: vec![],
-            max_ttl: "1h".into(),
-            default_ttl: "1h".into(),
-        };
+        let rules: PolicyRules = serde_json::from_value(serde_json::json!({
+            "dns": ["*.example.test"],
+            "ip_ranges": ["192.0.2.0/24"],
+            "max_ttl": "1h",
+            "default_ttl": "1h",
+        }))
+        .expect("rules");
         Policy::new("p", rules).expect("policy")
     }
 

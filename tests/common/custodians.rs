@@ -1,7 +1,11 @@
-//! The key custodians the tests can reach: a SoftHSM2 token and a KMS
-//! emulator, both set up by `hsm-sim/` (scripts/test.sh exports where they
-//! are). Without them a custody test is skipped, unless
-//! `TESSERA_TEST_CUSTODIANS=required`, which turns the skip into a failure.
+//! The key custodians the tests can reach: a SoftHSM2 token (also served
+//! over p11-kit's RPC, as a network HSM is) and a KMS emulator, both set up
+//! by `hsm-sim/setup.sh` (scripts/test.sh sources it and exports where they
+//! are). A custody test whose custodian is not set up is skipped, saying
+//! why, unless the custodian is required: in a CI run (`CI=true`) every
+//! custodian is, whatever else the environment says; elsewhere
+//! `TESSERA_TEST_CUSTODIANS=required` requires them all, except the KMS
+//! emulator when `TESSERA_TEST_SKIP_KMS=1` left it out.
 
 use std::path::PathBuf;
 
@@ -13,17 +17,49 @@ pub struct Token {
     pub pin_file: PathBuf,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// The same token behind `p11-kit server`: the client module Tessera loads
+/// and the socket the server listens on.
+#[derive(Debug, Clone)]
+pub struct RemoteToken {
+    pub client_module: PathBuf,
+    pub socket: PathBuf,
 }
 
-fn missing(what: &str) {
-    assert_ne!(
-        var("TESSERA_TEST_CUSTODIANS").as_deref(),
-        Some("required"),
-        "TESSERA_TEST_CUSTODIANS=required but {what} is not set up (source hsm-sim/setup.sh)"
-    );
-    eprintln!("{what} is not set up: skipping (source hsm-sim/setup.sh to run it)");
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Custodian {
+    SoftHsm,
+    P11KitRemote,
+    Kms,
+}
+
+impl Custodian {
+    fn what(self) -> &'static str {
+        match self {
+            Self::SoftHsm => "the SoftHSM2 token",
+            Self::P11KitRemote => "p11-kit's client module and server socket",
+            Self::Kms => "the KMS emulator",
+        }
+    }
+
+    fn is_required(self) -> bool {
+        let all_required = var("TESSERA_TEST_CUSTODIANS").as_deref() == Some("required");
+        let kms_left_out = var("TESSERA_TEST_SKIP_KMS").as_deref() == Some("1");
+        super::is_ci() || (all_required && !(self == Self::Kms && kms_left_out))
+    }
+
+    /// Fails the test when this custodian is required, else says why it is skipped.
+    fn missing(self) {
+        assert!(
+            !self.is_required(),
+            "{} is required here (CI=true, or TESSERA_TEST_CUSTODIANS=required) but not set up: source hsm-sim/setup.sh",
+            self.what()
+        );
+        super::skip(&format!("{} is not set up (source hsm-sim/setup.sh to run it)", self.what()));
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 pub fn softhsm() -> Option<Token> {
@@ -32,7 +68,20 @@ pub fn softhsm() -> Option<Token> {
             Some(Token { module: module.into(), label, pin_file: pin_file.into() })
         }
         _ => {
-            missing("the SoftHSM2 token");
+            Custodian::SoftHsm.missing();
+            None
+        }
+    }
+}
+
+/// Where the network HSM's client and server meet (`unix:path=` addresses only).
+pub fn p11kit_remote() -> Option<RemoteToken> {
+    let client_module = var("TESSERA_TEST_P11KIT_CLIENT");
+    let socket = var("P11_KIT_SERVER_ADDRESS").and_then(|a| a.strip_prefix("unix:path=").map(PathBuf::from));
+    match (client_module, socket) {
+        (Some(client_module), Some(socket)) => Some(RemoteToken { client_module: client_module.into(), socket }),
+        _ => {
+            Custodian::P11KitRemote.missing();
             None
         }
     }
@@ -42,7 +91,7 @@ pub fn softhsm() -> Option<Token> {
 pub fn kms_endpoint() -> Option<String> {
     let endpoint = var("TESSERA_TEST_KMS_ENDPOINT");
     if endpoint.is_none() {
-        missing("the KMS emulator");
+        Custodian::Kms.missing();
     }
     endpoint
 }

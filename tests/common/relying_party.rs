@@ -92,6 +92,19 @@ impl LeafFiles {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     }
 
+    /// The status a DER response gives `serial` (hex), once openssl has
+    /// verified its signature through the responder certificate to the
+    /// root. Panics unless the response answers for exactly that serial.
+    pub fn ocsp_status_of(&self, response: &[u8], serial: &str) -> CertStatus {
+        let checked = self.ocsp_check_response(response);
+        assert!(checked.contains("Response verify OK"), "{checked}");
+        let answers = ocsp_answers(response);
+        match answers.as_slice() {
+            [(answered, status)] if answered == serial => *status,
+            _ => panic!("asked about {serial}, answered {answers:?}"),
+        }
+    }
+
     /// `openssl verify -crl_check` (or `-crl_check_all`) with these CRLs.
     pub fn verify_with_crls(&self, crls_der: &[&[u8]], all: bool) -> String {
         let crl_path = self.dir.join("crls.pem");
@@ -134,6 +147,37 @@ impl LeafFiles {
         }
         panic!("the leaf has no CRL distribution point");
     }
+}
+
+/// A certificate's status in an OCSP answer (RFC 6960 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Good,
+    Revoked,
+    Unknown,
+}
+
+/// Each (serial in hex, status) a DER OCSP response answers. Panics unless
+/// the response is `successful` and carries a BasicOCSPResponse.
+pub fn ocsp_answers(response: &[u8]) -> Vec<(String, CertStatus)> {
+    use der_07::Decode;
+    let parsed = x509_ocsp::OcspResponse::from_der(response).expect("an OCSPResponse");
+    assert_eq!(parsed.response_status, x509_ocsp::OcspResponseStatus::Successful, "{response:02x?}");
+    let bytes = parsed.response_bytes.expect("a successful response carries responseBytes");
+    let basic = x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("a BasicOCSPResponse");
+    basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .map(|single| {
+            let status = match single.cert_status {
+                x509_ocsp::CertStatus::Good(_) => CertStatus::Good,
+                x509_ocsp::CertStatus::Revoked(_) => CertStatus::Revoked,
+                x509_ocsp::CertStatus::Unknown(_) => CertStatus::Unknown,
+            };
+            (hex::encode(single.cert_id.serial_number.as_bytes()), status)
+        })
+        .collect()
 }
 
 /// `openssl crl -text` of a DER CRL.
