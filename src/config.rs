@@ -39,6 +39,71 @@ pub struct Config {
     pub revocation: RevocationConfig,
     pub acme: AcmeConfig,
     pub lifecycle: LifecycleConfig,
+    pub listeners: ListenerConfig,
+}
+
+/// What each of the three listeners allows a client before it is cut off
+/// (README, "Listener limits"). Each listener has its own connection and
+/// request budget of these sizes. Durations are written like `10s` or `1m`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// A request's headers must arrive within this. On HTTP/1.1 the clock
+    /// also runs while a kept-alive connection waits for its next request;
+    /// a connection's first request (any protocol) must arrive within it.
+    pub header_read_timeout: String,
+    /// A request body must arrive whole within this.
+    pub request_body_timeout: String,
+    /// A connection with no request in flight for this long is closed.
+    pub keep_alive_idle: String,
+    pub tls_handshake_timeout: String,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: u32,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    pub max_requests_in_flight: u32,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: u32,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: "10s".into(),
+            request_body_timeout: "10s".into(),
+            keep_alive_idle: "60s".into(),
+            tls_handshake_timeout: "10s".into(),
+            max_connections: 1024,
+            max_requests_in_flight: 512,
+            http2_max_concurrent_streams: 100,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// Durations are checked at load, so the fallback is never used.
+    fn duration(text: &str) -> std::time::Duration {
+        let seconds = crate::authority::parse_ttl(text).map_or(10, |d| d.whole_seconds());
+        std::time::Duration::from_secs(seconds.unsigned_abs())
+    }
+
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.header_read_timeout)
+    }
+
+    pub fn request_body_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.request_body_timeout)
+    }
+
+    pub fn keep_alive_idle(&self) -> std::time::Duration {
+        Self::duration(&self.keep_alive_idle)
+    }
+
+    pub fn tls_handshake_timeout(&self) -> std::time::Duration {
+        Self::duration(&self.tls_handshake_timeout)
+    }
 }
 
 /// Expiry tracking and its alerts. Durations are written like `24h` or `7d`.
@@ -178,6 +243,23 @@ pub struct RevocationConfig {
     /// Lifetime of the delegated OCSP signer certificates; each is replaced
     /// when a third of its life is left.
     pub ocsp_signer_lifetime: String,
+    /// What a request's nonce gets: `ignore` (the pre-signed answer, no
+    /// nonce; RFC 8954 §4 allows it) or `echo` (an answer signed for the
+    /// request, within `ocsp_fresh_signatures_per_second`).
+    pub ocsp_nonce: OcspNonce,
+    /// Answers signed for one request alone (an echoed nonce, several
+    /// certificates in one request, a serial never issued), per second and
+    /// per node; as many may come at once. Past it a nonce is not echoed,
+    /// and the others are answered `tryLater` or `unauthorized`.
+    pub ocsp_fresh_signatures_per_second: u32,
+}
+
+/// What the OCSP responder does with a request's nonce (RFC 8954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcspNonce {
+    Ignore,
+    Echo,
 }
 
 impl Default for RevocationConfig {
@@ -188,6 +270,8 @@ impl Default for RevocationConfig {
             crl_refresh: "1h".into(),
             ocsp_validity: "4h".into(),
             ocsp_signer_lifetime: "72h".into(),
+            ocsp_nonce: OcspNonce::Ignore,
+            ocsp_fresh_signatures_per_second: 100,
         }
     }
 }
@@ -489,6 +573,7 @@ impl Default for Config {
             revocation: RevocationConfig::default(),
             acme: AcmeConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            listeners: ListenerConfig::default(),
         }
     }
 }
@@ -622,6 +707,9 @@ impl Config {
         if revocation.crl_shards > 1024 {
             return Err(field("revocation.crl_shards", "must be at most 1024".into()));
         }
+        if !(1..=100_000).contains(&revocation.ocsp_fresh_signatures_per_second) {
+            return Err(field("revocation.ocsp_fresh_signatures_per_second", "must be from 1 to 100000".into()));
+        }
         if self.keys.pkcs11.sessions == 0 {
             return Err(field("keys.pkcs11.sessions", "must be at least 1".into()));
         }
@@ -640,6 +728,7 @@ impl Config {
             ));
         }
         self.validate_lifecycle()?;
+        self.validate_listeners()?;
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
         }
@@ -733,6 +822,34 @@ impl Config {
         Ok(())
     }
 
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let field = |name: &str, reason: String| ConfigError::Field { field: format!("listeners.{name}"), reason };
+        let listeners = &self.listeners;
+        for (name, value) in [
+            ("header_read_timeout", &listeners.header_read_timeout),
+            ("request_body_timeout", &listeners.request_body_timeout),
+            ("keep_alive_idle", &listeners.keep_alive_idle),
+            ("tls_handshake_timeout", &listeners.tls_handshake_timeout),
+        ] {
+            match crate::authority::parse_ttl(value) {
+                Some(d) if d <= time::Duration::HOUR => {}
+                _ => return Err(field(name, format!("{value:?} is not a duration from 1s to 1h such as 10s"))),
+            }
+        }
+        for (name, value, range) in [
+            ("max_connections", listeners.max_connections, 1..=1_000_000),
+            ("max_requests_in_flight", listeners.max_requests_in_flight, 1..=1_000_000),
+            ("http2_max_concurrent_streams", listeners.http2_max_concurrent_streams, 1..=10_000),
+            // hyper's HTTP/1.1 read buffer is at least 8 KiB.
+            ("max_header_bytes", listeners.max_header_bytes, 8192..=1024 * 1024),
+        ] {
+            if !range.contains(&value) {
+                return Err(field(name, format!("{value} must be from {} to {}", range.start(), range.end())));
+            }
+        }
+        Ok(())
+    }
+
     /// The database to use: the configured URL or the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -784,6 +901,7 @@ fn is_config_key(key: &str) -> bool {
         "revocation",
         "acme",
         "lifecycle",
+        "listeners",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
@@ -910,5 +1028,45 @@ mod tests {
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(config.lifecycle.overdue_share, 0.85);
         assert_eq!(config.lifecycle.webhooks.len(), 1);
+    }
+
+    #[test]
+    fn listener_limits_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("listeners.toml");
+        for (setting, field) in [
+            ("header_read_timeout = \"0s\"", "listeners.header_read_timeout"),
+            ("keep_alive_idle = \"2h\"", "listeners.keep_alive_idle"),
+            ("max_connections = 0", "listeners.max_connections"),
+            ("max_header_bytes = 1024", "listeners.max_header_bytes"),
+        ] {
+            std::fs::write(&path, format!("[listeners]\n{setting}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{setting}: {err}");
+        }
+        std::fs::write(&path, "[listeners]\nrequest_body_timeout = \"1m\"\nmax_requests_in_flight = 8\n")
+            .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.listeners.request_body_timeout(), std::time::Duration::from_secs(60));
+        assert_eq!(config.listeners.max_requests_in_flight, 8);
+    }
+
+    #[test]
+    fn ocsp_nonce_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ocsp.toml");
+        std::fs::write(&path, "[revocation]\nocsp_nonce = \"echo\"\nocsp_fresh_signatures_per_second = 20\n")
+            .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.revocation.ocsp_nonce, OcspNonce::Echo);
+        assert_eq!(Config::default().revocation.ocsp_nonce, OcspNonce::Ignore);
+        for (setting, field) in [
+            ("ocsp_nonce = \"always\"", "ocsp_nonce"),
+            ("ocsp_fresh_signatures_per_second = 0", "revocation.ocsp_fresh_signatures_per_second"),
+        ] {
+            std::fs::write(&path, format!("[revocation]\n{setting}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{setting}: {err}");
+        }
     }
 }

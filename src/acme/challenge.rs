@@ -14,6 +14,7 @@ use super::extract::SignedByAccount;
 use super::jws::{Jwk, key_authorization};
 use super::problem::AcmeProblem;
 use super::{AcmeState, Urls, parse_id};
+use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
 use crate::storage::{AcmeChallengeRecord, AuthzKey, StalledChallenge, StoreError, ValidationOutcome};
@@ -66,13 +67,16 @@ pub async fn challenge(
         if authz.expires < state.now() {
             return Err(AcmeProblem::malformed("the authorization has expired"));
         }
+        let policy = state.policy(&account.record.policy).await?;
         if state.inner.challenge_starts.get(challenge.id).await? {
             challenge.status = "processing".into();
             let identifier = Identifier::from_tagged(&authz.identifier)
                 .map_err(|e| AcmeProblem::internal(format!("stored identifier: {e}")))?;
             let kind = ChallengeKind::parse(&challenge.kind)
                 .ok_or_else(|| AcmeProblem::internal(format!("stored challenge type {:?}", challenge.kind)))?;
-            tokio::spawn(validate(state.clone(), challenge.clone(), kind, identifier, account.key.clone()));
+            let job =
+                ValidationJob { challenge: challenge.clone(), kind, identifier, key: account.key.clone(), policy };
+            tokio::spawn(validate(state.clone(), job));
         }
     }
     let mut response = (StatusCode::OK, axum::Json(challenge_view(&post.urls, &challenge))).into_response();
@@ -86,19 +90,26 @@ pub async fn challenge(
     Ok(response)
 }
 
-/// Runs the validation and records its outcome; failures of the database
-/// here leave the challenge processing, which the client sees and reports.
-async fn validate(
-    state: AcmeState,
+/// One challenge to validate, with what bounds it: the account's key and
+/// the account's policy (validation reaches nothing the policy does not
+/// allow).
+struct ValidationJob {
     challenge: AcmeChallengeRecord,
     kind: ChallengeKind,
     identifier: Identifier,
     key: Jwk,
-) {
+    policy: Policy,
+}
+
+/// Runs the validation and records its outcome; failures of the database
+/// here leave the challenge processing, which the client sees and reports.
+async fn validate(state: AcmeState, job: ValidationJob) {
+    let ValidationJob { challenge, kind, identifier, key, policy } = job;
     let key_auth = key_authorization(&challenge.token, &key);
+    let validator = &state.inner.validator;
     let mut attempt = 1;
     let outcome = loop {
-        match state.inner.validator.validate(kind, &identifier, &challenge.token, &key_auth).await {
+        match validator.validate(kind, &identifier, &challenge.token, &key_auth, &policy).await {
             Ok(()) => break ValidationOutcome::Valid,
             Err(e @ (ValidationError::Connection(_) | ValidationError::Dns(_))) if attempt < ATTEMPTS => {
                 tracing::debug!(challenge = challenge.id, error = %e, attempt, "validation failed; retrying");
@@ -132,26 +143,33 @@ async fn resume_stalled_once(state: &AcmeState) -> Result<(), StoreError> {
         if !state.db().claim_stalled_acme_challenge(&stalled, now).await? {
             continue;
         }
-        let StalledChallenge { challenge, identifier, jwk, .. } = stalled;
+        let StalledChallenge { challenge, identifier, jwk, policy, .. } = stalled;
+        let policy = match state.policy(&policy).await {
+            Ok(policy) => Some(policy),
+            // Taken up again at a later look.
+            Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => continue,
+            Err(_) => None,
+        };
         let parsed = (
             Identifier::from_tagged(&identifier).ok(),
             ChallengeKind::parse(&challenge.kind),
             Jwk::from_stored(&jwk).ok(),
+            policy,
         );
-        let (Some(identifier), Some(kind), Some(key)) = parsed else {
+        let (Some(identifier), Some(kind), Some(key), Some(policy)) = parsed else {
             // Settled as failed, or it would stall again at every look.
             tracing::error!(
                 challenge = challenge.id,
-                "a stalled challenge's stored identifier, type or key does not parse"
+                "a stalled challenge's stored identifier, type, key or policy does not parse"
             );
             let problem =
-                AcmeProblem::internal("the challenge's stored identifier, type or account key does not parse");
+                AcmeProblem::internal("the challenge's stored identifier, type, account key or policy does not parse");
             let outcome = ValidationOutcome::Invalid(problem.to_json().to_string());
             state.inner.validation_outcomes.get((challenge.id, outcome, now)).await?;
             continue;
         };
         tracing::info!(challenge = challenge.id, %identifier, "resuming a validation a stopped node left unfinished");
-        tokio::spawn(validate(state.clone(), challenge, kind, identifier, key));
+        tokio::spawn(validate(state.clone(), ValidationJob { challenge, kind, identifier, key, policy }));
     }
     Ok(())
 }

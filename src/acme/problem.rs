@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::jws::{ACCEPTED_ALGORITHMS, JwsError};
 use super::nonce::NonceError;
 use crate::authority::PolicyError;
+use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, Identifier, IssueError};
 use crate::storage::StoreError;
 use crate::validation::ValidationError;
@@ -153,6 +154,15 @@ impl AcmeProblem {
         problem
     }
 
+    /// The listener is handling as many requests as it may.
+    pub fn overloaded() -> Self {
+        let mut problem =
+            Self::new(ProblemType::ServerInternal, "the server is handling as many requests as it may; retry later")
+                .with_status(StatusCode::SERVICE_UNAVAILABLE);
+        problem.retry_after = Some(OVERLOADED_RETRY_AFTER_SECONDS);
+        problem
+    }
+
     pub fn rate_limited(detail: impl Into<String>, retry_after: u64) -> Self {
         let mut problem = Self::new(ProblemType::RateLimited, detail);
         problem.retry_after = Some(retry_after);
@@ -239,6 +249,18 @@ impl From<JwsError> for AcmeProblem {
 impl From<NonceError> for AcmeProblem {
     fn from(e: NonceError) -> Self {
         Self::new(ProblemType::BadNonce, e.to_string())
+    }
+}
+
+impl From<Refusal> for AcmeProblem {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Overloaded => Self::overloaded(),
+            Refusal::BodyTimedOut => {
+                Self::malformed("the request body did not arrive in time").with_status(StatusCode::REQUEST_TIMEOUT)
+            }
+            Refusal::BodyBroken => Self::malformed("the request body broke off"),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::token::BindingError;
 use crate::authority::PolicyError;
+use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
@@ -49,6 +50,10 @@ pub enum ApiError {
     KeyBlocked,
     #[error("{0}")]
     Unavailable(String),
+    #[error("the admin listener is handling as many requests as it may; retry later")]
+    Overloaded,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("internal error")]
     Internal(String),
 }
@@ -60,6 +65,16 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Overloaded => Self::Overloaded,
+            Refusal::BodyTimedOut => Self::RequestTimeout,
+            Refusal::BodyBroken => Self::Malformed("the request body broke off".into()),
         }
     }
 }
@@ -169,6 +184,8 @@ impl ApiError {
             Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, "already-revoked", "Already revoked"),
             Self::KeyBlocked => (StatusCode::BAD_REQUEST, "blocked-key", "Blocked key"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable"),
+            Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -209,6 +226,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            Self::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER_SECONDS));
             }
             Self::Throttled(seconds) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -6,18 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinSet;
 use tower_http::trace::TraceLayer;
 
 use super::open_db;
+use crate::acme::problem::AcmeProblem;
 use crate::acme::{self, AcmeState};
+use crate::admin::problem::ApiError;
 use crate::admin::refusals::Refusals;
 use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
+use crate::http::listener::{self, Listener, plain_refusal};
 use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
@@ -62,12 +66,12 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
     let mut background = JoinSet::new();
-    let revocation = Revocation::load(&config, &db, &clock, &issuer).await?;
+    let metrics = Arc::new(Metrics::default());
+    let revocation = Revocation::load(&config, &db, &clock, &issuer, &metrics).await?;
     revocation.start_jobs(&mut background).await;
     let rotation = CaRotation::new(config.clone(), db.clone(), clock.clone(), issuer.clone(), revocation.clone());
     background.spawn(rotation.clone().run());
 
-    let metrics = Arc::new(Metrics::default());
     let lifecycle =
         Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
     lifecycle.start_jobs(&mut background);
@@ -81,13 +85,15 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         issuer: issuer.clone(),
         revocation: revocation.clone(),
         rotation,
-        metrics,
+        metrics: metrics.clone(),
         lifecycle,
         refusals: refusals.clone(),
         throttle: Arc::default(),
     };
     background.spawn(admin::keep_refusals(state.clone()));
-    let admin_router = admin::router(state).layer(TraceLayer::new_for_http());
+    // Admin requests are small JSON documents; the listener reads no more.
+    let admin_router =
+        admin::router(state).layer(DefaultBodyLimit::max(listener::BODY_LIMIT)).layer(TraceLayer::new_for_http());
     let public_router = public::router(db.clone(), clock.clone())
         .merge(http::revocation::router(revocation))
         .layer(TraceLayer::new_for_http());
@@ -97,9 +103,16 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
 
     let control = axum_server::Control::new();
     let mut servers = JoinSet::new();
-    let https_addr = spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), https_router).await?;
-    let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router).await?;
-    let admin_addr = spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router).await?;
+    let listener =
+        |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
+    let https = listener("https", |r| AcmeProblem::from(r).into_response());
+    let https_addr =
+        spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), https_router, https).await?;
+    let http = listener("http", plain_refusal);
+    let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router, http).await?;
+    let admin = listener("admin", |r| ApiError::from(r).into_response());
+    let admin_addr =
+        spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router, admin).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
     for directory in &config.acme.directories {
         tracing::info!(
@@ -121,19 +134,10 @@ async fn spawn(
     addr: SocketAddr,
     tls: Option<RustlsConfig>,
     router: Router,
+    listener: Listener,
 ) -> anyhow::Result<SocketAddr> {
     let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
-    // The peer's address reaches handlers (the admin API throttles by it).
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    // Small request/response exchanges must not wait on Nagle's algorithm
-    // against the client's delayed ACK (up to 40 ms a round trip).
-    match tls {
-        Some(tls) => {
-            let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor);
-            servers.spawn(axum_server::bind(addr).acceptor(acceptor).handle(handle.clone()).serve(service))
-        }
-        None => servers.spawn(axum_server::bind(addr).acceptor(NoDelayAcceptor).handle(handle.clone()).serve(service)),
-    };
+    servers.spawn(listener::serve(addr, tls, router, listener, handle.clone()));
     handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot listen on {addr}"))
 }
 

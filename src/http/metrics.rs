@@ -26,6 +26,11 @@ struct ReasonLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabel {
     authority: String,
     window: &'static str,
@@ -75,6 +80,24 @@ pub struct Metrics {
     ecdsa_signatures: Family<EcdsaLabel, Counter>,
     high_s_signatures: Family<EcdsaLabel, Counter>,
     lifecycle: LifecycleGauges,
+    listeners: ListenerFamilies,
+    ocsp_signatures: Family<ReasonLabel, Counter>,
+}
+
+/// What the listeners count, one series per listener.
+#[derive(Default)]
+struct ListenerFamilies {
+    connections: Family<ListenerLabel, Gauge>,
+    connections_refused: Family<ListenerLabel, Counter>,
+    requests_shed: Family<ListenerLabel, Counter>,
+}
+
+/// One listener's series, handed to the listener that feeds them.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerMeter {
+    pub connections: Gauge,
+    pub connections_refused: Counter,
+    pub requests_shed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +162,24 @@ impl Default for Metrics {
             "1 when an active authority has less than its warning share of life left",
             lifecycle.authority_nearing_expiry.clone(),
         );
+        let listeners = ListenerFamilies::default();
+        registry.register("listener_connections", "Connections open on the listener", listeners.connections.clone());
+        registry.register(
+            "listener_connections_refused",
+            "Connections closed on arrival because the listener had max_connections open",
+            listeners.connections_refused.clone(),
+        );
+        registry.register(
+            "listener_requests_shed",
+            "Requests answered 503 because the listener had max_requests_in_flight in flight",
+            listeners.requests_shed.clone(),
+        );
+        let ocsp_signatures: Family<ReasonLabel, Counter> = Family::default();
+        registry.register(
+            "ocsp_signatures",
+            "OCSP responses signed, by reason (presign, miss, nonce, multiple, unknown)",
+            ocsp_signatures.clone(),
+        );
         Self {
             registry,
             issued,
@@ -149,6 +190,8 @@ impl Default for Metrics {
             high_s_signatures,
             admin_refusals,
             lifecycle,
+            listeners,
+            ocsp_signatures,
         }
     }
 }
@@ -181,6 +224,22 @@ impl Metrics {
         if high_s {
             self.high_s_signatures.get_or_create(&label).inc();
         }
+    }
+
+    /// The series of the listener called `listener` (`https`, `http`, `admin`).
+    pub fn listener(&self, listener: &'static str) -> ListenerMeter {
+        let label = ListenerLabel { listener };
+        let families = &self.listeners;
+        ListenerMeter {
+            connections: families.connections.get_or_create(&label).clone(),
+            connections_refused: families.connections_refused.get_or_create(&label).clone(),
+            requests_shed: families.requests_shed.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The counter of OCSP signatures made for `reason`.
+    pub fn ocsp_signatures(&self, reason: &'static str) -> Counter {
+        self.ocsp_signatures.get_or_create(&ReasonLabel { reason }).clone()
     }
 
     /// Replaces every lifecycle gauge with the figures of `report`.

@@ -1,6 +1,7 @@
-//! Listeners: public HTTPS, public plain HTTP and admin HTTPS, with TLS,
-//! metrics and graceful shutdown.
+//! Listeners: public HTTPS, public plain HTTP and admin HTTPS, with their
+//! limits, TLS, metrics and graceful shutdown.
 
+pub mod listener;
 pub mod metrics;
 pub mod public;
 pub mod revocation;

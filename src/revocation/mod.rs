@@ -16,9 +16,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use self::crl::{CrlContents, sign_crl};
-use self::ocsp::{OcspIssuer, OcspResponder};
+use self::ocsp::{OcspIssuer, OcspResponder, SignatureCounts};
 use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
+use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
 use crate::setup::open_authority;
 use crate::storage::{
@@ -120,15 +121,11 @@ impl Revocation {
         db: &Db,
         clock: &SharedClock,
         active: &CertificateIssuer,
+        metrics: &Metrics,
     ) -> Result<Arc<Self>, StoreError> {
         let now = clock.unix();
         let mut authorities = Vec::new();
-        let ocsp = OcspResponder::new(
-            db.clone(),
-            clock.clone(),
-            config.revocation.ocsp_validity(),
-            config.revocation.ocsp_signer_lifetime(),
-        );
+        let ocsp = OcspResponder::new(db.clone(), clock.clone(), &config.revocation, SignatureCounts::new(metrics));
         let records = db.list_authorities().await?;
         for record in &records {
             if record.not_after <= now {

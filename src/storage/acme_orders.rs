@@ -57,6 +57,8 @@ pub struct StalledChallenge {
     pub identifier: String,
     /// The account key, as stored, for the key authorization.
     pub jwk: String,
+    /// The account's policy, which bounds where validation may go.
+    pub policy: String,
 }
 
 /// An order and the ids of its authorizations.
@@ -346,7 +348,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<StalledChallenge>, StoreError> {
         const SQL: &str = "SELECT c.id, c.authz_id, c.account_id, c.kind, c.token, c.status, c.validated, c.error, \
-             c.started_at, a.identifier, acc.jwk FROM acme_challenges c \
+             c.started_at, a.identifier, acc.jwk, acc.policy FROM acme_challenges c \
              JOIN acme_authorizations a ON a.id = c.authz_id JOIN acme_accounts acc ON acc.id = c.account_id \
              WHERE c.status = 'processing' AND (c.started_at IS NULL OR c.started_at < $1) \
              AND a.status = 'pending' AND a.expires > $2 ORDER BY c.id LIMIT $3";
@@ -359,6 +361,7 @@ impl Db {
                         started_at: sqlx::Row::try_get(row, "started_at")?,
                         identifier: sqlx::Row::try_get(row, "identifier")?,
                         jwk: sqlx::Row::try_get(row, "jwk")?,
+                        policy: sqlx::Row::try_get(row, "policy")?,
                     })
                 })
                 .collect()

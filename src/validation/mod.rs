@@ -2,6 +2,12 @@
 //! and tls-alpn-01. The ports and the DNS resolver are ordinary settings
 //! (`acme.http01_port`, `acme.tlsalpn01_port`, `acme.dns_resolver`), as
 //! Pebble's are, so tests and interop runs validate on loopback.
+//!
+//! A validation is a request into Tessera's own network on an account's
+//! behalf. It reaches only what the account's policy allows (http-01
+//! redirects), and its errors, which the account reads, say what was wrong
+//! without quoting anything the target sent: no body, TXT record,
+//! certificate field or error text of a peer's making.
 
 mod dns01;
 mod http01;
@@ -10,6 +16,7 @@ mod tls_alpn01;
 
 use std::time::Duration;
 
+use crate::authority::Policy;
 use crate::config::AcmeConfig;
 use crate::issuance::Identifier;
 pub use resolver::ValidationResolver;
@@ -74,22 +81,25 @@ impl Validator {
     pub fn new(config: &AcmeConfig) -> Result<Self, ValidatorSetupError> {
         let resolver = ValidationResolver::new(config.dns_resolver)?;
         let timeout = Duration::from_secs(config.validation_timeout_seconds);
-        let http = http01::client(&resolver, config.http01_port, timeout)?;
+        let http = http01::client(&resolver, timeout)?;
         Ok(Self { http01_port: config.http01_port, tlsalpn01_port: config.tlsalpn01_port, timeout, resolver, http })
     }
 
-    /// One validation attempt of `kind` for `identifier`.
+    /// One validation attempt of `kind` for `identifier`, reaching no name
+    /// or address beyond what `policy` (the account's) allows.
     pub async fn validate(
         &self,
         kind: ChallengeKind,
         identifier: &Identifier,
         token: &str,
         key_authorization: &str,
+        policy: &Policy,
     ) -> Result<(), ValidationError> {
         let attempt = async {
             match kind {
                 ChallengeKind::Http01 => {
-                    http01::validate(&self.http, &self.resolver, identifier, self.http01_port, token, key_authorization)
+                    let port = self.http01_port;
+                    http01::validate(&self.http, &self.resolver, policy, identifier, port, token, key_authorization)
                         .await
                 }
                 ChallengeKind::Dns01 => dns01::validate(&self.resolver, identifier, key_authorization).await,

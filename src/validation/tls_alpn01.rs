@@ -35,14 +35,13 @@ pub async fn validate(
     };
     let tcp = TcpStream::connect((ip, port))
         .await
-        .map_err(|e| ValidationError::Connection(format!("connecting to {ip} port {port}: {e}")))?;
+        .map_err(|e| ValidationError::Connection(format!("connecting to {ip} port {port} failed: {}", e.kind())))?;
     let server_name = ServerName::try_from(sni.clone())
         .map_err(|e| ValidationError::Tls(format!("{sni:?} cannot be sent as SNI: {e}")))?;
     let connector = tokio_rustls::TlsConnector::from(client_config()?);
-    let tls = connector
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| ValidationError::Tls(format!("TLS handshake with {ip} port {port}: {e}")))?;
+    let tls = connector.connect(server_name, tcp).await.map_err(|e| {
+        ValidationError::Tls(format!("the TLS handshake with {ip} port {port} {}", handshake_failure(&e)))
+    })?;
     let (_, connection) = tls.get_ref();
     if connection.alpn_protocol() != Some(ACME_TLS_ALPN) {
         return Err(ValidationError::Tls(format!("{ip} port {port} did not negotiate ALPN acme-tls/1")));
@@ -52,6 +51,24 @@ pub async fn validate(
         .and_then(|chain| chain.first())
         .ok_or_else(|| ValidationError::Tls("the server presented no certificate".into()))?;
     check_certificate(certificate, identifier, &key_authorization_digest(key_authorization))
+}
+
+/// Why a handshake failed, in rustls's categories: the peer's own words
+/// (and its certificate's fields) stay out of the error the account reads.
+fn handshake_failure(e: &std::io::Error) -> String {
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+        return format!("failed: {}", e.kind());
+    };
+    match tls {
+        rustls::Error::AlertReceived(alert) => format!("failed: the server sent the alert {alert:?}"),
+        rustls::Error::NoApplicationProtocol => "failed: the server does not offer acme-tls/1".into(),
+        rustls::Error::InvalidCertificate(_) => "failed: the server's certificate or signature is invalid".into(),
+        rustls::Error::PeerIncompatible(_) => "failed: the server's TLS is incompatible".into(),
+        rustls::Error::PeerMisbehaved(_) | rustls::Error::InvalidMessage(_) => {
+            "failed: the server broke the TLS protocol".into()
+        }
+        _ => "failed".into(),
+    }
 }
 
 fn client_config() -> Result<Arc<rustls::ClientConfig>, ValidationError> {
@@ -85,7 +102,7 @@ fn reverse_name(ip: IpAddr) -> String {
 fn check_certificate(der: &CertificateDer<'_>, identifier: &Identifier, digest: &[u8]) -> Result<(), ValidationError> {
     let wrong = |detail: String| ValidationError::IncorrectResponse(detail);
     let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(der.as_ref())
-        .map_err(|e| ValidationError::Tls(format!("the challenge certificate does not parse: {e}")))?;
+        .map_err(|_| ValidationError::Tls("the challenge certificate does not parse".into()))?;
     let mut names = Vec::new();
     let mut acme_identifier = None;
     for extension in certificate.extensions() {

@@ -1,6 +1,9 @@
 //! Validation outcomes beyond the happy path: http-01 redirects as RFC 8555
 //! §8.3 allows them, and each kind of failure recorded on the challenge as
 //! its problem type, making the authorization and the order invalid.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::common::acme::{AccountKey, AcmeClient, Reply, Responders};
 use crate::common::{Backend, TestCa};
 use serde_json::{Value, json};
@@ -131,3 +134,94 @@ async fn a_validation_a_stopped_node_left_processing_is_resumed(backend: Backend
     ca.stop().await;
 }
 on_both_backends!(a_validation_a_stopped_node_left_processing_is_resumed);
+
+/// The problem recorded on the authorization's `kind` challenge.
+fn challenge_problem(authz: &Reply, kind: &str) -> Value {
+    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap();
+    assert_eq!(challenge["status"], "invalid", "{authz:?}");
+    challenge["error"].clone()
+}
+
+/// A page on loopback that no account may read through its challenges;
+/// counts the requests that reached it.
+async fn internal_page(text: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { text }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hits)
+}
+
+on_both_backends!(validation_reaches_and_quotes_nothing_beyond_the_policy);
+
+/// http-01 redirects go only where the account's policy allows, and no
+/// challenge error quotes what a server answered.
+async fn validation_reaches_and_quotes_nothing_beyond_the_policy(backend: Backend) {
+    const SECRET: &str = "INTERNAL-ONLY: db_password=hunter2";
+    let Some((responders, ca, client)) = registered(backend).await else { return };
+    let (other_port, other_hits) = internal_page(SECRET).await;
+    // The same page on the validation port, under a name of its own.
+    responders.serve_http01("internal", SECRET);
+    let port = responders.http_port;
+    let refused = |authz: &Reply, kind: &str, says: &str| {
+        let problem = challenge_problem(authz, "http-01");
+        assert_eq!(problem["type"], format!("urn:ietf:params:acme:error:{kind}"), "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(!detail.contains("INTERNAL") && !detail.contains("hunter2"), "the page leaked: {detail}");
+        assert!(detail.contains(says), "{detail}");
+    };
+
+    // An internal page on another port, and on a host outside the policy.
+    let (authz, _) = attempt(&client, "port.leak.test", "http-01", |token, _| {
+        responders.serve_http01(token, &format!("REDIRECT http://127.0.0.1:{other_port}/secret"));
+    })
+    .await;
+    refused(&authz, "unauthorized", "port");
+    assert_eq!(other_hits.load(Ordering::SeqCst), 0, "the internal page was fetched");
+    let (authz, _) = attempt(&client, "host.leak.test", "http-01", |token, _| {
+        let to = format!("http://db.corp.example:{port}/.well-known/acme-challenge/internal");
+        responders.serve_http01(token, &format!("REDIRECT {to}"));
+    })
+    .await;
+    refused(&authz, "unauthorized", "policy does not allow");
+
+    // A page the policy allows, which is not the key authorization: its
+    // length is told, not its text; directly and after a redirect.
+    let (authz, _) = attempt(&client, "direct.leak.test", "http-01", |token, _| {
+        responders.serve_http01(token, SECRET);
+    })
+    .await;
+    refused(&authz, "incorrectResponse", &format!("{} bytes", SECRET.len()));
+    let (authz, _) = attempt(&client, "allowed.leak.test", "http-01", |token, _| {
+        let to = format!("http://wiki.leak.test:{port}/.well-known/acme-challenge/internal");
+        responders.serve_http01(token, &format!("REDIRECT {to}"));
+    })
+    .await;
+    refused(&authz, "incorrectResponse", "after 1 redirect");
+
+    // A long body is cut off, never quoted.
+    let (authz, _) = attempt(&client, "long.leak.test", "http-01", |token, _| {
+        responders.serve_http01(token, &format!("{SECRET}\n").repeat(20_000));
+    })
+    .await;
+    refused(&authz, "incorrectResponse", "more than 512 bytes");
+
+    // A chain of redirects longer than a few.
+    let (authz, _) = attempt(&client, "chain.leak.test", "http-01", |token, _| {
+        for hop in 0..4 {
+            responders.serve_http01(
+                &format!("{token}-{hop}"),
+                &format!("REDIRECT /.well-known/acme-challenge/{token}-{}", hop + 1),
+            );
+        }
+        responders.serve_http01(token, &format!("REDIRECT /.well-known/acme-challenge/{token}-0"));
+    })
+    .await;
+    refused(&authz, "unauthorized", "more than 3 times");
+    ca.stop().await;
+}

@@ -23,6 +23,7 @@ mod custody;
 mod lifecycle_e2e;
 mod lifecycle_expiry;
 mod lifecycle_rotation;
+mod listeners;
 mod refusals;
 mod revocation;
 mod revocation_status;

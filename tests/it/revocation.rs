@@ -39,12 +39,14 @@ on_both_backends!(ocsp_answers_good_then_revoked_over_post_and_get, |ca| {
     let (_, leaf) = issue(ca, "ocsp.test").await;
     let url = ca.http_url("/ocsp");
 
-    // POST with a nonce (signed fresh), and without (pre-signed), SHA-1 and SHA-256 CertIDs.
+    // POST with a nonce (not echoed by default) and without, SHA-1 and SHA-256 CertIDs.
     for extra in [&[][..], &["-no_nonce"], &["-sha256"], &["-no_nonce", "-sha256"]] {
         let out = leaf.ocsp_post(&url, extra);
         assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
         assert!(out.contains(": good"), "{extra:?}: {out}");
-        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
+        let warnings: Vec<&str> = out.lines().filter(|line| line.contains("WARNING")).collect();
+        let expected = if extra.contains(&"-no_nonce") { vec![] } else { vec!["WARNING: no nonce in response"] };
+        assert_eq!(warnings, expected, "{extra:?}: {out}");
     }
 
     // GET (RFC 5019), with the caching headers.
@@ -254,3 +256,151 @@ async fn bad_requests_get_malformed_request_and_strangers_unauthorized(backend: 
     ca.stop().await;
 }
 on_both_backends!(bad_requests_get_malformed_request_and_strangers_unauthorized);
+
+/// `request` (DER) with a nonce extension holding `nonce`.
+fn with_nonce(request: &[u8], nonce: &[u8]) -> Vec<u8> {
+    let mut parsed: x509_ocsp::OcspRequest = der_07::Decode::from_der(request).unwrap();
+    let value = der_07::asn1::OctetString::new(nonce).unwrap().to_der().unwrap();
+    parsed.tbs_request.request_extensions = Some(vec![x509_cert_02::ext::Extension {
+        extn_id: der_07::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2"),
+        critical: false,
+        extn_value: der_07::asn1::OctetString::new(value).unwrap(),
+    }]);
+    parsed.to_der().unwrap()
+}
+
+/// `request` asking about `serial` instead.
+fn for_serial(request: &[u8], serial: &[u8]) -> Vec<u8> {
+    let mut parsed: x509_ocsp::OcspRequest = der_07::Decode::from_der(request).unwrap();
+    parsed.tbs_request.request_list[0].req_cert.serial_number =
+        x509_cert_02::serial_number::SerialNumber::new(serial).unwrap();
+    parsed.to_der().unwrap()
+}
+
+/// The nonce a successful response echoes, if any.
+fn echoed_nonce(response: &[u8]) -> Option<Vec<u8>> {
+    let parsed: x509_ocsp::OcspResponse = der_07::Decode::from_der(response).unwrap();
+    let bytes = parsed.response_bytes?;
+    let basic: x509_ocsp::BasicOcspResponse = der_07::Decode::from_der(bytes.response.as_bytes()).unwrap();
+    basic.nonce().map(|n| n.0.as_bytes().to_vec())
+}
+
+async fn post_ocsp(ca: &TestCa, body: Vec<u8>) -> Vec<u8> {
+    let request = reqwest::Client::new().post(ca.http_url("/ocsp")).header("content-type", "application/ocsp-request");
+    let response = request.body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// OCSP signatures this node made for `reason`.
+async fn signatures(ca: &TestCa, reason: &str) -> f64 {
+    ca.metric(&format!("tessera_ocsp_signatures_total{{reason=\"{reason}\"}}")).await.unwrap()
+}
+
+/// Every OCSP signature this node made for a request (not ahead of one).
+async fn request_signatures(ca: &TestCa) -> f64 {
+    let mut total = 0.0;
+    for reason in ["miss", "nonce", "multiple", "unknown"] {
+        total += signatures(ca, reason).await;
+    }
+    total
+}
+
+on_both_backends!(nonces_are_answered_from_presigned_responses_by_default, |ca| {
+    let (_, leaf) = issue(ca, "nonce.test").await;
+    let plain = leaf.ocsp_request(&[]);
+    let presigned = post_ocsp(ca, plain.clone()).await;
+    let before = request_signatures(ca).await;
+    for i in 0u32..50 {
+        let answer = post_ocsp(ca, with_nonce(&plain, &[&i.to_be_bytes()[..], b"distinct"].concat())).await;
+        assert!(answer == presigned, "request {i} got {} bytes signed for it, not the pre-signed answer", answer.len());
+    }
+    assert_eq!(request_signatures(ca).await, before, "nonces made the responder sign");
+    let out = leaf.ocsp_check_response(&presigned);
+    assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+});
+
+on_both_backends!(fresh_signatures_stay_within_their_budget);
+
+/// With nonces echoed, at most the budget's signatures a second go to
+/// nonces, serials never issued and requests for several certificates;
+/// past it a nonce gets the pre-signed answer, an unknown serial
+/// `unauthorized`, several certificates `tryLater`.
+async fn fresh_signatures_stay_within_their_budget(backend: Backend) {
+    const PER_SECOND: u32 = 5;
+    const TRY_LATER: u8 = 3;
+    const UNAUTHORIZED: u8 = 6;
+    let Some(ca) = TestCa::start_acme_with(backend, AcmeOverrides::default(), |config| {
+        config.revocation.ocsp_nonce = tessera::config::OcspNonce::Echo;
+        config.revocation.ocsp_fresh_signatures_per_second = PER_SECOND;
+    })
+    .await
+    else {
+        return;
+    };
+    let within_budget =
+        |since: std::time::Instant| (PER_SECOND as f64 * (1.0 + since.elapsed().as_secs_f64())).ceil() as usize;
+    let refill = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+    let (_, leaf) = issue(&ca, "budget.test").await;
+    let plain = leaf.ocsp_request(&[]);
+    let presigned = post_ocsp(&ca, plain.clone()).await;
+
+    // openssl checks the nonce it sent against the one echoed.
+    let started = std::time::Instant::now();
+    let out = leaf.ocsp_post(&ca.http_url("/ocsp"), &["-nonce"]);
+    assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
+    let mut echoed = 1;
+    for i in 0u32..30 {
+        let nonce = [&i.to_be_bytes()[..], b"budgeted"].concat();
+        let answer = post_ocsp(&ca, with_nonce(&plain, &nonce)).await;
+        match echoed_nonce(&answer) {
+            Some(found) => {
+                assert_eq!(found, nonce);
+                echoed += 1;
+            }
+            None => assert!(answer == presigned, "past the budget, the pre-signed answer"),
+        }
+    }
+    assert!((1..=within_budget(started)).contains(&echoed), "{echoed} nonces echoed");
+    assert_eq!(signatures(&ca, "nonce").await, echoed as f64);
+
+    refill().await;
+    let started = std::time::Instant::now();
+    let mut unknown = Vec::new();
+    for i in 0u8..30 {
+        let serial = [0x42, i, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42];
+        let request = for_serial(&plain, &serial);
+        let answer = post_ocsp(&ca, request.clone()).await;
+        if ocsp_status_of(&answer) == 0 {
+            assert_eq!(leaf.ocsp_status_of(&answer, &hex::encode(serial)), CertStatus::Unknown);
+            unknown.push((request, answer));
+        } else {
+            assert_eq!(ocsp_status_of(&answer), UNAUTHORIZED);
+        }
+    }
+    assert!((1..=within_budget(started)).contains(&unknown.len()), "{} unknown serials signed", unknown.len());
+    assert_eq!(signatures(&ca, "unknown").await, unknown.len() as f64);
+    // An unknown serial asked again costs nothing: its answer was kept.
+    refill().await;
+    let (request, answer) = &unknown[0];
+    assert_eq!(&post_ocsp(&ca, request.clone()).await, answer);
+    assert_eq!(signatures(&ca, "unknown").await, unknown.len() as f64);
+
+    refill().await;
+    let mut two: x509_ocsp::OcspRequest = der_07::Decode::from_der(&plain).unwrap();
+    two.tbs_request.request_list.push(two.tbs_request.request_list[0].clone());
+    let two = two.to_der().unwrap();
+    let started = std::time::Instant::now();
+    let mut signed = 0;
+    for _ in 0..30 {
+        let answer = post_ocsp(&ca, two.clone()).await;
+        match ocsp_status_of(&answer) {
+            0 => signed += 1,
+            status => assert_eq!(status, TRY_LATER),
+        }
+    }
+    assert!((1..=within_budget(started)).contains(&signed), "{signed} requests for two certificates signed");
+    assert_eq!(signatures(&ca, "multiple").await, signed as f64);
+    ca.stop().await;
+}

@@ -2,8 +2,21 @@
 //! responses kept in memory, signed by a delegated responder key per
 //! authority that lives only in memory and signs in microseconds, so no
 //! request ever waits on an HSM or KMS. A miss reads the database and signs
-//! once; a nonce or a multi-certificate request is signed fresh.
+//! once; the answer is kept.
+//!
+//! Requests are unauthenticated, so nothing a request carries makes the
+//! responder sign at will. A nonce is ignored by default (the pre-signed
+//! answer goes out without it, as RFC 8954 §4 allows); with
+//! `revocation.ocsp_nonce = "echo"` it is echoed in an answer signed for
+//! the request, within the [`SigningBudget`], and past it the pre-signed
+//! answer goes out. A request for several certificates is signed for
+//! itself within the same budget, `tryLater` past it. A serial this
+//! authority never issued is answered `unknown`, signed once per serial and
+//! kept (a bounded number of them), within the budget; past it
+//! `unauthorized`, as RFC 5019 §2.2.3 lets a responder answer what it holds
+//! no response for.
 
+mod budget;
 pub mod request;
 pub mod response;
 
@@ -12,13 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use der_07::asn1::{Null, OctetString};
+use prometheus_client::metrics::counter::Counter;
 use spki_07::AlgorithmIdentifierOwned;
 use x509_cert_02::serial_number::SerialNumber;
 use x509_ocsp::{CertId, OcspResponseStatus};
 
+use self::budget::SigningBudget;
 use self::request::{CertIdHash, Query};
 use self::response::{ResponderKey, Status};
 use crate::clock::SharedClock;
+use crate::config::{OcspNonce, RevocationConfig};
+use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason};
 use crate::keys::SigningAlgorithm;
 use crate::keys::software::SoftwareSigner;
@@ -52,7 +69,8 @@ pub struct Cached {
 pub enum Reply {
     /// A response every cache may keep until its nextUpdate.
     Cacheable(Arc<Cached>),
-    /// A response for this request only (it carried a nonce).
+    /// A response for this request only (its nonce echoed, or several
+    /// certificates).
     Fresh(Vec<u8>),
     /// An unsigned error status.
     Error(OcspResponseStatus),
@@ -61,14 +79,52 @@ pub enum Reply {
 /// Signed responses by (serial, CertID hash).
 type ResponseCache = HashMap<(Vec<u8>, CertIdHash), Arc<Cached>>;
 
+/// `unknown` answers kept at most; past it, each costs a signature again.
+const MAX_UNKNOWN_KEPT: usize = 4096;
+
+/// The signatures the responder makes, counted by why they were made.
+#[derive(Debug, Clone)]
+pub struct SignatureCounts {
+    /// Ahead of requests: the pre-signing job and revocations.
+    presign: Counter,
+    /// A certificate's first answer, on its first request.
+    miss: Counter,
+    /// An answer echoing a request's nonce.
+    nonce: Counter,
+    /// An answer for several certificates at once.
+    multiple: Counter,
+    /// An `unknown` answer for a serial this authority never issued.
+    unknown: Counter,
+}
+
+impl SignatureCounts {
+    /// The counters behind `tessera_ocsp_signatures_total{reason}`.
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            presign: metrics.ocsp_signatures("presign"),
+            miss: metrics.ocsp_signatures("miss"),
+            nonce: metrics.ocsp_signatures("nonce"),
+            multiple: metrics.ocsp_signatures("multiple"),
+            unknown: metrics.ocsp_signatures("unknown"),
+        }
+    }
+}
+
 pub struct OcspResponder {
     db: Db,
     clock: SharedClock,
     validity: i64,
     signer_lifetime: time::Duration,
+    nonce: OcspNonce,
+    /// Signatures made for one request alone: echoed nonces, several
+    /// certificates, serials never issued.
+    budget: SigningBudget,
+    signatures: SignatureCounts,
     /// Grows at runtime when a CA rotation brings in a new authority.
     issuers: RwLock<Vec<Arc<OcspIssuer>>>,
     cache: RwLock<ResponseCache>,
+    /// `unknown` answers, apart: the pre-signing job never refreshes them.
+    unknown: RwLock<ResponseCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +147,50 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A kept answer to `query` from this authority, unless it has expired.
+fn cached(cache: &RwLock<ResponseCache>, query: &Query, authority_id: i64, now: i64) -> Option<Arc<Cached>> {
+    let cache = read(cache);
+    let hit = cache.get(&(query.serial.clone(), query.hash))?;
+    (hit.authority_id == authority_id && now < hit.next_update).then(|| hit.clone())
+}
+
+/// Why a request got an unsigned error status instead of an answer.
+#[derive(Debug)]
+enum Refused {
+    /// The budget of signatures for single requests is spent.
+    Budget(OcspResponseStatus),
+    Store(StoreError),
+    Signing(OcspError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<OcspError> for Refused {
+    fn from(e: OcspError) -> Self {
+        Self::Signing(e)
+    }
+}
+
+impl Refused {
+    fn reply(self) -> Reply {
+        match self {
+            Self::Budget(status) => Reply::Error(status),
+            Self::Store(e) => {
+                tracing::warn!(error = %e, "OCSP status lookup failed");
+                Reply::Error(OcspResponseStatus::TryLater)
+            }
+            Self::Signing(e) => {
+                tracing::warn!(error = %e, "OCSP signing failed");
+                Reply::Error(OcspResponseStatus::InternalError)
+            }
+        }
+    }
 }
 
 impl OcspIssuer {
@@ -170,14 +270,18 @@ fn status_of(row: &CertificateStatusRow, authority_id: i64) -> Status {
 }
 
 impl OcspResponder {
-    pub fn new(db: Db, clock: SharedClock, validity: time::Duration, signer_lifetime: time::Duration) -> Self {
+    pub fn new(db: Db, clock: SharedClock, config: &RevocationConfig, signatures: SignatureCounts) -> Self {
         Self {
             db,
             clock,
-            validity: validity.whole_seconds().max(60),
-            signer_lifetime,
+            validity: config.ocsp_validity().whole_seconds().max(60),
+            signer_lifetime: config.ocsp_signer_lifetime(),
+            nonce: config.ocsp_nonce,
+            budget: SigningBudget::new(config.ocsp_fresh_signatures_per_second),
+            signatures,
             issuers: RwLock::new(Vec::new()),
             cache: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashMap::new()),
         }
     }
 
@@ -208,7 +312,8 @@ impl OcspResponder {
     }
 
     /// Answers one DER OCSPRequest. Never fails: bad input gets
-    /// `malformedRequest`, a database outage `tryLater`.
+    /// `malformedRequest`, a database outage `tryLater`, a spent budget
+    /// `tryLater` or `unauthorized` (see the module's doc).
     pub async fn answer(&self, der: &[u8]) -> Reply {
         let parsed = match request::parse(der) {
             Ok(parsed) => parsed,
@@ -232,51 +337,70 @@ impl OcspResponder {
         let Some(issuer) = issuer else { return Reply::Error(OcspResponseStatus::MalformedRequest) };
         let issuer = issuer.as_ref();
         let now = self.clock.unix();
-
-        if let ([query], None) = (parsed.queries.as_slice(), &parsed.nonce) {
-            if let Some(hit) = self.cached(&query.serial, query.hash, issuer.authority_id, now) {
-                return Reply::Cacheable(hit);
-            }
-            return match self.status(issuer, &query.serial).await {
-                Ok(status) => match self.sign_cached(issuer, &query.cert_id, &query.serial, query.hash, status, now) {
-                    Ok(cached) => Reply::Cacheable(cached),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "OCSP signing failed");
-                        Reply::Error(OcspResponseStatus::InternalError)
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "OCSP status lookup failed");
-                    Reply::Error(OcspResponseStatus::TryLater)
+        let nonce = parsed.nonce.as_deref().filter(|_| self.nonce == OcspNonce::Echo);
+        let outcome = match parsed.queries.as_slice() {
+            [query] => match nonce {
+                Some(nonce) if self.budget.try_take() => {
+                    self.sign_fresh(issuer, &parsed.queries, Some(nonce), &self.signatures.nonce, now).await
                 }
-            };
-        }
+                _ => self.answer_one(issuer, query, now).await,
+            },
+            queries if self.budget.try_take() => {
+                self.sign_fresh(issuer, queries, nonce, &self.signatures.multiple, now).await
+            }
+            _ => Err(Refused::Budget(OcspResponseStatus::TryLater)),
+        };
+        outcome.unwrap_or_else(|refused| refused.reply())
+    }
 
-        let mut answers = Vec::with_capacity(parsed.queries.len());
-        for query in &parsed.queries {
-            let status = match self.cached(&query.serial, query.hash, issuer.authority_id, now) {
+    /// One certificate's kept answer, signed and kept on its first request.
+    async fn answer_one(&self, issuer: &OcspIssuer, query: &Query, now: i64) -> Result<Reply, Refused> {
+        if let Some(hit) = cached(&self.cache, query, issuer.authority_id, now) {
+            return Ok(Reply::Cacheable(hit));
+        }
+        let status = self.status(issuer, &query.serial).await?;
+        if status != Status::Unknown {
+            let answer = self.sign_single(issuer, &query.cert_id, status, now)?;
+            self.signatures.miss.inc();
+            write(&self.cache).insert((query.serial.clone(), query.hash), answer.clone());
+            return Ok(Reply::Cacheable(answer));
+        }
+        if let Some(hit) = cached(&self.unknown, query, issuer.authority_id, now) {
+            return Ok(Reply::Cacheable(hit));
+        }
+        if !self.budget.try_take() {
+            return Err(Refused::Budget(OcspResponseStatus::Unauthorized));
+        }
+        let answer = self.sign_single(issuer, &query.cert_id, status, now)?;
+        self.signatures.unknown.inc();
+        let mut unknown = write(&self.unknown);
+        if unknown.len() < MAX_UNKNOWN_KEPT {
+            unknown.insert((query.serial.clone(), query.hash), answer.clone());
+        }
+        Ok(Reply::Cacheable(answer))
+    }
+
+    /// An answer for this request alone: its certificates, its nonce.
+    async fn sign_fresh(
+        &self,
+        issuer: &OcspIssuer,
+        queries: &[Query],
+        nonce: Option<&[u8]>,
+        count: &Counter,
+        now: i64,
+    ) -> Result<Reply, Refused> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for query in queries {
+            let status = match cached(&self.cache, query, issuer.authority_id, now) {
                 Some(hit) => hit.status,
-                None => match self.status(issuer, &query.serial).await {
-                    Ok(status) => status,
-                    Err(_) => return Reply::Error(OcspResponseStatus::TryLater),
-                },
+                None => self.status(issuer, &query.serial).await?,
             };
             answers.push((&query.cert_id, status));
         }
         let key = read(&issuer.key).clone();
-        match key.sign(&answers, now, now, now + self.validity, parsed.nonce.as_deref()) {
-            Ok(der) => Reply::Fresh(der),
-            Err(e) => {
-                tracing::warn!(error = %e, "OCSP signing failed");
-                Reply::Error(OcspResponseStatus::InternalError)
-            }
-        }
-    }
-
-    fn cached(&self, serial: &[u8], hash: CertIdHash, authority_id: i64, now: i64) -> Option<Arc<Cached>> {
-        let cache = read(&self.cache);
-        let hit = cache.get(&(serial.to_vec(), hash))?;
-        (hit.authority_id == authority_id && now < hit.next_update).then(|| hit.clone())
+        let der = key.sign(&answers, now, now, self.next_update(&key, now), nonce).map_err(OcspError::from)?;
+        count.inc();
+        Ok(Reply::Fresh(der))
     }
 
     async fn status(&self, issuer: &OcspIssuer, serial: &[u8]) -> Result<Status, StoreError> {
@@ -287,24 +411,26 @@ impl OcspResponder {
         }
     }
 
-    /// Signs a single response and, unless the serial is unknown, keeps it.
-    fn sign_cached(
+    /// Never promises beyond the responder certificate's own life.
+    fn next_update(&self, key: &ResponderKey, now: i64) -> i64 {
+        (now + self.validity).min(key.not_after)
+    }
+
+    /// Signs a single response, to be kept.
+    fn sign_single(
         &self,
         issuer: &OcspIssuer,
         cert_id: &CertId,
-        serial: &[u8],
-        hash: CertIdHash,
         status: Status,
         now: i64,
     ) -> Result<Arc<Cached>, OcspError> {
         let generation = issuer.generation.load(Ordering::Acquire);
         let key = read(&issuer.key).clone();
-        // Never promise beyond the responder certificate's own life.
-        let next_update = (now + self.validity).min(key.not_after);
+        let next_update = self.next_update(&key, now);
         let der = key.sign(&[(cert_id, status)], now, now, next_update, None)?;
         let etag =
             format!("\"{}\"", hex::encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref()[..12]));
-        let cached = Arc::new(Cached {
+        Ok(Arc::new(Cached {
             der: der.into(),
             this_update: now,
             next_update,
@@ -312,11 +438,7 @@ impl OcspResponder {
             authority_id: issuer.authority_id,
             status,
             generation,
-        });
-        if status != Status::Unknown {
-            write(&self.cache).insert((serial.to_vec(), hash), cached.clone());
-        }
-        Ok(cached)
+        }))
     }
 
     /// Signs (or re-signs) the SHA-1 response of every live certificate
@@ -328,6 +450,7 @@ impl OcspResponder {
         let mut signed = 0;
         let now = self.clock.unix();
         write(&self.cache).retain(|_, c| c.next_update > now);
+        write(&self.unknown).retain(|_, c| c.next_update > now);
         for issuer in &self.all_issuers() {
             let mut after = Vec::new();
             loop {
@@ -359,7 +482,11 @@ impl OcspResponder {
                     continue;
                 }
                 let cert_id = issuer.cert_id(hash, &row.serial)?;
-                self.sign_cached(issuer, &cert_id, &row.serial, hash, status, now)?;
+                let answer = self.sign_single(issuer, &cert_id, status, now)?;
+                self.signatures.presign.inc();
+                if status != Status::Unknown {
+                    write(&self.cache).insert((row.serial.clone(), hash), answer);
+                }
                 signed += 1;
             }
         }
