@@ -424,7 +424,7 @@ pub struct HierarchyConfig {
     pub issuing: AuthorityConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityConfig {
     /// Stable name used in the API and database.
@@ -436,6 +436,21 @@ pub struct AuthorityConfig {
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
     pub validity_days: u32,
+}
+
+/// The key URI is shown without a PIN (validation refuses one, but a
+/// config is printed before it is validated too).
+impl std::fmt::Debug for AuthorityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorityConfig")
+            .field("name", &self.name)
+            .field("common_name", &self.common_name)
+            .field("organization", &self.organization)
+            .field("key_uri", &crate::keys::redact_pins(&self.key_uri))
+            .field("algorithm", &self.algorithm)
+            .field("validity_days", &self.validity_days)
+            .finish()
+    }
 }
 
 fn default_algorithm() -> String {
@@ -831,6 +846,26 @@ mod tests {
         .expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
         assert!(err.to_string().contains("hierarchy.root.key_uri"), "{err}");
+    }
+
+    #[test]
+    fn a_pin_in_a_key_uri_is_refused_without_being_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pin.toml");
+        let root = "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nvalidity_days = 1000\n";
+        let module = "[keys.pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n";
+        std::fs::write(&path, format!("{root}key_uri = \"pkcs11:token=ca;object=root?pin-value=4711-secret\"\n"))
+            .expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("hierarchy.root.key_uri") && !shown.contains("4711-secret"), "{shown}");
+
+        let source = "pkcs11:token=ca;object=root?pin-source=file:/run/4711-secret";
+        std::fs::write(&path, format!("{root}key_uri = \"{source}\"\n{module}")).expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("a pin-source is ignored, not refused");
+        assert_eq!(config.hierarchy.root.key_uri, source);
+        let debug = format!("{config:?}");
+        assert!(debug.contains("pin-source=[redacted]") && !debug.contains("4711-secret"), "{debug}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, parse_algorithm};
 use crate::keys::software::SoftwareSigner;
-use crate::keys::{KeyUri, SigningAlgorithm};
+use crate::keys::{KeyUri, SigningAlgorithm, redact_pins};
 use crate::storage::Db;
 
 /// The name of the policy dev mode creates.
@@ -41,7 +41,7 @@ fn dev_signer(config: &Config, authority: &AuthorityConfig) -> Result<SoftwareSi
     let KeyUri::File(path) = &uri else {
         return Err(SetupError::Refused(format!(
             "dev mode makes software keys only; {} is not a file: key (use tessera init)",
-            authority.key_uri
+            redact_pins(&authority.key_uri)
         )));
     };
     let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
