@@ -122,6 +122,20 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// The URL's parts that may be shown and stored: scheme, host, port and
+    /// path. The URL may carry a credential (userinfo, a token in the
+    /// query), so it is only ever sent to.
+    pub fn address(&self) -> Result<WebhookAddress, url::ParseError> {
+        let mut url = url::Url::parse(&self.url)?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        // Setting empty userinfo fails only for URLs that cannot have any.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(WebhookAddress { address: url.into(), host })
+    }
+
     /// The signing secret from its configured source.
     pub fn secret(&self, index: usize) -> Result<SecretString, ConfigError> {
         let at = |name: &str| format!("lifecycle.webhooks[{index}].{name}");
@@ -132,6 +146,14 @@ impl WebhookConfig {
                 reason: "needs secret_env or secret_file".into(),
             })
     }
+}
+
+/// A webhook URL without its credentials: `address` (no userinfo, query
+/// or fragment) is stored with each delivery, `host` is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAddress {
+    pub address: String,
+    pub host: String,
 }
 
 /// Issuing CA rotation: a successor key in the same custodian, certified by
@@ -728,11 +750,19 @@ impl Config {
         if lifecycle.webhook_max_attempts == 0 {
             return Err(field("lifecycle.webhook_max_attempts".into(), "must be at least 1".into()));
         }
+        let mut addresses = std::collections::HashSet::new();
         for (i, hook) in lifecycle.webhooks.iter().enumerate() {
             let parsed =
                 url::Url::parse(&hook.url).map_err(|e| field(format!("lifecycle.webhooks[{i}].url"), e.to_string()))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(field(format!("lifecycle.webhooks[{i}].url"), "must be an http or https URL".into()));
+            }
+            let address = hook.address().map_err(|e| field(format!("lifecycle.webhooks[{i}].url"), e.to_string()))?;
+            if !addresses.insert(address.address) {
+                return Err(field(
+                    format!("lifecycle.webhooks[{i}].url"),
+                    "differs from another webhook only in its userinfo, query or fragment".into(),
+                ));
             }
             if hook.secret_env.is_none() && hook.secret_file.is_none() {
                 return Err(field(format!("lifecycle.webhooks[{i}]"), "needs secret_env or secret_file".into()));

@@ -6,9 +6,17 @@
 mod common;
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use common::Backend;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use common::agent::{AgentSetup, BIN, stderr};
+use common::webhook::{Receiver, with_webhook};
+use common::{Backend, TestCa, csr_for};
+use serde_json::json;
+use tessera::config::{AcmeOverrides, WebhookConfig};
+use tessera::storage::{Db, DbOptions};
 
 /// The agent's reload command and dns-01 hook get the variables they are
 /// documented to get and none of the agent's secrets: not the EAB HMAC key
@@ -59,4 +67,167 @@ async fn agent_commands_get_no_secret() {
     }
     assert!(hook_env.contains("TESSERA_DNS01_VALUE=") && hook_env.contains("TESSERA_DNS01_DOMAIN=hook.agent.test"));
     s.ca.stop().await;
+}
+
+/// Everything the in-process servers of this test binary log, as text.
+fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        logs
+    })
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
+}
+
+/// A webhook URL may carry a credential in its userinfo and its query. It
+/// is sent to as configured, but failed deliveries are logged by host and
+/// recorded by address (no userinfo, no query), deliveries an older
+/// version queued under the whole URL lose it at start and are still
+/// delivered, and a delivery error never quotes the URL.
+async fn webhook_credentials_stay_out_of_logs_and_rows(backend: Backend) {
+    const USER_SECRET: &str = "hook-password-91c2";
+    const QUERY_SECRET: &str = "hook-query-token-44d0";
+    captured_logs();
+    let hook = Receiver::start(1).await;
+    let port = hook.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/hook").to_owned();
+    let with_credentials = format!("http://alice:{USER_SECRET}@127.0.0.1:{port}/hook?token={QUERY_SECRET}");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unreachable = format!("http://bob:{USER_SECRET}@127.0.0.1:{closed_port}/down?token={QUERY_SECRET}");
+
+    // A delivery queued before the upgrade, under the whole URL.
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => match common::fresh_postgres_url().await {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
+    let db_url =
+        database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tessera.db").display()));
+    let db = Db::connect(&DbOptions::new(db_url)).await.unwrap();
+    db.migrate().await.unwrap();
+    let old = [(with_credentials.clone(), r#"{"type":"queued.before.upgrade"}"#.to_owned())];
+    assert!(db.record_notice("queued.before.upgrade", b"old", &old, 0).await.unwrap());
+    db.close().await;
+
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_path = secrets.path().join("hook-secret");
+    std::fs::write(&secret_path, "s3cret-for-tests\n").unwrap();
+    let ca = TestCa::start_in_with(dir, database_url, AcmeOverrides::default(), |c| {
+        with_webhook(c, &with_credentials, secret_path.clone());
+        c.lifecycle.webhooks.push(WebhookConfig {
+            url: unreachable.clone(),
+            secret_env: None,
+            secret_file: Some(secret_path.clone()),
+            ca_file: None,
+        });
+    })
+    .await;
+    let body = json!({"policy": "default", "csr": csr_for(&["hooked.test"]), "ttl": "2m"});
+    let (status, issued) = ca.post("/api/v1/certificates", Some(&ca.admin_token), &body).await;
+    assert_eq!(status, 201, "{issued}");
+    ca.clock.advance(time::Duration::seconds(90));
+
+    // The receiver refuses the old delivery once, then takes it and the
+    // overdue notice; the closed port fails every time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts = ca.db.webhook_attempts().await.unwrap();
+        let to_receiver = attempts.iter().filter(|a| a.status_code == Some(200)).count();
+        let to_nowhere = attempts.iter().filter(|a| a.status_code.is_none()).count();
+        if to_receiver >= 2 && to_nowhere >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deliveries did not happen: {attempts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = hook.requests();
+    assert!(requests.iter().any(|(_, body)| body.contains("queued.before.upgrade")), "the old delivery was lost");
+    let authorization = requests[0].0["authorization"].to_str().unwrap();
+    assert_eq!(
+        authorization,
+        format!("Basic {}", STANDARD.encode(format!("alice:{USER_SECRET}"))),
+        "sent as configured"
+    );
+
+    let attempts = ca.db.webhook_attempts().await.unwrap();
+    let addresses: std::collections::BTreeSet<&str> = attempts.iter().map(|a| a.url.as_str()).collect();
+    let expected = [format!("http://127.0.0.1:{closed_port}/down"), format!("http://127.0.0.1:{port}/hook")];
+    assert_eq!(addresses, expected.iter().map(String::as_str).collect(), "{attempts:?}");
+    let recorded = format!("{attempts:?}");
+    let logs = logged();
+    assert!(logs.contains("webhook delivery failed") && logs.contains("host=127.0.0.1"), "{logs}");
+    let dump = database_dump(&ca).await;
+    for secret in [USER_SECRET, QUERY_SECRET, "alice", "bob"] {
+        assert!(!recorded.contains(secret), "a delivery record holds {secret}: {recorded}");
+        assert!(!logs.contains(secret), "the log holds {secret}:\n{logs}");
+        assert!(!dump.contains(secret), "the database holds {secret}");
+    }
+    ca.stop().await;
+}
+
+on_both!(webhook_credentials_stay_out_of_logs_and_rows);
+
+/// Every row of every table as text, the way a dump shows them: bytes as
+/// lowercase hex (PostgreSQL's `\x...`, SQLite's `X'...'` lowered).
+async fn database_dump(ca: &TestCa) -> String {
+    match &ca.db {
+        Db::Postgres(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let mut dump = String::new();
+            for table in tables {
+                let sql = format!("SELECT COALESCE(string_agg(t::TEXT, E'\\n'), '') FROM \"{table}\" t");
+                let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.unwrap();
+                dump.push_str(&format!("-- {table}\n{rows}\n"));
+            }
+            dump
+        }
+        Db::Sqlite(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            let mut dump = String::new();
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                let quoted: Vec<String> = columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
+                let sql = format!("SELECT {} FROM \"{table}\"", quoted.join(" || ',' || "));
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.unwrap();
+                dump.push_str(&format!("-- {table}\n{}\n", rows.join("\n").to_lowercase()));
+            }
+            dump
+        }
+    }
 }

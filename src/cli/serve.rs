@@ -67,6 +67,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let metrics = Arc::new(Metrics::default());
     let lifecycle =
         Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
+    lifecycle.forget_stored_credentials().await?;
     lifecycle.start_jobs(&mut background);
     let acme_state =
         AcmeState::new(&config.acme, db.clone(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
