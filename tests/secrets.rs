@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,7 +16,9 @@ use common::agent::{AgentSetup, BIN, stderr};
 use common::webhook::{Receiver, with_webhook};
 use common::{Backend, TestCa, csr_for};
 use serde_json::json;
-use tessera::config::{AcmeOverrides, WebhookConfig};
+use tessera::cli::start;
+use tessera::clock::{SharedClock, SystemClock};
+use tessera::config::{AcmeOverrides, Config, Overrides, WebhookConfig};
 use tessera::storage::{Db, DbOptions};
 
 /// The agent's reload command and dns-01 hook get the variables they are
@@ -231,3 +234,136 @@ async fn database_dump(ca: &TestCa) -> String {
         }
     }
 }
+
+/// A fresh database for `backend` in `dir`: its URL (SQLite in `dir`), or
+/// None when PostgreSQL is not available here.
+async fn database_in(dir: &Path, backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("tessera.db").display())),
+        Backend::Postgres => common::fresh_postgres_url().await,
+    }
+}
+
+/// A production config with software keys in `dir`.
+fn production_config(dir: &Path, database_url: &str) -> Config {
+    let path = dir.join("tessera.toml");
+    let text = format!(
+        r#"mode = "production"
+data_dir = {dir:?}
+database_url = {database_url:?}
+https_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+admin_addr = "127.0.0.1:0"
+
+[hierarchy.root]
+name = "root"
+common_name = "Secrets Test Root"
+key_uri = "file:keys/root.key.pem"
+validity_days = 30
+
+[hierarchy.issuing]
+name = "issuing"
+common_name = "Secrets Test Issuing CA"
+key_uri = "file:keys/issuing.key.pem"
+validity_days = 7
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    Config::load(Some(&path), &Overrides::default()).unwrap()
+}
+
+/// The same data directory and database in dev mode.
+fn dev_config(dir: &Path, database_url: &str) -> Config {
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let overrides = Overrides {
+        https_addr: any,
+        http_addr: any,
+        admin_addr: any,
+        data_dir: Some(dir.to_path_buf()),
+        database_url: Some(database_url.to_owned()),
+        ..Default::default()
+    };
+    Config::load(None, &overrides).unwrap()
+}
+
+/// Runs `tessera init` for `config`.
+async fn init(config: &Config) {
+    let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
+    db.migrate().await.unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    tessera::setup::init_hierarchy(config, &db, &clock).await.unwrap();
+    db.close().await;
+}
+
+/// `serve` without `mode = "production"` on a database `tessera init` made
+/// refuses, naming `mode`, and writes no admin token (dev mode used to
+/// bootstrap and hand out a new admin token for the production CA).
+async fn dev_mode_never_runs_on_a_production_database(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database_url) = database_in(dir.path(), backend).await else { return };
+    let production = production_config(dir.path(), &database_url);
+    init(&production).await;
+    let token_file = dir.path().join("admin-token");
+    std::fs::remove_file(&token_file).unwrap();
+    let db = Db::connect(&DbOptions::new(database_url.clone())).await.unwrap();
+    let tokens = db.count_tokens().await.unwrap();
+
+    let refused = start(dev_config(dir.path(), &database_url), Arc::new(SystemClock)).await;
+    let error = refused.err().expect("dev mode must refuse a production database").to_string();
+    assert!(error.contains(r#"mode = "production""#), "{error}");
+    assert!(!token_file.exists(), "dev mode wrote an admin token");
+    assert_eq!(db.count_tokens().await.unwrap(), tokens);
+
+    // The production CA still serves in production mode.
+    let running = start(production, Arc::new(SystemClock)).await.unwrap();
+    running.shutdown().await;
+    db.close().await;
+}
+
+on_both!(dev_mode_never_runs_on_a_production_database);
+
+/// Hierarchies made before the mode was recorded get it from what `init`
+/// leaves behind (its admin token, keys outside files); a dev database
+/// keeps working in dev mode.
+async fn the_mode_of_an_older_hierarchy_is_inferred(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database_url) = database_in(dir.path(), backend).await else { return };
+    let db = Db::connect(&DbOptions::new(database_url)).await.unwrap();
+    db.migrate_until(11).await.unwrap();
+    let bytes = |hex: &str| match backend {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::BYTEA"),
+    };
+    let root = format!(
+        "INSERT INTO authorities (name, kind, key_uri, algorithm, certificate_der, serial, ski, subject, \
+         not_before, not_after, created_at) VALUES ('root', 'root', 'file:keys/root.key.pem', \
+         'ecdsa-p256-sha256', {}, {}, {}, 'CN=Root', 0, 1, 0)",
+        bytes("00"),
+        bytes("01"),
+        bytes("02")
+    );
+    db.execute_raw(&root).await.unwrap();
+    db.migrate().await.unwrap();
+    assert!(!db.has_production_hierarchy().await.unwrap(), "a dev hierarchy");
+    db.close().await;
+
+    for evidence in [
+        format!(
+            "INSERT INTO api_tokens (name, scope, token_hash, created_at) VALUES ('admin (init)', 'admin', {}, 0)",
+            bytes("03")
+        ),
+        "UPDATE authorities SET key_uri = 'pkcs11:token=ca;object=root'".to_owned(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(database_url) = database_in(dir.path(), backend).await else { return };
+        let db = Db::connect(&DbOptions::new(database_url)).await.unwrap();
+        db.migrate_until(11).await.unwrap();
+        db.execute_raw(&root).await.unwrap();
+        db.execute_raw(&evidence).await.unwrap();
+        db.migrate().await.unwrap();
+        assert!(db.has_production_hierarchy().await.unwrap(), "{evidence}");
+        db.close().await;
+    }
+}
+
+on_both!(the_mode_of_an_older_hierarchy_is_inferred);

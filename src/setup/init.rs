@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{SetupError, create_hierarchy, write_admin_token};
 use crate::admin::token::{Scope, create_token};
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config, parse_algorithm};
+use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
 use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
 use crate::storage::Db;
 
@@ -23,7 +23,7 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
     }
     let root = signer_for(config, &config.hierarchy.root).await?;
     let issuing = signer_for(config, &config.hierarchy.issuing).await?;
-    create_hierarchy(db, config, clock, root.as_ref(), issuing.as_ref()).await?;
+    create_hierarchy(db, config, clock, Mode::Production, root.as_ref(), issuing.as_ref()).await?;
 
     std::fs::create_dir_all(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
     let token_path = config.data_dir.join("admin-token");
