@@ -12,6 +12,7 @@ pub mod http;
 pub mod issuance;
 pub mod keys;
 pub mod lifecycle;
+pub mod private_files;
 pub mod revocation;
 pub mod rotation;
 pub mod setup;

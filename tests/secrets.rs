@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -367,3 +368,46 @@ async fn the_mode_of_an_older_hierarchy_is_inferred(backend: Backend) {
 }
 
 on_both!(the_mode_of_an_older_hierarchy_is_inferred);
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// The data directory is its owner's alone, and so is every file in it
+/// that is not public: the SQLite database with its `-wal` and `-shm`
+/// (they held the EAB HMAC keys and the nonce key), the keys, the admin
+/// token, the TLS key. A data directory an older version left open to all
+/// is restricted at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = TestCa::start_in(dir, None).await;
+    ca.eab_key(false).await;
+    let data = ca.dir.path().to_path_buf();
+    let private = [
+        ("", 0o700),
+        ("tessera.db", 0o600),
+        ("tessera.db-wal", 0o600),
+        ("tessera.db-shm", 0o600),
+        ("keys", 0o700),
+        ("keys/root.key.pem", 0o600),
+        ("keys/issuing.key.pem", 0o600),
+        ("tls", 0o700),
+        ("tls/server.key", 0o600),
+        ("admin-token", 0o600),
+    ];
+    for (name, expected) in private {
+        assert_eq!(mode(&data.join(name)), expected, "{name:?} is {:o}", mode(&data.join(name)));
+    }
+    let dir = ca.stop().await;
+
+    for (name, loose) in [("", 0o755), ("tessera.db", 0o644)] {
+        std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(loose)).unwrap();
+    }
+    let ca = TestCa::start_in(dir, None).await;
+    for (name, expected) in [("", 0o700), ("tessera.db", 0o600), ("tessera.db-wal", 0o600)] {
+        assert_eq!(mode(&ca.dir.path().join(name)), expected, "{name:?} after a restart");
+    }
+    ca.stop().await;
+}

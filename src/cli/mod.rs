@@ -145,9 +145,11 @@ fn agent_usage_error(message: String) -> ! {
     }
 }
 
-/// Connects (creating the data directory for SQLite) and migrates unless disabled.
+/// Connects (creating the data directory, for SQLite and everything else
+/// Tessera keeps, readable by its owner only) and migrates unless disabled.
 pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::private_files::create_private_dir(&config.data_dir)?;
+    crate::private_files::restrict_to_owner(&config.data_dir)?;
     let db = Db::connect(&DbOptions::new(config.database_url())).await?;
     if config.run_migrations {
         db.migrate().await?;

@@ -8,6 +8,7 @@ use crate::admin::token::{Scope, create_token};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
 use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
+use crate::private_files::create_private_dir;
 use crate::storage::Db;
 
 /// Creates the root and issuing CA and a first admin token; refuses when
@@ -25,7 +26,7 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
     let issuing = signer_for(config, &config.hierarchy.issuing).await?;
     create_hierarchy(db, config, clock, Mode::Production, root.as_ref(), issuing.as_ref()).await?;
 
-    std::fs::create_dir_all(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
+    create_private_dir(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
     let token_path = config.data_dir.join("admin-token");
     let (_, secret) = create_token(db, "admin (init)", Scope::Admin, "tessera", clock.unix()).await?;
     write_admin_token(&token_path, &secret)?;

@@ -163,6 +163,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            make_private(connect.get_filename())?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.min(8))
                 .acquire_timeout(options.acquire_timeout)
@@ -225,6 +226,29 @@ impl Db {
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
     }
+}
+
+/// Creates the SQLite database file readable by its owner only, before
+/// SQLite does (it gives its `-wal` and `-shm` files the database file's
+/// mode), and restricts the files of a database made before that was so.
+/// An in-memory database has no files.
+fn make_private(database: &std::path::Path) -> Result<(), StoreError> {
+    if database.as_os_str() == ":memory:" || database.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    let failed = |e: std::io::Error| StoreError::Other(format!("database file {}: {e}", database.display()));
+    match crate::private_files::create_private_file(database) {
+        Ok(_) => {}
+        // A missing directory is SQLite's to report, as before.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        crate::private_files::restrict_to_owner(std::path::Path::new(&path)).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// Starts a transaction that will write. SQLite takes the write lock up
