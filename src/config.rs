@@ -11,6 +11,10 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyUri, SignerError, SigningAlgorithm};
+pub use crate::secrets::KekSource;
+
+/// The key-encryption key dev mode makes in the data directory.
+pub const DEV_KEK_FILE: &str = "secrets.kek";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,6 +43,23 @@ pub struct Config {
     pub revocation: RevocationConfig,
     pub acme: AcmeConfig,
     pub lifecycle: LifecycleConfig,
+    pub secrets: SecretsConfig,
+}
+
+/// Secrets at rest: the key-encryption key (KEK) that seals the data keys
+/// under which Tessera stores its secrets (EAB HMAC keys, the nonce MAC
+/// key). The KEK is never stored in the database: `file:PATH` (base64 of
+/// 32 random bytes; a relative path is in `data_dir`), `env:VAR` (the
+/// same, in a variable) or `awskms:KEY` (a symmetric AWS KMS key: id, ARN
+/// or alias). Required in production; dev mode uses `file:secrets.kek`,
+/// made on first start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    pub kek: Option<String>,
+    /// The KEK being replaced, still read during a rotation
+    /// (`tessera secrets rotate-kek`); removed once that has run.
+    pub previous_kek: Option<String>,
 }
 
 /// Expiry tracking and its alerts. Durations are written like `24h` or `7d`.
@@ -530,6 +551,7 @@ impl Default for Config {
             revocation: RevocationConfig::default(),
             acme: AcmeConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -680,6 +702,7 @@ impl Config {
             ));
         }
         self.validate_lifecycle()?;
+        self.kek_sources()?;
         for name in &self.tls_names {
             crate::issuance::Identifier::guess(name).map_err(|e| field("tls_names", e.to_string()))?;
         }
@@ -781,6 +804,43 @@ impl Config {
         Ok(())
     }
 
+    /// The key-encryption keys to read, the current one first: `secrets.kek`
+    /// (in dev mode `file:secrets.kek` when unset) and `secrets.previous_kek`.
+    /// A relative file path is taken relative to the data directory.
+    pub fn kek_sources(&self) -> Result<Vec<KekSource>, ConfigError> {
+        let parse = |name: &str, text: &str| {
+            let source =
+                text.parse::<KekSource>().map_err(|reason| ConfigError::Field { field: name.into(), reason })?;
+            Ok(match source {
+                KekSource::File(path) if path.is_relative() => KekSource::File(self.data_dir.join(path)),
+                other => other,
+            })
+        };
+        let current = match (&self.secrets.kek, self.mode) {
+            (Some(text), _) => parse("secrets.kek", text)?,
+            (None, Mode::Dev) => KekSource::File(self.data_dir.join(DEV_KEK_FILE)),
+            (None, Mode::Production) => {
+                return Err(ConfigError::Field {
+                    field: "secrets.kek".into(),
+                    reason: "is required in production: file:PATH, env:VAR or awskms:KEY (see README, Secrets at rest)"
+                        .into(),
+                });
+            }
+        };
+        let mut sources = vec![current];
+        if let Some(text) = &self.secrets.previous_kek {
+            let previous = parse("secrets.previous_kek", text)?;
+            if previous == sources[0] {
+                return Err(ConfigError::Field {
+                    field: "secrets.previous_kek".into(),
+                    reason: "names the same key as secrets.kek".into(),
+                });
+            }
+            sources.push(previous);
+        }
+        Ok(sources)
+    }
+
     /// The database to use: the configured URL or the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -832,6 +892,7 @@ fn is_config_key(key: &str) -> bool {
         "revocation",
         "acme",
         "lifecycle",
+        "secrets",
     ];
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
@@ -906,6 +967,29 @@ mod tests {
         assert_eq!(config.hierarchy.root.key_uri, source);
         let debug = format!("{config:?}");
         assert!(debug.contains("pin-source=[redacted]") && !debug.contains("4711-secret"), "{debug}");
+    }
+
+    #[test]
+    fn production_needs_a_key_encryption_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prod.toml");
+        std::fs::write(&path, "mode = \"production\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("secrets.kek"), "{err}");
+
+        let kek = "q3m0sKZrj2hPo0Kz3Y0Xyv+9a7xGm2cQ8nJ1lFvT4aE=";
+        std::fs::write(&path, format!("mode = \"production\"\n[secrets]\nkek = \"{kek}\"\n")).expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("a key is not a source");
+        assert!(err.to_string().contains("secrets.kek") && !err.to_string().contains(kek), "{err}");
+
+        let text = "mode = \"production\"\ndata_dir = \"/var/lib/t\"\n[secrets]\nkek = \"file:kek\"\nprevious_kek = \"env:OLD\"\n";
+        std::fs::write(&path, text).expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        let sources = config.kek_sources().expect("valid");
+        assert_eq!(sources, [KekSource::File("/var/lib/t/kek".into()), KekSource::Env("OLD".into())]);
+
+        let dev = Config::load(None, &Overrides { data_dir: Some("/d".into()), ..Default::default() }).expect("valid");
+        assert_eq!(dev.kek_sources().expect("valid"), [KekSource::File("/d/secrets.kek".into())]);
     }
 
     #[test]

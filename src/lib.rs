@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod private_files;
 pub mod revocation;
 pub mod rotation;
+pub mod secrets;
 pub mod setup;
 pub mod storage;
 pub mod validation;

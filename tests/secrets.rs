@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::acme::{AccountKey, AcmeClient, eab_binding};
 use common::agent::{AgentSetup, BIN, stderr};
 use common::webhook::{Receiver, with_webhook};
 use common::{Backend, TestCa, csr_for};
@@ -245,8 +246,9 @@ async fn database_in(dir: &Path, backend: Backend) -> Option<String> {
     }
 }
 
-/// A production config with software keys in `dir`.
-fn production_config(dir: &Path, database_url: &str) -> Config {
+/// A production config with software keys in `dir` and `secrets` (the
+/// `[secrets]` table's lines, `kek = ...`), plus `extra` tables.
+fn production_config(dir: &Path, database_url: &str, secrets: &str, extra: &str) -> Config {
     let path = dir.join("tessera.toml");
     let text = format!(
         r#"mode = "production"
@@ -267,6 +269,11 @@ name = "issuing"
 common_name = "Secrets Test Issuing CA"
 key_uri = "file:keys/issuing.key.pem"
 validity_days = 7
+
+[secrets]
+{secrets}
+
+{extra}
 "#
     );
     std::fs::write(&path, text).unwrap();
@@ -302,7 +309,7 @@ async fn init(config: &Config) {
 async fn dev_mode_never_runs_on_a_production_database(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let Some(database_url) = database_in(dir.path(), backend).await else { return };
-    let production = production_config(dir.path(), &database_url);
+    let production = production_config(dir.path(), &database_url, r#"kek = "file:secrets.kek""#, "");
     init(&production).await;
     let token_file = dir.path().join("admin-token");
     std::fs::remove_file(&token_file).unwrap();
@@ -396,6 +403,7 @@ async fn the_data_directory_is_private() {
         ("tls", 0o700),
         ("tls/server.key", 0o600),
         ("admin-token", 0o600),
+        ("secrets.kek", 0o600),
     ];
     for (name, expected) in private {
         assert_eq!(mode(&data.join(name)), expected, "{name:?} is {:o}", mode(&data.join(name)));
@@ -411,3 +419,110 @@ async fn the_data_directory_is_private() {
     }
     ca.stop().await;
 }
+
+/// The raw bytes of one column of one row, as a dump would show them.
+async fn raw_bytes(db: &Db, sql: &str) -> Vec<u8> {
+    match db {
+        Db::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap(),
+        Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// Whether `key` is the nonce MAC key: its HMAC of a fresh nonce's body
+/// is the nonce's MAC (RFC 8555 §6.5; Tessera's nonce is 12 random
+/// octets, the issue time and 16 octets of HMAC-SHA256).
+async fn is_nonce_key(client: &AcmeClient, key: &[u8]) -> bool {
+    let nonce = URL_SAFE_NO_PAD.decode(client.nonce().await).unwrap();
+    let (body, mac) = nonce.split_at(20);
+    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), body);
+    &tag.as_ref()[..16] == mac
+}
+
+/// Whether any 32 octets of `bytes` are the nonce MAC key.
+async fn holds_nonce_key(client: &AcmeClient, bytes: &[u8]) -> bool {
+    for window in bytes.windows(32) {
+        if is_nonce_key(client, window).await {
+            return true;
+        }
+    }
+    false
+}
+
+// A dump of the database binds no ACME account and forges no nonce: the
+// EAB HMAC keys and the nonce MAC key are stored sealed. A sealed HMAC key
+// copied onto another EAB key's row does not open there.
+on_both_backends!(a_dump_binds_no_account_and_forges_no_nonce, |ca| {
+    let (kid, hmac) = ca.eab_key(false).await;
+    let (other_kid, _) = ca.eab_key(false).await;
+    let hmac_bytes = URL_SAFE_NO_PAD.decode(&hmac).unwrap();
+    let dump = database_dump(ca).await;
+    assert!(!dump.contains(&hex::encode(&hmac_bytes)) && !dump.contains(&hmac), "the dump holds the HMAC key");
+    let client = AcmeClient::new(ca, AccountKey::es256()).await;
+    let stored_nonce_key = raw_bytes(&ca.db, "SELECT value FROM acme_secrets WHERE name = 'nonce-mac-key'").await;
+    assert!(!holds_nonce_key(&client, &stored_nonce_key).await, "the nonce MAC key is stored as it is");
+
+    // The sealed HMAC key of `kid`, moved to `other_kid`, with the key
+    // that opens it, binds nothing.
+    let moved = format!(
+        "UPDATE eab_keys SET (hmac_key, sealed_with) = (SELECT hmac_key, sealed_with FROM eab_keys WHERE kid = '{kid}') \
+         WHERE kid = '{other_kid}'"
+    );
+    ca.db.execute_raw(&moved).await.unwrap();
+    let thief = AcmeClient::new(ca, AccountKey::es256()).await;
+    let url = thief.url("newAccount");
+    let binding = eab_binding("HS256", &other_kid, &hmac, &thief.key.jwk(), &url);
+    let refused =
+        thief.post(&url, Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding}))).await;
+    refused.assert_problem("serverInternal", 500);
+    assert!(!refused.text.contains(&hmac), "{}", refused.text);
+
+    // The key itself still binds an account.
+    let mut holder = AcmeClient::new(ca, AccountKey::es256()).await;
+    holder.register(&kid, &hmac).await;
+});
+
+/// Secrets stored in the clear by an earlier version are sealed at the
+/// first start, keep their values (the EAB key binds, nonces carry the
+/// same key's MAC) and are sealed once only.
+async fn secrets_stored_in_the_clear_are_sealed_at_start(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database_url) = database_in(dir.path(), backend).await else { return };
+    let db = Db::connect(&DbOptions::new(database_url.clone())).await.unwrap();
+    db.migrate_until(11).await.unwrap();
+    let nonce_key = [0x5a_u8; 32];
+    let hmac_bytes = [0xc3_u8; 32];
+    let bytes = |b: &[u8]| match backend {
+        Backend::Sqlite => format!("X'{}'", hex::encode(b)),
+        Backend::Postgres => format!("'\\x{}'::BYTEA", hex::encode(b)),
+    };
+    db.execute_raw(&format!("INSERT INTO acme_secrets (name, value) VALUES ('nonce-mac-key', {})", bytes(&nonce_key)))
+        .await
+        .unwrap();
+    db.execute_raw(&format!(
+        "INSERT INTO eab_keys (kid, hmac_key, policy, reusable, created_at) VALUES ('kid-old', {}, 'default', {}, 0)",
+        bytes(&hmac_bytes),
+        if backend == Backend::Sqlite { "1" } else { "true" }
+    ))
+    .await
+    .unwrap();
+    db.close().await;
+
+    let database = (backend == Backend::Postgres).then_some(database_url);
+    let ca = TestCa::start_in_with(dir, database, AcmeOverrides::default(), |_| {}).await;
+    let dump = database_dump(&ca).await;
+    assert!(!dump.contains(&hex::encode(hmac_bytes)) && !dump.contains(&hex::encode(nonce_key)), "{dump}");
+    let client = AcmeClient::new(&ca, AccountKey::es256()).await;
+    assert!(is_nonce_key(&client, &nonce_key).await, "the nonce key changed");
+    let mut holder = AcmeClient::new(&ca, AccountKey::es256()).await;
+    holder.register("kid-old", &URL_SAFE_NO_PAD.encode(hmac_bytes)).await;
+    let sealed = raw_bytes(&ca.db, "SELECT hmac_key FROM eab_keys WHERE kid = 'kid-old'").await;
+
+    // A restart seals nothing again.
+    let database = ca.config.database_url.clone();
+    let dir = ca.stop().await;
+    let ca = TestCa::start_in_with(dir, database, AcmeOverrides::default(), |_| {}).await;
+    assert_eq!(raw_bytes(&ca.db, "SELECT hmac_key FROM eab_keys WHERE kid = 'kid-old'").await, sealed);
+    ca.stop().await;
+}
+
+on_both!(secrets_stored_in_the_clear_are_sealed_at_start);

@@ -35,6 +35,7 @@ use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
+use crate::secrets::Sealer;
 use crate::storage::Db;
 use problem::ApiError;
 
@@ -48,6 +49,8 @@ pub struct AdminState {
     pub rotation: Arc<CaRotation>,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Arc<Lifecycle>,
+    /// Seals the EAB HMAC keys it makes.
+    pub sealer: Arc<Sealer>,
 }
 
 /// One admin route: its method and path as the OpenAPI file writes them.

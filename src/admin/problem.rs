@@ -9,6 +9,7 @@ use crate::authority::PolicyError;
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
+use crate::secrets::SecretsError;
 use crate::storage::StoreError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -49,6 +50,16 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Store(s) => s.into(),
+            e if e.is_retryable() => Self::Unavailable(e.to_string()),
+            e => Self::Internal(e.to_string()),
         }
     }
 }

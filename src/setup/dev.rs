@@ -8,13 +8,15 @@ use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
 use crate::keys::software::SoftwareSigner;
 use crate::keys::{KeyUri, SigningAlgorithm, redact_pins};
+use crate::secrets::ensure_kek_file;
 use crate::storage::Db;
 
 /// The name of the policy dev mode creates.
 pub const DEV_POLICY: &str = "default";
 
-/// Creates what is missing: the hierarchy (with its `default` policy) and
-/// the admin token file. A restart finds everything and changes nothing.
+/// Creates what is missing: the key-encryption key file, the hierarchy
+/// (with its `default` policy) and the admin token file. A restart finds
+/// everything and changes nothing.
 /// A database `tessera init` made is refused: dev mode would write a new
 /// admin token for a production CA.
 pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Result<(), SetupError> {
@@ -25,6 +27,7 @@ pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Res
                 .into(),
         ));
     }
+    ensure_kek_file(&config.kek_sources()?[0])?;
     if db.list_authorities().await?.is_empty() {
         tracing::info!(data_dir = %config.data_dir.display(), "dev mode: creating a CA with software keys");
         let root = dev_signer(config, &config.hierarchy.root)?;

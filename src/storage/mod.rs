@@ -19,6 +19,7 @@ mod nonces;
 mod policies;
 mod renewal_pulls;
 mod revocation;
+mod sealing;
 mod seed;
 mod tokens;
 
@@ -49,6 +50,7 @@ pub use lifecycle::{
 pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
+pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
 pub use seed::SeedSpec;
 pub use tokens::TokenRecord;
 
