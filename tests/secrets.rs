@@ -15,12 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::acme::{AccountKey, AcmeClient, eab_binding};
 use common::agent::{AgentSetup, BIN, stderr};
+use common::custodians;
 use common::webhook::{Receiver, with_webhook};
 use common::{Backend, TestCa, csr_for};
 use serde_json::json;
 use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
-use tessera::config::{AcmeOverrides, Config, Overrides, WebhookConfig};
+use tessera::config::{AcmeOverrides, AwsKmsConfig, Config, Overrides, WebhookConfig};
 use tessera::storage::{Db, DbOptions};
 
 /// The agent's reload command and dns-01 hook get the variables they are
@@ -526,3 +527,101 @@ async fn secrets_stored_in_the_clear_are_sealed_at_start(backend: Backend) {
 }
 
 on_both!(secrets_stored_in_the_clear_are_sealed_at_start);
+
+/// A new local key-encryption key: 32 random bytes, base64.
+fn new_kek() -> String {
+    STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+/// Runs `tessera secrets rotate-kek` with the config `production_config`
+/// wrote last, and `env` in its environment; returns its stdout.
+fn rotate_kek(dir: &Path, env: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(BIN)
+        .args(["secrets", "rotate-kek", "--config"])
+        .arg(dir.join("tessera.toml"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    match db {
+        Db::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap(),
+        Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// The key-encryption key rotates without losing a secret: from a file to
+/// a variable to another file, each step sealing every secret again under
+/// a data key of the new KEK while the old one is `previous_kek`. After
+/// each, the old KEK alone opens nothing, and the EAB key still binds.
+async fn the_kek_rotates_without_losing_a_secret(backend: Backend) {
+    const VARIABLE: &str = "TESSERA_TEST_ROTATED_KEK";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database_url) = database_in(dir.path(), backend).await else { return };
+    let (file_a, file_b, variable) = (dir.path().join("a.kek"), dir.path().join("b.kek"), new_kek());
+    std::fs::write(&file_a, new_kek()).unwrap();
+    std::fs::write(&file_b, new_kek()).unwrap();
+    let config = |dir: &Path, secrets: String| production_config(dir, &database_url, &secrets, "");
+    let a = config(dir.path(), format!("kek = \"file:{}\"", file_a.display()));
+    let ca = TestCa::start_production(dir, a.clone()).await;
+    let (kid, hmac) = ca.eab_key(true).await;
+    AcmeClient::new(&ca, AccountKey::es256()).await.register(&kid, &hmac).await;
+    let dir = ca.stop().await;
+
+    config(dir.path(), format!("kek = \"env:{VARIABLE}\"\nprevious_kek = \"file:{}\"", file_a.display()));
+    let done = rotate_kek(dir.path(), &[(VARIABLE, &variable)]);
+    assert!(done.contains("Sealed 2 secrets again") && done.contains("old data keys deleted: 1"), "{done}");
+    let refused = start(a, Arc::new(SystemClock)).await.err().expect("the old KEK opens nothing").to_string();
+    assert!(refused.contains("another key-encryption key"), "{refused}");
+
+    config(dir.path(), format!("kek = \"file:{}\"\nprevious_kek = \"env:{VARIABLE}\"", file_b.display()));
+    rotate_kek(dir.path(), &[(VARIABLE, &variable)]);
+    let b = config(dir.path(), format!("kek = \"file:{}\"", file_b.display()));
+    let ca = TestCa::start_config(dir, b).await.unwrap();
+    AcmeClient::new(&ca, AccountKey::es256()).await.register(&kid, &hmac).await;
+    assert_eq!(count(&ca.db, "SELECT COUNT(*) FROM sealing_keys").await, 1);
+    ca.stop().await;
+}
+
+on_both!(the_kek_rotates_without_losing_a_secret);
+
+/// With a KMS key as the KEK (envelope encryption: the data key is
+/// wrapped by KMS `Encrypt` and unwrapped once at start), the database and
+/// the data directory together open nothing: with the KMS key disabled,
+/// Tessera does not start; enabled again, every secret is there.
+async fn a_kms_kek_leaves_nothing_to_open_without_kms(backend: Backend) {
+    let Some(endpoint) = custodians::kms_endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database_url) = database_in(dir.path(), backend).await else { return };
+    let kms = AwsKmsConfig { region: Some("us-east-1".into()), endpoint: Some(endpoint.clone()), ..Default::default() };
+    let client = tessera::keys::awskms::client(&kms).await;
+    let created = client.create_key().description("Tessera test KEK").send().await.unwrap();
+    let key_id = created.key_metadata().unwrap().key_id().to_owned();
+    let alias = format!("alias/{}", custodians::unique("tessera-kek"));
+    client.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.unwrap();
+    let kek = format!("kek = \"awskms:{alias}\"");
+    let config = production_config(dir.path(), &database_url, &kek, &custodians::kms_toml(&endpoint));
+
+    let ca = TestCa::start_production(dir, config.clone()).await;
+    let (kid, hmac) = ca.eab_key(true).await;
+    AcmeClient::new(&ca, AccountKey::es256()).await.register(&kid, &hmac).await;
+    let dump = database_dump(&ca).await;
+    assert!(!dump.contains(&hex::encode(URL_SAFE_NO_PAD.decode(&hmac).unwrap())), "the dump holds the HMAC key");
+    assert!(dump.contains(&format!("awskms:{alias}")), "the data key names its KEK:\n{dump}");
+    let dir = ca.stop().await;
+
+    client.disable_key().key_id(&key_id).send().await.unwrap();
+    let refused = start(config.clone(), Arc::new(SystemClock)).await.err().expect("KMS said no").to_string();
+    assert!(refused.contains(&format!("awskms:{alias}")), "{refused}");
+    client.enable_key().key_id(&key_id).send().await.unwrap();
+    let ca = TestCa::start_config(dir, config).await.unwrap();
+    AcmeClient::new(&ca, AccountKey::es256()).await.register(&kid, &hmac).await;
+    ca.stop().await;
+}
+
+on_both!(a_kms_kek_leaves_nothing_to_open_without_kms);

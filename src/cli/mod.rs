@@ -142,7 +142,7 @@ pub async fn run() -> anyhow::Result<()> {
             let clock: SharedClock = Arc::new(SystemClock);
             let rotation = Sealer::load(&config, db.clone(), clock).await?.rotate().await?;
             println!(
-                "Sealed {} secrets again under data key {} (wrapped by {}); deleted {} old data keys. \
+                "Sealed {} secrets again under data key {} (wrapped by {}); old data keys deleted: {}. \
                  secrets.previous_kek may go now.",
                 rotation.resealed, rotation.data_key, rotation.kek, rotation.retired
             );

@@ -102,12 +102,11 @@ fn describe(row: &SecretRow) -> String {
 }
 
 impl Sealer {
-    /// Reads the configured KEKs and unwraps the database's data keys.
-    /// A database without data keys gets one under the current KEK, and so
-    /// does one whose data keys only the previous KEK unwraps (a rotation
-    /// has begun). A database whose data keys no configured KEK unwraps is
-    /// refused: sealing under a new key there would leave other nodes
-    /// unable to open what this one stores.
+    /// Reads the configured KEKs and unwraps the database's data keys. A
+    /// database without data keys gets one under the current KEK. One
+    /// whose data keys no configured KEK unwraps is refused: sealing under
+    /// a new key there would leave other nodes unable to open what this
+    /// one stores.
     pub async fn load(config: &Config, db: Db, clock: SharedClock) -> Result<Arc<Self>, SecretsError> {
         let mut keks = Vec::new();
         for source in config.kek_sources()? {
@@ -115,18 +114,16 @@ impl Sealer {
         }
         let sealer = Self { db, clock, keks, data_keys: RwLock::default() };
         let stored = sealer.refresh().await?;
-        let current_label = sealer.keks[0].label().to_owned();
-        let unwrapped: Vec<&SealingKeyRecord> = stored.iter().filter(|k| sealer.has(&k.id)).collect();
-        if unwrapped.is_empty() && !stored.is_empty() {
+        if stored.is_empty() {
+            sealer.new_data_key().await?;
+        } else if !stored.iter().any(|k| sealer.has(&k.id)) {
             let labels: Vec<&str> = stored.iter().map(|k| k.kek.as_str()).collect();
             return Err(SecretsError::Refused(format!(
                 "the database's secrets are sealed under another key-encryption key ({}); \
-                 secrets.kek ({current_label}) does not unwrap their data keys",
-                labels.join(", ")
+                 secrets.kek ({}) does not unwrap their data keys",
+                labels.join(", "),
+                sealer.keks[0].label()
             )));
-        }
-        if !unwrapped.iter().any(|k| sealer.keks[0].may_have_wrapped(&k.kek)) {
-            sealer.new_data_key().await?;
         }
         Ok(Arc::new(sealer))
     }
@@ -135,13 +132,19 @@ impl Sealer {
     pub async fn seal(&self, row: &SecretRow, plaintext: &[u8]) -> Result<SealedValue, SecretsError> {
         let stored = self.refresh().await?;
         let newest = stored.last().ok_or_else(|| SecretsError::Refused("the database has no data key".into()))?;
-        let key = self.data_key(&newest.id).ok_or_else(|| {
-            SecretsError::Refused(format!(
+        if !self.has(&newest.id) {
+            return Err(SecretsError::Refused(format!(
                 "the newest data key {} is wrapped by {}, which this node's secrets.kek does not unwrap",
                 newest.id, newest.kek
-            ))
-        })?;
-        Ok(SealedValue { bytes: key.seal(&associated_data(row), plaintext)?, key_id: newest.id.clone() })
+            )));
+        }
+        self.seal_under(&newest.id, row, plaintext)
+    }
+
+    /// Seals `plaintext` for `row` under the data key `key_id`, unwrapped.
+    fn seal_under(&self, key_id: &str, row: &SecretRow, plaintext: &[u8]) -> Result<SealedValue, SecretsError> {
+        let key = self.data_key(key_id).ok_or_else(|| SecretsError::Refused(format!("no data key {key_id}")))?;
+        Ok(SealedValue { bytes: key.seal(&associated_data(row), plaintext)?, key_id: key_id.to_owned() })
     }
 
     /// The plaintext of a stored secret. A row still in the clear, sealed
@@ -190,7 +193,7 @@ impl Sealer {
     /// Makes a data key under the current KEK, seals every stored secret
     /// again under it (until none is left under another: nodes keep
     /// storing meanwhile) and deletes the data keys that seal nothing any
-    /// more. Every node must be able to unwrap the new data key first:
+    /// more (one a node used meanwhile stays, for the next rotation). Every node must be able to unwrap the new data key first:
     /// give them the new KEK as `secrets.kek` and the old one as
     /// `secrets.previous_kek`.
     pub async fn rotate(&self) -> Result<Rotation, SecretsError> {
@@ -206,13 +209,7 @@ impl Sealer {
                     Some(_) => self.open(&stored).await?,
                     None => SecretSlice::from(stored.value.clone()),
                 };
-                let fresh = self.seal(&stored.row, plaintext.expose_secret()).await?;
-                if fresh.key_id != data_key {
-                    return Err(SecretsError::Refused(format!(
-                        "a newer data key {} appeared during the rotation; run it again",
-                        fresh.key_id
-                    )));
-                }
+                let fresh = self.seal_under(&data_key, &stored.row, plaintext.expose_secret())?;
                 if self.db.reseal_secret(&stored, &fresh).await? {
                     resealed += 1;
                 }
