@@ -16,7 +16,9 @@ pub use crate::secrets::KekSource;
 /// The key-encryption key dev mode makes in the data directory.
 pub const DEV_KEK_FILE: &str = "secrets.kek";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its `Debug` shows the database URL without its password (and webhook
+/// URLs without credentials, key URIs without PINs).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `dev` bootstraps a CA with software keys on first start;
@@ -44,6 +46,29 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub lifecycle: LifecycleConfig,
     pub secrets: SecretsConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("mode", &self.mode)
+            .field("https_addr", &self.https_addr)
+            .field("http_addr", &self.http_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(crate::storage::redact_password))
+            .field("run_migrations", &self.run_migrations)
+            .field("public_base_url", &self.public_base_url)
+            .field("log_format", &self.log_format)
+            .field("tls_names", &self.tls_names)
+            .field("keys", &self.keys)
+            .field("hierarchy", &self.hierarchy)
+            .field("revocation", &self.revocation)
+            .field("acme", &self.acme)
+            .field("lifecycle", &self.lifecycle)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 /// Secrets at rest: the key-encryption key (KEK) that seals the data keys
@@ -128,8 +153,9 @@ impl LifecycleConfig {
 }
 
 /// One receiver of lifecycle events. The HMAC secret comes from the
-/// variable or file named here, never from the config itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// variable or file named here, never from the config itself. Its `Debug`
+/// shows the URL without userinfo, query or fragment.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -140,6 +166,18 @@ pub struct WebhookConfig {
     /// Extra PEM roots to trust for an https URL (an internal CA, say).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let address = self.address().map(|a| a.address).unwrap_or_else(|_| "[not a URL]".into());
+        f.debug_struct("WebhookConfig")
+            .field("url", &address)
+            .field("secret_env", &self.secret_env)
+            .field("secret_file", &self.secret_file)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl WebhookConfig {
@@ -967,6 +1005,27 @@ mod tests {
         assert_eq!(config.hierarchy.root.key_uri, source);
         let debug = format!("{config:?}");
         assert!(debug.contains("pin-source=[redacted]") && !debug.contains("4711-secret"), "{debug}");
+    }
+
+    #[test]
+    fn debug_output_holds_no_credential() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("creds.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://tessera:db-pass-1f2e@db.internal/tessera\"\n\
+             [[lifecycle.webhooks]]\nurl = \"https://bot:hook-pass-77aa@hooks.internal/x?token=hook-token-09bb\"\n\
+             secret_env = \"HOOK_SECRET\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        let options = crate::storage::DbOptions::new(config.database_url());
+        let debug = format!("{config:?} {options:?}");
+        for secret in ["db-pass-1f2e", "hook-pass-77aa", "hook-token-09bb"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("postgres://tessera:redacted@db.internal/tessera"), "{debug}");
+        assert!(debug.contains("https://hooks.internal/x"), "{debug}");
     }
 
     #[test]

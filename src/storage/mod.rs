@@ -138,12 +138,35 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// `url` without its password, for messages and `Debug`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.into()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL a password could be told apart in: show none of it.
+        Err(_) => "[unparsable database URL]".to_owned(),
+    }
+}
+
+/// How to reach the database. Its `Debug` shows no password.
+#[derive(Clone)]
 pub struct DbOptions {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("url", &redact_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl DbOptions {
