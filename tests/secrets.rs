@@ -512,6 +512,16 @@ async fn secrets_stored_in_the_clear_are_sealed_at_start(backend: Backend) {
     let ca = TestCa::start_in_with(dir, database, AcmeOverrides::default(), |_| {}).await;
     let dump = database_dump(&ca).await;
     assert!(!dump.contains(&hex::encode(hmac_bytes)) && !dump.contains(&hex::encode(nonce_key)), "{dump}");
+    if backend == Backend::Sqlite {
+        // Nor do the database's files: a replaced value leaves no trace in
+        // free space or in the write-ahead log.
+        for file in ["tessera.db", "tessera.db-wal"] {
+            let bytes = std::fs::read(ca.dir.path().join(file)).unwrap_or_default();
+            for secret in [&hmac_bytes[..], &nonce_key[..]] {
+                assert!(!bytes.windows(32).any(|w| w == secret), "{file} still holds a secret in the clear");
+            }
+        }
+    }
     let client = AcmeClient::new(&ca, AccountKey::es256()).await;
     assert!(is_nonce_key(&client, &nonce_key).await, "the nonce key changed");
     let mut holder = AcmeClient::new(&ca, AccountKey::es256()).await;

@@ -185,6 +185,7 @@ impl Sealer {
             }
         }
         if sealed > 0 {
+            self.db.forget_replaced_values().await?;
             tracing::info!(sealed, "sealed secrets stored in the clear by an earlier version");
         }
         Ok(sealed)
@@ -216,6 +217,7 @@ impl Sealer {
             }
         }
         let retired = self.db.delete_unused_sealing_keys(&data_key).await?;
+        self.db.forget_replaced_values().await?;
         Ok(Rotation { data_key, kek: self.keks[0].label().to_owned(), resealed, retired })
     }
 

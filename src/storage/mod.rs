@@ -187,6 +187,9 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // A value replaced in place (a secret sealed at start)
+                // leaves no copy in the page's free space.
+                .pragma("secure_delete", "FAST")
                 .busy_timeout(Duration::from_secs(10));
             make_private(connect.get_filename())?;
             let pool = SqlitePoolOptions::new()

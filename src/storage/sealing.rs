@@ -101,6 +101,17 @@ impl Db {
         })
     }
 
+    /// After secrets were sealed in place: on SQLite, the write-ahead log
+    /// (which still holds the pages as they were) is written back into the
+    /// database and emptied. PostgreSQL keeps old row versions until
+    /// VACUUM, and its WAL as configured: README says what to do.
+    pub async fn forget_replaced_values(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite(pool) = self {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the data keys other than `keep` that seal nothing any more;
     /// returns how many went. A key still in use stays (and the foreign
     /// keys refuse a seal under a key deleted meanwhile).
