@@ -45,6 +45,7 @@ use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
+use crate::secrets::Sealer;
 use crate::storage::{
     Admission, AuthzKey, AuthzWithChallenges, Batcher, CertificateRecord, Db, OrderRequest, OrderWithAuthzIds,
     StoreError, ValidationOutcome,
@@ -97,6 +98,8 @@ struct Inner {
     issuer: CertificateIssuer,
     revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
+    /// Opens the EAB HMAC keys, which are stored sealed.
+    sealer: Arc<Sealer>,
     nonces: Nonces,
     nonce_batch: Batcher<Spend, Spent>,
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
@@ -124,8 +127,9 @@ impl AcmeState {
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
+        sealer: Arc<Sealer>,
     ) -> anyhow::Result<Self> {
-        let nonces = Nonces::load(&db).await?;
+        let nonces = Nonces::load(&db, &sealer).await?;
         let nonce_batch = Batcher::start(db.clone(), spend_nonces);
         let orders =
             Batcher::start(
@@ -162,6 +166,7 @@ impl AcmeState {
                 issuer,
                 revocation,
                 metrics,
+                sealer,
                 nonces,
                 nonce_batch,
                 orders,
@@ -179,6 +184,10 @@ impl AcmeState {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
     }
 
     fn now(&self) -> i64 {

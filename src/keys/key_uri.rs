@@ -1,7 +1,11 @@
 //! Key URIs, as the PKI world writes them:
 //! `file:/path/key.pem`, `pkcs11:token=ca;object=root` (RFC 7512) and
 //! `awskms:alias/tessera-root` (a key id, ARN or alias).
+//!
+//! A PIN is never taken from a URI and never printed: every message that
+//! quotes a URI as it was written quotes [`redact_pins`] text.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -26,6 +30,7 @@ pub struct Pkcs11Uri {
     pub id: Option<Vec<u8>>,
 }
 
+/// Why a key URI was refused. The URI it quotes is [`redact_pins`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyUriError {
     #[error("key URI {0:?} has no known scheme (use file:, pkcs11: or awskms:)")]
@@ -38,7 +43,10 @@ impl FromStr for KeyUri {
     type Err = KeyUriError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| KeyUriError::Invalid { uri: s.to_string(), reason: reason.to_string() };
+        let invalid = |reason: &str| KeyUriError::Invalid {
+            uri: redact_pins(s).into_owned(),
+            reason: redact_pins(reason).into_owned(),
+        };
         if let Some(rest) = s.strip_prefix("file:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
@@ -56,8 +64,39 @@ impl FromStr for KeyUri {
             }
             return Ok(Self::AwsKms(id.to_string()));
         }
-        Err(KeyUriError::UnknownScheme(s.to_string()))
+        Err(KeyUriError::UnknownScheme(redact_pins(s).into_owned()))
     }
+}
+
+/// Attributes whose value is a PIN or says where one is kept (RFC 7512
+/// §2.4); their values are never shown.
+const SECRET_ATTRIBUTES: [&str; 2] = ["pin-value", "pin-source"];
+
+/// `text` as it may be shown in a message or a log: the value of every
+/// `pin-value` or `pin-source` attribute (in any case, in the path or the
+/// query) replaced by `[redacted]`. Other text is returned as it is.
+pub fn redact_pins(text: &str) -> Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some((start, name)) = SECRET_ATTRIBUTES
+        .iter()
+        .filter_map(|name| lower[at..].find(name).map(|i| (at + i, name)))
+        .min_by_key(|(i, _)| *i)
+    {
+        let value_start = start + name.len();
+        let value_end = lower[value_start..].find([';', '&', '?', '"']).map_or(text.len(), |i| value_start + i);
+        out.push_str(&text[copied..value_start]);
+        out.push_str("=[redacted]");
+        copied = value_end;
+        at = value_end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 fn parse_pkcs11(rest: &str) -> Result<Pkcs11Uri, String> {
@@ -164,6 +203,29 @@ mod tests {
         assert!("pkcs11:object=root?pin-value=1234".parse::<KeyUri>().is_err());
         assert!(matches!("vault:foo".parse::<KeyUri>(), Err(KeyUriError::UnknownScheme(_))));
         assert!("pkcs11:token=ca".parse::<KeyUri>().is_err());
+    }
+
+    #[test]
+    fn a_pin_is_never_shown() {
+        let pin = "4711-secret";
+        for text in [
+            format!("pkcs11:object=root?pin-value={pin}"),
+            format!("pkcs11:object=root?module-name=softhsm2&PIN-VALUE={pin}&x=1"),
+            format!("pkcs11:object=root;pin-value={pin}"),
+            format!("pkcs11:token=ca;pin-value:{pin}"),
+            format!("pkcs11x:object=root?pin-value={pin}"),
+            format!("pkcs11:object=root?pin-source=file:/run/{pin}"),
+        ] {
+            let shown = redact_pins(&text);
+            assert!(!shown.contains(pin) && shown.contains("[redacted]"), "{shown}");
+            if let Err(e) = text.parse::<KeyUri>() {
+                for message in [e.to_string(), format!("{e:?}")] {
+                    assert!(!message.contains(pin), "{message}");
+                }
+            }
+        }
+        assert_eq!(redact_pins("pkcs11:object=root?pin-value=1&x=2"), "pkcs11:object=root?pin-value=[redacted]&x=2");
+        assert!(matches!(redact_pins("pkcs11:token=ca;object=root"), Cow::Borrowed(_)));
     }
 
     #[test]

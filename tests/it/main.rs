@@ -27,5 +27,6 @@ mod listeners;
 mod refusals;
 mod revocation;
 mod revocation_status;
+mod secrets;
 mod signers;
 mod storage;
