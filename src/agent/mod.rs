@@ -26,10 +26,12 @@ mod schedule;
 use std::sync::Arc;
 
 pub use args::{AgentArgs, AgentSettings, LONG_ABOUT};
+pub use certificate::CertificateChain;
 pub use error::{AgentError, report};
 use http_client::AcmeHttp;
 use metrics::AgentMetrics;
 use renewal::{Agent, OnceOutcome};
+pub use schedule::{Schedule, Step};
 
 use crate::clock::SystemClock;
 
