@@ -149,10 +149,10 @@ setup_pkilint() {
 run_cargo_deny() {
     command -v cargo-deny >/dev/null || { log "installing cargo-deny"; cargo install cargo-deny --locked; }
     log "cargo deny (licenses, bans, sources)"
-    cargo deny --all-features --locked check bans licenses sources
+    cargo deny --workspace --locked check bans licenses sources
     log "cargo deny (advisories)"
-    if cargo deny --all-features fetch db >/dev/null 2>&1; then
-        cargo deny --all-features --locked check --disable-fetch advisories
+    if cargo deny --workspace fetch db >/dev/null 2>&1; then
+        cargo deny --workspace --locked check advisories
     else
         echo "SKIPPED cargo deny advisories: the advisory database cannot be fetched from here" >&2
     fi
