@@ -3,7 +3,13 @@
 
 use time::Duration;
 
-/// Parses a positive duration made of `<number><unit>` parts (d, h, m, s).
+/// The longest duration Tessera reads: a century. Each one is added to the
+/// present to date a certificate, a CRL or a job, and a sum past year 9999
+/// panics (`time` cannot represent it).
+pub const MAX_TTL: Duration = Duration::days(36_525);
+
+/// Parses a positive duration made of `<number><unit>` parts (d, h, m, s),
+/// at most [`MAX_TTL`].
 pub fn parse_ttl(text: &str) -> Option<Duration> {
     let mut total: i64 = 0;
     let mut digits = String::new();
@@ -23,7 +29,7 @@ pub fn parse_ttl(text: &str) -> Option<Duration> {
         total = total.checked_add(value.checked_mul(unit)?)?;
         digits.clear();
     }
-    (digits.is_empty() && total > 0).then(|| Duration::seconds(total))
+    (digits.is_empty() && total > 0 && total <= MAX_TTL.whole_seconds()).then(|| Duration::seconds(total))
 }
 
 /// The shortest text `parse_ttl` reads back as the same duration.
@@ -54,5 +60,16 @@ mod tests {
         }
         assert_eq!(format_ttl(Duration::minutes(90)), "1h30m");
         assert_eq!(format_ttl(Duration::days(1)), "1d");
+    }
+
+    /// Found by fuzzing (fuzz/ policy): a policy with a `max_ttl` of
+    /// 44444444444444489m was accepted, and issuing under it would panic
+    /// adding the lifetime to the present.
+    #[test]
+    fn durations_beyond_a_century_are_refused() {
+        assert_eq!(parse_ttl("36525d"), Some(MAX_TTL));
+        for beyond in ["36526d", "876601h", "44444444444444489m", "9223372036854775807s"] {
+            assert_eq!(parse_ttl(beyond), None, "{beyond:?}");
+        }
     }
 }
