@@ -12,6 +12,7 @@
 //! the revocation code, which no SQL touches. The CA names its CRL and OCSP
 //! host as a deployment does (`public_base_url`): the harness's listeners
 //! bind port 0, and URLs naming port 0 are refused, rightly, by pkilint.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
