@@ -40,20 +40,21 @@ fuzz() { cargo +nightly fuzz "$@"; }
 LIBFUZZER_OPTIONS=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 
 run_target() {
-    local target=$1 seconds=$2 log status=0
+    local target=$1 seconds=$2 log started status=0
     need_target "$target"
     [[ "$seconds" =~ ^[0-9]+$ ]] || usage
     need_cargo_fuzz
     mkdir -p "fuzz/work/$target" "fuzz/artifacts/$target"
     log=$(mktemp -t "tessera-fuzz-$target.XXXXXX")
+    started=$(mktemp -t "tessera-fuzz-start.XXXXXX")
     fuzz run --features libfuzzer "$target" "fuzz/work/$target" "fuzz/corpus/$target" -- \
-        "${LIBFUZZER_OPTIONS[@]}" -max_total_time="$seconds" -artifact_prefix="fuzz/artifacts/$target/" \
+        "${LIBFUZZER_OPTIONS[@]}" -max_total_time="$seconds" \
         2>&1 | tee "$log" | grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)' || status=$?
     local runs findings
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    findings=$(find "fuzz/artifacts/$target" -type f | wc -l)
-    rm -f "$log"
-    echo "fuzz $target: ${runs:-?} executions in ${seconds}s; $findings finding(s) in fuzz/artifacts/$target"
+    findings=$(find "fuzz/artifacts/$target" -type f -newer "$started" | wc -l)
+    rm -f "$log" "$started"
+    echo "fuzz $target: ${runs:-?} executions in ${seconds}s; $findings new finding(s) in fuzz/artifacts/$target"
     return "$status"
 }
 
