@@ -31,7 +31,7 @@ pub use error::{AgentError, report};
 use http_client::AcmeHttp;
 use metrics::AgentMetrics;
 use renewal::{Agent, OnceOutcome};
-pub use schedule::{Schedule, Step};
+pub use schedule::Schedule;
 
 use crate::clock::SystemClock;
 

@@ -202,9 +202,9 @@ mod tests {
     }
 
     /// Found by fuzzing (fuzz/ key_uri): a value with an escaped `%` was
-    /// written back unescaped, and so were `;` and `?`; a `file:` path
-    /// starting with `//` and an AWS KMS id starting with `key-id=` lost
-    /// their prefix. Each was a URI naming another key, or none.
+    /// written back unescaped. Reading the same code: so were `;` and `?`,
+    /// and a `file:` path starting with `//` and an AWS KMS id starting
+    /// with `key-id=` lost their prefix. Each named another key, or none.
     #[test]
     fn display_round_trips_escaped_values_and_prefixes() {
         for s in [
