@@ -1071,6 +1071,20 @@ pub fn parse_algorithm(text: &str) -> Option<SigningAlgorithm> {
 mod tests {
     use super::*;
 
+    /// The config fuzz target's check (on an input written by hand; the
+    /// fuzzer had not reached it yet): a validity of 4000000 days passed
+    /// validation, and dating the CA certificate would panic.
+    #[test]
+    fn validity_beyond_a_century_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("long.toml");
+        std::fs::write(&path, "[hierarchy.root]\nvalidity_days = 36501\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+        assert!(err.to_string().contains("hierarchy.root.validity_days"), "{err}");
+        std::fs::write(&path, "[hierarchy.root]\nvalidity_days = 36500\n").expect("write");
+        Config::load(Some(&path), &Overrides::default()).expect("a century is accepted");
+    }
+
     #[test]
     fn invalid_field_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");

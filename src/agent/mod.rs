@@ -28,10 +28,12 @@ mod shell;
 use std::sync::Arc;
 
 pub use args::{AgentArgs, AgentSettings, LONG_ABOUT};
+pub use certificate::CertificateChain;
 pub use error::{AgentError, report};
 use http_client::AcmeHttp;
 use metrics::AgentMetrics;
 use renewal::{Agent, OnceOutcome};
+pub use schedule::Schedule;
 
 use crate::clock::SystemClock;
 

@@ -154,20 +154,32 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Written back as `from_str` reads it, since a CA rotation stores its
+/// successor's key URI in this form: a `file:` path that itself starts
+/// with `//` keeps the `//` that parsing drops, an AWS KMS id that starts
+/// with `key-id=` keeps the prefix, and PKCS#11 values are percent-encoded
+/// (RFC 7512 §2.3).
 impl fmt::Display for KeyUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::File(path) => write!(f, "file:{}", path.display()),
-            Self::AwsKms(id) => write!(f, "awskms:{id}"),
+            Self::File(path) => {
+                let path = path.display().to_string();
+                let authority = if path.starts_with("//") { "//" } else { "" };
+                write!(f, "file:{authority}{path}")
+            }
+            Self::AwsKms(id) => {
+                let prefix = if id.starts_with("key-id=") { "key-id=" } else { "" };
+                write!(f, "awskms:{prefix}{id}")
+            }
             Self::Memory(name) => write!(f, "memory:{name}"),
             Self::Pkcs11(p) => {
                 write!(f, "pkcs11:")?;
                 let mut parts = Vec::new();
                 if let Some(t) = &p.token {
-                    parts.push(format!("token={t}"));
+                    parts.push(format!("token={}", percent_encode(t.as_bytes())));
                 }
                 if let Some(o) = &p.object {
-                    parts.push(format!("object={o}"));
+                    parts.push(format!("object={}", percent_encode(o.as_bytes())));
                 }
                 if let Some(id) = &p.id {
                     let enc: String = id.iter().map(|b| format!("%{b:02x}")).collect();
@@ -177,6 +189,21 @@ impl fmt::Display for KeyUri {
             }
         }
     }
+}
+
+/// Escapes all but the characters an RFC 7512 path attribute value may
+/// hold as they are (`p11-pchar` without `%`).
+fn percent_encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=&".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,5 +261,27 @@ mod tests {
             let uri: KeyUri = s.parse().expect("valid");
             assert_eq!(uri.to_string().parse::<KeyUri>(), Ok(uri));
         }
+    }
+
+    /// Found by fuzzing (fuzz/ key_uri): a value with an escaped `%` was
+    /// written back unescaped. Reading the same code: so were `;` and `?`,
+    /// and a `file:` path starting with `//` and an AWS KMS id starting
+    /// with `key-id=` lost their prefix. Each named another key, or none.
+    #[test]
+    fn display_round_trips_escaped_values_and_prefixes() {
+        for s in [
+            "pkcs11:token=ca;object=root%25keawskms:1%02",
+            "pkcs11:token=a%3Bb;object=c%25d%3Fe",
+            "pkcs11:object=root%20key%0A",
+            "file:////srv/k.pem",
+            "awskms:key-id=key-id=x",
+        ] {
+            let uri: KeyUri = s.parse().expect("valid");
+            assert_eq!(uri.to_string().parse::<KeyUri>(), Ok(uri), "{s}");
+        }
+        assert_eq!(
+            "pkcs11:object=root%20key".parse::<KeyUri>().expect("valid").to_string(),
+            "pkcs11:object=root%20key"
+        );
     }
 }

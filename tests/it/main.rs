@@ -24,6 +24,7 @@ mod lifecycle_e2e;
 mod lifecycle_expiry;
 mod lifecycle_rotation;
 mod listeners;
+mod pkilint;
 mod refusals;
 mod revocation;
 mod revocation_status;
