@@ -13,8 +13,8 @@ Exit status:
   3  the server could not be reached (connection, TLS, timeout) or its
      answer was not understood
   4  not found: no such certificate, policy, token, key or authority
-  5  the token was refused (401), lacks the scope or policy (403), or its
-     source is throttled (429)
+  5  the token was refused (401), lacks the scope or the policy binding
+     (403), or its source is throttled (429)
   6  not confirmed: declined at the prompt, or no terminal to ask on and
      no --yes";
 
@@ -34,11 +34,27 @@ pub struct Problem {
     pub retry_after: Option<String>,
 }
 
+impl Problem {
+    /// The last part of the type, `not-found` in `urn:tessera:problem:not-found`.
+    fn slug(&self) -> &str {
+        self.kind.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// Whether the token, not the request, was refused: a policy refusing
+    /// a name is a 403 too, and is the request's fault.
+    fn is_token_refused(&self) -> bool {
+        self.status == 401
+            || matches!(
+                self.slug(),
+                "unauthorized" | "insufficient-scope" | "policy-not-bound" | "too-many-failed-authentications"
+            )
+    }
+}
+
 impl fmt::Display for Problem {
     /// One line: title, detail, status and the problem's slug.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slug = self.kind.rsplit(':').next().unwrap_or_default();
-        write!(f, "{}: {} ({} {slug})", self.title, self.detail, self.status)?;
+        write!(f, "{}: {} ({} {})", self.title, self.detail, self.status, self.slug())?;
         if let Some(seconds) = &self.retry_after {
             write!(f, "; retry after {seconds} s")?;
         }
@@ -70,7 +86,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Problem(p) if p.status == 404 => 4,
-            Self::Problem(p) if matches!(p.status, 401 | 403 | 429) => 5,
+            Self::Problem(p) if p.is_token_refused() => 5,
             Self::Problem(_) => 1,
             Self::Usage(_) => 2,
             Self::Unreachable { .. } | Self::BadAnswer { .. } => 3,
@@ -89,9 +105,9 @@ pub fn file_error(path: &std::path::Path, e: impl fmt::Display) -> CliError {
 mod tests {
     use super::*;
 
-    fn problem(status: u16) -> CliError {
+    fn problem(status: u16, slug: &str) -> CliError {
         CliError::Problem(Problem {
-            kind: "urn:tessera:problem:x".into(),
+            kind: format!("urn:tessera:problem:{slug}"),
             title: "T".into(),
             status,
             detail: "d".into(),
@@ -103,15 +119,17 @@ mod tests {
     fn exit_codes_follow_the_documented_table() {
         let unreachable = CliError::Unreachable { server: "s".into(), reason: "r".into() };
         let cases = [
-            (problem(400), 1),
-            (problem(409), 1),
-            (problem(503), 1),
+            (problem(400, "malformed-request"), 1),
+            (problem(403, "identifier-not-allowed"), 1),
+            (problem(409, "already-revoked"), 1),
+            (problem(503, "unavailable"), 1),
             (CliError::Usage("u".into()), 2),
             (unreachable, 3),
-            (problem(404), 4),
-            (problem(401), 5),
-            (problem(403), 5),
-            (problem(429), 5),
+            (problem(404, "not-found"), 4),
+            (problem(401, "unauthorized"), 5),
+            (problem(403, "insufficient-scope"), 5),
+            (problem(403, "policy-not-bound"), 5),
+            (problem(429, "too-many-failed-authentications"), 5),
             (CliError::NotConfirmed("n".into()), 6),
         ];
         for (error, code) in cases {

@@ -105,9 +105,17 @@ pub fn print(body: &Body, view: &View, format: Format) -> Result<(), CliError> {
         }
         (View::Object(columns), Format::Table) => fields(columns, &json_of(body)?),
     };
-    let mut out = std::io::stdout().lock();
     let newline = if text.ends_with('\n') || text.is_empty() { "" } else { "\n" };
-    write!(out, "{text}{newline}").and_then(|()| out.flush()).map_err(|e| CliError::Usage(format!("stdout: {e}")))
+    write_stdout(format!("{text}{newline}").as_bytes())
+}
+
+/// Writes to stdout; a reader that stopped early (`| head`) is no error.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Usage(format!("stdout: {e}"))),
+        _ => Ok(()),
+    }
 }
 
 fn json_of(body: &Body) -> Result<Value, CliError> {
