@@ -353,9 +353,11 @@ on_both_backends!(refusals_have_their_exit_status_and_change_nothing, |ca| {
 
     // A token the server does not know.
     std::fs::write(op.file("wrong-token"), "tsr_not-a-token").unwrap();
+    std::fs::set_permissions(op.file("wrong-token"), std::fs::Permissions::from_mode(0o644)).unwrap();
     op.add_context_with("wrong", ca, &["--token-file", op.file("wrong-token").to_str().unwrap()]).await;
     let unknown = op.fails(&["--context", "wrong", "jobs"], 5).await;
     assert!(unknown.contains("(401 unauthorized)"), "{unknown}");
+    assert!(unknown.contains("can be read by others than its owner"), "a 0644 token file is pointed out: {unknown}");
     assert!(!unknown.contains("tsr_not-a-token"), "the token is never printed");
 
     // No server there, or a server the CA bundle does not vouch for.

@@ -63,6 +63,9 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .https_only(true)
             .tls_built_in_root_certs(false)
+            // The admin API never redirects; a redirect is not followed
+            // with the token, and shows as an unexpected answer.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("tessera-admin/", env!("CARGO_PKG_VERSION")));

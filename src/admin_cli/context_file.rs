@@ -39,7 +39,10 @@ impl TokenSource {
 
     fn read(&self) -> Result<SecretString, CliError> {
         let text = match self {
-            Self::TokenFile(path) => std::fs::read_to_string(path).map_err(|e| file_error(path, e))?,
+            Self::TokenFile(path) => {
+                warn_if_shared(path);
+                std::fs::read_to_string(path).map_err(|e| file_error(path, e))?
+            }
             Self::TokenEnv(name) => std::env::var(name)
                 .map_err(|_| CliError::Usage(format!("the context's token variable {name} is not set")))?,
         };
@@ -48,6 +51,20 @@ impl TokenSource {
             return Err(CliError::Usage(format!("the token in {} is empty", self.describe())));
         }
         Ok(SecretString::from(token.to_owned()))
+    }
+}
+
+/// Says so on stderr when others than the owner may read a token file, as
+/// ssh does for keys: anyone who can read it acts with its scope.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "tessera admin: warning: token file {} can be read by others than its owner (chmod 600)",
+            path.display()
+        );
     }
 }
 

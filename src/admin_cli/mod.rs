@@ -127,7 +127,7 @@ pub async fn run(args: Args, root: clap::Command) -> u8 {
     match execute(args, root).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("tessera admin: {e}");
+            eprintln!("tessera admin: {}", output::printable(&e.to_string()));
             e.exit_code()
         }
     }

@@ -163,9 +163,21 @@ fn cell(column: &Column, item: &Value) -> String {
         (Cell::Json, value) => value.to_string(),
         (_, value) => plain(value),
     };
-    // One line per row, whatever a field holds.
-    let text = text.replace(['\n', '\r'], " ");
+    let text = printable(&text);
     if text.is_empty() { "-".to_owned() } else { text }
+}
+
+/// Text from the server made safe for a terminal: one line (line breaks
+/// become spaces) and no control characters, so a stored name or detail
+/// cannot move the cursor, recolour the screen or rewrite what was shown.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => char::REPLACEMENT_CHARACTER,
+            c => c,
+        })
+        .collect()
 }
 
 fn plain(value: &Value) -> String {
@@ -200,6 +212,12 @@ mod tests {
         assert_eq!(lines[0], "SERIAL  NAMES               POLICIES  1H  DETAIL");
         assert_eq!(lines[1], "ab      web.test, 10.0.0.1  web, db   3   {\"reason\":\"x\"}");
         assert_eq!(lines[2], "abcdef  -                   -         -   -");
+    }
+
+    #[test]
+    fn terminal_control_sequences_are_not_passed_through() {
+        assert_eq!(printable("ci\u{1b}[2J\u{1b}]0;owned\u{7}\nnext"), "ci\u{fffd}[2J\u{fffd}]0;owned\u{fffd} next");
+        assert_eq!(printable("web.test, café"), "web.test, café");
     }
 
     #[test]
