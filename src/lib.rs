@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod admin_cli;
 pub mod agent;
 pub mod authority;
 pub mod cli;

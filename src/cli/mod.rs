@@ -1,4 +1,4 @@
-//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`.
+//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`, `admin`.
 
 mod serve;
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::admin_cli;
 use crate::agent::{self, AgentArgs};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AcmeOverrides, Config, LogFormat, Overrides};
@@ -36,6 +37,8 @@ enum Command {
     /// Obtain a certificate over ACME and keep it renewed (the workload side).
     #[command(long_about = agent::LONG_ABOUT)]
     Agent(Box<AgentArgs>),
+    /// Manage a running Tessera over its admin API (the operator side).
+    Admin(Box<admin_cli::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +145,10 @@ pub async fn run() -> anyhow::Result<()> {
             };
             init_logging(LogFormat::Text);
             agent::run(settings).await.map_err(|e| anyhow::anyhow!(agent::report(&e)))
+        }
+        Command::Admin(args) => {
+            let status = admin_cli::run(*args, Cli::command()).await;
+            std::process::exit(i32::from(status))
         }
         Command::Secrets(SecretsCommand::RotateKek(args)) => {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;

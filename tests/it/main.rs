@@ -14,6 +14,7 @@ mod acme_flow;
 mod acme_lifecycle;
 mod acme_validation;
 mod admin_api;
+mod admin_cli;
 mod admin_scopes;
 mod admin_tokens;
 mod agent;
