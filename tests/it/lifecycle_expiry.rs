@@ -244,14 +244,17 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
     let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".into();
     let first_dir = tempfile::tempdir().unwrap();
     let first_keys = first_dir.path().join("keys");
+    let first_kek = first_dir.path().join("secrets.kek");
     let first = TestCa::start_in_with(first_dir, Some(url.clone()), AcmeOverrides::default(), fast).await;
     let jobs = ["expiry-scan", "webhook-delivery"];
     for job in jobs {
         wait_until(job, Duration::from_secs(20), || async { job_state(&first, job).await.is_some() }).await;
     }
 
-    // The second node shares the database and the CA keys.
+    // The second node shares the database, the CA keys and the key that
+    // seals the database's secrets, as every node of a cluster does.
     let second_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&first_kek, second_dir.path().join("secrets.kek")).unwrap();
     std::fs::create_dir_all(second_dir.path().join("keys")).unwrap();
     for entry in std::fs::read_dir(&first_keys).unwrap() {
         let entry = entry.unwrap();
