@@ -51,8 +51,13 @@ pub struct Running {
 }
 
 /// Loads everything and binds the listeners; returns once they listen.
-pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The plain HTTP listener is bound first: without public_base_url, the
+    // CRL and OCSP URLs written into certificates name its address, which
+    // for port 0 is known only once bound.
+    let http_socket = bind(config.http_addr)?;
+    config.http_addr = http_socket.local_addr()?;
     let db = open_db(&config).await?;
     if config.mode == Mode::Dev {
         bootstrap_dev(&config, &db, &clock).await?;
@@ -119,12 +124,12 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
     let https = listener("https", |r| AcmeProblem::from(r).into_response());
     let https_addr =
-        spawn(&mut servers, &control, config.https_addr, Some(rustls.clone()), https_router, https).await?;
+        spawn(&mut servers, &control, bind(config.https_addr)?, Some(rustls.clone()), https_router, https).await?;
     let http = listener("http", plain_refusal);
-    let http_addr = spawn(&mut servers, &control, config.http_addr, None, public_router, http).await?;
+    let http_addr = spawn(&mut servers, &control, http_socket, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
     let admin_addr =
-        spawn(&mut servers, &control, config.admin_addr, Some(rustls.clone()), admin_router, admin).await?;
+        spawn(&mut servers, &control, bind(config.admin_addr)?, Some(rustls.clone()), admin_router, admin).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
     for directory in &config.acme.directories {
         tracing::info!(
@@ -143,14 +148,19 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
 async fn spawn(
     servers: &mut JoinSet<std::io::Result<()>>,
     control: &axum_server::Control,
-    addr: SocketAddr,
+    socket: std::net::TcpListener,
     tls: Option<RustlsConfig>,
     router: Router,
     listener: Listener,
 ) -> anyhow::Result<SocketAddr> {
+    let addr = socket.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
-    servers.spawn(listener::serve(addr, tls, router, listener, handle.clone()));
-    handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot listen on {addr}"))
+    servers.spawn(listener::serve(socket, tls, router, listener, handle.clone()));
+    handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot serve on {addr}"))
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
 /// Replaces Tessera's TLS certificate when a third of its life is left,

@@ -86,14 +86,14 @@ pub type RefusalForm = fn(Refusal) -> Response;
 /// Serves `router` on `addr` (over TLS when `tls` is given) within the
 /// listener's limits, until `handle` stops it.
 pub async fn serve(
-    addr: SocketAddr,
+    socket: std::net::TcpListener,
     tls: Option<RustlsConfig>,
     router: Router,
     listener: Listener,
     handle: Handle<SocketAddr>,
 ) -> io::Result<()> {
     let limits = &listener.limits;
-    let mut server = axum_server::bind(addr).handle(handle).first_request_timeout(limits.header_read_timeout());
+    let mut server = axum_server::from_tcp(socket)?.handle(handle).first_request_timeout(limits.header_read_timeout());
     let builder = server.http_builder();
     builder.http1().header_read_timeout(limits.header_read_timeout()).max_buf_size(limits.max_header_bytes as usize);
     builder

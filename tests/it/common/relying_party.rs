@@ -125,6 +125,14 @@ impl LeafFiles {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     }
 
+    /// The leaf's OCSP responder URL (its authority information access).
+    pub fn ocsp_url(&self) -> String {
+        let out =
+            Command::new("openssl").args(["x509", "-noout", "-ocsp_uri", "-in"]).arg(&self.leaf).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// The leaf's CRL distribution point URL.
     pub fn crl_url(&self) -> String {
         let pem_text = std::fs::read(&self.leaf).unwrap();
