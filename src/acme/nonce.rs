@@ -8,7 +8,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::storage::{Db, StoreError};
+use crate::storage::{AcmeStore, StoreError};
 
 /// How long a nonce stays usable; used ones are remembered this long.
 pub const NONCE_LIFETIME_SECONDS: i64 = 3600;
@@ -48,10 +48,10 @@ pub struct CheckedNonce {
 
 impl Nonces {
     /// Loads the MAC key every node shares, making it on first use.
-    pub async fn load(db: &Db) -> Result<Self, StoreError> {
+    pub async fn load(store: &AcmeStore) -> Result<Self, StoreError> {
         let mut fresh = [0u8; 32];
         SystemRandom::new().fill(&mut fresh).map_err(|_| StoreError::Other("the random generator failed".into()))?;
-        let secret = db.shared_secret(SECRET_NAME, &fresh).await?;
+        let secret = store.shared_secret(SECRET_NAME, &fresh).await?;
         Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret) })
     }
 

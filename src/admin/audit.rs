@@ -56,6 +56,6 @@ pub async fn list(
         None => None,
     };
     let filter = AuditFilter { action: query.action, target: query.target, before_id };
-    let rows = state.db.list_audit_events(&filter, limit + 1).await?;
+    let rows = state.store.list_audit_events(&filter, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), AuditEventView::from)))
 }

@@ -108,7 +108,7 @@ pub async fn sign(
     caller.require_policy(&state, Some(&body.policy))?;
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
     let names = csr.requested_names()?;
-    let policy = load_policy(&state.db, &body.policy).await?;
+    let policy = load_policy(&state.store, &body.policy).await?;
     if let Some(high_s) = csr.high_s_signature() {
         state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
     }
@@ -190,7 +190,7 @@ pub async fn list(
         expires_after: query.expires_after.as_deref().map(|t| parse_time("expires_after", t)).transpose()?,
         after,
     };
-    let rows = state.db.list_certificates(&filter, limit + 1).await?;
+    let rows = state.store.list_certificates(&filter, limit + 1).await?;
     Ok(axum::Json(pagination::page(
         rows,
         limit,
@@ -223,7 +223,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let serial = parse_serial(&serial)?;
-    let record = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+    let record = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
     let wants_pem = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -233,7 +233,7 @@ pub async fn get(
     }
     let der =
         record.der.as_ref().ok_or_else(|| ApiError::NotFound(format!("certificate {serial} was never issued")))?;
-    let chain = chain_pem(&state.db, record.authority_id, false).await?;
+    let chain = chain_pem(&state.store, record.authority_id, false).await?;
     Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(der))).into_response())
 }
 
@@ -269,7 +269,7 @@ pub async fn revoke(
         })?,
     };
     if caller.scope.is_bound() {
-        let current = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+        let current = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
         caller.require_policy(&state, current.policy.as_deref())?;
     }
     let audit = NewAuditEvent {
@@ -282,7 +282,7 @@ pub async fn revoke(
     let revoked = match state.revocation.revoke(serial.as_bytes(), reason, &audit).await {
         Ok(revoked) => revoked,
         Err(StoreError::Conflict(why)) => {
-            let current = state.db.certificate(serial.as_bytes()).await?;
+            let current = state.store.certificate(serial.as_bytes()).await?;
             return Err(if current.status() == Some(CertificateStatus::Revoked) {
                 ApiError::AlreadyRevoked(format!("certificate {serial} is already revoked"))
             } else {

@@ -117,7 +117,7 @@ pub async fn create(
     // A key hands out issuance under its policy: only a token bound to it may make one.
     caller.require_policy(&state, Some(&body.policy))?;
     let cap = account_cap(&body)?;
-    load_policy(&state.db, &body.policy).await?;
+    load_policy(&state.store, &body.policy).await?;
     let kid = format!("kid-{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()?));
     let hmac_key = hmac_key()?;
     let now = state.clock.unix();
@@ -128,7 +128,7 @@ pub async fn create(
         target: kid.clone(),
         detail: serde_json::json!({ "policy": body.policy, "reusable": body.reusable, "max_accounts": cap.max_accounts() }),
     };
-    let record = state.db.insert_eab_key(&kid, &hmac_key, &body.policy, cap, now, &audit).await?;
+    let record = state.store.insert_eab_key(&kid, &hmac_key, &body.policy, cap, now, &audit).await?;
     let view = NewEabKeyView { metadata: EabKeyView::from(record), hmac_key: URL_SAFE_NO_PAD.encode(hmac_key) };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -153,7 +153,7 @@ pub async fn list(
         }
         None => None,
     };
-    let rows = state.db.list_eab_keys(after, limit + 1).await?;
+    let rows = state.store.list_eab_keys(after, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), EabKeyView::from)))
 }
 
@@ -174,7 +174,7 @@ pub async fn revoke(
 ) -> Result<axum::Json<RevokedEabKeyView>, ApiError> {
     if caller.scope.is_bound() {
         let policy =
-            state.db.eab_key_policy(&kid).await?.ok_or_else(|| ApiError::NotFound(format!("no EAB key {kid:?}")))?;
+            state.store.eab_key_policy(&kid).await?.ok_or_else(|| ApiError::NotFound(format!("no EAB key {kid:?}")))?;
         caller.require_policy(&state, Some(&policy))?;
     }
     let now = state.clock.unix();
@@ -185,7 +185,7 @@ pub async fn revoke(
         target: kid.clone(),
         detail: serde_json::json!({}),
     };
-    let (record, accounts_revoked) = state.db.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
+    let (record, accounts_revoked) = state.store.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no EAB key {kid:?}")),
         StoreError::Conflict(_) => ApiError::Conflict(format!("EAB key {kid:?} is already revoked")),
         other => other.into(),

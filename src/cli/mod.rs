@@ -136,7 +136,7 @@ pub async fn run() -> anyhow::Result<()> {
             init_logging(config.log_format);
             let db = connect_db(&config).await?;
             db.migrate().await?;
-            crate::issuance::backfill_key_hashes(&db).await?;
+            crate::issuance::backfill_key_hashes(&db.ledger()).await?;
             println!("Migrations applied ({}).", db.backend());
             db.close().await;
             Ok(())
@@ -178,7 +178,7 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
     if config.run_migrations {
         db.migrate().await?;
     }
-    crate::issuance::backfill_key_hashes(&db).await?;
+    crate::issuance::backfill_key_hashes(&db.ledger()).await?;
     Ok(db)
 }
 

@@ -75,7 +75,7 @@ impl Lifecycle {
         let budget = Duration::from_secs((lease::lease_seconds(POLL) / 2) as u64);
         let started = Instant::now();
         loop {
-            let due = self.db.due_webhook_events(self.clock.unix(), BATCH).await.map_err(|e| e.to_string())?;
+            let due = self.store.due_webhook_events(self.clock.unix(), BATCH).await.map_err(|e| e.to_string())?;
             if due.is_empty() {
                 return Ok(());
             }
@@ -92,7 +92,7 @@ impl Lifecycle {
         let now = self.clock.unix();
         let Some(hook) = self.webhooks.iter().find(|w| w.url == event.url) else {
             let error = "the webhook is no longer configured";
-            return self.db.record_webhook_attempt(event, None, Some(error), now, WebhookOutcome::GaveUp).await;
+            return self.store.record_webhook_attempt(event, None, Some(error), now, WebhookOutcome::GaveUp).await;
         };
         let sent = hook
             .client
@@ -121,7 +121,7 @@ impl Lifecycle {
         if outcome != WebhookOutcome::Delivered {
             tracing::warn!(url = %event.url, kind = %event.kind, attempt, ?status, ?error, ?outcome, "webhook delivery failed");
         }
-        self.db.record_webhook_attempt(event, status, error.as_deref(), self.clock.unix(), outcome).await
+        self.store.record_webhook_attempt(event, status, error.as_deref(), self.clock.unix(), outcome).await
     }
 }
 

@@ -16,7 +16,7 @@ pub const DEV_POLICY: &str = "default";
 /// Creates what is missing: the hierarchy (with its `default` policy) and
 /// the admin token file. A restart finds everything and changes nothing.
 pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Result<(), SetupError> {
-    if db.list_authorities().await?.is_empty() {
+    if db.catalog().list_authorities().await?.is_empty() {
         tracing::info!(data_dir = %config.data_dir.display(), "dev mode: creating a CA with software keys");
         let root = dev_signer(config, &config.hierarchy.root)?;
         let issuing = dev_signer(config, &config.hierarchy.issuing)?;
@@ -24,11 +24,13 @@ pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Res
         let rules = dev_policy_rules();
         let policy = Policy::new(DEV_POLICY, rules).map_err(|e| SetupError::Refused(e.to_string()))?;
         let text = serde_json::to_string(policy.rules()).map_err(|e| SetupError::Refused(e.to_string()))?;
-        db.insert_policy(DEV_POLICY, &text, clock.unix(), &system_event(clock, "policy.create", DEV_POLICY)).await?;
+        db.admin()
+            .insert_policy(DEV_POLICY, &text, clock.unix(), &system_event(clock, "policy.create", DEV_POLICY))
+            .await?;
     }
     let token_path = config.data_dir.join("admin-token");
     if !token_path.exists() {
-        let secret = create_admin_token(db, "admin (dev)", "tessera", clock.unix()).await?;
+        let secret = create_admin_token(&db.admin(), "admin (dev)", "tessera", clock.unix()).await?;
         write_admin_token(&token_path, &secret)?;
         tracing::info!(path = %token_path.display(), "wrote an admin token");
     }

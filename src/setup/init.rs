@@ -13,7 +13,7 @@ use crate::storage::Db;
 /// Creates the root and issuing CA and a first admin token; refuses when
 /// the database already holds a hierarchy. Returns the admin token path.
 pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Result<PathBuf, SetupError> {
-    if !db.list_authorities().await?.is_empty() {
+    if !db.catalog().list_authorities().await?.is_empty() {
         return Err(SetupError::Refused(
             "this database already holds a CA hierarchy; tessera init never overwrites one".into(),
         ));
@@ -27,7 +27,7 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
 
     std::fs::create_dir_all(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
     let token_path = config.data_dir.join("admin-token");
-    let secret = create_admin_token(db, "admin (init)", "tessera", clock.unix()).await?;
+    let secret = create_admin_token(&db.admin(), "admin (init)", "tessera", clock.unix()).await?;
     write_admin_token(&token_path, &secret)?;
     Ok(token_path)
 }

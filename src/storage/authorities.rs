@@ -1,7 +1,7 @@
 //! Certificate authorities: the root and the issuing CAs under it.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthorityRecord {
@@ -40,13 +40,13 @@ pub struct NewAuthority {
 const COLUMNS: &str = "id, name, kind, parent_id, key_uri, algorithm, certificate_der, serial, ski, subject, \
                        not_before, not_after, status, created_at";
 
-impl Db {
+impl AuthorityStore {
     /// Records a new CA and its audit event; a name already taken is a conflict.
     pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
              serial, ski, subject, not_before, not_after, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let id: i64 = sqlx::query_scalar(SQL)
                 .bind(&authority.name)
@@ -69,20 +69,6 @@ impl Db {
         })
     }
 
-    pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
-        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
-            .fetch_all(pool).await.map_err(StoreError::from))
-    }
-
-    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM authorities WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(id).fetch_one(pool).await.map_err(StoreError::from))
-    }
-}
-
-impl Db {
     /// Records a rotation in one transaction: the predecessor is retired
     /// (it must still be active, else Conflict: someone rotated it first),
     /// the successor is recorded, and the audit event is written.
@@ -96,7 +82,7 @@ impl Db {
         const INSERT: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
              serial, ski, subject, not_before, not_after, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
             if retired.rows_affected() != 1 {
@@ -122,6 +108,20 @@ impl Db {
             Ok(id)
         })
     }
+}
+
+impl Catalog {
+    pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities WHERE id = $1");
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_one(pool).await.map_err(StoreError::from))
+    }
 
     /// Certificates of every authority a relying party may meet today: not
     /// expired, and not revoked by their parent. Roots first, then by id.
@@ -130,7 +130,7 @@ impl Db {
              LEFT JOIN certificates c ON c.serial = a.serial AND a.parent_id IS NOT NULL \
              WHERE a.not_after > $1 AND (c.status IS NULL OR c.status <> 3) \
              ORDER BY CASE WHEN a.parent_id IS NULL THEN 0 ELSE 1 END, a.id";
-        with_pool!(self, pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
             .bind(now).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

@@ -2,7 +2,7 @@
 //! hands out, bound to a policy that accounts made with it inherit.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AcmeStore, AdminStore, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EabKeyRecord {
@@ -54,7 +54,7 @@ impl AccountCap {
 
 const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, max_accounts, revoked_at";
 
-impl Db {
+impl AdminStore {
     pub async fn insert_eab_key(
         &self,
         kid: &str,
@@ -69,7 +69,7 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
         let reusable = matches!(cap, AccountCap::Reusable { .. });
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(kid).bind(hmac_key).bind(policy).bind(reusable).bind(now).bind(cap.max_accounts())
@@ -80,16 +80,9 @@ impl Db {
         })
     }
 
-    pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
-        const SQL: &str =
-            "SELECT id, kid, hmac_key, policy, reusable, bound_at, revoked_at FROM eab_keys WHERE kid = $1";
-        with_pool!(self, pool => sqlx::query_as::<_, EabKeySecret>(SQL)
-            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
-    }
-
     pub async fn list_eab_keys(&self, after_id: Option<i64>, limit: i64) -> Result<Vec<EabKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM eab_keys WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2");
-        with_pool!(self, pool => sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
             .bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -106,7 +99,7 @@ impl Db {
         const ACCOUNTS: &str = "UPDATE acme_accounts SET status = 'revoked' WHERE eab_key_id = $1 AND status = 'valid'";
         let sql =
             format!("UPDATE eab_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(kid).bind(now).fetch_optional(&mut *tx).await?;
@@ -130,7 +123,16 @@ impl Db {
 
     /// The policy of a key, for a token's binding check.
     pub async fn eab_key_policy(&self, kid: &str) -> Result<Option<String>, StoreError> {
-        with_pool!(self, pool => sqlx::query_scalar("SELECT policy FROM eab_keys WHERE kid = $1")
+        with_pool!(self.db(), pool => sqlx::query_scalar("SELECT policy FROM eab_keys WHERE kid = $1")
+            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+}
+
+impl AcmeStore {
+    pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
+        const SQL: &str =
+            "SELECT id, kid, hmac_key, policy, reusable, bound_at, revoked_at FROM eab_keys WHERE kid = $1";
+        with_pool!(self.db(), pool => sqlx::query_as::<_, EabKeySecret>(SQL)
             .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
     }
 }
