@@ -24,7 +24,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- packages -------------------------------------------------------------
 
-APT_PACKAGES=(openssl softhsm2 opensc p11-kit p11-kit-modules certbot lego pebble golang-cfssl wrk pkg-config libssl-dev curl jq python3)
+APT_PACKAGES=(openssl softhsm2 opensc p11-kit p11-kit-modules certbot lego pebble golang-cfssl wrk pkg-config libssl-dev curl jq python3 python3-venv)
 
 install_packages() {
     [[ "${TESSERA_TEST_SKIP_INSTALL:-0}" == 1 ]] && return
@@ -118,6 +118,46 @@ setup_key_custodians() {
     export TESSERA_TEST_CUSTODIANS=required
 }
 
+# --- pkilint (tests/it/pkilint.rs) -----------------------------------------------
+
+PKILINT_VERSION=0.13.3
+
+# pkilint, pinned, in a venv of the machine's Python (kept between runs,
+# rebuilt when the pin changes). tests/it/pkilint.rs lints what a dev CA
+# signs with it and fails, rather than skips, when it is missing.
+setup_pkilint() {
+    local venv=${TESSERA_PKILINT_VENV:-$HOME/.cache/tessera/pkilint-venv}
+    local marker="$venv/.tessera-pkilint"
+    if [[ ! -x "$venv/bin/lint_pkix_cert" || "$(cat "$marker" 2>/dev/null)" != "$PKILINT_VERSION" ]]; then
+        log "installing pkilint $PKILINT_VERSION into $venv"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "pkilint==$PKILINT_VERSION" ||
+            { rm -rf "$venv"; echo "pip install pkilint failed" >&2; exit 1; }
+        echo "$PKILINT_VERSION" >"$marker"
+    fi
+    export TESSERA_PKILINT_VENV=$venv
+    export TESSERA_TEST_PKILINT=required
+}
+
+# --- dependencies (deny.toml) ------------------------------------------------
+
+# cargo deny checks licenses, bans (duplicate versions included), sources,
+# and the RustSec advisories when their database can be fetched; without
+# it the advisories are skipped, saying so, and the rest still runs.
+run_cargo_deny() {
+    command -v cargo-deny >/dev/null || { log "installing cargo-deny"; cargo install cargo-deny --locked; }
+    log "cargo deny (licenses, bans, sources)"
+    cargo deny --workspace --locked check bans licenses sources
+    log "cargo deny (advisories)"
+    if cargo deny --workspace fetch db >/dev/null 2>&1; then
+        cargo deny --workspace --locked check advisories
+    else
+        echo "SKIPPED cargo deny advisories: the advisory database cannot be fetched from here" >&2
+    fi
+}
+
 # --- ACME interop with real clients ------------------------------------------
 
 # Starts `tessera serve` (dev mode, SQLite, fresh data dir) with ACME
@@ -187,16 +227,21 @@ else
 fi
 export TESSERA_TEST_POSTGRES=required
 setup_key_custodians
+setup_pkilint
 
 if ((LINT)); then
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "cargo clippy"
-    cargo clippy --all-targets --locked -- -D warnings
+    cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-log "cargo test (PostgreSQL and SQLite)"
-cargo test --locked --all-targets </dev/null
+run_cargo_deny
+
+# The workspace: Tessera's suite, and fuzz/'s replay of every committed
+# corpus file through its target (stable; no fuzzing).
+log "cargo test (PostgreSQL and SQLite; fuzz corpus replay)"
+cargo test --locked --workspace --all-targets </dev/null
 
 run_acme_interop
 

@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod admin_cli;
 pub mod agent;
 pub mod authority;
 pub mod cli;
@@ -12,8 +13,10 @@ pub mod http;
 pub mod issuance;
 pub mod keys;
 pub mod lifecycle;
+pub mod private_files;
 pub mod revocation;
 pub mod rotation;
+pub mod secrets;
 pub mod setup;
 pub mod storage;
 pub mod validation;

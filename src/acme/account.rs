@@ -92,7 +92,9 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
     }
     let contact = check_contacts(payload.contact.as_deref().unwrap_or_default())?;
     let eab_key = match &payload.external_account_binding {
-        Some(binding) => Some(verify_binding(state.store(), binding, &key, &post.urls.path("new-account")).await?),
+        Some(binding) => {
+            Some(verify_binding(state.store(), state.sealer(), binding, &key, &post.urls.path("new-account")).await?)
+        }
         None if post.directory.eab_required => {
             return Err(AcmeProblem::new(
                 ProblemType::ExternalAccountRequired,

@@ -2,16 +2,19 @@
 //! new account holds an EAB key an operator handed out. The key's policy
 //! becomes the account's scope.
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::jws::{Jwk, Jws, JwsError, KeyRef};
 use super::problem::{AcmeProblem, ProblemType};
+use crate::secrets::Sealer;
 use crate::storage::{AcmeStore, EabKeySecret};
 
 /// Checks the binding in a newAccount payload against the account key and
 /// the newAccount URL; returns the EAB key it names.
 pub async fn verify_binding(
     store: &AcmeStore,
+    sealer: &Sealer,
     binding: &Value,
     account_key: &Jwk,
     url: &str,
@@ -36,7 +39,8 @@ pub async fn verify_binding(
     if key.bound_at.is_some() && !key.reusable {
         return Err(AcmeProblem::unauthorized(format!("the EAB key {kid:?} is already bound to an account")));
     }
-    jws.verify_mac(&key.hmac_key).map_err(|e| match e {
+    let hmac_key = sealer.open(&key.hmac_key()).await?;
+    jws.verify_mac(hmac_key.expose_secret()).map_err(|e| match e {
         JwsError::BadSignature => AcmeProblem::unauthorized("the externalAccountBinding MAC does not verify"),
         JwsError::BadSignatureAlgorithm(m) => AcmeProblem::new(ProblemType::BadSignatureAlgorithm, m),
         other => other.into(),

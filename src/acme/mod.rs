@@ -45,6 +45,7 @@ use crate::config::{AcmeConfig, AcmeDirectoryConfig};
 use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
+use crate::secrets::Sealer;
 use crate::storage::{
     AcmeStore, Admission, AuthzKey, AuthzWithChallenges, Batcher, CertificateRecord, OrderRequest, OrderWithAuthzIds,
     StoreError, ValidationOutcome,
@@ -97,6 +98,8 @@ struct Inner {
     issuer: CertificateIssuer,
     revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
+    /// Opens the EAB HMAC keys, which are stored sealed.
+    sealer: Arc<Sealer>,
     nonces: Nonces,
     nonce_batch: Batcher<Spend, Spent>,
     orders: Batcher<i64, Option<OrderWithAuthzIds>>,
@@ -124,8 +127,9 @@ impl AcmeState {
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
+        sealer: Arc<Sealer>,
     ) -> anyhow::Result<Self> {
-        let nonces = Nonces::load(&store).await?;
+        let nonces = Nonces::load(&store, &sealer).await?;
         let nonce_batch = Batcher::start(store.clone(), spend_nonces);
         let orders = Batcher::start(store.clone(), |store: AcmeStore, ids: Vec<i64>| async move {
             store.acme_orders_with_authz_ids(&ids).await
@@ -160,6 +164,7 @@ impl AcmeState {
                 issuer,
                 revocation,
                 metrics,
+                sealer,
                 nonces,
                 nonce_batch,
                 orders,
@@ -178,6 +183,10 @@ impl AcmeState {
     /// ACME's view of the database (and, through it, the catalog).
     pub fn store(&self) -> &AcmeStore {
         &self.inner.store
+    }
+
+    fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
     }
 
     fn now(&self) -> i64 {

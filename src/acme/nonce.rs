@@ -8,7 +8,10 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::storage::{AcmeStore, StoreError};
+use secrecy::ExposeSecret;
+
+use crate::secrets::{Sealer, SecretsError};
+use crate::storage::{AcmeStore, SecretRow};
 
 /// How long a nonce stays usable; used ones are remembered this long.
 pub const NONCE_LIFETIME_SECONDS: i64 = 3600;
@@ -47,12 +50,17 @@ pub struct CheckedNonce {
 }
 
 impl Nonces {
-    /// Loads the MAC key every node shares, making it on first use.
-    pub async fn load(store: &AcmeStore) -> Result<Self, StoreError> {
+    /// Loads the MAC key every node shares (stored sealed), making it on
+    /// first use.
+    pub async fn load(store: &AcmeStore, sealer: &Sealer) -> Result<Self, SecretsError> {
         let mut fresh = [0u8; 32];
-        SystemRandom::new().fill(&mut fresh).map_err(|_| StoreError::Other("the random generator failed".into()))?;
-        let secret = store.shared_secret(SECRET_NAME, &fresh).await?;
-        Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret) })
+        SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| SecretsError::Refused("the random generator failed".into()))?;
+        let row = SecretRow::SharedSecret(SECRET_NAME.into());
+        let stored = store.shared_secret(SECRET_NAME, &sealer.seal(&row, &fresh).await?).await?;
+        let secret = sealer.open(&stored).await?;
+        Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret()) })
     }
 
     pub fn fresh(&self, now: i64) -> String {

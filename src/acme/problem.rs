@@ -13,6 +13,7 @@ use super::nonce::NonceError;
 use crate::authority::PolicyError;
 use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, Identifier, IssueError};
+use crate::secrets::SecretsError;
 use crate::storage::StoreError;
 use crate::validation::ValidationError;
 
@@ -274,6 +275,16 @@ impl From<ValidationError> for AcmeProblem {
             ValidationError::Unauthorized(_) => ProblemType::Unauthorized,
         };
         Self::new(kind, e.to_string())
+    }
+}
+
+impl From<SecretsError> for AcmeProblem {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Store(s) => s.into(),
+            e if e.is_retryable() => Self::unavailable(e.to_string()),
+            e => Self::internal(e.to_string()),
+        }
     }
 }
 

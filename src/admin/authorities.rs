@@ -11,7 +11,7 @@ use super::pagination::{self, Page};
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::certificate_pem;
-use crate::keys::KeyUri;
+use crate::keys::{KeyUri, redact_pins};
 use crate::storage::{AuthorityRecord, Catalog, FULL_CRL, NewAuditEvent, StoreError};
 
 #[derive(Debug, Serialize)]
@@ -47,7 +47,7 @@ impl From<AuthorityRecord> for AuthorityView {
             name: r.name,
             kind: r.kind,
             parent_id: r.parent_id,
-            key_uri: r.key_uri,
+            key_uri: redact_pins(&r.key_uri).into_owned(),
             algorithm: r.algorithm,
             subject: r.subject,
             serial: hex::encode(&r.serial),

@@ -17,7 +17,7 @@ use super::pagination::{self, Page};
 use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
-use crate::storage::{AccountCap, EabKeyRecord, NewAuditEvent, StoreError};
+use crate::storage::{AccountCap, EabKeyRecord, NewAuditEvent, SecretRow, StoreError};
 
 /// Accounts a reusable key binds unless its creator says otherwise: enough
 /// for a fleet's clusters, few enough that a leaked key cannot make accounts
@@ -128,7 +128,8 @@ pub async fn create(
         target: kid.clone(),
         detail: serde_json::json!({ "policy": body.policy, "reusable": body.reusable, "max_accounts": cap.max_accounts() }),
     };
-    let record = state.store.insert_eab_key(&kid, &hmac_key, &body.policy, cap, now, &audit).await?;
+    let sealed = state.sealer.seal(&SecretRow::EabHmacKey(kid.clone()), &hmac_key).await?;
+    let record = state.store.insert_eab_key(&kid, &sealed, &body.policy, cap, now, &audit).await?;
     let view = NewEabKeyView { metadata: EabKeyView::from(record), hmac_key: URL_SAFE_NO_PAD.encode(hmac_key) };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }

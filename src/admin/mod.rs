@@ -39,6 +39,7 @@ use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
+use crate::secrets::Sealer;
 use crate::storage::AdminStore;
 use problem::ApiError;
 use refusals::Refusals;
@@ -61,6 +62,8 @@ pub struct AdminState {
     pub lifecycle: Arc<Lifecycle>,
     pub refusals: Arc<Refusals>,
     pub throttle: Arc<Throttle>,
+    /// Seals the EAB HMAC keys it makes.
+    pub sealer: Arc<Sealer>,
 }
 
 /// One admin route: its method and path as the OpenAPI file writes them.

@@ -11,6 +11,7 @@ use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, IssueError, SigningError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
+use crate::secrets::SecretsError;
 use crate::storage::{StoreError, TokenError};
 
 /// Seconds a client should wait before retrying after a 503.
@@ -86,6 +87,16 @@ impl From<TokenError> for ApiError {
             TokenError::Revoked(_) | TokenError::Expired(_) | TokenError::LastAdmin(_) => Self::Conflict(e.to_string()),
             TokenError::UnknownPolicy(_) => Self::Malformed(e.to_string()),
             TokenError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Store(s) => s.into(),
+            e if e.is_retryable() => Self::Unavailable(e.to_string()),
+            e => Self::Internal(e.to_string()),
         }
     }
 }

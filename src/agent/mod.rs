@@ -8,7 +8,8 @@
 //! `http_client` (the trusted transport), `order` (one order end to end),
 //! `challenge/` (http-01, tls-alpn-01, dns-01 responders), `certificate`
 //! (what is installed), `atomic_file`, `schedule` (ARI window, backoff),
-//! `reload`, `metrics`, and `renewal` (the loop that ties them together).
+//! `reload`, `shell` (the clean environment the operator's commands run in),
+//! `metrics`, and `renewal` (the loop that ties them together).
 
 mod account;
 mod args;
@@ -22,14 +23,17 @@ mod order;
 mod reload;
 mod renewal;
 mod schedule;
+mod shell;
 
 use std::sync::Arc;
 
 pub use args::{AgentArgs, AgentSettings, LONG_ABOUT};
+pub use certificate::CertificateChain;
 pub use error::{AgentError, report};
 use http_client::AcmeHttp;
 use metrics::AgentMetrics;
 use renewal::{Agent, OnceOutcome};
+pub use schedule::Schedule;
 
 use crate::clock::SystemClock;
 

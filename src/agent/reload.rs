@@ -2,25 +2,19 @@
 //! changed (e.g. `systemctl reload nginx`). A failure is logged and the
 //! agent carries on: the new files are in place either way.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use super::args::OutputFiles;
+use super::shell::shell;
 
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `sh -c CMD` with the file paths in `TESSERA_AGENT_CERT`,
-/// `TESSERA_AGENT_KEY` (and `TESSERA_AGENT_CHAIN`); true when it exited 0.
+/// `TESSERA_AGENT_KEY` (and `TESSERA_AGENT_CHAIN`) and none of the agent's
+/// secrets (see `shell`); true when it exited 0.
 pub async fn run_reload(command: &str, files: &OutputFiles) -> bool {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .env("TESSERA_AGENT_CERT", &files.cert)
-        .env("TESSERA_AGENT_KEY", &files.key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = shell(command);
+    cmd.env("TESSERA_AGENT_CERT", &files.cert).env("TESSERA_AGENT_KEY", &files.key);
     if let Some(chain) = &files.chain {
         cmd.env("TESSERA_AGENT_CHAIN", chain);
     }

@@ -63,4 +63,14 @@ mod tests {
         assert_eq!(format_ttl(Duration::minutes(90)), "1h30m");
         assert_eq!(format_ttl(Duration::days(1)), "1d");
     }
+
+    /// Found by fuzzing (fuzz/ policy): a policy with a `max_ttl` of
+    /// 44444444444444489m was accepted, and issuing under it would panic
+    /// adding the lifetime to the present.
+    #[test]
+    fn durations_beyond_a_century_are_refused() {
+        for beyond in ["36501d", "876001h", "44444444444444489m", "9223372036854775807s"] {
+            assert_eq!(parse_ttl(beyond), None, "{beyond:?}");
+        }
+    }
 }

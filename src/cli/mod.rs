@@ -1,4 +1,4 @@
-//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`.
+//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`, `admin`.
 
 mod serve;
 
@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::admin_cli;
 use crate::agent::{self, AgentArgs};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AcmeOverrides, Config, LogFormat, Overrides};
+use crate::secrets::Sealer;
 use crate::setup::init_hierarchy;
 use crate::storage::{Db, DbOptions};
 pub use serve::{Running, start};
@@ -29,9 +31,22 @@ enum Command {
     Init(CommonArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
+    /// Secrets at rest (EAB HMAC keys, the nonce key), sealed under secrets.kek.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Obtain a certificate over ACME and keep it renewed (the workload side).
     #[command(long_about = agent::LONG_ABOUT)]
     Agent(Box<AgentArgs>),
+    /// Manage a running Tessera over its admin API (the operator side).
+    Admin(Box<admin_cli::Args>),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Seal every stored secret again under a new data key wrapped by
+    /// secrets.kek, then delete the data keys only secrets.previous_kek
+    /// unwraps. Run it once every node has both in its config.
+    RotateKek(CommonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +146,24 @@ pub async fn run() -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             agent::run(settings).await.map_err(|e| anyhow::anyhow!(agent::report(&e)))
         }
+        Command::Admin(args) => {
+            let status = admin_cli::run(*args, Cli::command()).await;
+            std::process::exit(i32::from(status))
+        }
+        Command::Secrets(SecretsCommand::RotateKek(args)) => {
+            let config = Config::load(args.config.as_deref(), &args.overrides())?;
+            init_logging(config.log_format);
+            let db = open_db(&config).await?;
+            let clock: SharedClock = Arc::new(SystemClock);
+            let rotation = Sealer::load(&config, db.secrets(), clock).await?.rotate().await?;
+            println!(
+                "Sealed {} secrets again under data key {} (wrapped by {}); old data keys deleted: {}. \
+                 secrets.previous_kek may go now.",
+                rotation.resealed, rotation.data_key, rotation.kek, rotation.retired
+            );
+            db.close().await;
+            Ok(())
+        }
         Command::Migrate(args) => {
             let config = Config::load(args.config.as_deref(), &args.overrides())?;
             init_logging(config.log_format);
@@ -168,7 +201,8 @@ fn agent_usage_error(message: String) -> ! {
     }
 }
 
-/// Connects (creating the data directory for SQLite) and migrates unless
+/// Connects (creating the data directory, for SQLite and everything else
+/// Tessera keeps, readable by its owner only) and migrates unless
 /// disabled; then does what SQL cannot: key hashes of certificates stored
 /// before they were kept (a no-op once done), at every start, so that
 /// certificates a node of the previous version stored during a rolling
@@ -183,7 +217,8 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
 }
 
 async fn connect_db(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::private_files::create_private_dir(&config.data_dir)?;
+    crate::private_files::restrict_to_owner(&config.data_dir)?;
     Ok(Db::connect(&DbOptions::new(config.database_url())).await?)
 }
 

@@ -28,6 +28,7 @@ use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
+use crate::secrets::Sealer;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
 
@@ -60,6 +61,8 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
             "dev mode: the CA keys are unencrypted development keys; use `tessera init` with HSM or KMS keys in production"
         );
     }
+    let sealer = Sealer::load(&config, db.secrets(), clock.clone()).await?;
+    sealer.seal_stored().await?;
     let authority = load_signing_authority(&config, &db.catalog()).await?;
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
     let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
@@ -88,10 +91,18 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         metrics.clone(),
         revocation.node().to_owned(),
     )?;
+    lifecycle.forget_stored_credentials().await?;
     lifecycle.start_jobs(&mut background);
-    let acme_state =
-        AcmeState::new(&config.acme, db.acme(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone())
-            .await?;
+    let acme_state = AcmeState::new(
+        &config.acme,
+        db.acme(),
+        clock.clone(),
+        issuer.clone(),
+        revocation.clone(),
+        metrics.clone(),
+        sealer.clone(),
+    )
+    .await?;
     let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
         store: db.admin(),
@@ -103,6 +114,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         lifecycle,
         refusals: refusals.clone(),
         throttle: Arc::default(),
+        sealer,
     };
     background.spawn(admin::keep_refusals(state.clone()));
     // Admin requests are small JSON documents; the listener reads no more.

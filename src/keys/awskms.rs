@@ -4,6 +4,9 @@
 //! Throttling, timeouts and 5xx answers are retried by the SDK's standard
 //! retry strategy (exponential backoff with jitter); what is still failing
 //! after the last attempt surfaces as a retryable [`SignerError`].
+//!
+//! A symmetric KMS key can also be the key-encryption key of secrets at
+//! rest ([`KmsKeyWrapper`]: `Encrypt` and `Decrypt` of Tessera's data keys).
 
 use std::time::Duration;
 
@@ -186,6 +189,77 @@ where
         SdkError::DispatchFailure(e) => SignerError::Unavailable { key, reason: format!("{call}: {e:?}") },
         SdkError::ResponseError(_) => SignerError::Unavailable { key, reason: format!("{call}: unreadable response") },
         other => SignerError::Unavailable { key, reason: format!("{call}: {other}") },
+    }
+}
+
+/// A symmetric KMS key that wraps Tessera's data keys (`crate::secrets`):
+/// the key material never leaves KMS, so the database's wrapped data keys
+/// are of no use without a call KMS can refuse. Each call names what it
+/// wraps in the encryption context, so a blob cannot be unwrapped as
+/// another.
+pub struct KmsKeyWrapper {
+    name: String,
+    key_id: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for KmsKeyWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsKeyWrapper").field("key", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The encryption context entry every wrapped data key carries.
+const CONTEXT_KEY: &str = "tessera-sealing-key";
+
+impl KmsKeyWrapper {
+    /// A client for the key `key_id` (id, ARN or alias); nothing is called yet.
+    pub async fn new(key_id: &str, config: &AwsKmsConfig) -> Self {
+        Self { name: format!("awskms:{key_id}"), key_id: key_id.to_owned(), client: client(config).await }
+    }
+
+    /// `Encrypt` of `plaintext` (at most 4 KB), bound to `context`.
+    pub async fn encrypt(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, SignerError> {
+        let done = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(plaintext))
+            .encryption_context(CONTEXT_KEY, context)
+            .send()
+            .await
+            .map_err(|e| kms_error(&self.name, "Encrypt", &e))?;
+        done.ciphertext_blob().map(|b| b.as_ref().to_vec()).ok_or_else(|| SignerError::Rejected {
+            key: self.name.clone(),
+            reason: "Encrypt returned no ciphertext".into(),
+        })
+    }
+
+    /// `Decrypt` of what [`encrypt`](Self::encrypt) made for the same
+    /// `context` under this key. None when the blob is not that (another
+    /// key's, or made for another context); a key KMS cannot use now
+    /// (disabled, pending deletion, access denied) is an error.
+    pub async fn decrypt(&self, blob: &[u8], context: &str) -> Result<Option<Vec<u8>>, SignerError> {
+        let done = match self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(blob))
+            .encryption_context(CONTEXT_KEY, context)
+            .send()
+            .await
+        {
+            Ok(done) => done,
+            Err(e) if matches!(error_code(&e), Some("IncorrectKeyException" | "InvalidCiphertextException")) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(kms_error(&self.name, "Decrypt", &e)),
+        };
+        let plaintext = done.plaintext().map(|b| b.as_ref().to_vec()).ok_or_else(|| SignerError::Rejected {
+            key: self.name.clone(),
+            reason: "Decrypt returned no plaintext".into(),
+        })?;
+        Ok(Some(plaintext))
     }
 }
 

@@ -14,7 +14,7 @@ mod signer;
 pub mod software;
 
 pub use algorithm::SigningAlgorithm;
-pub use key_uri::{KeyUri, KeyUriError, Pkcs11Uri};
+pub use key_uri::{KeyUri, KeyUriError, Pkcs11Uri, redact_pins};
 pub use signer::{Signer, SignerError};
 
 use std::sync::Arc;

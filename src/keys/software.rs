@@ -15,6 +15,7 @@ use aws_lc_rs::signature::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{KeyUri, Signer, SignerError, SigningAlgorithm};
+use crate::private_files::{create_private_dir, create_private_file};
 
 const PEM_PLAIN: &str = "PRIVATE KEY";
 const PEM_ENCRYPTED: &str = "ENCRYPTED PRIVATE KEY";
@@ -127,7 +128,7 @@ impl SoftwareSigner {
             }
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
+            create_private_dir(parent).map_err(io_err)?;
         }
         let mut file = create_private_file(path).map_err(io_err)?;
         file.write_all(pem_text.as_bytes()).map_err(io_err)?;
@@ -165,18 +166,6 @@ impl SoftwareSigner {
 /// PEM with Unix line endings, like every file Tessera writes.
 fn lf() -> pem::EncodeConfig {
     pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)
-}
-
-/// Creates a file only its owner can read, failing if it exists.
-pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 #[async_trait]

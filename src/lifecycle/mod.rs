@@ -37,8 +37,9 @@ pub const AUTHORITY_NEARING_EXPIRY: &str = "authority.nearing_expiry";
 pub enum LifecycleError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("webhook {url}: {reason}")]
-    Webhook { url: String, reason: String },
+    /// Names the URL's host only: the URL may carry a credential.
+    #[error("webhook at {host}: {reason}")]
+    Webhook { host: String, reason: String },
 }
 
 /// One authority's line of the report.

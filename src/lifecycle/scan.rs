@@ -116,7 +116,8 @@ impl Lifecycle {
     /// recorded before (by this node or another).
     async fn queue(&self, kind: &str, subject: &[u8], payload: &serde_json::Value) -> Result<bool, StoreError> {
         let body = payload.to_string();
-        let deliveries: Vec<(String, String)> = self.webhooks.iter().map(|w| (w.url.clone(), body.clone())).collect();
+        let deliveries: Vec<(String, String)> =
+            self.webhooks.iter().map(|w| (w.address.address.clone(), body.clone())).collect();
         self.store.record_notice(kind, subject, &deliveries, self.clock.unix()).await
     }
 }

@@ -4,6 +4,10 @@
 //! lets receivers refuse replays). A failed attempt (no answer, or a status
 //! other than 2xx) is retried after `webhook_backoff`, doubling each time,
 //! until `webhook_max_attempts`; every attempt is recorded.
+//!
+//! A URL may carry a credential (userinfo, a token in its query): the URL
+//! is only sent to; deliveries are stored under its address (no userinfo,
+//! query or fragment) and logs name its host.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Lifecycle, LifecycleError, lease};
-use crate::config::WebhookConfig;
+use crate::config::{WebhookAddress, WebhookConfig};
 use crate::storage::{LifecycleEvent, StoreError, WebhookOutcome};
 
 pub const SIGNATURE_HEADER: &str = "Tessera-Signature";
@@ -26,7 +30,9 @@ const BATCH: i64 = 50;
 
 /// A configured receiver with its secret and HTTP client.
 pub(super) struct Webhook {
-    pub url: String,
+    /// Only ever sent to: it may carry a credential.
+    url: String,
+    pub address: WebhookAddress,
     secret: SecretString,
     client: reqwest::Client,
 }
@@ -34,7 +40,9 @@ pub(super) struct Webhook {
 impl Webhook {
     pub(super) fn new(index: usize, config: &WebhookConfig) -> Result<Self, LifecycleError> {
         let secret = config.secret(index)?;
-        let fail = |reason: String| LifecycleError::Webhook { url: config.url.clone(), reason };
+        let address =
+            config.address().map_err(|e| LifecycleError::Webhook { host: String::new(), reason: e.to_string() })?;
+        let fail = |reason: String| LifecycleError::Webhook { host: address.host.clone(), reason };
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
@@ -57,7 +65,7 @@ impl Webhook {
             .user_agent(concat!("Tessera/", env!("CARGO_PKG_VERSION"), " webhook"))
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Self { url: config.url.clone(), secret, client })
+        Ok(Self { url: config.url.clone(), address, secret, client })
     }
 }
 
@@ -69,6 +77,18 @@ pub fn signature(secret: &[u8], t: i64, body: &str) -> String {
 }
 
 impl Lifecycle {
+    /// Deliveries queued by versions that stored the whole URL are stored
+    /// under its address instead, so the database keeps no credential.
+    pub async fn forget_stored_credentials(&self) -> Result<(), StoreError> {
+        for hook in self.webhooks.iter().filter(|w| w.url != w.address.address) {
+            let changed = self.store.rename_webhook_url(&hook.url, &hook.address.address).await?;
+            if changed > 0 {
+                tracing::info!(host = %hook.address.host, changed, "stored webhook deliveries no longer keep the URL's credentials");
+            }
+        }
+        Ok(())
+    }
+
     /// Sends due events until none is left or half the lease is spent
     /// (so a slow receiver never lets the lease lapse mid-run).
     pub(super) async fn deliver(&self) -> Result<(), String> {
@@ -90,7 +110,7 @@ impl Lifecycle {
 
     async fn attempt(&self, event: &LifecycleEvent) -> Result<(), StoreError> {
         let now = self.clock.unix();
-        let Some(hook) = self.webhooks.iter().find(|w| w.url == event.url) else {
+        let Some(hook) = self.webhooks.iter().find(|w| w.address.address == event.url) else {
             let error = "the webhook is no longer configured";
             return self.store.record_webhook_attempt(event, None, Some(error), now, WebhookOutcome::GaveUp).await;
         };
@@ -106,7 +126,8 @@ impl Lifecycle {
             .await;
         let (status, error) = match sent {
             Ok(response) => (Some(i32::from(response.status().as_u16())), None),
-            Err(e) => (None, Some(error_chain(&e))),
+            // reqwest names the URL in its errors; the address is on record.
+            Err(e) => (None, Some(error_chain(&e.without_url()))),
         };
         let attempt = event.attempts + 1;
         let outcome = if status.is_some_and(|s| (200..300).contains(&s)) {
@@ -119,7 +140,7 @@ impl Lifecycle {
             WebhookOutcome::RetryAt(self.clock.unix() + delay)
         };
         if outcome != WebhookOutcome::Delivered {
-            tracing::warn!(url = %event.url, kind = %event.kind, attempt, ?status, ?error, ?outcome, "webhook delivery failed");
+            tracing::warn!(host = %hook.address.host, kind = %event.kind, attempt, ?status, ?error, ?outcome, "webhook delivery failed");
         }
         self.store.record_webhook_attempt(event, status, error.as_deref(), self.clock.unix(), outcome).await
     }

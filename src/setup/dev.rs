@@ -5,22 +5,34 @@ use super::{SetupError, create_hierarchy, system_event, write_admin_token};
 use crate::admin::token::create_admin_token;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config, parse_algorithm};
+use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
 use crate::keys::software::SoftwareSigner;
-use crate::keys::{KeyUri, SigningAlgorithm};
+use crate::keys::{KeyUri, SigningAlgorithm, redact_pins};
+use crate::secrets::ensure_kek_file;
 use crate::storage::Db;
 
 /// The name of the policy dev mode creates.
 pub const DEV_POLICY: &str = "default";
 
-/// Creates what is missing: the hierarchy (with its `default` policy) and
-/// the admin token file. A restart finds everything and changes nothing.
+/// Creates what is missing: the key-encryption key file, the hierarchy
+/// (with its `default` policy) and the admin token file. A restart finds
+/// everything and changes nothing.
+/// A database `tessera init` made is refused: dev mode would write a new
+/// admin token for a production CA.
 pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Result<(), SetupError> {
+    if db.catalog().has_production_hierarchy().await? {
+        return Err(SetupError::Refused(
+            "this database holds a production CA hierarchy (made by tessera init); serve it with \
+             mode = \"production\" (TESSERA_MODE=production): dev mode never runs on it"
+                .into(),
+        ));
+    }
+    ensure_kek_file(&config.kek_sources()?[0])?;
     if db.catalog().list_authorities().await?.is_empty() {
         tracing::info!(data_dir = %config.data_dir.display(), "dev mode: creating a CA with software keys");
         let root = dev_signer(config, &config.hierarchy.root)?;
         let issuing = dev_signer(config, &config.hierarchy.issuing)?;
-        create_hierarchy(db, config, clock, &root, &issuing).await?;
+        create_hierarchy(db, config, clock, Mode::Dev, &root, &issuing).await?;
         let rules = dev_policy_rules();
         let policy = Policy::new(DEV_POLICY, rules).map_err(|e| SetupError::Refused(e.to_string()))?;
         let text = serde_json::to_string(policy.rules()).map_err(|e| SetupError::Refused(e.to_string()))?;
@@ -43,7 +55,7 @@ fn dev_signer(config: &Config, authority: &AuthorityConfig) -> Result<SoftwareSi
     let KeyUri::File(path) = &uri else {
         return Err(SetupError::Refused(format!(
             "dev mode makes software keys only; {} is not a file: key (use tessera init)",
-            authority.key_uri
+            redact_pins(&authority.key_uri)
         )));
     };
     let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);

@@ -4,7 +4,7 @@ use time::Duration;
 
 use super::{SetupError, system_event};
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config};
+use crate::config::{AuthorityConfig, Config, Mode};
 use crate::issuance::{
     CaSubject, KeyHash, RevocationUrls, Serial, issuing_params, root_params, sign_certificate, sign_self_signed,
     to_column,
@@ -13,13 +13,14 @@ use crate::keys::Signer;
 use crate::storage::{Db, IssuanceLedger, NewAuthority, PendingCertificate};
 
 /// Makes the root certificate (self-signed) and the issuing CA certificate
-/// (signed by the root), and records both authorities. The issuing CA's
-/// certificate is also tracked as a certificate of the root, so the root's
-/// CRL can revoke it.
+/// (signed by the root), and records both authorities, the root with the
+/// mode that made it. The issuing CA's certificate is also tracked as a
+/// certificate of the root, so the root's CRL can revoke it.
 pub async fn create_hierarchy(
     db: &Db,
     config: &Config,
     clock: &SharedClock,
+    mode: Mode,
     root_signer: &dyn Signer,
     issuing_signer: &dyn Signer,
 ) -> Result<(), SetupError> {
@@ -32,16 +33,19 @@ pub async fn create_hierarchy(
     let authorities = db.authorities();
     let root_id = authorities
         .insert_authority(
-            &new_authority(
-                &root_cfg.name,
-                &root_cfg.key_uri,
-                "root",
-                None,
-                root_signer,
-                &root_der,
-                &root_subject,
-                clock,
-            )?,
+            &NewAuthority {
+                setup_mode: Some(mode.as_str()),
+                ..new_authority(
+                    &root_cfg.name,
+                    &root_cfg.key_uri,
+                    "root",
+                    None,
+                    root_signer,
+                    &root_der,
+                    &root_subject,
+                    clock,
+                )?
+            },
             &system_event(clock, "authority.create", &root_cfg.name),
         )
         .await?;
@@ -169,6 +173,7 @@ pub fn new_authority(
         not_before: subject.not_before.unix_timestamp(),
         not_after: subject.not_after.unix_timestamp(),
         created_at: clock.unix(),
+        setup_mode: None,
     })
 }
 

@@ -6,7 +6,7 @@ use super::SetupError;
 use crate::clock::from_unix;
 use crate::config::Config;
 use crate::issuance::{RevocationUrls, SigningAuthority, certificate_pem};
-use crate::keys::open_signer;
+use crate::keys::{open_signer, redact_pins};
 use crate::storage::{AuthorityRecord, Catalog};
 
 /// The active issuing CA that expires last, ready to sign.
@@ -35,7 +35,8 @@ pub async fn open_authority(
     if signer.public_key_der() != public_key_of(&record.certificate_der)?.as_slice() {
         return Err(SetupError::Refused(format!(
             "the key {} does not match the certificate of authority {:?}",
-            record.key_uri, record.name
+            redact_pins(&record.key_uri),
+            record.name
         )));
     }
 

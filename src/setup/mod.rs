@@ -1,5 +1,7 @@
 //! Bringing a CA into being and loading it: the dev-mode bootstrap,
 //! `tessera init`, Tessera's own TLS certificate and the admin token file.
+//! Both ways of making a CA make its key-encryption key file when the
+//! config names one that does not exist yet (`secrets::ensure_kek_file`).
 
 mod dev;
 mod hierarchy;
@@ -21,6 +23,7 @@ use crate::clock::SharedClock;
 use crate::config::ConfigError;
 use crate::issuance::{IssueError, SigningError};
 use crate::keys::SignerError;
+use crate::secrets::SecretsError;
 use crate::storage::{NewAuditEvent, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum SetupError {
     Signing(#[from] SigningError),
     #[error(transparent)]
     Issue(#[from] IssueError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("{0}")]
     Refused(String),
     #[error("{path}: {source}")]

@@ -12,7 +12,7 @@ use super::SetupError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest};
-use crate::keys::software::create_private_file;
+use crate::private_files::{create_private_dir, create_private_file};
 
 /// Lifetime of the server certificate; it is replaced with a third left.
 pub const SERVER_CERT_LIFETIME: Duration = Duration::days(7);
@@ -132,7 +132,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
 
 fn store(cert: &Path, key: &Path, tls: &ServerTls) -> Result<(), SetupError> {
     if let Some(dir) = cert.parent() {
-        std::fs::create_dir_all(dir).map_err(SetupError::io(dir))?;
+        create_private_dir(dir).map_err(SetupError::io(dir))?;
     }
     let key_tmp = key.with_extension("tmp");
     let _ = std::fs::remove_file(&key_tmp);

@@ -6,7 +6,7 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::SetupError;
-use crate::keys::software::create_private_file;
+use crate::private_files::create_private_file;
 
 /// Writes the token to `path` (mode 0600) through a temporary file and a
 /// rename, so a reader never sees half a token.

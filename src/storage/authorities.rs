@@ -35,6 +35,9 @@ pub struct NewAuthority {
     pub not_before: i64,
     pub not_after: i64,
     pub created_at: i64,
+    /// On a root made by setup: `dev` (the dev bootstrap) or `production`
+    /// (`tessera init`).
+    pub setup_mode: Option<&'static str>,
 }
 
 const COLUMNS: &str = "id, name, kind, parent_id, key_uri, algorithm, certificate_der, serial, ski, subject, \
@@ -44,8 +47,8 @@ impl AuthorityStore {
     /// Records a new CA and its audit event; a name already taken is a conflict.
     pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
-             serial, ski, subject, not_before, not_after, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+             serial, ski, subject, not_before, not_after, created_at, setup_mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let id: i64 = sqlx::query_scalar(SQL)
@@ -61,6 +64,7 @@ impl AuthorityStore {
                 .bind(authority.not_before)
                 .bind(authority.not_after)
                 .bind(authority.created_at)
+                .bind(authority.setup_mode)
                 .fetch_one(&mut *tx)
                 .await?;
             insert_audit!(&mut *tx, audit)?;
@@ -111,6 +115,13 @@ impl AuthorityStore {
 }
 
 impl Catalog {
+    /// Whether `tessera init` made this database's hierarchy.
+    pub async fn has_production_hierarchy(&self) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM authorities WHERE setup_mode = 'production'";
+        let count: i64 = with_pool!(self.db(), pool => sqlx::query_scalar(SQL).fetch_one(pool).await?);
+        Ok(count > 0)
+    }
+
     pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
         with_pool!(self.db(), pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))

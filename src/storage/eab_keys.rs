@@ -1,8 +1,11 @@
 //! External Account Binding keys (RFC 8555 §7.3.4): an HMAC key an operator
-//! hands out, bound to a policy that accounts made with it inherit.
+//! hands out, bound to a policy that accounts made with it inherit. The
+//! HMAC key is stored sealed (`crate::secrets`), never in the clear.
 
 use super::audit::insert_audit;
-use super::{AcmeStore, AdminStore, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{
+    AcmeStore, AdminStore, NewAuditEvent, SealedValue, SecretRow, StoreError, StoredSecret, begin_write, with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EabKeyRecord {
@@ -18,16 +21,28 @@ pub struct EabKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// A key with its secret, for MAC verification only.
+/// A key with its sealed secret, for MAC verification only.
 #[derive(Clone, sqlx::FromRow)]
 pub struct EabKeySecret {
     pub id: i64,
     pub kid: String,
-    pub hmac_key: Vec<u8>,
+    hmac_key: Vec<u8>,
+    sealed_with: Option<String>,
     pub policy: String,
     pub reusable: bool,
     pub bound_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+impl EabKeySecret {
+    /// The HMAC key as stored, to be opened by `crate::secrets`.
+    pub fn hmac_key(&self) -> StoredSecret {
+        StoredSecret {
+            row: SecretRow::EabHmacKey(self.kid.clone()),
+            value: self.hmac_key.clone(),
+            sealed_with: self.sealed_with.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for EabKeySecret {
@@ -55,24 +70,26 @@ impl AccountCap {
 const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, max_accounts, revoked_at";
 
 impl AdminStore {
+    /// Records a key whose HMAC key was sealed for `SecretRow::EabHmacKey(kid)`.
     pub async fn insert_eab_key(
         &self,
         kid: &str,
-        hmac_key: &[u8],
+        hmac_key: &SealedValue,
         policy: &str,
         cap: AccountCap,
         now: i64,
         audit: &NewAuditEvent,
     ) -> Result<EabKeyRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO eab_keys (kid, hmac_key, policy, reusable, created_at, max_accounts) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO eab_keys (kid, hmac_key, sealed_with, policy, reusable, created_at, max_accounts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
         let reusable = matches!(cap, AccountCap::Reusable { .. });
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(kid).bind(hmac_key).bind(policy).bind(reusable).bind(now).bind(cap.max_accounts())
+                .bind(kid).bind(&hmac_key.bytes).bind(&hmac_key.key_id).bind(policy).bind(reusable).bind(now)
+                .bind(cap.max_accounts())
                 .fetch_one(&mut *tx).await?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
@@ -130,8 +147,8 @@ impl AdminStore {
 
 impl AcmeStore {
     pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
-        const SQL: &str =
-            "SELECT id, kid, hmac_key, policy, reusable, bound_at, revoked_at FROM eab_keys WHERE kid = $1";
+        const SQL: &str = "SELECT id, kid, hmac_key, sealed_with, policy, reusable, bound_at, revoked_at \
+             FROM eab_keys WHERE kid = $1";
         with_pool!(self.db(), pool => sqlx::query_as::<_, EabKeySecret>(SQL)
             .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
     }

@@ -239,6 +239,20 @@ impl LifecycleStore {
             Ok(())
         })
     }
+
+    /// Stores `to` wherever queued or recorded deliveries name the URL
+    /// `from`, in one transaction; returns how many rows changed.
+    pub async fn rename_webhook_url(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+        const EVENTS: &str = "UPDATE webhook_events SET url = $2 WHERE url = $1";
+        const DELIVERIES: &str = "UPDATE webhook_deliveries SET url = $2 WHERE url = $1";
+        with_pool!(self.db(), pool => {
+            let mut tx = begin_write(pool).await?;
+            let events = sqlx::query(EVENTS).bind(from).bind(to).execute(&mut *tx).await?.rows_affected();
+            let deliveries = sqlx::query(DELIVERIES).bind(from).bind(to).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(events + deliveries)
+        })
+    }
 }
 
 impl JobLeases {

@@ -22,6 +22,7 @@ mod nonces;
 mod policies;
 mod renewal_pulls;
 mod revocation;
+mod sealing;
 #[cfg(feature = "test-support")]
 mod seed;
 #[cfg(feature = "test-support")]
@@ -57,6 +58,7 @@ pub use lifecycle::{
 pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
+pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
 #[cfg(feature = "test-support")]
 pub use seed::SeedSpec;
 #[cfg(feature = "test-support")]
@@ -64,6 +66,7 @@ pub use test_support::WebhookAttempt;
 pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
 pub use views::{
     AcmeStore, AdminStore, AuthorityStore, Catalog, IssuanceLedger, JobLeases, LifecycleStore, RevocationStore,
+    SecretStore,
 };
 
 /// A connection pool on one of the two backends: it connects, migrates
@@ -151,12 +154,35 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// `url` without its password, for messages and `Debug`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.into()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL a password could be told apart in: show none of it.
+        Err(_) => "[unparsable database URL]".to_owned(),
+    }
+}
+
+/// How to reach the database. Its `Debug` shows no password.
+#[derive(Clone)]
 pub struct DbOptions {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("url", &redact_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl DbOptions {
@@ -177,7 +203,11 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // A value replaced in place (a secret sealed at start)
+                // leaves no copy in the page's free space.
+                .pragma("secure_delete", "FAST")
                 .busy_timeout(Duration::from_secs(10));
+            make_private(connect.get_filename())?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.min(8))
                 .acquire_timeout(options.acquire_timeout)
@@ -247,6 +277,29 @@ impl Catalog {
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self.db(), pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
+}
+
+/// Creates the SQLite database file readable by its owner only, before
+/// SQLite does (it gives its `-wal` and `-shm` files the database file's
+/// mode), and restricts the files of a database made before that was so.
+/// An in-memory database has no files.
+fn make_private(database: &std::path::Path) -> Result<(), StoreError> {
+    if database.as_os_str() == ":memory:" || database.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    let failed = |e: std::io::Error| StoreError::Other(format!("database file {}: {e}", database.display()));
+    match crate::private_files::create_private_file(database) {
+        Ok(_) => {}
+        // A missing directory is SQLite's to report, as before.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        crate::private_files::restrict_to_owner(std::path::Path::new(&path)).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// Starts a transaction that will write. SQLite takes the write lock up

@@ -1,11 +1,14 @@
-//! Used ACME nonces and the secrets all nodes share. Handing out a nonce
-//! writes nothing (it carries its own MAC); using one inserts it here, so a
-//! replay is refused whichever node it reaches.
+//! Used ACME nonces and the secrets all nodes share (stored sealed, see
+//! `crate::secrets`). Handing out a nonce writes nothing (it carries its
+//! own MAC); using one inserts it here, so a replay is refused whichever
+//! node it reaches.
 
 use std::collections::HashSet;
 
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
-use super::{ASYNC_COMMIT, AcmeAccountRecord, AcmeStore, Db, StoreError, with_pool};
+use super::{
+    ASYNC_COMMIT, AcmeAccountRecord, AcmeStore, Db, SealedValue, SecretRow, StoreError, StoredSecret, with_pool,
+};
 
 /// What spending a batch of nonces found: the nonces that were fresh (the
 /// others were used before) and the accounts that were asked for.
@@ -78,14 +81,17 @@ impl AcmeStore {
         })
     }
 
-    /// The shared secret named `name`, made from `fresh` by the first node
-    /// that asks; every later caller gets the same value.
-    pub async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-        const INSERT: &str = "INSERT INTO acme_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        const SELECT: &str = "SELECT value FROM acme_secrets WHERE name = $1";
-        with_pool!(self.db(), pool => {
-            sqlx::query(INSERT).bind(name).bind(fresh).execute(pool).await?;
-            sqlx::query_scalar::<_, Vec<u8>>(SELECT).bind(name).fetch_one(pool).await.map_err(StoreError::from)
-        })
+    /// The shared secret named `name`, stored from `fresh` (sealed for
+    /// `SecretRow::SharedSecret(name)`) by the first node that asks; every
+    /// later caller gets the same one.
+    pub async fn shared_secret(&self, name: &str, fresh: &SealedValue) -> Result<StoredSecret, StoreError> {
+        const INSERT: &str =
+            "INSERT INTO acme_secrets (name, value, sealed_with) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        const SELECT: &str = "SELECT value, sealed_with FROM acme_secrets WHERE name = $1";
+        let (value, sealed_with): (Vec<u8>, Option<String>) = with_pool!(self.db(), pool => {
+            sqlx::query(INSERT).bind(name).bind(&fresh.bytes).bind(&fresh.key_id).execute(pool).await?;
+            sqlx::query_as(SELECT).bind(name).fetch_one(pool).await?
+        });
+        Ok(StoredSecret { row: SecretRow::SharedSecret(name.to_owned()), value, sealed_with })
     }
 }

@@ -46,6 +46,12 @@ impl Db {
             .fetch_one(pool).await.map_err(StoreError::from))
     }
 
+    /// Counts admin tokens, for tests that check a start wrote none.
+    pub async fn count_tokens(&self) -> Result<i64, StoreError> {
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_tokens")
+            .fetch_one(pool).await.map_err(StoreError::from))
+    }
+
     /// Counts certificate rows, for tests that check nothing was written.
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificates")

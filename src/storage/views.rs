@@ -86,4 +86,7 @@ views! {
     /// Job leases and runs, for the jobs that run on one node at a time
     /// (`revocation`, `rotation`, `lifecycle`).
     JobLeases by leases;
+    /// The sealed secrets' data keys and the rows they seal (`secrets`):
+    /// sealing at start and a key-encryption key's rotation.
+    SecretStore by secrets;
 }

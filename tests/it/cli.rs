@@ -152,6 +152,9 @@ data_dir = "{}"
 [keys.file]
 passphrase_env = "TESSERA_TEST_KEY_PASSPHRASE"
 
+[secrets]
+kek = "file:secrets.kek"
+
 [hierarchy.root]
 name = "corp-root"
 common_name = "Corp Root CA"

@@ -45,6 +45,9 @@ common_name = "Custody Test Issuing CA"
 key_uri = "{issuing_uri}"
 validity_days = 7
 
+[secrets]
+kek = "file:secrets.kek"
+
 {keys_toml}"#
     );
     std::fs::write(&path, text).unwrap();

@@ -251,8 +251,11 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
         wait_until(job, Duration::from_secs(20), || async { job_state(&first, job).await.is_some() }).await;
     }
 
-    // The second node shares the database and the CA keys.
+    // The second node shares the database, the CA keys and the key that
+    // unwraps the database's sealed secrets.
     let second_dir = tempfile::tempdir().unwrap();
+    let kek = tessera::config::DEV_KEK_FILE;
+    std::fs::copy(first_keys.with_file_name(kek), second_dir.path().join(kek)).unwrap();
     std::fs::create_dir_all(second_dir.path().join("keys")).unwrap();
     for entry in std::fs::read_dir(&first_keys).unwrap() {
         let entry = entry.unwrap();

@@ -413,7 +413,8 @@ async fn an_issuing_ca_in_softhsm_rotates_to_a_new_key_on_the_token() {
             "mode = \"production\"\ndata_dir = {:?}\nhttps_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n\
              admin_addr = \"127.0.0.1:0\"\n[hierarchy.root]\nname = \"root\"\ncommon_name = \"Rotation Test Root\"\n\
              key_uri = \"file:keys/root.key.pem\"\nvalidity_days = 30\n[hierarchy.issuing]\nname = \"issuing\"\n\
-             common_name = \"Rotation Test Issuing CA\"\nkey_uri = \"{}\"\nvalidity_days = 7\n{}",
+             common_name = \"Rotation Test Issuing CA\"\nkey_uri = \"{}\"\nvalidity_days = 7\n\
+             [secrets]\nkek = \"file:secrets.kek\"\n{}",
             dir.path(),
             token.key_uri(&object),
             token.toml()

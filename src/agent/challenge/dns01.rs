@@ -1,10 +1,11 @@
 //! dns-01 (RFC 8555 §8.4) through the operator's hook: the agent cannot
 //! know every DNS provider, so it runs a command that can. The hook gets
 //! the record in environment variables, never on a command line another
-//! user could read in the process list.
+//! user could read in the process list, and none of the agent's secrets.
 
-use std::process::Stdio;
 use std::time::Duration;
+
+use crate::agent::shell::shell;
 
 /// A hook that takes longer than this is killed and counts as failed.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -34,17 +35,11 @@ impl Dns01Hook {
 
     async fn run(&self, action: &str) -> Result<(), String> {
         let name = format!("_acme-challenge.{}", self.domain);
-        let child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
+        let child = shell(&self.command)
             .env("TESSERA_DNS01_ACTION", action)
             .env("TESSERA_DNS01_NAME", &name)
             .env("TESSERA_DNS01_VALUE", &self.value)
             .env("TESSERA_DNS01_DOMAIN", &self.domain)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start the dns-01 hook: {e}"))?;
         let output = tokio::time::timeout(HOOK_TIMEOUT, child.wait_with_output())
