@@ -43,30 +43,39 @@ pub struct NewAuthority {
 const COLUMNS: &str = "id, name, kind, parent_id, key_uri, algorithm, certificate_der, serial, ski, subject, \
                        not_before, not_after, status, created_at";
 
-impl AuthorityStore {
-    /// Records a new CA and its audit event; a name already taken is a conflict.
-    pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
+/// Inserts a [`NewAuthority`] in a transaction, returning its id: the one
+/// statement and binding behind both a new hierarchy and a rotation.
+macro_rules! insert_new_authority {
+    ($executor:expr, $authority:expr) => {{
         const SQL: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
              serial, ski, subject, not_before, not_after, created_at, setup_mode) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+        let authority: &NewAuthority = $authority;
+        sqlx::query_scalar::<_, i64>(SQL)
+            .bind(&authority.name)
+            .bind(authority.kind)
+            .bind(authority.parent_id)
+            .bind(&authority.key_uri)
+            .bind(&authority.algorithm)
+            .bind(&authority.certificate_der)
+            .bind(&authority.serial)
+            .bind(&authority.ski)
+            .bind(&authority.subject)
+            .bind(authority.not_before)
+            .bind(authority.not_after)
+            .bind(authority.created_at)
+            .bind(authority.setup_mode)
+            .fetch_one($executor)
+            .await
+    }};
+}
+
+impl AuthorityStore {
+    /// Records a new CA and its audit event; a name already taken is a conflict.
+    pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let id: i64 = sqlx::query_scalar(SQL)
-                .bind(&authority.name)
-                .bind(authority.kind)
-                .bind(authority.parent_id)
-                .bind(&authority.key_uri)
-                .bind(&authority.algorithm)
-                .bind(&authority.certificate_der)
-                .bind(&authority.serial)
-                .bind(&authority.ski)
-                .bind(&authority.subject)
-                .bind(authority.not_before)
-                .bind(authority.not_after)
-                .bind(authority.created_at)
-                .bind(authority.setup_mode)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = insert_new_authority!(&mut *tx, authority)?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)
@@ -83,30 +92,13 @@ impl AuthorityStore {
         audit: &NewAuditEvent,
     ) -> Result<i64, StoreError> {
         const RETIRE: &str = "UPDATE authorities SET status = 'retired' WHERE id = $1 AND status = 'active'";
-        const INSERT: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
-             serial, ski, subject, not_before, not_after, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
             if retired.rows_affected() != 1 {
                 return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
             }
-            let id: i64 = sqlx::query_scalar(INSERT)
-                .bind(&successor.name)
-                .bind(successor.kind)
-                .bind(successor.parent_id)
-                .bind(&successor.key_uri)
-                .bind(&successor.algorithm)
-                .bind(&successor.certificate_der)
-                .bind(&successor.serial)
-                .bind(&successor.ski)
-                .bind(&successor.subject)
-                .bind(successor.not_before)
-                .bind(successor.not_after)
-                .bind(successor.created_at)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = insert_new_authority!(&mut *tx, successor)?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)
