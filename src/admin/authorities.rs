@@ -73,10 +73,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<AuthorityView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after: i64 = match &query.cursor {
-        Some(c) => pagination::decode_cursor(c)?.parse().map_err(|_| ApiError::Malformed("bad cursor".into()))?,
-        None => 0,
-    };
+    let after = pagination::after_id(query.cursor.as_deref())?.unwrap_or(0);
     // A deployment has a handful of authorities: filter in memory.
     let rows: Vec<_> = state.store.list_authorities().await?.into_iter().filter(|a| a.id > after).collect();
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), AuthorityView::from)))

@@ -178,10 +178,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let after = match &query.cursor {
-        Some(c) => Some(parse_certificate_cursor(&pagination::decode_cursor(c)?)?),
-        None => None,
-    };
+    let after = pagination::after(query.cursor.as_deref(), parse_certificate_cursor)?;
     let filter = CertificateFilter {
         status,
         authority_id: query.authority,
@@ -199,10 +196,10 @@ pub async fn list(
     )))
 }
 
-fn parse_certificate_cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
-    let bad = || ApiError::Malformed("cursor is not one this server issued".into());
-    let (time, serial) = text.split_once(':').ok_or_else(bad)?;
-    Ok((time.parse().map_err(|_| bad())?, hex::decode(serial).map_err(|_| bad())?))
+/// A certificate listing's position: expiry time and serial.
+fn parse_certificate_cursor(text: &str) -> Option<(i64, Vec<u8>)> {
+    let (time, serial) = text.split_once(':')?;
+    Some((time.parse().ok()?, hex::decode(serial).ok()?))
 }
 
 fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {

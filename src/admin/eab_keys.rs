@@ -148,12 +148,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<EabKeyView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(c) => {
-            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
-        }
-        None => None,
-    };
+    let after = pagination::after_id(query.cursor.as_deref())?;
     let rows = state.store.list_eab_keys(after, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), EabKeyView::from)))
 }

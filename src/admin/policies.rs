@@ -109,7 +109,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<PolicyView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = query.cursor.as_deref().map(pagination::decode_cursor).transpose()?;
+    let after = pagination::after(query.cursor.as_deref(), |name| Some(name.to_owned()))?;
     let rows = state.store.list_policies(after.as_deref(), limit + 1).await?;
     let page = pagination::page(rows, limit, |r| r.name.clone(), PolicyView::from_record);
     let items = page.items.into_iter().collect::<Result<_, _>>()?;

@@ -83,12 +83,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<TokenView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(c) => {
-            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
-        }
-        None => None,
-    };
+    let after = pagination::after_id(query.cursor.as_deref())?;
     let rows = state.store.list_tokens(after, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), TokenView::from)))
 }
