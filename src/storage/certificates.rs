@@ -321,15 +321,17 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
 /// predecessor another issuance has locked is left to that one: it is
 /// superseding it, and waiting for its commit only queued every issuance for
 /// the same names behind one row. Within the batch, a certificate that a
-/// later one of the same lineage follows is recorded superseded at once.
+/// later one of the same lineage follows is recorded superseded at once. A
+/// serial given twice is recorded once, by its first record, as the SQLite
+/// path does (the later one finds it no longer pending).
 async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
     const SQL: &str = "WITH batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[], \
          $3::BOOLEAN[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::BYTEA[], $8::INT8[], $9::INT8[], $10::TEXT[], \
          $11::TEXT[], $12::TEXT[], $13::TEXT[]) WITH ORDINALITY AS b(serial, der, succeeds, requester, sans, \
          authority_id, replaces, acme_order, at, actor, action, target, detail, n)), \
-         pending AS MATERIALIZED (SELECT b.* FROM batch b \
+         pending AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
          JOIN certificates c ON c.serial = b.serial AND c.status = 0 \
-         WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
+         WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash) ORDER BY b.serial, b.n), \
          refused AS (UPDATE certificates c SET status = 2 FROM batch b WHERE c.serial = b.serial AND c.status = 0 \
          AND EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
          issued AS (UPDATE certificates c SET status = 1, der = p.der, superseded = EXISTS (SELECT 1 \
@@ -349,7 +351,7 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
          SELECT at, actor, action, target, detail FROM done ORDER BY n), \
          completed AS (UPDATE acme_orders o SET status = 'valid', certificate_serial = d.serial \
          FROM done d WHERE o.id = d.acme_order AND o.status = 'processing') \
-         SELECT b.serial IN (SELECT serial FROM done) FROM batch b ORDER BY b.n";
+         SELECT b.n IN (SELECT n FROM done) FROM batch b ORDER BY b.n";
     let succession = || records.iter().map(|r| r.succession.as_ref());
     let audit = || records.iter().map(|r| &r.audit);
     let issued: Vec<bool> = sqlx::query_scalar(SQL)
