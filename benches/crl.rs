@@ -62,7 +62,7 @@ async fn main() {
     let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
     db.migrate().await.unwrap();
     bootstrap_dev(&config, &db, &clock).await.unwrap();
-    let authority = load_signing_authority(&config, &db).await.unwrap();
+    let authority = load_signing_authority(&config, &db.catalog()).await.unwrap();
     let id = authority.id;
 
     // A million revoked leaves, written by the database itself.
@@ -85,9 +85,10 @@ async fn main() {
     db.execute_raw(&rows).await.unwrap();
     println!("inserted {revoked} revoked certificates in {:.1} s", started.elapsed().as_secs_f64());
 
-    let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
+    let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
     let metrics = tessera::http::metrics::Metrics::default();
-    let revocation = Revocation::load(&config, &db, &clock, &issuer, &metrics).await.unwrap();
+    let revocation =
+        Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &metrics).await.unwrap();
     let baseline = current_rss_mib();
     let started = Instant::now();
     let published = revocation.publish_crls(Some(id)).await.unwrap();

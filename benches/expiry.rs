@@ -45,7 +45,7 @@ async fn main() {
     let clock: SharedClock = Arc::new(SystemClock);
     let running = start(config.clone(), clock.clone()).await.unwrap();
     let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
-    let authority = db.list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
+    let authority = db.catalog().list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
 
     let now = clock.unix();
     let spec = SeedSpec { authority_id: authority.id, rows, now };
@@ -80,7 +80,7 @@ async fn main() {
     let mut exhausted = false;
     for _ in 0..if measuring { 200 } else { 20 } {
         let started = Instant::now();
-        let page = db.list_certificates(&filter, 101).await.unwrap();
+        let page = db.admin().list_certificates(&filter, 101).await.unwrap();
         pages.push(started.elapsed());
         listed += page.len().min(100);
         if page.len() <= 100 {
@@ -97,7 +97,7 @@ async fn main() {
     let mut counts = Vec::new();
     for _ in 0..if measuring { 20 } else { 3 } {
         let started = Instant::now();
-        counts = db.expiration_counts(&windows).await.unwrap();
+        counts = db.lifecycle().expiration_counts(&windows).await.unwrap();
         summaries.push(started.elapsed());
     }
     report("expirations summary (all windows, per authority)", &mut summaries);

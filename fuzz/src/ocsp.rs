@@ -148,11 +148,13 @@ impl ResponderCa {
             let db = Db::connect(&DbOptions::new(config.database_url())).await.expect("the SQLite database");
             db.migrate().await.expect("migrations");
             bootstrap_dev(&config, &db, &clock).await.expect("the dev CA");
-            let authority = load_signing_authority(&config, &db).await.expect("the signing authority");
+            let authority = load_signing_authority(&config, &db.catalog()).await.expect("the signing authority");
             let issuer_der = authority.certificate_der.clone();
-            let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
+            let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
             let revocation =
-                Revocation::load(&config, &db, &clock, &issuer, &Metrics::default()).await.expect("the responder");
+                Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &Metrics::default())
+                    .await
+                    .expect("the responder");
             let good = issue(&issuer, "good.test").await;
             let revoked = issue(&issuer, "revoked.test").await;
             let audit = NewAuditEvent {
@@ -162,7 +164,8 @@ impl ResponderCa {
                 target: hex(&revoked),
                 detail: serde_json::json!({}),
             };
-            let record = db.revoke_certificate(&revoked, clock.unix(), 1, &audit).await.expect("revocation");
+            let record =
+                db.revocation().revoke_certificate(&revoked, clock.unix(), 1, &audit).await.expect("revocation");
             revocation.revoked(&record.record);
             (tessera::http::revocation::router(revocation), good, revoked, issuer_der)
         });

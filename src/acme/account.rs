@@ -81,7 +81,7 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
     let SignedByKey { post, key } = request;
     let payload: NewAccountPayload = post.payload()?;
     let thumbprint = key.thumbprint();
-    if let Some(existing) = state.db().acme_account_by_key(&post.directory.name, &thumbprint).await? {
+    if let Some(existing) = state.store().acme_account_by_key(&post.directory.name, &thumbprint).await? {
         return Ok(account_response(StatusCode::OK, &post.urls, &existing));
     }
     if payload.only_return_existing == Some(true) {
@@ -93,7 +93,7 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
     let contact = check_contacts(payload.contact.as_deref().unwrap_or_default())?;
     let eab_key = match &payload.external_account_binding {
         Some(binding) => {
-            Some(verify_binding(state.db(), state.sealer(), binding, &key, &post.urls.path("new-account")).await?)
+            Some(verify_binding(state.store(), state.sealer(), binding, &key, &post.urls.path("new-account")).await?)
         }
         None if post.directory.eab_required => {
             return Err(AcmeProblem::new(
@@ -124,7 +124,7 @@ pub async fn new_account(State(state): State<AcmeState>, request: SignedByKey) -
     // A key at its cap is `unauthorized`, not `rateLimited` (RFC 8555
     // §6.7): no wait makes it bind another account, just as a single-use
     // key once bound never binds again.
-    let record = state.db().insert_acme_account(&new, &audit).await.map_err(|e| match e {
+    let record = state.store().insert_acme_account(&new, &audit).await.map_err(|e| match e {
         NewAccountError::EabKeyUnavailable => AcmeProblem::unauthorized("the EAB key is revoked or already bound"),
         NewAccountError::EabKeyFull { max_accounts } => AcmeProblem::unauthorized(format!(
             "the EAB key has bound the {max_accounts} accounts it may; ask its operator for another key"
@@ -182,7 +182,7 @@ pub async fn account(
         target: format!("acme-account:{}", account.id()),
         detail: json!({}),
     };
-    let record = state.db().update_acme_account(account.id(), contact.as_deref(), status, &audit).await?;
+    let record = state.store().update_acme_account(account.id(), contact.as_deref(), status, &audit).await?;
     Ok(account_response(StatusCode::OK, &post.urls, &record))
 }
 
@@ -202,7 +202,7 @@ pub async fn orders(
     let Query(query) = query.map_err(|_| AcmeProblem::malformed("cursor must be an order id from a Link header"))?;
     let SignedByAccount { post, account } = request;
     same_account(&account, parse_id(&id)?)?;
-    let mut ids = state.db().list_acme_order_ids(account.id(), query.cursor, ORDERS_PAGE + 1).await?;
+    let mut ids = state.store().list_acme_order_ids(account.id(), query.cursor, ORDERS_PAGE + 1).await?;
     let more = ids.len() as i64 > ORDERS_PAGE;
     ids.truncate(ORDERS_PAGE as usize);
     let urls: Vec<String> = ids.iter().map(|id| post.urls.order(*id)).collect();
@@ -249,7 +249,7 @@ pub async fn key_change(State(state): State<AcmeState>, request: SignedByAccount
         return Err(AcmeProblem::unauthorized("oldKey is not the account's current key"));
     }
     let thumbprint = new_key.thumbprint();
-    if let Some(holder) = state.db().acme_account_by_key(&post.directory.name, &thumbprint).await? {
+    if let Some(holder) = state.store().acme_account_by_key(&post.directory.name, &thumbprint).await? {
         let mut problem =
             AcmeProblem::malformed("the new key is already in use by an account").with_status(StatusCode::CONFLICT);
         problem.location = Some(post.urls.account(holder.id));
@@ -263,7 +263,7 @@ pub async fn key_change(State(state): State<AcmeState>, request: SignedByAccount
         detail: json!({ "thumbprint": thumbprint }),
     };
     let record = state
-        .db()
+        .store()
         .change_acme_account_key(
             account.id(),
             &account.record.thumbprint,

@@ -86,7 +86,7 @@ pub async fn authorization(
         if update.status != "deactivated" {
             return Err(AcmeProblem::malformed("an authorization can only be set to deactivated"));
         }
-        if !state.db().deactivate_acme_authorization(authz.id).await? {
+        if !state.store().deactivate_acme_authorization(authz.id).await? {
             return Err(AcmeProblem::malformed(format!("a {} authorization cannot be deactivated", authz.status)));
         }
         authz.status = "deactivated".into();

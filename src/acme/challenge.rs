@@ -28,7 +28,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// A challenge processing for longer than this was left by a node that
 /// stopped: every attempt with its timeout and pause ends well within it
 /// (and should one not, its second run records nothing, see
-/// `Db::record_acme_validations`).
+/// `AcmeStore::record_acme_validations`).
 const STALLED_AFTER_SECONDS: i64 = 300;
 /// How often a node looks for stalled challenges (and once as it starts).
 const RESUME_EVERY: Duration = Duration::from_secs(60);
@@ -139,8 +139,8 @@ pub async fn resume_stalled(state: AcmeState) {
 
 async fn resume_stalled_once(state: &AcmeState) -> Result<(), StoreError> {
     let now = state.now();
-    for stalled in state.db().stalled_acme_challenges(now - STALLED_AFTER_SECONDS, now, RESUME_AT_MOST).await? {
-        if !state.db().claim_stalled_acme_challenge(&stalled, now).await? {
+    for stalled in state.store().stalled_acme_challenges(now - STALLED_AFTER_SECONDS, now, RESUME_AT_MOST).await? {
+        if !state.store().claim_stalled_acme_challenge(&stalled, now).await? {
             continue;
         }
         let StalledChallenge { challenge, identifier, jwk, policy, .. } = stalled;

@@ -8,12 +8,12 @@ use serde_json::Value;
 use super::jws::{Jwk, Jws, JwsError, KeyRef};
 use super::problem::{AcmeProblem, ProblemType};
 use crate::secrets::Sealer;
-use crate::storage::{Db, EabKeySecret};
+use crate::storage::{AcmeStore, EabKeySecret};
 
 /// Checks the binding in a newAccount payload against the account key and
 /// the newAccount URL; returns the EAB key it names.
 pub async fn verify_binding(
-    db: &Db,
+    store: &AcmeStore,
     sealer: &Sealer,
     binding: &Value,
     account_key: &Jwk,
@@ -29,7 +29,7 @@ pub async fn verify_binding(
     if jws.header.url != url {
         return Err(AcmeProblem::unauthorized("the externalAccountBinding url is not the newAccount URL"));
     }
-    let key = db
+    let key = store
         .eab_key_secret(kid)
         .await?
         .ok_or_else(|| AcmeProblem::unauthorized(format!("the EAB key {kid:?} is not known")))?;

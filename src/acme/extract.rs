@@ -204,7 +204,7 @@ impl FromRequest<AcmeState> for SignedByEither {
 async fn find_account(state: &AcmeState, post: &AcmePost, kid: &str) -> Result<Account, AcmeProblem> {
     let missing = || AcmeProblem::new(ProblemType::AccountDoesNotExist, format!("no account is known by {kid:?}"));
     let id = post.urls.account_id(kid).ok_or_else(missing)?;
-    let record = state.db().acme_account(id).await?.ok_or_else(missing)?;
+    let record = state.store().acme_account(id).await?.ok_or_else(missing)?;
     if record.directory != post.directory.name {
         return Err(missing());
     }

@@ -96,7 +96,7 @@ pub async fn finalize(
             state.inner.metrics.issuance_failed();
             let problem = AcmeProblem::from(e);
             let stored = problem.to_json().to_string();
-            if let Err(store) = state.db().fail_acme_finalize(order.id, &stored).await {
+            if let Err(store) = state.store().fail_acme_finalize(order.id, &stored).await {
                 tracing::warn!(order = order.id, error = %store, "could not mark a failed finalization");
             }
             return Err(problem);
@@ -144,7 +144,7 @@ pub async fn certificate(
     let chain = if record.authority_id == authority.id {
         authority.chain_pem.clone()
     } else {
-        certificate_pem(&state.db().authority(record.authority_id).await?.certificate_der)
+        certificate_pem(&state.store().authority(record.authority_id).await?.certificate_der)
     };
     Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(&der))).into_response())
 }

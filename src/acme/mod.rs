@@ -47,7 +47,7 @@ use crate::issuance::CertificateIssuer;
 use crate::revocation::Revocation;
 use crate::secrets::Sealer;
 use crate::storage::{
-    Admission, AuthzKey, AuthzWithChallenges, Batcher, CertificateRecord, Db, OrderRequest, OrderWithAuthzIds,
+    AcmeStore, Admission, AuthzKey, AuthzWithChallenges, Batcher, CertificateRecord, OrderRequest, OrderWithAuthzIds,
     StoreError, ValidationOutcome,
 };
 use crate::validation::{ChallengeKind, Validator};
@@ -93,7 +93,7 @@ pub struct AcmeState {
 
 #[derive(Debug)]
 struct Inner {
-    db: Db,
+    store: AcmeStore,
     clock: SharedClock,
     issuer: CertificateIssuer,
     revocation: Arc<Revocation>,
@@ -122,46 +122,44 @@ const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 impl AcmeState {
     pub async fn new(
         config: &AcmeConfig,
-        db: Db,
+        store: AcmeStore,
         clock: SharedClock,
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
         sealer: Arc<Sealer>,
     ) -> anyhow::Result<Self> {
-        let nonces = Nonces::load(&db, &sealer).await?;
-        let nonce_batch = Batcher::start(db.clone(), spend_nonces);
-        let orders =
-            Batcher::start(
-                db.clone(),
-                |db: Db, ids: Vec<i64>| async move { db.acme_orders_with_authz_ids(&ids).await },
-            );
-        let authzs = Batcher::start(db.clone(), |db: Db, keys: Vec<AuthzKey>| async move {
-            db.acme_authzs_with_challenges(&keys).await
+        let nonces = Nonces::load(&store, &sealer).await?;
+        let nonce_batch = Batcher::start(store.clone(), spend_nonces);
+        let orders = Batcher::start(store.clone(), |store: AcmeStore, ids: Vec<i64>| async move {
+            store.acme_orders_with_authz_ids(&ids).await
         });
-        let new_orders = Batcher::start(db.clone(), |db: Db, requests: Vec<OrderRequest>| async move {
-            db.admit_acme_orders(&requests).await
+        let authzs = Batcher::start(store.clone(), |store: AcmeStore, keys: Vec<AuthzKey>| async move {
+            store.acme_authzs_with_challenges(&keys).await
         });
-        let challenge_starts =
-            Batcher::start((db.clone(), clock.clone()), |(db, clock): (Db, SharedClock), ids: Vec<i64>| async move {
-                db.start_acme_challenges(&ids, clock.unix()).await
-            });
+        let new_orders = Batcher::start(store.clone(), |store: AcmeStore, requests: Vec<OrderRequest>| async move {
+            store.admit_acme_orders(&requests).await
+        });
+        let challenge_starts = Batcher::start(
+            (store.clone(), clock.clone()),
+            |(store, clock): (AcmeStore, SharedClock), ids: Vec<i64>| async move {
+                store.start_acme_challenges(&ids, clock.unix()).await
+            },
+        );
         let validation_outcomes =
-            Batcher::start(db.clone(), |db: Db, results: Vec<(i64, ValidationOutcome, i64)>| async move {
-                db.record_acme_validations(&results).await
+            Batcher::start(store.clone(), |store: AcmeStore, results: Vec<(i64, ValidationOutcome, i64)>| async move {
+                store.record_acme_validations(&results).await
             });
-        let certificates =
-            Batcher::start(
-                db.clone(),
-                |db: Db, serials: Vec<Vec<u8>>| async move { db.acme_certificates(&serials).await },
-            );
+        let certificates = Batcher::start(store.clone(), |store: AcmeStore, serials: Vec<Vec<u8>>| async move {
+            store.acme_certificates(&serials).await
+        });
         let validator = Validator::new(config)?;
         let directories =
             config.directories.iter().map(|d| (d.name.clone(), Arc::new(DirectorySettings::from_config(d)))).collect();
         let policies = std::sync::Mutex::default();
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                store,
                 clock,
                 issuer,
                 revocation,
@@ -182,8 +180,9 @@ impl AcmeState {
         })
     }
 
-    pub fn db(&self) -> &Db {
-        &self.inner.db
+    /// ACME's view of the database (and, through it, the catalog).
+    pub fn store(&self) -> &AcmeStore {
+        &self.inner.store
     }
 
     fn sealer(&self) -> &Sealer {
@@ -215,7 +214,7 @@ impl AcmeState {
     }
 
     async fn read_policy(&self, name: &str) -> Result<Policy, AcmeProblem> {
-        let record = self.inner.db.policy(name).await.map_err(|e| match e {
+        let record = self.inner.store.policy(name).await.map_err(|e| match e {
             StoreError::NotFound => {
                 AcmeProblem::internal(format!("ACME uses the policy {name:?}, which does not exist"))
             }
@@ -360,15 +359,15 @@ fn random_token() -> Result<String, AcmeProblem> {
 /// Background upkeep: forget used nonces once they could no longer be
 /// accepted, and order counts once no rate window (`longest_window`
 /// seconds at most) reaches back to them.
-pub async fn prune(db: Db, clock: SharedClock, longest_window: i64) {
+pub async fn prune(store: AcmeStore, clock: SharedClock, longest_window: i64) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         interval.tick().await;
         let now = clock.unix();
-        if let Err(e) = db.prune_used_nonces(now).await {
+        if let Err(e) = store.prune_used_nonces(now).await {
             tracing::warn!(error = %e, "could not prune used ACME nonces");
         }
-        if let Err(e) = db.prune_acme_order_counts(now - longest_window).await {
+        if let Err(e) = store.prune_acme_order_counts(now - longest_window).await {
             tracing::warn!(error = %e, "could not prune ACME order counts");
         }
     }

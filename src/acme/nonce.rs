@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
 
 use crate::secrets::{Sealer, SecretsError};
-use crate::storage::{Db, SecretRow};
+use crate::storage::{AcmeStore, SecretRow};
 
 /// How long a nonce stays usable; used ones are remembered this long.
 pub const NONCE_LIFETIME_SECONDS: i64 = 3600;
@@ -52,13 +52,13 @@ pub struct CheckedNonce {
 impl Nonces {
     /// Loads the MAC key every node shares (stored sealed), making it on
     /// first use.
-    pub async fn load(db: &Db, sealer: &Sealer) -> Result<Self, SecretsError> {
+    pub async fn load(store: &AcmeStore, sealer: &Sealer) -> Result<Self, SecretsError> {
         let mut fresh = [0u8; 32];
         SystemRandom::new()
             .fill(&mut fresh)
             .map_err(|_| SecretsError::Refused("the random generator failed".into()))?;
         let row = SecretRow::SharedSecret(SECRET_NAME.into());
-        let stored = db.shared_secret(SECRET_NAME, &sealer.seal(&row, &fresh).await?).await?;
+        let stored = store.shared_secret(SECRET_NAME, &sealer.seal(&row, &fresh).await?).await?;
         let secret = sealer.open(&stored).await?;
         Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret()) })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::storage::{AcmeAccountRecord, Db, StoreError};
+use crate::storage::{AcmeAccountRecord, AcmeStore, StoreError};
 
 /// One request's nonce, and the account it names (requests signed with a
 /// `kid`).
@@ -27,7 +27,7 @@ pub struct Spent {
 /// for the first request only. Nonces go in sorted, so two batches that
 /// replay each other's nonces take their row locks in the same order and
 /// cannot deadlock.
-pub async fn spend_nonces(db: Db, batch: Vec<Spend>) -> Result<Vec<Spent>, StoreError> {
+pub async fn spend_nonces(store: AcmeStore, batch: Vec<Spend>) -> Result<Vec<Spent>, StoreError> {
     let mut seen = HashSet::new();
     let mut nonces: Vec<(Vec<u8>, i64)> =
         batch.iter().filter(|s| seen.insert(s.nonce.as_slice())).map(|s| (s.nonce.clone(), s.expires_at)).collect();
@@ -35,7 +35,7 @@ pub async fn spend_nonces(db: Db, batch: Vec<Spend>) -> Result<Vec<Spent>, Store
     let mut account_ids: Vec<i64> = batch.iter().filter_map(|s| s.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let mut spent = db.spend_nonces(&nonces, &account_ids).await?;
+    let mut spent = store.spend_nonces(&nonces, &account_ids).await?;
     Ok(batch
         .into_iter()
         .map(|s| Spent {

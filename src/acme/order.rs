@@ -336,11 +336,11 @@ fn check_validity(
 async fn check_replaces(state: &AcmeState, account: &Account, text: &str) -> Result<Vec<u8>, AcmeProblem> {
     let cert_id = CertId::parse(text)?;
     let certificate = cert_id.find(state).await?;
-    let owner = state.db().acme_order_for_certificate(&certificate.serial).await?;
+    let owner = state.store().acme_order_for_certificate(&certificate.serial).await?;
     if owner.is_none_or(|o| o.account_id != account.id()) {
         return Err(AcmeProblem::unauthorized("replaces names a certificate this account did not order"));
     }
-    let replaced = state.db().acme_replacements(&certificate.serial).await?;
+    let replaced = state.store().acme_replacements(&certificate.serial).await?;
     if replaced.iter().any(|o| o.status != "invalid") {
         return Err(AcmeProblem::new(ProblemType::AlreadyReplaced, "the certificate has already been replaced"));
     }

@@ -45,12 +45,12 @@ impl CertId {
     /// The certificate it names, if Tessera issued it under that key.
     pub async fn find(&self, state: &AcmeState) -> Result<CertificateRecord, AcmeProblem> {
         let missing = || AcmeProblem::not_found("no certificate has this identifier");
-        let certificate = match state.db().certificate(&self.serial).await {
+        let certificate = match state.store().certificate(&self.serial).await {
             Ok(c) => c,
             Err(StoreError::NotFound) => return Err(missing()),
             Err(e) => return Err(e.into()),
         };
-        let authority = state.db().authority(certificate.authority_id).await?;
+        let authority = state.store().authority(certificate.authority_id).await?;
         if authority.ski != self.key_identifier || certificate.der.is_none() {
             return Err(missing());
         }
@@ -65,7 +65,7 @@ pub async fn renewal_info(
 ) -> Result<Response, AcmeProblem> {
     state.directory(&dir).ok_or_else(|| AcmeProblem::not_found("no such ACME directory"))?;
     let certificate = CertId::parse(&id)?.find(&state).await?;
-    let authority = state.db().authority(certificate.authority_id).await?;
+    let authority = state.store().authority(certificate.authority_id).await?;
     let now = state.now();
     let renew_now = authority.status != "active" || is_pulled(&state, &certificate).await?;
     let (start, end) = suggested_window(&certificate, renew_now, now);
@@ -86,7 +86,7 @@ fn retry_after(certificate: &CertificateRecord) -> i64 {
 /// Whether an operator pulled this certificate's renewal forward: a pull on
 /// its authority made after it was issued, whose selector names it.
 async fn is_pulled(state: &AcmeState, certificate: &CertificateRecord) -> Result<bool, AcmeProblem> {
-    let pulls = state.db().renewal_pulls_since(certificate.authority_id, certificate.created_at).await?;
+    let pulls = state.store().renewal_pulls_since(certificate.authority_id, certificate.created_at).await?;
     if pulls.is_empty() {
         return Ok(false);
     }

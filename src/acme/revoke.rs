@@ -48,7 +48,7 @@ pub async fn revoke_certificate(
         .map_err(|_| AcmeProblem::malformed("certificate is not a DER X.509 certificate"))?;
     let serial = parsed.raw_serial().to_vec();
     let unknown = || AcmeProblem::not_found("Tessera did not issue this certificate");
-    let record = match state.db().certificate(&serial).await {
+    let record = match state.store().certificate(&serial).await {
         Ok(record) => record,
         Err(StoreError::NotFound) => return Err(unknown()),
         Err(e) => return Err(e.into()),
@@ -66,7 +66,7 @@ pub async fn revoke_certificate(
     };
     let (actor, reason) = match &signer {
         Signer::Account(account) => {
-            let owner = state.db().acme_order_for_certificate(&serial).await?;
+            let owner = state.store().acme_order_for_certificate(&serial).await?;
             if owner.is_some_and(|o| o.account_id == account.id()) {
                 (account.actor(), requested)
             } else if holds_authorizations(&state, account.id(), &record).await? {
@@ -122,7 +122,7 @@ async fn holds_authorizations(
             Identifier::Dns(name) => Identifier::Dns(name.strip_prefix("*.").unwrap_or(&name).to_owned()),
             other => other,
         };
-        if !state.db().acme_account_holds_authorization(account_id, &bare.to_tagged(), now).await? {
+        if !state.store().acme_account_holds_authorization(account_id, &bare.to_tagged(), now).await? {
             return Ok(false);
         }
     }

@@ -49,13 +49,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<AuditEventView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let before_id = match &query.cursor {
-        Some(c) => {
-            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
-        }
-        None => None,
-    };
+    let before_id = pagination::after_id(query.cursor.as_deref())?;
     let filter = AuditFilter { action: query.action, target: query.target, before_id };
-    let rows = state.db.list_audit_events(&filter, limit + 1).await?;
+    let rows = state.store.list_audit_events(&filter, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), AuditEventView::from)))
 }

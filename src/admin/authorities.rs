@@ -12,7 +12,7 @@ use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::certificate_pem;
 use crate::keys::{KeyUri, redact_pins};
-use crate::storage::{AuthorityRecord, Db, FULL_CRL, NewAuditEvent, StoreError};
+use crate::storage::{AuthorityRecord, Catalog, FULL_CRL, NewAuditEvent, StoreError};
 
 #[derive(Debug, Serialize)]
 pub struct AuthorityView {
@@ -73,12 +73,9 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<AuthorityView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after: i64 = match &query.cursor {
-        Some(c) => pagination::decode_cursor(c)?.parse().map_err(|_| ApiError::Malformed("bad cursor".into()))?,
-        None => 0,
-    };
+    let after = pagination::after_id(query.cursor.as_deref())?.unwrap_or(0);
     // A deployment has a handful of authorities: filter in memory.
-    let rows: Vec<_> = state.db.list_authorities().await?.into_iter().filter(|a| a.id > after).collect();
+    let rows: Vec<_> = state.store.list_authorities().await?.into_iter().filter(|a| a.id > after).collect();
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), AuthorityView::from)))
 }
 
@@ -88,7 +85,7 @@ pub async fn get(
     _: Authorized<Read>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::Json<AuthorityView>, ApiError> {
-    let record = state.db.authority(id).await.map_err(|e| missing(id, e))?;
+    let record = state.store.authority(id).await.map_err(|e| missing(id, e))?;
     Ok(axum::Json(AuthorityView::from(record)))
 }
 
@@ -99,13 +96,13 @@ pub async fn chain(
     _: Authorized<Read>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let pem = chain_pem(&state.db, id, true).await?;
+    let pem = chain_pem(&state.store, id, true).await?;
     Ok(([(header::CONTENT_TYPE, "application/pem-certificate-chain")], pem))
 }
 
 /// PEM of authority `id` and its parents; the root only when asked for.
-pub async fn chain_pem(db: &Db, id: i64, include_root: bool) -> Result<String, ApiError> {
-    let authorities = db.list_authorities().await?;
+pub async fn chain_pem(catalog: &Catalog, id: i64, include_root: bool) -> Result<String, ApiError> {
+    let authorities = catalog.list_authorities().await?;
     let mut out = String::new();
     let mut current = authorities.iter().find(|a| a.id == id);
     if current.is_none() {
@@ -137,7 +134,7 @@ pub async fn publish_crl(
     Authorized(caller, _): Authorized<Manage>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::Json<Vec<CrlView>>, ApiError> {
-    state.db.authority(id).await.map_err(|e| missing(id, e))?;
+    state.store.authority(id).await.map_err(|e| missing(id, e))?;
     let published = state.revocation.publish_crls(Some(id)).await?;
     audit(&state, &caller.actor(), "crl.publish", id).await?;
     Ok(axum::Json(
@@ -162,7 +159,7 @@ pub async fn rotate_ocsp_responder(
     Authorized(caller, _): Authorized<Manage>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    state.db.authority(id).await.map_err(|e| missing(id, e))?;
+    state.store.authority(id).await.map_err(|e| missing(id, e))?;
     state.revocation.rotate_ocsp_key(id).await?;
     audit(&state, &caller.actor(), "ocsp_responder.rotate", id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -176,7 +173,7 @@ async fn audit(state: &AdminState, actor: &str, action: &'static str, id: i64) -
         target: format!("authority:{id}"),
         detail: serde_json::json!({}),
     };
-    Ok(state.db.record_audit(&event).await?)
+    Ok(state.store.record_audit(&event).await?)
 }
 
 fn missing(id: i64, e: StoreError) -> ApiError {

@@ -108,7 +108,7 @@ pub async fn sign(
     caller.require_policy(&state, Some(&body.policy))?;
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
     let names = csr.requested_names()?;
-    let policy = load_policy(&state.db, &body.policy).await?;
+    let policy = load_policy(&state.store, &body.policy).await?;
     if let Some(high_s) = csr.high_s_signature() {
         state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
     }
@@ -178,10 +178,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let after = match &query.cursor {
-        Some(c) => Some(parse_certificate_cursor(&pagination::decode_cursor(c)?)?),
-        None => None,
-    };
+    let after = pagination::after(query.cursor.as_deref(), parse_certificate_cursor)?;
     let filter = CertificateFilter {
         status,
         authority_id: query.authority,
@@ -190,7 +187,7 @@ pub async fn list(
         expires_after: query.expires_after.as_deref().map(|t| parse_time("expires_after", t)).transpose()?,
         after,
     };
-    let rows = state.db.list_certificates(&filter, limit + 1).await?;
+    let rows = state.store.list_certificates(&filter, limit + 1).await?;
     Ok(axum::Json(pagination::page(
         rows,
         limit,
@@ -199,10 +196,10 @@ pub async fn list(
     )))
 }
 
-fn parse_certificate_cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
-    let bad = || ApiError::Malformed("cursor is not one this server issued".into());
-    let (time, serial) = text.split_once(':').ok_or_else(bad)?;
-    Ok((time.parse().map_err(|_| bad())?, hex::decode(serial).map_err(|_| bad())?))
+/// A certificate listing's position: expiry time and serial.
+fn parse_certificate_cursor(text: &str) -> Option<(i64, Vec<u8>)> {
+    let (time, serial) = text.split_once(':')?;
+    Some((time.parse().ok()?, hex::decode(serial).ok()?))
 }
 
 fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
@@ -223,7 +220,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let serial = parse_serial(&serial)?;
-    let record = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+    let record = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
     let wants_pem = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -233,7 +230,7 @@ pub async fn get(
     }
     let der =
         record.der.as_ref().ok_or_else(|| ApiError::NotFound(format!("certificate {serial} was never issued")))?;
-    let chain = chain_pem(&state.db, record.authority_id, false).await?;
+    let chain = chain_pem(&state.store, record.authority_id, false).await?;
     Ok(([(header::CONTENT_TYPE, PEM_CHAIN)], format!("{}{chain}", certificate_pem(der))).into_response())
 }
 
@@ -269,7 +266,7 @@ pub async fn revoke(
         })?,
     };
     if caller.scope.is_bound() {
-        let current = state.db.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
+        let current = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
         caller.require_policy(&state, current.policy.as_deref())?;
     }
     let audit = NewAuditEvent {
@@ -282,7 +279,7 @@ pub async fn revoke(
     let revoked = match state.revocation.revoke(serial.as_bytes(), reason, &audit).await {
         Ok(revoked) => revoked,
         Err(StoreError::Conflict(why)) => {
-            let current = state.db.certificate(serial.as_bytes()).await?;
+            let current = state.store.certificate(serial.as_bytes()).await?;
             return Err(if current.status() == Some(CertificateStatus::Revoked) {
                 ApiError::AlreadyRevoked(format!("certificate {serial} is already revoked"))
             } else {

@@ -117,7 +117,7 @@ pub async fn create(
     // A key hands out issuance under its policy: only a token bound to it may make one.
     caller.require_policy(&state, Some(&body.policy))?;
     let cap = account_cap(&body)?;
-    load_policy(&state.db, &body.policy).await?;
+    load_policy(&state.store, &body.policy).await?;
     let kid = format!("kid-{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()?));
     let hmac_key = hmac_key()?;
     let now = state.clock.unix();
@@ -129,7 +129,7 @@ pub async fn create(
         detail: serde_json::json!({ "policy": body.policy, "reusable": body.reusable, "max_accounts": cap.max_accounts() }),
     };
     let sealed = state.sealer.seal(&SecretRow::EabHmacKey(kid.clone()), &hmac_key).await?;
-    let record = state.db.insert_eab_key(&kid, &sealed, &body.policy, cap, now, &audit).await?;
+    let record = state.store.insert_eab_key(&kid, &sealed, &body.policy, cap, now, &audit).await?;
     let view = NewEabKeyView { metadata: EabKeyView::from(record), hmac_key: URL_SAFE_NO_PAD.encode(hmac_key) };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -148,13 +148,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<EabKeyView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(c) => {
-            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
-        }
-        None => None,
-    };
-    let rows = state.db.list_eab_keys(after, limit + 1).await?;
+    let after = pagination::after_id(query.cursor.as_deref())?;
+    let rows = state.store.list_eab_keys(after, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), EabKeyView::from)))
 }
 
@@ -175,7 +170,7 @@ pub async fn revoke(
 ) -> Result<axum::Json<RevokedEabKeyView>, ApiError> {
     if caller.scope.is_bound() {
         let policy =
-            state.db.eab_key_policy(&kid).await?.ok_or_else(|| ApiError::NotFound(format!("no EAB key {kid:?}")))?;
+            state.store.eab_key_policy(&kid).await?.ok_or_else(|| ApiError::NotFound(format!("no EAB key {kid:?}")))?;
         caller.require_policy(&state, Some(&policy))?;
     }
     let now = state.clock.unix();
@@ -186,7 +181,7 @@ pub async fn revoke(
         target: kid.clone(),
         detail: serde_json::json!({}),
     };
-    let (record, accounts_revoked) = state.db.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
+    let (record, accounts_revoked) = state.store.revoke_eab_key(&kid, now, &audit).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no EAB key {kid:?}")),
         StoreError::Conflict(_) => ApiError::Conflict(format!("EAB key {kid:?} is already revoked")),
         other => other.into(),

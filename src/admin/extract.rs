@@ -163,7 +163,7 @@ pub async fn authenticate(parts: &Parts, state: &AdminState) -> Result<Caller, A
         state.refusals.record(source, Reason::NoToken, None, now);
         return Err(ApiError::Unauthorized);
     };
-    let Some(record) = state.db.token_by_hash(hash).await? else { return Err(refuse(Reason::UnknownToken, None)) };
+    let Some(record) = state.store.token_by_hash(hash).await? else { return Err(refuse(Reason::UnknownToken, None)) };
     if record.revoked_at.is_some() {
         return Err(refuse(Reason::RevokedToken, Some(&record.name)));
     }

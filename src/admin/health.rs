@@ -15,7 +15,7 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<&'static str, ApiError> {
-    state.db.ping().await?;
+    state.store.ping().await?;
     Ok("ready")
 }
 

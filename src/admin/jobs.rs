@@ -29,7 +29,7 @@ pub struct JobView {
 pub async fn list(State(state): State<AdminState>, _: Authorized<Read>) -> Result<axum::Json<JobsView>, ApiError> {
     let time = |t: i64| rfc3339(from_unix(t));
     let items = state
-        .db
+        .store
         .jobs()
         .await?
         .into_iter()

@@ -40,7 +40,7 @@ use crate::lifecycle::Lifecycle;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::secrets::Sealer;
-use crate::storage::Db;
+use crate::storage::AdminStore;
 use problem::ApiError;
 use refusals::Refusals;
 use throttle::Throttle;
@@ -52,7 +52,8 @@ const REFUSALS_TICK: Duration = Duration::from_secs(5);
 /// What every admin handler may use.
 #[derive(Debug, Clone)]
 pub struct AdminState {
-    pub db: Db,
+    /// Admin's view of the database (and, through it, the catalog).
+    pub store: AdminStore,
     pub clock: SharedClock,
     pub issuer: CertificateIssuer,
     pub revocation: Arc<Revocation>,
@@ -143,7 +144,7 @@ pub async fn keep_refusals(state: AdminState) {
     loop {
         tick.tick().await;
         let now = state.clock.unix();
-        state.refusals.flush_due(&state.db, now).await;
+        state.refusals.flush_due(&state.store, now).await;
         state.throttle.prune(now);
     }
 }

@@ -12,7 +12,7 @@ use super::problem::ApiError;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::KeyType;
-use crate::storage::{Db, NewAuditEvent, PolicyRecord, StoreError};
+use crate::storage::{Catalog, NewAuditEvent, PolicyRecord, StoreError};
 
 /// A policy as the API reads and writes it.
 #[derive(Debug, Deserialize)]
@@ -78,8 +78,8 @@ fn parse_rules(record: &PolicyRecord) -> Result<PolicyRules, ApiError> {
 }
 
 /// The named policy, ready to judge a request.
-pub async fn load_policy(db: &Db, name: &str) -> Result<Policy, ApiError> {
-    let record = db.policy(name).await.map_err(|e| match e {
+pub async fn load_policy(catalog: &Catalog, name: &str) -> Result<Policy, ApiError> {
+    let record = catalog.policy(name).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no policy named {name:?}")),
         other => other.into(),
     })?;
@@ -109,8 +109,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<PolicyView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = query.cursor.as_deref().map(pagination::decode_cursor).transpose()?;
-    let rows = state.db.list_policies(after.as_deref(), limit + 1).await?;
+    let after = pagination::after(query.cursor.as_deref(), |name| Some(name.to_owned()))?;
+    let rows = state.store.list_policies(after.as_deref(), limit + 1).await?;
     let page = pagination::page(rows, limit, |r| r.name.clone(), PolicyView::from_record);
     let items = page.items.into_iter().collect::<Result<_, _>>()?;
     Ok(axum::Json(Page { items, next_cursor: page.next_cursor }))
@@ -128,7 +128,7 @@ pub async fn create(
     let now = state.clock.unix();
     let audit =
         event(caller.actor(), "policy.create", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
-    let record = state.db.insert_policy(&name, &text, now, &audit).await.map_err(|e| match e {
+    let record = state.store.insert_policy(&name, &text, now, &audit).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::Conflict(format!("a policy named {name:?} already exists")),
         other => other.into(),
     })?;
@@ -143,7 +143,7 @@ pub async fn get(
     _: Authorized<Read>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<axum::Json<PolicyView>, ApiError> {
-    let record = state.db.policy(&name).await.map_err(|e| missing(&name, e))?;
+    let record = state.store.policy(&name).await.map_err(|e| missing(&name, e))?;
     Ok(axum::Json(PolicyView::from_record(record)?))
 }
 
@@ -164,7 +164,7 @@ pub async fn update(
     let now = state.clock.unix();
     let audit =
         event(caller.actor(), "policy.update", &name, now, serde_json::to_value(policy.rules()).unwrap_or_default());
-    let record = state.db.update_policy(&name, &text, now, &audit).await.map_err(|e| missing(&name, e))?;
+    let record = state.store.update_policy(&name, &text, now, &audit).await.map_err(|e| missing(&name, e))?;
     Ok(axum::Json(PolicyView::from_record(record)?))
 }
 
@@ -176,7 +176,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.unix();
     let audit = event(caller.actor(), "policy.delete", &name, now, serde_json::json!({}));
-    state.db.delete_policy(&name, &audit).await.map_err(|e| match e {
+    state.store.delete_policy(&name, &audit).await.map_err(|e| match e {
         StoreError::Conflict(why) => {
             ApiError::Conflict(format!("policy {name:?} cannot be deleted: {why}; rebind or revoke them first"))
         }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use super::source::Source;
 use crate::clock::{from_unix, rfc3339};
 use crate::http::metrics::Metrics;
-use crate::storage::{Db, NewAuditEvent};
+use crate::storage::{AdminStore, NewAuditEvent};
 
 /// Seconds a tally gathers before it is written.
 pub const PERIOD: i64 = 60;
@@ -96,15 +96,15 @@ impl Refusals {
     }
 
     /// Writes the tallies whose period is over.
-    pub async fn flush_due(&self, db: &Db, now: i64) {
+    pub async fn flush_due(&self, store: &AdminStore, now: i64) {
         let due = self.take(|tally| tally.first_at + PERIOD <= now);
-        self.write(db, due).await;
+        self.write(store, due).await;
     }
 
     /// Writes every tally, as the server stops.
-    pub async fn flush_all(&self, db: &Db) {
+    pub async fn flush_all(&self, store: &AdminStore) {
         let all = self.take(|_| true);
-        self.write(db, all).await;
+        self.write(store, all).await;
     }
 
     fn take(&self, due: impl Fn(&Tally) -> bool) -> Vec<(Key, Tally)> {
@@ -113,12 +113,12 @@ impl Refusals {
         keys.into_iter().filter_map(|k| tallies.remove_entry(&k)).collect()
     }
 
-    async fn write(&self, db: &Db, due: Vec<(Key, Tally)>) {
+    async fn write(&self, store: &AdminStore, due: Vec<(Key, Tally)>) {
         if due.is_empty() {
             return;
         }
         let events: Vec<NewAuditEvent> = due.iter().map(|(key, tally)| event(key, tally)).collect();
-        if let Err(e) = db.record_audit_events(&events).await {
+        if let Err(e) = store.record_audit_events(&events).await {
             tracing::warn!(error = %e, tallies = due.len(), "admin refusals not written to the audit log; will retry");
             let mut tallies = self.lock();
             for (key, tally) in due {

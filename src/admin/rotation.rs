@@ -59,13 +59,13 @@ pub async fn renew_all(
         ),
         None => None,
     };
-    state.db.authority(id).await.map_err(|e| match e {
+    state.store.authority(id).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no authority with id {id}")),
         other => other.into(),
     })?;
     let now = state.clock.unix();
     let fragment = selector.as_ref().map(SanSelector::column_fragment);
-    let candidates = state.db.live_certificate_sans(id, now, fragment.as_deref()).await?;
+    let candidates = state.store.live_certificate_sans(id, now, fragment.as_deref()).await?;
     let affected = match &selector {
         Some(selector) => candidates.iter().filter(|sans| selector.matches(&from_column(sans))).count(),
         None => candidates.len(),
@@ -78,6 +78,6 @@ pub async fn renew_all(
         target: format!("authority:{id}"),
         detail: serde_json::json!({ "san": stored, "affected": affected }),
     };
-    state.db.insert_renewal_pull(id, stored.as_deref(), &audit).await?;
+    state.store.insert_renewal_pull(id, stored.as_deref(), &audit).await?;
     Ok(axum::Json(RenewAllView { authority_id: id, san: stored, affected, renew_from: rfc3339(from_unix(now)) }))
 }

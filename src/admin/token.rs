@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
-use crate::storage::{Db, NewAuditEvent, NewTokenRecord, StoreError, TokenError, TokenRecord};
+use crate::storage::{AdminStore, NewAuditEvent, NewTokenRecord, StoreError, TokenError, TokenRecord};
 
 /// Prefix that makes a leaked token easy to recognise in a scanner.
 const PREFIX: &str = "tsr_";
@@ -133,7 +133,7 @@ pub struct TokenRequest<'a> {
 
 /// Creates a token with its bindings and audit event; the secret is returned once.
 pub async fn create_token(
-    db: &Db,
+    store: &AdminStore,
     request: &TokenRequest<'_>,
     actor: &str,
     at: i64,
@@ -158,15 +158,20 @@ pub async fn create_token(
         created_at: at,
         expires_at: request.expires_at,
     };
-    let record = db.insert_token(&new, &audit).await?;
+    let record = store.insert_token(&new, &audit).await?;
     Ok((record, token.secret))
 }
 
 /// An admin token without an expiry, as `tessera init` and the dev
 /// bootstrap make the first one.
-pub async fn create_admin_token(db: &Db, name: &str, actor: &str, at: i64) -> Result<SecretString, StoreError> {
+pub async fn create_admin_token(
+    store: &AdminStore,
+    name: &str,
+    actor: &str,
+    at: i64,
+) -> Result<SecretString, StoreError> {
     let request = TokenRequest { name, scope: Scope::Admin, bindings: Bindings::default(), expires_at: None };
-    match create_token(db, &request, actor, at).await {
+    match create_token(store, &request, actor, at).await {
         Ok((_, secret)) => Ok(secret),
         Err(TokenError::Store(e)) => Err(e),
         Err(other) => Err(StoreError::Other(other.to_string())),

@@ -83,13 +83,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Page<TokenView>>, ApiError> {
     let limit = pagination::limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(c) => {
-            Some(pagination::decode_cursor(c)?.parse::<i64>().map_err(|_| ApiError::Malformed("bad cursor".into()))?)
-        }
-        None => None,
-    };
-    let rows = state.db.list_tokens(after, limit + 1).await?;
+    let after = pagination::after_id(query.cursor.as_deref())?;
+    let rows = state.store.list_tokens(after, limit + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, |r| r.id.to_string(), TokenView::from)))
 }
 
@@ -107,7 +102,7 @@ pub async fn create(
     let expires_at = body.expires_at.as_deref().map(|text| expiry(text, now)).transpose()?;
     let request =
         TokenRequest { name, scope: body.scope, bindings: Bindings::for_scope(body.scope, body.policies)?, expires_at };
-    let (record, secret) = create_token(&state.db, &request, &caller.actor(), now).await?;
+    let (record, secret) = create_token(&state.store, &request, &caller.actor(), now).await?;
     let view = NewTokenView { metadata: TokenView::from(record), token: secret.expose_secret().to_owned() };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -132,7 +127,7 @@ pub async fn bind(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<BindRequest>,
 ) -> Result<axum::Json<TokenView>, ApiError> {
-    let token = state.db.token(id).await?;
+    let token = state.store.token(id).await?;
     let bindings = Bindings::for_scope(stored_scope(&token)?, Some(body.policies))?;
     let now = state.clock.unix();
     let audit = NewAuditEvent {
@@ -142,7 +137,7 @@ pub async fn bind(
         target: token.name,
         detail: serde_json::json!({ "id": id, "policies": bindings.names() }),
     };
-    let record = state.db.replace_token_policies(id, bindings.names(), now, &audit).await?;
+    let record = state.store.replace_token_policies(id, bindings.names(), now, &audit).await?;
     Ok(axum::Json(TokenView::from(record)))
 }
 
@@ -161,6 +156,6 @@ pub async fn revoke(
         target: id.to_string(),
         detail: serde_json::json!({}),
     };
-    let record = state.db.revoke_token(id, now, &audit).await?;
+    let record = state.store.revoke_token(id, now, &audit).await?;
     Ok(axum::Json(TokenView::from(record)))
 }

@@ -155,7 +155,7 @@ pub async fn run() -> anyhow::Result<()> {
             init_logging(config.log_format);
             let db = open_db(&config).await?;
             let clock: SharedClock = Arc::new(SystemClock);
-            let rotation = Sealer::load(&config, db.clone(), clock).await?.rotate().await?;
+            let rotation = Sealer::load(&config, db.secrets(), clock).await?.rotate().await?;
             println!(
                 "Sealed {} secrets again under data key {} (wrapped by {}); old data keys deleted: {}. \
                  secrets.previous_kek may go now.",
@@ -169,7 +169,7 @@ pub async fn run() -> anyhow::Result<()> {
             init_logging(config.log_format);
             let db = connect_db(&config).await?;
             db.migrate().await?;
-            crate::issuance::backfill_key_hashes(&db).await?;
+            crate::issuance::backfill_key_hashes(&db.ledger()).await?;
             println!("Migrations applied ({}).", db.backend());
             db.close().await;
             Ok(())
@@ -212,7 +212,7 @@ pub(crate) async fn open_db(config: &Config) -> anyhow::Result<Db> {
     if config.run_migrations {
         db.migrate().await?;
     }
-    crate::issuance::backfill_key_hashes(&db).await?;
+    crate::issuance::backfill_key_hashes(&db.ledger()).await?;
     Ok(db)
 }
 

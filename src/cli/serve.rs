@@ -66,27 +66,41 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
             "dev mode: the CA keys are unencrypted development keys; use `tessera init` with HSM or KMS keys in production"
         );
     }
-    let sealer = Sealer::load(&config, db.clone(), clock.clone()).await?;
+    let sealer = Sealer::load(&config, db.secrets(), clock.clone()).await?;
     sealer.seal_stored().await?;
-    let authority = load_signing_authority(&config, &db).await?;
+    let authority = load_signing_authority(&config, &db.catalog()).await?;
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
-    let issuer = CertificateIssuer::new(db.clone(), clock.clone(), authority);
+    let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
     let mut background = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
-    let revocation = Revocation::load(&config, &db, &clock, &issuer, &metrics).await?;
+    let revocation = Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &metrics).await?;
     revocation.start_jobs(&mut background).await;
-    let rotation = CaRotation::new(config.clone(), db.clone(), clock.clone(), issuer.clone(), revocation.clone());
+    let rotation = CaRotation::new(
+        config.clone(),
+        db.authorities(),
+        db.ledger(),
+        db.leases(),
+        clock.clone(),
+        issuer.clone(),
+        revocation.clone(),
+    );
     background.spawn(rotation.clone().run());
 
-    let lifecycle =
-        Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
+    let lifecycle = Lifecycle::new(
+        &config.lifecycle,
+        db.lifecycle(),
+        db.leases(),
+        clock.clone(),
+        metrics.clone(),
+        revocation.node().to_owned(),
+    )?;
     lifecycle.forget_stored_credentials().await?;
     lifecycle.start_jobs(&mut background);
     let acme_state = AcmeState::new(
         &config.acme,
-        db.clone(),
+        db.acme(),
         clock.clone(),
         issuer.clone(),
         revocation.clone(),
@@ -96,7 +110,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     .await?;
     let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
-        db: db.clone(),
+        store: db.admin(),
         clock: clock.clone(),
         issuer: issuer.clone(),
         revocation: revocation.clone(),
@@ -111,7 +125,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     // Admin requests are small JSON documents; the listener reads no more.
     let admin_router =
         admin::router(state).layer(DefaultBodyLimit::max(listener::BODY_LIMIT)).layer(TraceLayer::new_for_http());
-    let public_router = public::router(db.clone(), clock.clone())
+    let public_router = public::router(db.catalog(), clock.clone())
         .merge(http::revocation::router(revocation))
         .layer(TraceLayer::new_for_http());
     // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
@@ -140,7 +154,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         );
     }
 
-    background.spawn(acme::prune(db.clone(), clock.clone(), acme::longest_rate_window(&config.acme)));
+    background.spawn(acme::prune(db.acme(), clock.clone(), acme::longest_rate_window(&config.acme)));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
 }
@@ -218,7 +232,7 @@ impl Running {
         self.control.graceful_shutdown(Some(SHUTDOWN_GRACE));
         while self.servers.join_next().await.is_some() {}
         self.background.shutdown().await;
-        self.refusals.flush_all(&self.db).await;
+        self.refusals.flush_all(&self.db.admin()).await;
         self.db.close().await;
     }
 }

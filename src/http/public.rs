@@ -10,7 +10,7 @@ use axum::routing::get;
 use super::trust_bundle::trust_bundle;
 use crate::clock::SharedClock;
 use crate::issuance::certificate_pem;
-use crate::storage::{Db, StoreError};
+use crate::storage::{Catalog, StoreError};
 
 /// CA certificates change rarely; let caches keep them for an hour.
 const CACHE_CONTROL: &str = "public, max-age=3600";
@@ -18,19 +18,19 @@ const CACHE_CONTROL: &str = "public, max-age=3600";
 /// What the public routes read.
 #[derive(Debug, Clone)]
 pub struct PublicState {
-    pub db: Db,
+    pub catalog: Catalog,
     pub clock: SharedClock,
 }
 
-pub fn router(db: Db, clock: SharedClock) -> Router {
+pub fn router(catalog: Catalog, clock: SharedClock) -> Router {
     Router::new()
         .route("/ca/{file}", get(ca_certificate))
         .route("/trust-bundle.pem", get(trust_bundle))
-        .with_state(PublicState { db, clock })
+        .with_state(PublicState { catalog, clock })
 }
 
 /// `GET /ca/{id}.cer` (DER, `application/pkix-cert`) or `/ca/{id}.pem`.
-async fn ca_certificate(State(PublicState { db, .. }): State<PublicState>, Path(file): Path<String>) -> Response {
+async fn ca_certificate(State(PublicState { catalog, .. }): State<PublicState>, Path(file): Path<String>) -> Response {
     let (id, pem) = match (file.strip_suffix(".cer"), file.strip_suffix(".pem")) {
         (Some(id), _) => (id, false),
         (_, Some(id)) => (id, true),
@@ -39,7 +39,7 @@ async fn ca_certificate(State(PublicState { db, .. }): State<PublicState>, Path(
     let Ok(id) = id.parse::<i64>() else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    match db.authority(id).await {
+    match catalog.authority(id).await {
         Ok(authority) if pem => (
             [(header::CONTENT_TYPE, "application/x-pem-file"), (header::CACHE_CONTROL, CACHE_CONTROL)],
             certificate_pem(&authority.certificate_der),

@@ -16,7 +16,7 @@ use crate::issuance::certificate_pem;
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 pub async fn trust_bundle(State(state): State<PublicState>, request: HeaderMap) -> Response {
-    let certificates = match state.db.trusted_authority_certificates(state.clock.unix()).await {
+    let certificates = match state.catalog.trusted_authority_certificates(state.clock.unix()).await {
         Ok(certificates) => certificates,
         Err(e) => {
             tracing::warn!(error = %e, "trust bundle lookup failed");

@@ -14,8 +14,8 @@ use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_p
 use crate::clock::SharedClock;
 use crate::keys::Signer;
 use crate::storage::{
-    Batcher, CertificateRecord, Db, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved, StoreError,
-    Succession,
+    Batcher, CertificateRecord, IssuanceLedger, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved,
+    StoreError, Succession,
 };
 
 /// Certificates are back-dated this much to absorb clock skew on clients.
@@ -119,7 +119,7 @@ impl IssueError {
 /// finishes under the authority it started with.
 #[derive(Debug, Clone)]
 pub struct CertificateIssuer {
-    db: Db,
+    ledger: IssuanceLedger,
     clock: SharedClock,
     /// A watch channel as a swappable cell: reading is one uncontended read
     /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
@@ -132,14 +132,21 @@ pub struct CertificateIssuer {
 
 impl CertificateIssuer {
     /// An issuer with its own current authority (not shared with others).
-    pub fn new(db: Db, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
-        let reservations = Batcher::start(db.clone(), |db: Db, reservations: Vec<Reservation>| async move {
-            db.reserve_certificates(&reservations).await
+    pub fn new(ledger: IssuanceLedger, clock: SharedClock, authority: Arc<SigningAuthority>) -> Self {
+        let reservations =
+            Batcher::start(ledger.clone(), |ledger: IssuanceLedger, reservations: Vec<Reservation>| async move {
+                ledger.reserve_certificates(&reservations).await
+            });
+        let issued = Batcher::start(ledger.clone(), |ledger: IssuanceLedger, records: Vec<IssuedRecord>| async move {
+            ledger.record_issued_all(&records).await
         });
-        let issued = Batcher::start(db.clone(), |db: Db, records: Vec<IssuedRecord>| async move {
-            db.record_issued_all(&records).await
-        });
-        Self { db, clock, authority: Arc::new(watch::Sender::new(authority)), reservations, issued }
+        Self { ledger, clock, authority: Arc::new(watch::Sender::new(authority)), reservations, issued }
+    }
+
+    /// An issuer of its own for `authority` (not following this one's
+    /// rotations), recording in the same ledger: a CRL or OCSP signer.
+    pub fn for_authority(&self, authority: Arc<SigningAuthority>) -> Self {
+        Self::new(self.ledger.clone(), self.clock.clone(), authority)
     }
 
     /// The authority new certificates are signed by now.
@@ -280,7 +287,7 @@ impl CertificateIssuer {
             Err(e) => {
                 // Best effort: if the database is down too, the row stays
                 // pending, which is still tracked.
-                if let Err(store) = self.db.record_failed(serial.as_bytes()).await {
+                if let Err(store) = self.ledger.record_failed(serial.as_bytes()).await {
                     tracing::warn!(serial = %serial, error = %store, "could not mark a failed issuance");
                 }
                 return Err(e.into());
@@ -311,7 +318,7 @@ impl CertificateIssuer {
         let record =
             IssuedRecord { serial: serial.as_bytes().to_vec(), der: der.clone(), audit, succession: Some(succession) };
         if !self.issued.get(record).await? {
-            if self.db.is_key_blocked(key.as_bytes()).await? {
+            if self.ledger.is_key_blocked(key.as_bytes()).await? {
                 return Err(IssueError::KeyBlocked);
             }
             return Err(StoreError::Conflict("the certificate is not pending".into()).into());

@@ -4,7 +4,7 @@
 //! found by it. A [`CheckedCsr`](super::CheckedCsr) holds its key in the one
 //! encoding Tessera certifies, so one key has one hash.
 
-use crate::storage::{Db, StoreError};
+use crate::storage::{IssuanceLedger, StoreError};
 
 /// Certificates read per step when hashes are filled in for older rows.
 const BACKFILL_BATCH: i64 = 500;
@@ -44,11 +44,11 @@ impl std::fmt::Debug for KeyHash {
 /// key out of a DER certificate on SQLite, so no migration can. Returns how
 /// many certificates got a hash; one whose DER does not parse is logged and
 /// left without.
-pub async fn backfill_key_hashes(db: &Db) -> Result<u64, StoreError> {
+pub async fn backfill_key_hashes(ledger: &IssuanceLedger) -> Result<u64, StoreError> {
     let mut after = Vec::new();
     let mut hashed = 0;
     loop {
-        let batch = db.certificates_without_key_hash(&after, BACKFILL_BATCH).await?;
+        let batch = ledger.certificates_without_key_hash(&after, BACKFILL_BATCH).await?;
         let Some((last, _)) = batch.last() else { break };
         after = last.clone();
         let mut hashes = Vec::with_capacity(batch.len());
@@ -60,7 +60,7 @@ pub async fn backfill_key_hashes(db: &Db) -> Result<u64, StoreError> {
                 }
             }
         }
-        hashed += db.record_key_hashes(&hashes).await?;
+        hashed += ledger.record_key_hashes(&hashes).await?;
     }
     if hashed > 0 {
         tracing::info!(certificates = hashed, "stored certificates given their key hashes");

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::storage::Db;
+use crate::storage::JobLeases;
 
 /// The shortest lease: long enough for a slow run, short enough that a
 /// crashed node's job moves on within a couple of minutes.
@@ -26,7 +26,7 @@ pub(super) fn lease_seconds(interval: time::Duration) -> i64 {
 
 /// Runs `job` forever: every poll, try to take the due lease; on success
 /// run once and record the outcome and the next due time.
-pub(super) async fn run_leased<F, Fut>(db: Db, clock: SharedClock, node: String, mut job: LeasedJob<F>)
+pub(super) async fn run_leased<F, Fut>(leases: JobLeases, clock: SharedClock, node: String, mut job: LeasedJob<F>)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -38,13 +38,13 @@ where
     let poll = Duration::from_secs((interval as u64 / 4).clamp(1, 10));
     loop {
         let now = clock.unix();
-        match db.take_due_lease(job.name, &node, now, now + lease).await {
+        match leases.take_due_lease(job.name, &node, now, now + lease).await {
             Ok(true) => {
                 let outcome = (job.run)().await;
                 if let Err(e) = &outcome {
                     tracing::warn!(job = job.name, error = %e, "job run failed; it runs again at its next interval");
                 }
-                if let Err(e) = db.finish_job_run(job.name, now, now + interval, outcome.err().as_deref()).await {
+                if let Err(e) = leases.finish_job_run(job.name, now, now + interval, outcome.err().as_deref()).await {
                     tracing::warn!(job = job.name, error = %e, "could not record a job run");
                 }
             }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
 use crate::http::metrics::Metrics;
-use crate::storage::{AuthorityRecord, Db, ExpirationCounts, ExpiryWindows, StoreError};
+use crate::storage::{AuthorityRecord, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError};
 pub use webhook::{SIGNATURE_HEADER, signature};
 
 /// The expiry scan's job name in `job_leases`.
@@ -63,7 +63,8 @@ pub struct ExpirationReport {
 }
 
 pub struct Lifecycle {
-    db: Db,
+    store: LifecycleStore,
+    leases: JobLeases,
     clock: SharedClock,
     config: LifecycleConfig,
     metrics: Arc<Metrics>,
@@ -83,7 +84,8 @@ impl Lifecycle {
     /// secret stops the start rather than failing every delivery later.
     pub fn new(
         config: &LifecycleConfig,
-        db: Db,
+        store: LifecycleStore,
+        leases: JobLeases,
         clock: SharedClock,
         metrics: Arc<Metrics>,
         node: String,
@@ -94,7 +96,7 @@ impl Lifecycle {
             .enumerate()
             .map(|(i, hook)| webhook::Webhook::new(i, hook))
             .collect::<Result<_, _>>()?;
-        Ok(Arc::new(Self { db, clock, config: config.clone(), metrics, webhooks, node }))
+        Ok(Arc::new(Self { store, leases, clock, config: config.clone(), metrics, webhooks, node }))
     }
 
     /// The windows the report and the scan read, from the clock and config.
@@ -106,8 +108,8 @@ impl Lifecycle {
     /// expires), from index windows only.
     pub async fn expirations(&self) -> Result<ExpirationReport, StoreError> {
         let windows = self.windows();
-        let counts = self.db.expiration_counts(&windows).await?;
-        let authorities = self.db.list_authorities().await?;
+        let counts = self.store.expiration_counts(&windows).await?;
+        let authorities = self.store.list_authorities().await?;
         let lines = authorities
             .into_iter()
             .map(|a| {
@@ -147,7 +149,7 @@ impl Lifecycle {
         let scan_every = self.config.scan_interval();
         let this = self.clone();
         tasks.spawn(lease::run_leased(
-            self.db.clone(),
+            self.leases.clone(),
             self.clock.clone(),
             self.node.clone(),
             lease::LeasedJob {
@@ -161,7 +163,7 @@ impl Lifecycle {
         ));
         let this = self.clone();
         tasks.spawn(lease::run_leased(
-            self.db.clone(),
+            self.leases.clone(),
             self.clock.clone(),
             self.node.clone(),
             lease::LeasedJob {

@@ -49,7 +49,7 @@ impl Lifecycle {
     ) -> Result<usize, StoreError> {
         let mut noticed = 0;
         loop {
-            let page = self.db.unnoticed_unreplaced(kind, from, until, renewal, PAGE).await?;
+            let page = self.store.unnoticed_unreplaced(kind, from, until, renewal, PAGE).await?;
             for certificate in &page {
                 let payload = self.certificate_payload(report, kind, certificate);
                 if self.queue(kind, &certificate.serial, &payload).await? {
@@ -65,7 +65,7 @@ impl Lifecycle {
     async fn notify_authorities(&self, report: &ExpirationReport) -> Result<usize, StoreError> {
         let mut noticed = 0;
         for authority in report.authorities.iter().filter(|a| a.nearing_expiry) {
-            let record = self.db.authority(authority.authority_id).await?;
+            let record = self.store.authority(authority.authority_id).await?;
             let payload = json!({
                 "id": format!("{AUTHORITY_NEARING_EXPIRY}:{}", hex::encode(&record.serial)),
                 "type": AUTHORITY_NEARING_EXPIRY,
@@ -118,6 +118,6 @@ impl Lifecycle {
         let body = payload.to_string();
         let deliveries: Vec<(String, String)> =
             self.webhooks.iter().map(|w| (w.address.address.clone(), body.clone())).collect();
-        self.db.record_notice(kind, subject, &deliveries, self.clock.unix()).await
+        self.store.record_notice(kind, subject, &deliveries, self.clock.unix()).await
     }
 }

@@ -81,7 +81,7 @@ impl Lifecycle {
     /// under its address instead, so the database keeps no credential.
     pub async fn forget_stored_credentials(&self) -> Result<(), StoreError> {
         for hook in self.webhooks.iter().filter(|w| w.url != w.address.address) {
-            let changed = self.db.rename_webhook_url(&hook.url, &hook.address.address).await?;
+            let changed = self.store.rename_webhook_url(&hook.url, &hook.address.address).await?;
             if changed > 0 {
                 tracing::info!(host = %hook.address.host, changed, "stored webhook deliveries no longer keep the URL's credentials");
             }
@@ -95,7 +95,7 @@ impl Lifecycle {
         let budget = Duration::from_secs((lease::lease_seconds(POLL) / 2) as u64);
         let started = Instant::now();
         loop {
-            let due = self.db.due_webhook_events(self.clock.unix(), BATCH).await.map_err(|e| e.to_string())?;
+            let due = self.store.due_webhook_events(self.clock.unix(), BATCH).await.map_err(|e| e.to_string())?;
             if due.is_empty() {
                 return Ok(());
             }
@@ -112,7 +112,7 @@ impl Lifecycle {
         let now = self.clock.unix();
         let Some(hook) = self.webhooks.iter().find(|w| w.address.address == event.url) else {
             let error = "the webhook is no longer configured";
-            return self.db.record_webhook_attempt(event, None, Some(error), now, WebhookOutcome::GaveUp).await;
+            return self.store.record_webhook_attempt(event, None, Some(error), now, WebhookOutcome::GaveUp).await;
         };
         let sent = hook
             .client
@@ -142,7 +142,7 @@ impl Lifecycle {
         if outcome != WebhookOutcome::Delivered {
             tracing::warn!(host = %hook.address.host, kind = %event.kind, attempt, ?status, ?error, ?outcome, "webhook delivery failed");
         }
-        self.db.record_webhook_attempt(event, status, error.as_deref(), self.clock.unix(), outcome).await
+        self.store.record_webhook_attempt(event, status, error.as_deref(), self.clock.unix(), outcome).await
     }
 }
 

@@ -23,8 +23,8 @@ use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
 use crate::setup::open_authority;
 use crate::storage::{
-    AuthorityRecord, CertificateRecord, CertificateStatusRow, Db, FULL_CRL, NewAuditEvent, StoreError, StoredCrl,
-    UnsweptKey,
+    AuthorityRecord, Catalog, CertificateRecord, CertificateStatusRow, FULL_CRL, JobLeases, NewAuditEvent,
+    RevocationStore, StoreError, StoredCrl, UnsweptKey,
 };
 
 /// How often the CRL job looks for revocations and due CRLs.
@@ -99,7 +99,10 @@ impl Revoked {
 }
 
 pub struct Revocation {
-    db: Db,
+    store: RevocationStore,
+    leases: JobLeases,
+    /// Makes the issuers of authorities added at runtime (`for_authority`).
+    issuer: CertificateIssuer,
     clock: SharedClock,
     config: RevocationConfig,
     /// Grows at runtime when a CA rotation brings in a new authority.
@@ -118,25 +121,27 @@ impl Revocation {
     /// root kept offline does not stop the CA.
     pub async fn load(
         config: &Config,
-        db: &Db,
+        store: &RevocationStore,
+        leases: &JobLeases,
         clock: &SharedClock,
         active: &CertificateIssuer,
         metrics: &Metrics,
     ) -> Result<Arc<Self>, StoreError> {
         let now = clock.unix();
         let mut authorities = Vec::new();
-        let ocsp = OcspResponder::new(db.clone(), clock.clone(), &config.revocation, SignatureCounts::new(metrics));
-        let records = db.list_authorities().await?;
+        let ocsp =
+            OcspResponder::new(Catalog::clone(store), clock.clone(), &config.revocation, SignatureCounts::new(metrics));
+        let records = store.list_authorities().await?;
         for record in &records {
             if record.not_after <= now {
                 continue;
             }
             // An issuer of its own: `active` follows rotations, a CRL signer must not.
             let issuer = if record.id == active.authority().id {
-                CertificateIssuer::new(db.clone(), clock.clone(), active.authority())
+                active.for_authority(active.authority())
             } else {
                 match open_authority(config, record, &records).await {
-                    Ok(authority) => CertificateIssuer::new(db.clone(), clock.clone(), Arc::new(authority)),
+                    Ok(authority) => active.for_authority(Arc::new(authority)),
                     Err(e) => {
                         tracing::warn!(authority = %record.name, error = %e, "no CRL or OCSP for this authority on this node");
                         continue;
@@ -153,7 +158,9 @@ impl Revocation {
         }
         let node = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
         Ok(Arc::new(Self {
-            db: db.clone(),
+            store: store.clone(),
+            leases: leases.clone(),
+            issuer: active.clone(),
             clock: clock.clone(),
             config: config.revocation.clone(),
             authorities: RwLock::new(authorities),
@@ -174,7 +181,7 @@ impl Revocation {
         if self.has_authority(record.id) {
             return Ok(());
         }
-        let issuer = CertificateIssuer::new(self.db.clone(), self.clock.clone(), authority);
+        let issuer = self.issuer.for_authority(authority);
         let ocsp_issuer = OcspIssuer::new(issuer.clone(), self.ocsp.signer_lifetime())
             .await
             .map_err(|e| RevocationError::Signing(SigningError::Encoding(e.to_string())))?;
@@ -187,7 +194,7 @@ impl Revocation {
             }
             authorities.push(added.clone());
         }
-        match self.db.crl(record.id, FULL_CRL).await {
+        match self.store.crl(record.id, FULL_CRL).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 let shards = added.authority().crl_shards as i32;
@@ -215,7 +222,7 @@ impl Revocation {
 
     /// The newest stored CRL of a scope, as the HTTP layer serves it.
     pub async fn stored_crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
-        self.db.crl(authority_id, shard).await
+        self.store.crl(authority_id, shard).await
     }
 
     pub fn now(&self) -> i64 {
@@ -233,19 +240,19 @@ impl Revocation {
     /// audit event naming this one (a failure there is logged: the
     /// revocation poll finishes the work). OCSP and the CRL job hear of
     /// every certificate revoked. Errors are those of
-    /// [`Db::revoke_certificate`].
+    /// [`RevocationStore::revoke_certificate`].
     pub async fn revoke(
         &self,
         serial: &[u8],
         reason: RevocationReason,
         audit: &NewAuditEvent,
     ) -> Result<Revoked, StoreError> {
-        let revoked = self.db.revoke_certificate(serial, audit.at, reason.code(), audit).await?;
+        let revoked = self.store.revoke_certificate(serial, audit.at, reason.code(), audit).await?;
         self.revoked(&revoked.record);
         let mut siblings = Vec::new();
         if let Some(spki_hash) = revoked.blocked_key {
             let key = UnsweptKey { spki_hash, serial: serial.to_vec() };
-            match self.db.revoke_key_siblings(&key, audit.at, &audit.actor).await {
+            match self.store.revoke_key_siblings(&key, audit.at, &audit.actor).await {
                 Ok(found) => siblings = found,
                 Err(e) => tracing::warn!(
                     serial = %hex::encode(serial), error = %e,
@@ -265,8 +272,8 @@ impl Revocation {
     /// The poll that runs it re-signs their OCSP answers next.
     async fn sweep_blocked_keys(&self) -> Result<(), StoreError> {
         let now = self.clock.unix();
-        for key in self.db.unswept_blocked_keys(now - SWEEP_GRACE_SECONDS, SWEEP_BATCH).await? {
-            let revoked = self.db.revoke_key_siblings(&key, now, "tessera").await?;
+        for key in self.store.unswept_blocked_keys(now - SWEEP_GRACE_SECONDS, SWEEP_BATCH).await? {
+            let revoked = self.store.revoke_key_siblings(&key, now, "tessera").await?;
             if !revoked.is_empty() {
                 tracing::info!(
                     same_key_as = %hex::encode(&key.serial), certificates = revoked.len(),
@@ -316,9 +323,9 @@ impl Revocation {
         let now = self.clock.now();
         let shard = (scope != FULL_CRL).then_some(scope);
         let started = std::time::Instant::now();
-        let entries = self.db.revoked_entries(signing.id, shard, now.unix_timestamp()).await?;
+        let entries = self.store.revoked_entries(signing.id, shard, now.unix_timestamp()).await?;
         let read = started.elapsed();
-        let number = self.db.next_crl_number(signing.id).await?;
+        let number = self.store.next_crl_number(signing.id).await?;
         let next_update = now + self.config.crl_validity();
         let contents = CrlContents {
             number,
@@ -338,7 +345,7 @@ impl Revocation {
             entries: entries.len() as i64,
             der,
         };
-        self.db.store_crl(&stored).await?;
+        self.store.store_crl(&stored).await?;
         tracing::debug!(
             authority = %signing.name,
             scope,
@@ -386,10 +393,10 @@ impl Revocation {
                 None => true,
                 Some(at) => {
                     now - at >= refresh
-                        || self.db.last_revocation_at().await.ok().flatten().is_some_and(|revoked| revoked >= at)
+                        || self.store.last_revocation_at().await.ok().flatten().is_some_and(|revoked| revoked >= at)
                 }
             };
-            if due && self.db.take_lease(CRL_JOB, &self.node, now, now + CRL_LEASE_SECONDS).await.unwrap_or(false) {
+            if due && self.leases.take_lease(CRL_JOB, &self.node, now, now + CRL_LEASE_SECONDS).await.unwrap_or(false) {
                 let outcome = self.publish_crls(None).await;
                 let error = outcome.as_ref().err().map(ToString::to_string);
                 if let Some(e) = &error {
@@ -397,7 +404,7 @@ impl Revocation {
                 } else {
                     last_run = Some(now);
                 }
-                let _ = self.db.finish_job_run(CRL_JOB, now, now + refresh, error.as_deref()).await;
+                let _ = self.leases.finish_job_run(CRL_JOB, now, now + refresh, error.as_deref()).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(CRL_CHECK) => {}
@@ -459,7 +466,7 @@ impl Revocation {
         let now = self.clock.unix();
         let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
         let next = now + next_in.as_secs() as i64;
-        if let Err(e) = self.db.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
+        if let Err(e) = self.leases.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
             tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
         }
     }
@@ -479,7 +486,7 @@ impl Revocation {
                 Err(e) => tracing::warn!(error = %e, "could not revoke the other certificates of a compromised key"),
                 Ok(()) => {}
             }
-            let Ok(rows) = self.db.revoked_since(since - 1).await else { continue };
+            let Ok(rows) = self.store.revoked_since(since - 1).await else { continue };
             let mut news = false;
             for row in &rows {
                 if !handled.insert(row.serial.clone()) {

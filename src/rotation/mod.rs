@@ -22,7 +22,7 @@ use crate::issuance::CertificateIssuer;
 use crate::keys::SignerError;
 use crate::revocation::{Revocation, RevocationError};
 use crate::setup::{SetupError, open_authority};
-use crate::storage::{AuthorityRecord, Db, StoreError};
+use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, JobLeases, StoreError};
 
 /// The lease that makes one node at a time rotate.
 const ROTATION_JOB: &str = "ca-rotation";
@@ -77,7 +77,10 @@ impl std::fmt::Debug for CaRotation {
 /// issuer and revocation service on the newest active one.
 pub struct CaRotation {
     config: Config,
-    db: Db,
+    authorities: AuthorityStore,
+    /// Records the successor's certificate as the root's.
+    ledger: IssuanceLedger,
+    leases: JobLeases,
     clock: SharedClock,
     issuer: CertificateIssuer,
     revocation: Arc<Revocation>,
@@ -90,20 +93,22 @@ pub struct CaRotation {
 impl CaRotation {
     pub fn new(
         config: Config,
-        db: Db,
+        authorities: AuthorityStore,
+        ledger: IssuanceLedger,
+        leases: JobLeases,
         clock: SharedClock,
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
     ) -> Arc<Self> {
         let node = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
-        Arc::new(Self { config, db, clock, issuer, revocation, node, busy: Mutex::new(()) })
+        Arc::new(Self { config, authorities, ledger, leases, clock, issuer, revocation, node, busy: Mutex::new(()) })
     }
 
     /// Rotates authority `id` now (the admin API). It must be an active
     /// issuing CA. Returns the successor's record once this node signs with it.
     pub async fn rotate(&self, id: i64, actor: &str) -> Result<AuthorityRecord, RotationError> {
         let _busy = self.busy.lock().await;
-        let current = match self.db.authority(id).await {
+        let current = match self.authorities.authority(id).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => return Err(RotationError::UnknownAuthority(id)),
             Err(e) => return Err(e.into()),
@@ -115,11 +120,13 @@ impl CaRotation {
             return Err(RotationError::NotActive(id));
         }
         self.take_lease().await?;
-        let outcome = successor::create_successor(&self.config, &self.db, &self.clock, &current, actor).await;
+        let outcome =
+            successor::create_successor(&self.config, &self.authorities, &self.ledger, &self.clock, &current, actor)
+                .await;
         self.record_run(outcome.as_ref().err()).await;
         let successor_id = outcome?;
         self.adopt_newest().await?;
-        Ok(self.db.authority(successor_id).await?)
+        Ok(self.authorities.authority(successor_id).await?)
     }
 
     /// The background job: every check interval, adopt a successor made
@@ -147,7 +154,7 @@ impl CaRotation {
         if !rotation.enabled {
             return Ok(());
         }
-        let authorities = self.db.list_authorities().await?;
+        let authorities = self.authorities.list_authorities().await?;
         let Some(current) = newest_active_issuing(&authorities) else { return Ok(()) };
         let now = self.clock.unix();
         if now < due_at(current, rotation.at_share) {
@@ -171,7 +178,9 @@ impl CaRotation {
             Err(RotationError::Busy) => return Ok(()),
             Err(e) => return Err(e),
         }
-        let outcome = successor::create_successor(&self.config, &self.db, &self.clock, current, "tessera").await;
+        let outcome =
+            successor::create_successor(&self.config, &self.authorities, &self.ledger, &self.clock, current, "tessera")
+                .await;
         self.record_run(outcome.as_ref().err()).await;
         match outcome {
             Ok(_) => {}
@@ -185,7 +194,7 @@ impl CaRotation {
     /// Points this node's issuer at the newest active issuing CA when it is
     /// not there yet, and starts CRL and OCSP for it.
     async fn adopt_newest(&self) -> Result<(), RotationError> {
-        let authorities = self.db.list_authorities().await?;
+        let authorities = self.authorities.list_authorities().await?;
         let Some(newest) = newest_active_issuing(&authorities) else { return Ok(()) };
         if newest.id == self.issuer.authority().id {
             return Ok(());
@@ -199,7 +208,7 @@ impl CaRotation {
 
     async fn take_lease(&self) -> Result<(), RotationError> {
         let now = self.clock.unix();
-        if self.db.take_lease(ROTATION_JOB, &self.node, now, now + ROTATION_LEASE_SECONDS).await? {
+        if self.leases.take_lease(ROTATION_JOB, &self.node, now, now + ROTATION_LEASE_SECONDS).await? {
             Ok(())
         } else {
             Err(RotationError::Busy)
@@ -211,10 +220,10 @@ impl CaRotation {
     async fn record_run(&self, error: Option<&RotationError>) {
         let error = error.map(ToString::to_string);
         let now = self.clock.unix();
-        if let Err(e) = self.db.record_job_run(ROTATION_JOB, now, error.as_deref()).await {
+        if let Err(e) = self.leases.record_job_run(ROTATION_JOB, now, error.as_deref()).await {
             tracing::warn!(error = %e, "could not record the rotation job's run");
         }
-        let _ = self.db.take_lease(ROTATION_JOB, &self.node, now, now).await;
+        let _ = self.leases.take_lease(ROTATION_JOB, &self.node, now, now).await;
     }
 }
 

@@ -11,7 +11,7 @@ use crate::config::{Config, parse_algorithm};
 use crate::issuance::{CaSubject, Serial};
 use crate::keys::{KeyUri, Pkcs11Uri, SigningAlgorithm, open_or_create_signer};
 use crate::setup::{IssuingParent, certify_issuing, new_authority, open_authority};
-use crate::storage::{AuthorityRecord, Db, NewAuditEvent};
+use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, NewAuditEvent};
 
 /// A successor CA is back-dated like the first one, for clock skew.
 const BACKDATE: Duration = Duration::minutes(5);
@@ -110,12 +110,13 @@ pub fn successor_validity(config: &Config, root: &AuthorityRecord, now: time::Of
 /// one transaction with the audit event. Returns the successor's id.
 pub async fn create_successor(
     config: &Config,
-    db: &Db,
+    store: &AuthorityStore,
+    ledger: &IssuanceLedger,
     clock: &SharedClock,
     current: &AuthorityRecord,
     actor: &str,
 ) -> Result<i64, RotationError> {
-    let authorities = db.list_authorities().await?;
+    let authorities = store.list_authorities().await?;
     let root = current
         .parent_id
         .and_then(|id| authorities.iter().find(|a| a.id == id))
@@ -142,7 +143,7 @@ pub async fn create_successor(
         certificate_der: &root_authority.certificate_der,
         signer: root_authority.signer.as_ref(),
     };
-    let der = certify_issuing(db, config, clock, &parent, &subject, signer.as_ref()).await?;
+    let der = certify_issuing(ledger, config, clock, &parent, &subject, signer.as_ref()).await?;
     let record =
         new_authority(&names.name, &names.key_uri, "issuing", Some(root.id), signer.as_ref(), &der, &subject, clock)?;
     let audit = NewAuditEvent {
@@ -158,7 +159,7 @@ pub async fn create_successor(
             "not_after": not_after,
         }),
     };
-    let id = db.rotate_authority(current.id, &record, &audit).await?;
+    let id = store.rotate_authority(current.id, &record, &audit).await?;
     tracing::info!(predecessor = %current.name, successor = %names.name, key = %names.key_uri, "rotated the issuing CA");
     Ok(id)
 }

@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::keys::SignerError;
-use crate::storage::{Db, SealedValue, SealingKeyRecord, SecretRow, StoreError, StoredSecret};
+use crate::storage::{SealedValue, SealingKeyRecord, SecretRow, SecretStore, StoreError, StoredSecret};
 use aead::{KEY_LEN, SealingKey, random};
 use kek::Kek;
 pub use kek::{KekSource, ensure_kek_file};
@@ -70,7 +70,7 @@ pub struct Rotation {
 
 /// Seals and opens stored secrets with the data keys its KEKs unwrap.
 pub struct Sealer {
-    db: Db,
+    db: SecretStore,
     clock: SharedClock,
     /// The current KEK first, then the previous one during a rotation.
     keks: Vec<Kek>,
@@ -107,7 +107,7 @@ impl Sealer {
     /// whose data keys no configured KEK unwraps is refused: sealing under
     /// a new key there would leave other nodes unable to open what this
     /// one stores.
-    pub async fn load(config: &Config, db: Db, clock: SharedClock) -> Result<Arc<Self>, SecretsError> {
+    pub async fn load(config: &Config, db: SecretStore, clock: SharedClock) -> Result<Arc<Self>, SecretsError> {
         let mut keks = Vec::new();
         for source in config.kek_sources()? {
             keks.push(Kek::load(&source, &config.keys.awskms).await?);

@@ -20,7 +20,7 @@ pub const DEV_POLICY: &str = "default";
 /// A database `tessera init` made is refused: dev mode would write a new
 /// admin token for a production CA.
 pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Result<(), SetupError> {
-    if db.has_production_hierarchy().await? {
+    if db.catalog().has_production_hierarchy().await? {
         return Err(SetupError::Refused(
             "this database holds a production CA hierarchy (made by tessera init); serve it with \
              mode = \"production\" (TESSERA_MODE=production): dev mode never runs on it"
@@ -28,7 +28,7 @@ pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Res
         ));
     }
     ensure_kek_file(&config.kek_sources()?[0])?;
-    if db.list_authorities().await?.is_empty() {
+    if db.catalog().list_authorities().await?.is_empty() {
         tracing::info!(data_dir = %config.data_dir.display(), "dev mode: creating a CA with software keys");
         let root = dev_signer(config, &config.hierarchy.root)?;
         let issuing = dev_signer(config, &config.hierarchy.issuing)?;
@@ -36,11 +36,13 @@ pub async fn bootstrap_dev(config: &Config, db: &Db, clock: &SharedClock) -> Res
         let rules = dev_policy_rules();
         let policy = Policy::new(DEV_POLICY, rules).map_err(|e| SetupError::Refused(e.to_string()))?;
         let text = serde_json::to_string(policy.rules()).map_err(|e| SetupError::Refused(e.to_string()))?;
-        db.insert_policy(DEV_POLICY, &text, clock.unix(), &system_event(clock, "policy.create", DEV_POLICY)).await?;
+        db.admin()
+            .insert_policy(DEV_POLICY, &text, clock.unix(), &system_event(clock, "policy.create", DEV_POLICY))
+            .await?;
     }
     let token_path = config.data_dir.join("admin-token");
     if !token_path.exists() {
-        let secret = create_admin_token(db, "admin (dev)", "tessera", clock.unix()).await?;
+        let secret = create_admin_token(&db.admin(), "admin (dev)", "tessera", clock.unix()).await?;
         write_admin_token(&token_path, &secret)?;
         tracing::info!(path = %token_path.display(), "wrote an admin token");
     }

@@ -10,7 +10,7 @@ use crate::issuance::{
     to_column,
 };
 use crate::keys::Signer;
-use crate::storage::{Db, NewAuthority, PendingCertificate};
+use crate::storage::{Db, IssuanceLedger, NewAuthority, PendingCertificate};
 
 /// Makes the root certificate (self-signed) and the issuing CA certificate
 /// (signed by the root), and records both authorities, the root with the
@@ -30,7 +30,8 @@ pub async fn create_hierarchy(
 
     let root_subject = ca_subject(root_cfg, now);
     let root_der = sign_self_signed(&root_params(&root_subject), root_signer).await?;
-    let root_id = db
+    let authorities = db.authorities();
+    let root_id = authorities
         .insert_authority(
             &NewAuthority {
                 setup_mode: Some(mode.as_str()),
@@ -51,7 +52,7 @@ pub async fn create_hierarchy(
 
     let issuing_subject = ca_subject(issuing_cfg, now);
     let issuing_der = certify_issuing(
-        db,
+        &db.ledger(),
         config,
         clock,
         &IssuingParent { id: root_id, certificate_der: &root_der, signer: root_signer },
@@ -59,20 +60,21 @@ pub async fn create_hierarchy(
         issuing_signer,
     )
     .await?;
-    db.insert_authority(
-        &new_authority(
-            &issuing_cfg.name,
-            &issuing_cfg.key_uri,
-            "issuing",
-            Some(root_id),
-            issuing_signer,
-            &issuing_der,
-            &issuing_subject,
-            clock,
-        )?,
-        &system_event(clock, "authority.create", &issuing_cfg.name),
-    )
-    .await?;
+    authorities
+        .insert_authority(
+            &new_authority(
+                &issuing_cfg.name,
+                &issuing_cfg.key_uri,
+                "issuing",
+                Some(root_id),
+                issuing_signer,
+                &issuing_der,
+                &issuing_subject,
+                clock,
+            )?,
+            &system_event(clock, "authority.create", &issuing_cfg.name),
+        )
+        .await?;
     Ok(())
 }
 
@@ -89,7 +91,7 @@ pub struct IssuingParent<'a> {
 /// revoke it later. Returns the certificate; the caller records the
 /// authority.
 pub async fn certify_issuing(
-    db: &Db,
+    ledger: &IssuanceLedger,
     config: &Config,
     clock: &SharedClock,
     root: &IssuingParent<'_>,
@@ -98,37 +100,39 @@ pub async fn certify_issuing(
 ) -> Result<Vec<u8>, SetupError> {
     let root_urls = RevocationUrls::for_authority(&config.public_base_url(), root.id);
     let params = issuing_params(subject, &root_urls)?;
-    db.reserve_certificate(&PendingCertificate {
-        serial: subject.serial.as_bytes().to_vec(),
-        authority_id: root.id,
-        not_before: subject.not_before.unix_timestamp(),
-        not_after: subject.not_after.unix_timestamp(),
-        created_at: clock.unix(),
-        subject: Some(format!("CN={}", subject.common_name)),
-        sans: to_column(&[]),
-        requester: "tessera".into(),
-        key_type: Some(issuing_signer.algorithm().as_str().into()),
-        policy: None,
-        crl_shard: None,
-        spki_hash: KeyHash::of_spki_der(issuing_signer.public_key_der()).as_bytes().to_vec(),
-    })
-    .await?;
+    ledger
+        .reserve_certificate(&PendingCertificate {
+            serial: subject.serial.as_bytes().to_vec(),
+            authority_id: root.id,
+            not_before: subject.not_before.unix_timestamp(),
+            not_after: subject.not_after.unix_timestamp(),
+            created_at: clock.unix(),
+            subject: Some(format!("CN={}", subject.common_name)),
+            sans: to_column(&[]),
+            requester: "tessera".into(),
+            key_type: Some(issuing_signer.algorithm().as_str().into()),
+            policy: None,
+            crl_shard: None,
+            spki_hash: KeyHash::of_spki_der(issuing_signer.public_key_der()).as_bytes().to_vec(),
+        })
+        .await?;
     let signed = sign_certificate(&params, issuing_signer.public_key_der(), root.certificate_der, root.signer).await;
     let issuing_der = match signed {
         Ok(der) => der,
         Err(e) => {
-            if let Err(store) = db.record_failed(subject.serial.as_bytes()).await {
+            if let Err(store) = ledger.record_failed(subject.serial.as_bytes()).await {
                 tracing::warn!(error = %store, "could not mark a failed CA certificate");
             }
             return Err(e.into());
         }
     };
-    db.record_issued(
-        subject.serial.as_bytes(),
-        &issuing_der,
-        &system_event(clock, "certificate.issue", &subject.serial.to_hex()),
-    )
-    .await?;
+    ledger
+        .record_issued(
+            subject.serial.as_bytes(),
+            &issuing_der,
+            &system_event(clock, "certificate.issue", &subject.serial.to_hex()),
+        )
+        .await?;
     Ok(issuing_der)
 }
 

@@ -17,13 +17,13 @@ use crate::storage::Db;
 /// checked (and a missing KEK file made) before any CA key: a CA that
 /// cannot seal its secrets would not start. Returns the admin token path.
 pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Result<PathBuf, SetupError> {
-    if !db.list_authorities().await?.is_empty() {
+    if !db.catalog().list_authorities().await?.is_empty() {
         return Err(SetupError::Refused(
             "this database already holds a CA hierarchy; tessera init never overwrites one".into(),
         ));
     }
     ensure_kek_file(&config.kek_sources()?[0])?;
-    Sealer::load(config, db.clone(), clock.clone()).await?;
+    Sealer::load(config, db.secrets(), clock.clone()).await?;
     if config.keys.file.passphrase_env.is_none() && config.keys.file.passphrase_file.is_none() {
         tracing::warn!("no keys.file passphrase configured: new file: keys are written unencrypted");
     }
@@ -33,7 +33,7 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
 
     create_private_dir(&config.data_dir).map_err(SetupError::io(&config.data_dir))?;
     let token_path = config.data_dir.join("admin-token");
-    let secret = create_admin_token(db, "admin (init)", "tessera", clock.unix()).await?;
+    let secret = create_admin_token(&db.admin(), "admin (init)", "tessera", clock.unix()).await?;
     write_admin_token(&token_path, &secret)?;
     Ok(token_path)
 }

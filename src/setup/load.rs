@@ -7,11 +7,11 @@ use crate::clock::from_unix;
 use crate::config::Config;
 use crate::issuance::{RevocationUrls, SigningAuthority, certificate_pem};
 use crate::keys::{open_signer, redact_pins};
-use crate::storage::{AuthorityRecord, Db};
+use crate::storage::{AuthorityRecord, Catalog};
 
 /// The active issuing CA that expires last, ready to sign.
-pub async fn load_signing_authority(config: &Config, db: &Db) -> Result<Arc<SigningAuthority>, SetupError> {
-    let authorities = db.list_authorities().await?;
+pub async fn load_signing_authority(config: &Config, catalog: &Catalog) -> Result<Arc<SigningAuthority>, SetupError> {
+    let authorities = catalog.list_authorities().await?;
     let issuing = authorities
         .iter()
         .filter(|a| a.kind == "issuing" && a.status == "active")

@@ -2,7 +2,7 @@
 //! scope it inherited from the EAB key it was made with.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AcmeStore, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeAccountRecord {
@@ -46,7 +46,7 @@ pub enum NewAccountError {
 
 pub(super) const COLUMNS: &str = "id, directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at";
 
-impl Db {
+impl AcmeStore {
     /// Makes an account and binds its EAB key in one transaction, so a
     /// single-use key binds exactly one account, and a reusable one at most
     /// its `max_accounts`, even under races.
@@ -62,7 +62,7 @@ impl Db {
             "INSERT INTO acme_accounts (directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at) \
              VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await.map_err(StoreError::from)?;
             if let Some(key) = account.eab_key_id {
                 let bound = sqlx::query(BIND).bind(key).bind(account.created_at).execute(&mut *tx).await
@@ -97,7 +97,7 @@ impl Db {
 
     pub async fn acme_account(&self, id: i64) -> Result<Option<AcmeAccountRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM acme_accounts WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
             .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
     }
 
@@ -107,7 +107,7 @@ impl Db {
         thumbprint: &str,
     ) -> Result<Option<AcmeAccountRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM acme_accounts WHERE directory = $1 AND thumbprint = $2");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
             .bind(directory).bind(thumbprint).fetch_optional(pool).await.map_err(StoreError::from))
     }
 
@@ -123,7 +123,7 @@ impl Db {
             "UPDATE acme_accounts SET contact = COALESCE($2, contact), status = COALESCE($3, status) \
              WHERE id = $1 AND status = 'valid' RETURNING {COLUMNS}"
         );
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(id).bind(contact).bind(status)
@@ -149,7 +149,7 @@ impl Db {
             "UPDATE acme_accounts SET thumbprint = $3, jwk = $4 \
              WHERE id = $1 AND thumbprint = $2 AND status = 'valid' RETURNING {COLUMNS}"
         );
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(id).bind(old_thumbprint).bind(thumbprint).bind(jwk)
@@ -159,19 +159,5 @@ impl Db {
             tx.commit().await?;
             Ok(record)
         })
-    }
-
-    /// Row counts of every ACME table a request could change (used nonces
-    /// aside), for tests that check a refused request stored nothing.
-    pub async fn count_acme_rows(&self) -> Result<[i64; 5], StoreError> {
-        let mut out = [0; 5];
-        for (slot, table) in
-            out.iter_mut().zip(["eab_keys", "acme_accounts", "acme_orders", "acme_authorizations", "acme_challenges"])
-        {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            *slot = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool).await.map_err(StoreError::from))?;
-        }
-        Ok(out)
     }
 }

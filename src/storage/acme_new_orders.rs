@@ -10,7 +10,7 @@
 //! validations summed), so one reusable key cannot multiply the limits by
 //! binding more accounts; a key's sum includes each of its accounts' own.
 
-use super::{AcmeAuthzRecord, AcmeOrderRecord, Db, StoreError, begin_write, one_row_each, with_pool};
+use super::{AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, Db, StoreError, begin_write, one_row_each, with_pool};
 
 /// Counter buckets per rate window: the count may include orders made up to
 /// 1/64 of the window before it began (it errs towards refusing).
@@ -106,14 +106,14 @@ pub enum RateLimited {
     TooManyFailures,
 }
 
-impl Db {
+impl AcmeStore {
     /// Judges each order against its limits and stores those that fit, one
     /// answer per request. Orders of one account in the same call count
     /// towards each other in order. Two calls running at once may each
     /// admit an account's last allowed order: the limit guards against
     /// runaway clients, it does not meter.
     pub async fn admit_acme_orders(&self, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
-        match self {
+        match self.db() {
             Db::Postgres(pool) => admit_at_once(pool, requests).await,
             Db::Sqlite(pool) => admit_in_steps(pool, requests).await,
         }
@@ -126,7 +126,7 @@ impl Db {
         for sql in
             ["DELETE FROM acme_order_counts WHERE bucket < $1", "DELETE FROM acme_eab_order_counts WHERE bucket < $1"]
         {
-            pruned += with_pool!(self, pool => sqlx::query(sql).bind(oldest).execute(pool).await.map(|done| done.rows_affected()))?;
+            pruned += with_pool!(self.db(), pool => sqlx::query(sql).bind(oldest).execute(pool).await.map(|done| done.rows_affected()))?;
         }
         Ok(pruned)
     }

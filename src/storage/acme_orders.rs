@@ -3,7 +3,7 @@
 //! nodes racing on the same object cannot both win.
 
 use super::certificates::COLUMNS as CERTIFICATE_COLUMNS;
-use super::{CertificateRecord, Db, StoreError, begin_write, with_pool};
+use super::{AcmeStore, CertificateRecord, Db, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeOrderRecord {
@@ -48,7 +48,7 @@ pub struct AcmeChallengeRecord {
     pub error: Option<String>,
 }
 
-/// A challenge left processing (see `Db::stalled_acme_challenges`).
+/// A challenge left processing (see `AcmeStore::stalled_acme_challenges`).
 #[derive(Debug, Clone)]
 pub struct StalledChallenge {
     pub challenge: AcmeChallengeRecord,
@@ -122,7 +122,6 @@ pub enum ValidationOutcome {
 
 const ORDER_COLUMNS: &str = "id, account_id, status, identifiers, not_before, not_after, expires, error, \
                              certificate_serial, replaces_serial, replaces, created_at";
-const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
 
 /// One validation result as three updates in a transaction (SQLite).
 async fn record_validation_in_steps(
@@ -162,18 +161,12 @@ async fn record_validation_in_steps(
     Ok(())
 }
 
-impl Db {
-    pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrderRecord>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
-    }
-
+impl AcmeStore {
     /// Orders with the ids of their authorizations, one answer per id in
     /// `ids` (None for an unknown one); on PostgreSQL one statement for
     /// them all (`storage::batch`).
     pub async fn acme_orders_with_authz_ids(&self, ids: &[i64]) -> Result<Vec<Option<OrderWithAuthzIds>>, StoreError> {
-        let rows = match self {
+        let rows = match self.db() {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "SELECT {ORDER_COLUMNS}, (SELECT string_agg(CAST(a.id AS TEXT), ',' ORDER BY a.id) \
@@ -215,7 +208,7 @@ impl Db {
     ) -> Result<Vec<i64>, StoreError> {
         const SQL: &str = "SELECT id FROM acme_orders WHERE account_id = $1 AND id > COALESCE($2, 0) \
              ORDER BY id LIMIT $3";
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, i64>(SQL)
             .bind(account_id).bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -230,14 +223,8 @@ impl Db {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT 1 FROM acme_orders o JOIN acme_authorizations a ON a.order_id = o.id \
              WHERE o.account_id = $1 AND a.identifier = $2 AND a.status = 'valid' AND a.expires > $3 LIMIT 1";
-        with_pool!(self, pool => sqlx::query(SQL).bind(account_id).bind(identifier).bind(now)
+        with_pool!(self.db(), pool => sqlx::query(SQL).bind(account_id).bind(identifier).bind(now)
             .fetch_optional(pool).await.map(|row| row.is_some()).map_err(StoreError::from))
-    }
-
-    pub async fn acme_order_authorizations(&self, order_id: i64) -> Result<Vec<AcmeAuthzRecord>, StoreError> {
-        let sql = format!("SELECT {AUTHZ_COLUMNS} FROM acme_authorizations WHERE order_id = $1 ORDER BY id");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeAuthzRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(order_id).fetch_all(pool).await.map_err(StoreError::from))
     }
 
     /// Authorizations with their challenges, one answer per key in `keys`
@@ -252,7 +239,7 @@ impl Db {
              c.validated AS c_validated, c.error AS c_error \
              FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authz_id = a.id";
         let mut found: Vec<AuthzWithChallenges> = Vec::new();
-        match self {
+        match self.db() {
             Db::Postgres(pool) => {
                 let (mut authz_ids, mut challenge_ids) = (Vec::new(), Vec::new());
                 for key in keys {
@@ -309,7 +296,7 @@ impl Db {
     pub async fn start_acme_challenges(&self, ids: &[i64], now: i64) -> Result<Vec<bool>, StoreError> {
         const WHERE: &str =
             "status = 'pending' AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
-        match self {
+        match self.db() {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "UPDATE acme_challenges SET status = 'processing', started_at = $2 \
@@ -352,7 +339,7 @@ impl Db {
              JOIN acme_authorizations a ON a.id = c.authz_id JOIN acme_accounts acc ON acc.id = c.account_id \
              WHERE c.status = 'processing' AND (c.started_at IS NULL OR c.started_at < $1) \
              AND a.status = 'pending' AND a.expires > $2 ORDER BY c.id LIMIT $3";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let rows = sqlx::query(SQL).bind(before).bind(now).bind(limit).fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {
@@ -374,7 +361,7 @@ impl Db {
     pub async fn claim_stalled_acme_challenge(&self, stalled: &StalledChallenge, now: i64) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE acme_challenges SET started_at = $3 \
              WHERE id = $1 AND status = 'processing' AND COALESCE(started_at, -1) = COALESCE($2, -1)";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let done = sqlx::query(SQL).bind(stalled.challenge.id).bind(stalled.started_at).bind(now).execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
@@ -396,7 +383,7 @@ impl Db {
             };
             (*id, status, *at, error)
         });
-        match self {
+        match self.db() {
             Db::Postgres(pool) => {
                 // The three updates for every result at once. The data-modifying
                 // CTEs see the snapshot from before the statement, so an order
@@ -443,7 +430,7 @@ impl Db {
              WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id";
         const ORDER: &str =
             "UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let order_id: Option<i64> = sqlx::query_scalar(AUTHZ).bind(id).fetch_optional(&mut *tx).await?;
             let Some(order_id) = order_id else {
@@ -461,14 +448,14 @@ impl Db {
     pub async fn fail_acme_finalize(&self, order_id: i64, problem: &str) -> Result<(), StoreError> {
         const SQL: &str =
             "UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'processing'";
-        with_pool!(self, pool => sqlx::query(SQL).bind(order_id).bind(problem)
+        with_pool!(self.db(), pool => sqlx::query(SQL).bind(order_id).bind(problem)
             .execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 
     /// The order that produced a certificate, if it came from ACME.
     pub async fn acme_order_for_certificate(&self, serial: &[u8]) -> Result<Option<AcmeOrderRecord>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE certificate_serial = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
             .bind(serial).fetch_optional(pool).await.map_err(StoreError::from))
     }
 
@@ -494,7 +481,7 @@ impl Db {
             }};
         }
         let mut found = Vec::new();
-        match self {
+        match self.db() {
             Db::Postgres(pool) => {
                 let sql = select("= ANY($1)");
                 for row in &sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serials).fetch_all(pool).await? {
@@ -516,7 +503,7 @@ impl Db {
 
     pub async fn acme_replacements(&self, serial: &[u8]) -> Result<Vec<AcmeOrderRecord>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM acme_orders WHERE replaces_serial = $1 ORDER BY id DESC");
-        with_pool!(self, pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AcmeOrderRecord>(sqlx::AssertSqlSafe(sql))
             .bind(serial).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

@@ -1,7 +1,7 @@
 //! Certificate authorities: the root and the issuing CAs under it.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthorityRecord {
@@ -43,57 +43,45 @@ pub struct NewAuthority {
 const COLUMNS: &str = "id, name, kind, parent_id, key_uri, algorithm, certificate_der, serial, ski, subject, \
                        not_before, not_after, status, created_at";
 
-impl Db {
-    /// Records a new CA and its audit event; a name already taken is a conflict.
-    pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
+/// Inserts a [`NewAuthority`] in a transaction, returning its id: the one
+/// statement and binding behind both a new hierarchy and a rotation.
+macro_rules! insert_new_authority {
+    ($executor:expr, $authority:expr) => {{
         const SQL: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
              serial, ski, subject, not_before, not_after, created_at, setup_mode) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
-        with_pool!(self, pool => {
+        let authority: &NewAuthority = $authority;
+        sqlx::query_scalar::<_, i64>(SQL)
+            .bind(&authority.name)
+            .bind(authority.kind)
+            .bind(authority.parent_id)
+            .bind(&authority.key_uri)
+            .bind(&authority.algorithm)
+            .bind(&authority.certificate_der)
+            .bind(&authority.serial)
+            .bind(&authority.ski)
+            .bind(&authority.subject)
+            .bind(authority.not_before)
+            .bind(authority.not_after)
+            .bind(authority.created_at)
+            .bind(authority.setup_mode)
+            .fetch_one($executor)
+            .await
+    }};
+}
+
+impl AuthorityStore {
+    /// Records a new CA and its audit event; a name already taken is a conflict.
+    pub async fn insert_authority(&self, authority: &NewAuthority, audit: &NewAuditEvent) -> Result<i64, StoreError> {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let id: i64 = sqlx::query_scalar(SQL)
-                .bind(&authority.name)
-                .bind(authority.kind)
-                .bind(authority.parent_id)
-                .bind(&authority.key_uri)
-                .bind(&authority.algorithm)
-                .bind(&authority.certificate_der)
-                .bind(&authority.serial)
-                .bind(&authority.ski)
-                .bind(&authority.subject)
-                .bind(authority.not_before)
-                .bind(authority.not_after)
-                .bind(authority.created_at)
-                .bind(authority.setup_mode)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = insert_new_authority!(&mut *tx, authority)?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)
         })
     }
 
-    pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
-        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
-            .fetch_all(pool).await.map_err(StoreError::from))
-    }
-
-    /// Whether `tessera init` made this database's hierarchy.
-    pub async fn has_production_hierarchy(&self) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM authorities WHERE setup_mode = 'production'";
-        let count: i64 = with_pool!(self, pool => sqlx::query_scalar(SQL).fetch_one(pool).await?);
-        Ok(count > 0)
-    }
-
-    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM authorities WHERE id = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(id).fetch_one(pool).await.map_err(StoreError::from))
-    }
-}
-
-impl Db {
     /// Records a rotation in one transaction: the predecessor is retired
     /// (it must still be active, else Conflict: someone rotated it first),
     /// the successor is recorded, and the audit event is written.
@@ -104,34 +92,38 @@ impl Db {
         audit: &NewAuditEvent,
     ) -> Result<i64, StoreError> {
         const RETIRE: &str = "UPDATE authorities SET status = 'retired' WHERE id = $1 AND status = 'active'";
-        const INSERT: &str = "INSERT INTO authorities (name, kind, parent_id, key_uri, algorithm, certificate_der, \
-             serial, ski, subject, not_before, not_after, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
             if retired.rows_affected() != 1 {
                 return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
             }
-            let id: i64 = sqlx::query_scalar(INSERT)
-                .bind(&successor.name)
-                .bind(successor.kind)
-                .bind(successor.parent_id)
-                .bind(&successor.key_uri)
-                .bind(&successor.algorithm)
-                .bind(&successor.certificate_der)
-                .bind(&successor.serial)
-                .bind(&successor.ski)
-                .bind(&successor.subject)
-                .bind(successor.not_before)
-                .bind(successor.not_after)
-                .bind(successor.created_at)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = insert_new_authority!(&mut *tx, successor)?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)
         })
+    }
+}
+
+impl Catalog {
+    /// Whether `tessera init` made this database's hierarchy.
+    pub async fn has_production_hierarchy(&self) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM authorities WHERE setup_mode = 'production'";
+        let count: i64 = with_pool!(self.db(), pool => sqlx::query_scalar(SQL).fetch_one(pool).await?);
+        Ok(count > 0)
+    }
+
+    pub async fn list_authorities(&self) -> Result<Vec<AuthorityRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities ORDER BY id");
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool).await.map_err(StoreError::from))
+    }
+
+    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authorities WHERE id = $1");
+        with_pool!(self.db(), pool => sqlx::query_as::<_, AuthorityRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_one(pool).await.map_err(StoreError::from))
     }
 
     /// Certificates of every authority a relying party may meet today: not
@@ -141,7 +133,7 @@ impl Db {
              LEFT JOIN certificates c ON c.serial = a.serial AND a.parent_id IS NOT NULL \
              WHERE a.not_after > $1 AND (c.status IS NULL OR c.status <> 3) \
              ORDER BY CASE WHEN a.parent_id IS NULL THEN 0 ELSE 1 END, a.id";
-        with_pool!(self, pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
             .bind(now).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

@@ -2,7 +2,10 @@
 //! signature exists, then issued (or failed), later perhaps revoked.
 
 use super::audit::insert_audit;
-use super::{ASYNC_COMMIT, Db, NewAuditEvent, StoreError, begin_write, like_escape, one_row_each, with_pool};
+use super::{
+    ASYNC_COMMIT, AdminStore, Catalog, Db, IssuanceLedger, NewAuditEvent, RevocationStore, StoreError, begin_write,
+    like_escape, one_row_each, with_pool,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertificateStatus {
@@ -126,7 +129,7 @@ pub struct Succession {
     pub acme_order: Option<i64>,
 }
 
-/// A serial to reserve ([`Db::reserve_certificates`]) and the ACME order
+/// A serial to reserve ([`IssuanceLedger::reserve_certificates`]) and the ACME order
 /// its certificate finalizes, if any.
 #[derive(Debug, Clone)]
 pub struct Reservation {
@@ -146,7 +149,7 @@ pub enum Reserved {
     KeyBlocked,
 }
 
-/// A signed certificate to record as issued ([`Db::record_issued_all`]).
+/// A signed certificate to record as issued ([`IssuanceLedger::record_issued_all`]).
 #[derive(Debug, Clone)]
 pub struct IssuedRecord {
     pub serial: Vec<u8>,
@@ -159,12 +162,12 @@ pub struct IssuedRecord {
 /// a key (`issuance::RevocationReason::KeyCompromise`).
 pub const KEY_COMPROMISE: i16 = 1;
 
-/// A certificate [`Db::revoke_certificate`] revoked.
+/// A certificate [`RevocationStore::revoke_certificate`] revoked.
 #[derive(Debug, Clone)]
 pub struct RevokedCertificate {
     pub record: CertificateRecord,
     /// The key hash it blocked (reason keyCompromise): its other
-    /// certificates are for [`Db::revoke_key_siblings`] to revoke.
+    /// certificates are for [`RevocationStore::revoke_key_siblings`] to revoke.
     pub blocked_key: Option<Vec<u8>>,
 }
 
@@ -255,7 +258,7 @@ where
         .bind(&pending.spki_hash))
 }
 
-/// [`Db::reserve_certificates`] on PostgreSQL as one statement. Of two
+/// [`IssuanceLedger::reserve_certificates`] on PostgreSQL as one statement. Of two
 /// reservations for one order (two finalizations at once) the first claims
 /// it. A serial taken meanwhile by another statement fails the whole batch
 /// with a conflict, which the issuer retries with fresh serials.
@@ -311,22 +314,24 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
         .collect())
 }
 
-/// [`Db::record_issued_all`] on PostgreSQL as one statement: one round
+/// [`IssuanceLedger::record_issued_all`] on PostgreSQL as one statement: one round
 /// trip and one commit for the whole batch. The other rows' updates and the
 /// audit events happen only for certificates that were pending; one whose
 /// key was blocked meanwhile is recorded failed instead. A
 /// predecessor another issuance has locked is left to that one: it is
 /// superseding it, and waiting for its commit only queued every issuance for
 /// the same names behind one row. Within the batch, a certificate that a
-/// later one of the same lineage follows is recorded superseded at once.
+/// later one of the same lineage follows is recorded superseded at once. A
+/// serial given twice is recorded once, by its first record, as the SQLite
+/// path does (the later one finds it no longer pending).
 async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
     const SQL: &str = "WITH batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[], \
          $3::BOOLEAN[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::BYTEA[], $8::INT8[], $9::INT8[], $10::TEXT[], \
          $11::TEXT[], $12::TEXT[], $13::TEXT[]) WITH ORDINALITY AS b(serial, der, succeeds, requester, sans, \
          authority_id, replaces, acme_order, at, actor, action, target, detail, n)), \
-         pending AS MATERIALIZED (SELECT b.* FROM batch b \
+         pending AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
          JOIN certificates c ON c.serial = b.serial AND c.status = 0 \
-         WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
+         WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash) ORDER BY b.serial, b.n), \
          refused AS (UPDATE certificates c SET status = 2 FROM batch b WHERE c.serial = b.serial AND c.status = 0 \
          AND EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
          issued AS (UPDATE certificates c SET status = 1, der = p.der, superseded = EXISTS (SELECT 1 \
@@ -346,7 +351,7 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
          SELECT at, actor, action, target, detail FROM done ORDER BY n), \
          completed AS (UPDATE acme_orders o SET status = 'valid', certificate_serial = d.serial \
          FROM done d WHERE o.id = d.acme_order AND o.status = 'processing') \
-         SELECT b.serial IN (SELECT serial FROM done) FROM batch b ORDER BY b.n";
+         SELECT b.n IN (SELECT n FROM done) FROM batch b ORDER BY b.n";
     let succession = || records.iter().map(|r| r.succession.as_ref());
     let audit = || records.iter().map(|r| &r.audit);
     let issued: Vec<bool> = sqlx::query_scalar(SQL)
@@ -368,7 +373,7 @@ async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) ->
     one_row_each("issued records", records.len(), issued)
 }
 
-impl Db {
+impl IssuanceLedger {
     /// Step one of issuance: the serial is on record before any signature.
     pub async fn reserve_certificate(&self, pending: &PendingCertificate) -> Result<(), StoreError> {
         let reservation = Reservation { pending: pending.clone(), acme_order: None };
@@ -378,7 +383,7 @@ impl Db {
         }
     }
 
-    /// Reserves serials in one commit, each as [`Db::reserve_certificate`]
+    /// Reserves serials in one commit, each as [`IssuanceLedger::reserve_certificate`]
     /// does; one that finalizes an ACME order moves it from ready to
     /// processing in the same commit, so a processing order always has its
     /// reserved certificate. A blocked key is refused in the same statement
@@ -391,7 +396,7 @@ impl Db {
         const TAKEN: &str = "SELECT 1 FROM certificates WHERE serial = $1";
         const BLOCKED: &str = "SELECT 1 FROM blocked_keys WHERE spki_hash = $1";
         const CLAIM: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
-        let pool = match self {
+        let pool = match self.db() {
             Db::Postgres(pool) => return reserve_at_once(pool, reservations).await,
             Db::Sqlite(pool) => pool,
         };
@@ -430,7 +435,7 @@ impl Db {
     }
 
     /// Records signed certificates in one commit, each as
-    /// [`Db::record_issued`] does and, where it has a [`Succession`],
+    /// [`IssuanceLedger::record_issued`] does and, where it has a [`Succession`],
     /// marking the certificates it replaces superseded in the same commit,
     /// so finding overdue certificates never needs a search. Only the flag
     /// is kept: nothing needs to know which certificate replaced which.
@@ -449,7 +454,7 @@ impl Db {
         const REPLACES: &str = "UPDATE certificates SET superseded = TRUE WHERE serial = $1 AND NOT superseded";
         const ORDER: &str = "UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
              WHERE id = $2 AND status = 'processing'";
-        let pool = match self {
+        let pool = match self.db() {
             Db::Postgres(pool) => return record_issued_at_once(pool, records).await,
             Db::Sqlite(pool) => pool,
         };
@@ -488,15 +493,19 @@ impl Db {
     /// A signature that could not be made: the serial stays on record as failed.
     pub async fn record_failed(&self, serial: &[u8]) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE certificates SET status = 2 WHERE serial = $1 AND status = 0";
-        with_pool!(self, pool => sqlx::query(SQL).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
+        with_pool!(self.db(), pool => sqlx::query(SQL).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
+}
 
+impl Catalog {
     pub async fn certificate(&self, serial: &[u8]) -> Result<CertificateRecord, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM certificates WHERE serial = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
             .bind(serial).fetch_one(pool).await.map_err(StoreError::from))
     }
+}
 
+impl AdminStore {
     pub async fn list_certificates(
         &self,
         filter: &CertificateFilter,
@@ -522,7 +531,7 @@ impl Db {
             Some((t, s)) => (Some(*t), Some(s.clone())),
             None => (None, None),
         };
-        with_pool!(self, pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
             .bind(filter.status.map(CertificateStatus::code))
             .bind(filter.authority_id)
             .bind(&san)
@@ -535,7 +544,9 @@ impl Db {
             .await
             .map_err(StoreError::from))
     }
+}
 
+impl RevocationStore {
     /// Marks an issued certificate revoked, with its audit event. With
     /// reason keyCompromise it also blocks the certificate's key in the same
     /// commit (no certificate is issued for it from then on, on any node),
@@ -544,7 +555,7 @@ impl Db {
     /// revocation keeps its time (RFC 5280: when it was revoked). Unknown
     /// serial: NotFound; already revoked (for keyCompromise, or with another
     /// reason now) or never issued: Conflict. The key's other certificates
-    /// are left to [`Db::revoke_key_siblings`], in a transaction of its own
+    /// are left to [`RevocationStore::revoke_key_siblings`], in a transaction of its own
     /// that begins after this commit.
     pub async fn revoke_certificate(
         &self,
@@ -561,7 +572,7 @@ impl Db {
         );
         const BLOCK: &str = "INSERT INTO blocked_keys (spki_hash, blocked_at, serial) VALUES ($1, $2, $3) \
              ON CONFLICT (spki_hash) DO NOTHING";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let revoked = sqlx::query_as::<_, RevokedRow>(sqlx::AssertSqlSafe(update))
                 .bind(serial)
@@ -589,12 +600,6 @@ impl Db {
             tx.commit().await?;
             Ok(RevokedCertificate { record, blocked_key })
         })
-    }
-
-    /// Counts certificate rows, for tests that check nothing was written.
-    pub async fn count_certificates(&self) -> Result<i64, StoreError> {
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificates")
-            .fetch_one(pool).await.map_err(StoreError::from))
     }
 }
 

@@ -3,7 +3,9 @@
 //! HMAC key is stored sealed (`crate::secrets`), never in the clear.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, SealedValue, SecretRow, StoreError, StoredSecret, begin_write, with_pool};
+use super::{
+    AcmeStore, AdminStore, NewAuditEvent, SealedValue, SecretRow, StoreError, StoredSecret, begin_write, with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EabKeyRecord {
@@ -67,7 +69,7 @@ impl AccountCap {
 
 const COLUMNS: &str = "id, kid, policy, reusable, created_at, bound_at, bound_count, max_accounts, revoked_at";
 
-impl Db {
+impl AdminStore {
     /// Records a key whose HMAC key was sealed for `SecretRow::EabHmacKey(kid)`.
     pub async fn insert_eab_key(
         &self,
@@ -83,7 +85,7 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
         let reusable = matches!(cap, AccountCap::Reusable { .. });
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(kid).bind(&hmac_key.bytes).bind(&hmac_key.key_id).bind(policy).bind(reusable).bind(now)
@@ -95,15 +97,9 @@ impl Db {
         })
     }
 
-    pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
-        const SQL: &str = "SELECT id, kid, hmac_key, sealed_with, policy, reusable, bound_at, revoked_at FROM eab_keys WHERE kid = $1";
-        with_pool!(self, pool => sqlx::query_as::<_, EabKeySecret>(SQL)
-            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
-    }
-
     pub async fn list_eab_keys(&self, after_id: Option<i64>, limit: i64) -> Result<Vec<EabKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM eab_keys WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2");
-        with_pool!(self, pool => sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
             .bind(after_id).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -120,7 +116,7 @@ impl Db {
         const ACCOUNTS: &str = "UPDATE acme_accounts SET status = 'revoked' WHERE eab_key_id = $1 AND status = 'valid'";
         let sql =
             format!("UPDATE eab_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, EabKeyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(kid).bind(now).fetch_optional(&mut *tx).await?;
@@ -144,7 +140,16 @@ impl Db {
 
     /// The policy of a key, for a token's binding check.
     pub async fn eab_key_policy(&self, kid: &str) -> Result<Option<String>, StoreError> {
-        with_pool!(self, pool => sqlx::query_scalar("SELECT policy FROM eab_keys WHERE kid = $1")
+        with_pool!(self.db(), pool => sqlx::query_scalar("SELECT policy FROM eab_keys WHERE kid = $1")
+            .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+}
+
+impl AcmeStore {
+    pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
+        const SQL: &str = "SELECT id, kid, hmac_key, sealed_with, policy, reusable, bound_at, revoked_at \
+             FROM eab_keys WHERE kid = $1";
+        with_pool!(self.db(), pool => sqlx::query_as::<_, EabKeySecret>(SQL)
             .bind(kid).fetch_optional(pool).await.map_err(StoreError::from))
     }
 }

@@ -8,7 +8,7 @@
 //! not superseded), never the whole table (tests/it/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
 
-use super::{Db, StoreError, begin_write, with_pool};
+use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, with_pool};
 
 /// The windows an expirations summary counts, in Unix seconds.
 #[derive(Debug, Clone, Copy)]
@@ -59,18 +59,6 @@ pub struct LifecycleEvent {
     pub attempts: i32,
 }
 
-/// One recorded delivery attempt.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct WebhookAttempt {
-    pub event_id: i64,
-    pub kind: String,
-    pub url: String,
-    pub attempt: i32,
-    pub status_code: Option<i32>,
-    pub error: Option<String>,
-    pub at: i64,
-}
-
 /// What an attempt leaves the event as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
@@ -93,32 +81,32 @@ pub struct JobRecord {
 
 /// Issued certificates expiring within 1 h / 24 h / 7 d, per authority:
 /// one range of the partial index `certificates_issued_expiry`, index only.
-const EXPIRING: &str = "SELECT authority_id, \
+pub(super) const EXPIRING: &str = "SELECT authority_id, \
      SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
      SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
      COUNT(*) \
      FROM certificates WHERE status = 1 AND not_after > $1 AND not_after <= $4 GROUP BY authority_id";
 /// Overdue and expired-without-successor counts per authority: one range
 /// of the partial index `certificates_heads_expiry`, index only.
-const UNREPLACED: &str = "SELECT authority_id, \
+pub(super) const UNREPLACED: &str = "SELECT authority_id, \
      SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
      SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
      FROM certificates WHERE status = 1 AND NOT superseded AND not_after > $2 AND not_after <= $3 \
      AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
      GROUP BY authority_id";
 /// Unreported unreplaced certificates in a window, for notices.
-const UNNOTICED: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
+pub(super) const UNNOTICED: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
      FROM certificates c WHERE c.status = 1 AND NOT c.superseded \
      AND c.not_after > $1 AND c.not_after <= $2 \
      AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
      AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \
      ORDER BY c.not_after LIMIT $6";
 
-impl Db {
+impl LifecycleStore {
     /// Per-authority counts of what expires soon, what is overdue and what
     /// expired without a successor.
     pub async fn expiration_counts(&self, w: &ExpiryWindows) -> Result<Vec<ExpirationCounts>, StoreError> {
-        let (expiring, unreplaced) = with_pool!(self, pool => {
+        let (expiring, unreplaced) = with_pool!(self.db(), pool => {
             let expiring = sqlx::query_as::<_, (i64, i64, i64, i64)>(EXPIRING)
                 .bind(w.now)
                 .bind(w.hour_end)
@@ -180,7 +168,7 @@ impl Db {
             Some((permille, now)) => (Some(permille), now),
             None => (None, 0),
         };
-        with_pool!(self, pool => sqlx::query_as::<_, UnreplacedCertificate>(UNNOTICED)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, UnreplacedCertificate>(UNNOTICED)
             .bind(from).bind(until).bind(permille).bind(now).bind(kind).bind(limit)
             .fetch_all(pool).await.map_err(StoreError::from))
     }
@@ -199,7 +187,7 @@ impl Db {
         const EVENT: &str = "INSERT INTO webhook_events (kind, subject, url, payload, next_attempt_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $5)";
         let subject_text = hex::encode(subject);
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let fresh = sqlx::query(NOTICE).bind(kind).bind(subject).bind(at).execute(&mut *tx).await?;
             if fresh.rows_affected() != 1 {
@@ -218,7 +206,7 @@ impl Db {
     pub async fn due_webhook_events(&self, now: i64, limit: i64) -> Result<Vec<LifecycleEvent>, StoreError> {
         const SQL: &str = "SELECT id, kind, subject, url, payload, attempts FROM webhook_events \
              WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
-        with_pool!(self, pool => sqlx::query_as::<_, LifecycleEvent>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, LifecycleEvent>(SQL)
             .bind(now).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -240,7 +228,7 @@ impl Db {
             WebhookOutcome::RetryAt(next) => ("pending", next),
             WebhookOutcome::GaveUp => ("failed", at),
         };
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             sqlx::query(ATTEMPT)
                 .bind(event.id).bind(&event.kind).bind(&event.url).bind(attempt)
@@ -257,7 +245,7 @@ impl Db {
     pub async fn rename_webhook_url(&self, from: &str, to: &str) -> Result<u64, StoreError> {
         const EVENTS: &str = "UPDATE webhook_events SET url = $2 WHERE url = $1";
         const DELIVERIES: &str = "UPDATE webhook_deliveries SET url = $2 WHERE url = $1";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let events = sqlx::query(EVENTS).bind(from).bind(to).execute(&mut *tx).await?.rows_affected();
             let deliveries = sqlx::query(DELIVERIES).bind(from).bind(to).execute(&mut *tx).await?.rows_affected();
@@ -265,14 +253,9 @@ impl Db {
             Ok(events + deliveries)
         })
     }
+}
 
-    /// Every delivery attempt on record, in order.
-    pub async fn webhook_attempts(&self) -> Result<Vec<WebhookAttempt>, StoreError> {
-        const SQL: &str =
-            "SELECT event_id, kind, url, attempt, status_code, error, at FROM webhook_deliveries ORDER BY id";
-        with_pool!(self, pool => sqlx::query_as::<_, WebhookAttempt>(SQL).fetch_all(pool).await.map_err(StoreError::from))
-    }
-
+impl JobLeases {
     /// Takes the lease on a job for `holder` until `until`, only when the
     /// job is due (its `next_run` has come) and no other holder's lease
     /// is running. One atomic statement, so of several nodes exactly one
@@ -282,7 +265,7 @@ impl Db {
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
              WHERE (job_leases.lease_until < $4 OR job_leases.holder = excluded.holder) \
              AND (job_leases.next_run IS NULL OR job_leases.next_run <= $4)";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(job).bind(holder).bind(until).bind(now)
             .execute(pool).await.map(|done| done.rows_affected() == 1).map_err(StoreError::from))
     }
@@ -297,7 +280,7 @@ impl Db {
     ) -> Result<(), StoreError> {
         const SQL: &str =
             "UPDATE job_leases SET last_run = $2, next_run = $3, last_error = $4, runs = runs + 1 WHERE name = $1";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(job).bind(at).bind(next_run).bind(error).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 
@@ -316,94 +299,17 @@ impl Db {
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until, \
              last_run = excluded.last_run, next_run = excluded.next_run, last_error = excluded.last_error, \
              runs = job_leases.runs + 1";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(job).bind(holder).bind(at).bind(next_run).bind(error)
             .execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
+}
 
-    /// The query plans of the expiry queries for `w`, one text per query
-    /// (PostgreSQL `EXPLAIN`, SQLite `EXPLAIN QUERY PLAN`), so tests and the
-    /// benchmark can show they read index windows, not the table. With
-    /// `without_seq_scan`, PostgreSQL is told to avoid sequential scans
-    /// (a test table of a few rows is scanned whole otherwise, cheaply).
-    pub async fn explain_expiry_queries(
-        &self,
-        w: &ExpiryWindows,
-        without_seq_scan: bool,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut plans = Vec::new();
-        match self {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                if without_seq_scan {
-                    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
-                }
-                let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(EXPIRING))
-                    .bind(w.now)
-                    .bind(w.hour_end)
-                    .bind(w.day_end)
-                    .bind(w.week_end)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                plans.push(lines.join("\n"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(UNREPLACED))
-                    .bind(w.now)
-                    .bind(w.expired_since)
-                    .bind(w.overdue_until)
-                    .bind(w.overdue_permille)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                plans.push(lines.join("\n"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(UNNOTICED))
-                    .bind(w.now)
-                    .bind(w.overdue_until)
-                    .bind(Some(w.overdue_permille))
-                    .bind(w.now)
-                    .bind("certificate.overdue")
-                    .bind(100_i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                plans.push(lines.join("\n"));
-                tx.rollback().await?;
-            }
-            Db::Sqlite(pool) => {
-                let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(EXPIRING))
-                    .bind(w.now)
-                    .bind(w.hour_end)
-                    .bind(w.day_end)
-                    .bind(w.week_end)
-                    .fetch_all(pool)
-                    .await?;
-                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNREPLACED))
-                    .bind(w.now)
-                    .bind(w.expired_since)
-                    .bind(w.overdue_until)
-                    .bind(w.overdue_permille)
-                    .fetch_all(pool)
-                    .await?;
-                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNNOTICED))
-                    .bind(w.now)
-                    .bind(w.overdue_until)
-                    .bind(Some(w.overdue_permille))
-                    .bind(w.now)
-                    .bind("certificate.overdue")
-                    .bind(100_i64)
-                    .fetch_all(pool)
-                    .await?;
-                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
-            }
-        }
-        Ok(plans)
-    }
-
+impl AdminStore {
     /// Every job that ever took a lease, by name.
     pub async fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         const SQL: &str =
             "SELECT name, holder, lease_until, last_run, next_run, last_error, runs FROM job_leases ORDER BY name";
-        with_pool!(self, pool => sqlx::query_as::<_, JobRecord>(SQL).fetch_all(pool).await.map_err(StoreError::from))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, JobRecord>(SQL).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

@@ -1,6 +1,8 @@
 //! Storage: the only module that speaks SQL. PostgreSQL in production,
-//! SQLite as the embedded default, behind one surface ([`Db`]). Both
-//! backends run the same SQL text (`$n` placeholders, Unix-second
+//! SQLite as the embedded default. [`Db`] connects and migrates; each
+//! component holds a narrow view of it (`views`: [`IssuanceLedger`],
+//! [`AcmeStore`], [`RevocationStore`]...), with only the methods it needs.
+//! Both backends run the same SQL text (`$n` placeholders, Unix-second
 //! timestamps); each has its own migrations.
 //!
 //! Architecture invariant: every change and its audit event are written in
@@ -21,8 +23,12 @@ mod policies;
 mod renewal_pulls;
 mod revocation;
 mod sealing;
+#[cfg(feature = "test-support")]
 mod seed;
+#[cfg(feature = "test-support")]
+mod test_support;
 mod tokens;
+mod views;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -47,16 +53,24 @@ pub use certificates::{
 };
 pub use eab_keys::{AccountCap, EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
-    ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookAttempt, WebhookOutcome,
+    ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookOutcome,
 };
 pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
+#[cfg(feature = "test-support")]
 pub use seed::SeedSpec;
+#[cfg(feature = "test-support")]
+pub use test_support::WebhookAttempt;
 pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
+pub use views::{
+    AcmeStore, AdminStore, AuthorityStore, Catalog, IssuanceLedger, JobLeases, LifecycleStore, RevocationStore,
+    SecretStore,
+};
 
-/// A connection pool on one of the two backends.
+/// A connection pool on one of the two backends: it connects, migrates
+/// and hands out the views (`views`) that components hold.
 #[derive(Debug, Clone)]
 pub enum Db {
     Postgres(PgPool),
@@ -243,16 +257,6 @@ impl Db {
         }
     }
 
-    /// A cheap round trip, for readiness checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
-    }
-
-    /// Runs one statement that takes no parameters (DDL in tests and tools).
-    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.map(|_| ()).map_err(StoreError::from))
-    }
-
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
     }
@@ -265,6 +269,13 @@ impl Db {
             Self::Postgres(_) => " FOR UPDATE",
             Self::Sqlite(_) => "",
         }
+    }
+}
+
+impl Catalog {
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self.db(), pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 }
 

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 
 use super::acme_accounts::COLUMNS as ACCOUNT_COLUMNS;
-use super::{ASYNC_COMMIT, AcmeAccountRecord, Db, SealedValue, SecretRow, StoreError, StoredSecret, with_pool};
+use super::{
+    ASYNC_COMMIT, AcmeAccountRecord, AcmeStore, Db, SealedValue, SecretRow, StoreError, StoredSecret, with_pool,
+};
 
 /// What spending a batch of nonces found: the nonces that were fresh (the
 /// others were used before) and the accounts that were asked for.
@@ -16,7 +18,7 @@ pub struct SpentNonces {
     pub accounts: Vec<AcmeAccountRecord>,
 }
 
-impl Db {
+impl AcmeStore {
     /// Records the distinct `nonces` (with their expiry) as used and reads
     /// the accounts `account_ids`, on PostgreSQL in one statement whatever
     /// the batch size: concurrent requests share it (`acme::nonce_batch`).
@@ -25,7 +27,7 @@ impl Db {
         nonces: &[(Vec<u8>, i64)],
         account_ids: &[i64],
     ) -> Result<SpentNonces, StoreError> {
-        match self {
+        match self.db() {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "WITH {ASYNC_COMMIT}, spent AS (INSERT INTO acme_used_nonces (nonce, expires_at) \
@@ -73,7 +75,7 @@ impl Db {
     /// Forgets used nonces too old to be accepted anyway.
     pub async fn prune_used_nonces(&self, now: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM acme_used_nonces WHERE expires_at < $1";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let done = sqlx::query(SQL).bind(now).execute(pool).await?;
             Ok(done.rows_affected())
         })
@@ -86,7 +88,7 @@ impl Db {
         const INSERT: &str =
             "INSERT INTO acme_secrets (name, value, sealed_with) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
         const SELECT: &str = "SELECT value, sealed_with FROM acme_secrets WHERE name = $1";
-        let (value, sealed_with): (Vec<u8>, Option<String>) = with_pool!(self, pool => {
+        let (value, sealed_with): (Vec<u8>, Option<String>) = with_pool!(self.db(), pool => {
             sqlx::query(INSERT).bind(name).bind(&fresh.bytes).bind(&fresh.key_id).execute(pool).await?;
             sqlx::query_as(SELECT).bind(name).fetch_one(pool).await?
         });

@@ -2,7 +2,7 @@
 //! module owns.
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AdminStore, Catalog, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PolicyRecord {
@@ -15,7 +15,7 @@ pub struct PolicyRecord {
 
 const COLUMNS: &str = "id, name, rules, created_at, updated_at";
 
-impl Db {
+impl AdminStore {
     pub async fn insert_policy(
         &self,
         name: &str,
@@ -26,7 +26,7 @@ impl Db {
         let sql = format!(
             "INSERT INTO policies (name, rules, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {COLUMNS}"
         );
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(name).bind(rules).bind(now)
@@ -45,7 +45,7 @@ impl Db {
         audit: &NewAuditEvent,
     ) -> Result<PolicyRecord, StoreError> {
         let sql = format!("UPDATE policies SET rules = $2, updated_at = $3 WHERE name = $1 RETURNING {COLUMNS}");
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let record = sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(name).bind(rules).bind(now)
@@ -65,8 +65,8 @@ impl Db {
              JOIN api_tokens t ON t.id = b.token_id JOIN policies p ON p.id = b.policy_id \
              WHERE p.name = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
              ORDER BY t.id";
-        let lock = format!("SELECT id FROM policies WHERE name = $1{}", self.row_lock());
-        with_pool!(self, pool => {
+        let lock = format!("SELECT id FROM policies WHERE name = $1{}", self.db().row_lock());
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             sqlx::query(sqlx::AssertSqlSafe(lock)).bind(name).execute(&mut *tx).await?;
             let bound: Vec<String> = sqlx::query_scalar(BOUND).bind(name).bind(audit.at).fetch_all(&mut *tx).await?;
@@ -83,16 +83,18 @@ impl Db {
         })
     }
 
-    pub async fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM policies WHERE name = $1");
-        with_pool!(self, pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(name).fetch_one(pool).await.map_err(StoreError::from))
-    }
-
     /// Policies ordered by name, after `after` when given.
     pub async fn list_policies(&self, after: Option<&str>, limit: i64) -> Result<Vec<PolicyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM policies WHERE ($1 IS NULL OR name > $1) ORDER BY name LIMIT $2");
-        with_pool!(self, pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
             .bind(after).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
+    }
+}
+
+impl Catalog {
+    pub async fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM policies WHERE name = $1");
+        with_pool!(self.db(), pool => sqlx::query_as::<_, PolicyRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(name).fetch_one(pool).await.map_err(StoreError::from))
     }
 }

@@ -1,7 +1,7 @@
 //! What revocation reads and writes: revoked entries per CRL scope, CRL
 //! numbers, the newest CRL per scope, and the status rows OCSP answers from.
 
-use super::{Db, StoreError, with_pool};
+use super::{Catalog, JobLeases, RevocationStore, StoreError, with_pool};
 
 /// One line of a CRL.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,7 +37,7 @@ pub struct CertificateStatusRow {
     pub revocation_reason: Option<i16>,
 }
 
-impl Db {
+impl RevocationStore {
     /// Revoked, unexpired certificates of an authority, for one shard or
     /// (with `None`) all of them, in no particular order (a CRL needs none,
     /// and sorting a million rows costs the database a second).
@@ -49,7 +49,7 @@ impl Db {
     ) -> Result<Vec<RevokedEntry>, StoreError> {
         const SQL: &str = "SELECT serial, revoked_at, revocation_reason FROM certificates \
              WHERE authority_id = $1 AND status = 3 AND not_after > $2 AND ($3 IS NULL OR crl_shard = $3)";
-        with_pool!(self, pool => sqlx::query_as::<_, RevokedEntry>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, RevokedEntry>(SQL)
             .bind(authority_id).bind(now).bind(shard).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -59,7 +59,7 @@ impl Db {
         const SQL: &str = "INSERT INTO crl_numbers (authority_id, last_number) VALUES ($1, 1) \
              ON CONFLICT (authority_id) DO UPDATE SET last_number = crl_numbers.last_number + 1 \
              RETURNING last_number";
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, i64>(SQL)
             .bind(authority_id).fetch_one(pool).await.map_err(StoreError::from))
     }
 
@@ -72,7 +72,7 @@ impl Db {
              this_update = excluded.this_update, next_update = excluded.next_update, \
              entries = excluded.entries, der = excluded.der \
              WHERE crls.crl_number < excluded.crl_number";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(crl.authority_id)
             .bind(crl.shard)
             .bind(crl.crl_number)
@@ -89,14 +89,14 @@ impl Db {
     pub async fn crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
         const SQL: &str = "SELECT authority_id, shard, crl_number, this_update, next_update, entries, der \
              FROM crls WHERE authority_id = $1 AND shard = $2";
-        with_pool!(self, pool => sqlx::query_as::<_, StoredCrl>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, StoredCrl>(SQL)
             .bind(authority_id).bind(shard).fetch_one(pool).await.map_err(StoreError::from))
     }
 
     /// The newest revocation time on record, to notice revocations made
     /// by other nodes or other paths.
     pub async fn last_revocation_at(&self) -> Result<Option<i64>, StoreError> {
-        with_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Option<i64>>(
             "SELECT MAX(revoked_at) FROM certificates WHERE status = 3")
             .fetch_one(pool).await.map_err(StoreError::from))
     }
@@ -105,15 +105,17 @@ impl Db {
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<CertificateStatusRow>, StoreError> {
         const SQL: &str = "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
              FROM certificates WHERE status = 3 AND revoked_at >= $1";
-        with_pool!(self, pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
             .bind(since).fetch_all(pool).await.map_err(StoreError::from))
     }
+}
 
+impl Catalog {
     /// The status row OCSP answers from; NotFound for a serial never issued.
     pub async fn certificate_status(&self, serial: &[u8]) -> Result<CertificateStatusRow, StoreError> {
         const SQL: &str = "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
              FROM certificates WHERE serial = $1";
-        with_pool!(self, pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
             .bind(serial).fetch_one(pool).await.map_err(StoreError::from))
     }
 
@@ -129,17 +131,19 @@ impl Db {
         const SQL: &str = "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
              FROM certificates WHERE authority_id = $1 AND status IN (1, 3) AND not_after > $2 AND serial > $3 \
              ORDER BY serial LIMIT $4";
-        with_pool!(self, pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
             .bind(authority_id).bind(now).bind(after_serial).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
+}
 
+impl JobLeases {
     /// Takes (or renews) the lease on a job for `holder` until `until`;
     /// false when another holder's lease has not run out.
     pub async fn take_lease(&self, job: &str, holder: &str, now: i64, until: i64) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO job_leases (name, holder, lease_until) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
              WHERE job_leases.lease_until < $4 OR job_leases.holder = excluded.holder";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(job).bind(holder).bind(until).bind(now)
             .execute(pool).await.map(|done| done.rows_affected() == 1).map_err(StoreError::from))
     }
@@ -147,7 +151,7 @@ impl Db {
     /// Records how a job's run ended.
     pub async fn record_job_run(&self, job: &str, at: i64, error: Option<&str>) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE job_leases SET last_run = $2, last_error = $3, runs = runs + 1 WHERE name = $1";
-        with_pool!(self, pool => sqlx::query(SQL)
+        with_pool!(self.db(), pool => sqlx::query(SQL)
             .bind(job).bind(at).bind(error).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 }

@@ -4,7 +4,7 @@
 //! HMAC keys, `acme_secrets`' values), each naming its data key in
 //! `sealed_with`. Sealing itself is `crate::secrets`'s.
 
-use super::{Db, StoreError, begin_write, with_pool};
+use super::{Db, SecretStore, StoreError, begin_write, with_pool};
 
 /// A data key, wrapped by the key-encryption key `kek` names.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -51,16 +51,16 @@ pub struct SealedValue {
     pub key_id: String,
 }
 
-impl Db {
+impl SecretStore {
     /// Every data key, oldest first.
     pub async fn sealing_keys(&self) -> Result<Vec<SealingKeyRecord>, StoreError> {
         const SQL: &str = "SELECT id, kek, wrapped, created_at FROM sealing_keys ORDER BY created_at, id";
-        with_pool!(self, pool => sqlx::query_as::<_, SealingKeyRecord>(SQL).fetch_all(pool).await.map_err(StoreError::from))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, SealingKeyRecord>(SQL).fetch_all(pool).await.map_err(StoreError::from))
     }
 
     pub async fn insert_sealing_key(&self, key: &SealingKeyRecord) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO sealing_keys (id, kek, wrapped, created_at) VALUES ($1, $2, $3, $4)";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             sqlx::query(SQL).bind(&key.id).bind(&key.kek).bind(&key.wrapped).bind(key.created_at)
                 .execute(pool).await?;
             Ok(())
@@ -75,7 +75,7 @@ impl Db {
         const SHARED: &str = "SELECT name, value, sealed_with FROM acme_secrets \
              WHERE sealed_with IS NULL OR sealed_with <> COALESCE($1, sealed_with) ORDER BY name";
         type Row = (String, Vec<u8>, Option<String>);
-        let (eab, shared): (Vec<Row>, Vec<Row>) = with_pool!(self, pool => (
+        let (eab, shared): (Vec<Row>, Vec<Row>) = with_pool!(self.db(), pool => (
             sqlx::query_as(EAB).bind(other_than).fetch_all(pool).await?,
             sqlx::query_as(SHARED).bind(other_than).fetch_all(pool).await?,
         ));
@@ -94,7 +94,7 @@ impl Db {
             SecretRow::EabHmacKey(kid) => (EAB, kid),
             SecretRow::SharedSecret(name) => (SHARED, name),
         };
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let done = sqlx::query(sql).bind(key).bind(&old.value).bind(&new.bytes).bind(&new.key_id)
                 .execute(pool).await?;
             Ok(done.rows_affected() == 1)
@@ -106,7 +106,7 @@ impl Db {
     /// database and emptied. PostgreSQL keeps old row versions until
     /// VACUUM, and its WAL as configured: README says what to do.
     pub async fn forget_replaced_values(&self) -> Result<(), StoreError> {
-        if let Db::Sqlite(pool) = self {
+        if let Db::Sqlite(pool) = self.db() {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
         }
         Ok(())
@@ -119,7 +119,7 @@ impl Db {
         const SQL: &str = "DELETE FROM sealing_keys WHERE id <> $1 \
              AND NOT EXISTS (SELECT 1 FROM eab_keys WHERE sealed_with = sealing_keys.id) \
              AND NOT EXISTS (SELECT 1 FROM acme_secrets WHERE sealed_with = sealing_keys.id)";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let done = sqlx::query(SQL).bind(keep).execute(&mut *tx).await?;
             tx.commit().await?;

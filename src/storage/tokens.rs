@@ -3,7 +3,7 @@
 //! to policies (`api_token_policies`).
 
 use super::audit::insert_audit;
-use super::{Db, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AdminStore, NewAuditEvent, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
@@ -136,7 +136,7 @@ macro_rules! token_by_id {
     };
 }
 
-impl Db {
+impl AdminStore {
     /// Stores a token, its bindings and its audit event in one transaction.
     pub async fn insert_token(
         &self,
@@ -145,7 +145,7 @@ impl Db {
     ) -> Result<TokenRecord, TokenError> {
         const SQL: &str = "INSERT INTO api_tokens (name, scope, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id";
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let id: i64 = sqlx::query_scalar(SQL)
                 .bind(new.name).bind(new.scope).bind(new.token_hash).bind(new.created_at).bind(new.expires_at)
@@ -162,24 +162,19 @@ impl Db {
     /// caller tells them apart to record why it refused one.
     pub async fn token_by_hash(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>, StoreError> {
         let sql = select("api_tokens", "WHERE t.token_hash = $1 ORDER BY p.name");
-        with_pool!(self, pool => sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql))
             .bind(token_hash).fetch_all(pool).await.map(|rows| records(rows).pop()).map_err(StoreError::from))
     }
 
     pub async fn token(&self, id: i64) -> Result<TokenRecord, TokenError> {
-        with_pool!(self, pool => token_by_id!(pool, id)?.ok_or(TokenError::NotFound(id)))
+        with_pool!(self.db(), pool => token_by_id!(pool, id)?.ok_or(TokenError::NotFound(id)))
     }
 
     pub async fn list_tokens(&self, after_id: Option<i64>, limit: i64) -> Result<Vec<TokenRecord>, StoreError> {
         let page = "(SELECT id, name, scope, created_at, expires_at, revoked_at FROM api_tokens WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2)";
         let sql = select(page, "ORDER BY t.id, p.name");
-        with_pool!(self, pool => sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql))
+        with_pool!(self.db(), pool => sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql))
             .bind(after_id).bind(limit).fetch_all(pool).await.map(records).map_err(StoreError::from))
-    }
-
-    pub async fn count_tokens(&self) -> Result<i64, StoreError> {
-        with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_tokens")
-            .fetch_one(pool).await.map_err(StoreError::from))
     }
 
     /// Replaces the bindings of a live token, with its audit event.
@@ -192,8 +187,8 @@ impl Db {
     ) -> Result<TokenRecord, TokenError> {
         // Two rebinds of one token take turns, so the second replaces the
         // first's bindings instead of adding to them.
-        let lock = format!("SELECT id FROM api_tokens WHERE id = $1{}", self.row_lock());
-        with_pool!(self, pool => {
+        let lock = format!("SELECT id FROM api_tokens WHERE id = $1{}", self.db().row_lock());
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).execute(&mut *tx).await?;
             let current = token_by_id!(&mut *tx, id)?.ok_or(TokenError::NotFound(id))?;
@@ -222,9 +217,9 @@ impl Db {
         // turns, so the second sees the first.
         let lasting_admins = format!(
             "SELECT id FROM api_tokens WHERE scope = 'admin' AND revoked_at IS NULL AND expires_at IS NULL{}",
-            self.row_lock()
+            self.db().row_lock()
         );
-        with_pool!(self, pool => {
+        with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let current = token_by_id!(&mut *tx, id)?.ok_or(TokenError::NotFound(id))?;
             if current.revoked_at.is_some() {

@@ -120,7 +120,7 @@ async fn a_validation_a_stopped_node_left_processing_is_resumed(backend: Backend
     let mut settled = None;
     for _ in 0..100 {
         let (authz, challenges) =
-            ca.db.acme_authzs_with_challenges(&[AuthzKey::Challenge(id)]).await.unwrap().remove(0).unwrap();
+            ca.db.acme().acme_authzs_with_challenges(&[AuthzKey::Challenge(id)]).await.unwrap().remove(0).unwrap();
         let challenge = challenges.into_iter().find(|c| c.id == id).unwrap();
         if challenge.status != "processing" {
             settled = Some((authz.status, challenge.status));
@@ -129,7 +129,7 @@ async fn a_validation_a_stopped_node_left_processing_is_resumed(backend: Backend
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(settled, Some(("valid".to_owned(), "valid".to_owned())), "the stalled validation was not resumed");
-    let (order, _) = ca.db.acme_orders_with_authz_ids(&[order_id]).await.unwrap().remove(0).unwrap();
+    let (order, _) = ca.db.acme().acme_orders_with_authz_ids(&[order_id]).await.unwrap().remove(0).unwrap();
     assert_eq!(order.status, "ready");
     ca.stop().await;
 }

@@ -198,7 +198,7 @@ async fn renews_with_nobody_acting(backend: Backend) {
     assert_eq!(serials.iter().collect::<BTreeSet<_>>().len(), serials.len(), "{serials:?}");
     // Every renewal told the CA which certificate it replaces (RFC 9773 §5).
     for old in &serials[..serials.len() - 1] {
-        let replaced_by = s.ca.db.acme_replacements(&hex::decode(old).unwrap()).await.unwrap();
+        let replaced_by = s.ca.db.acme().acme_replacements(&hex::decode(old).unwrap()).await.unwrap();
         assert!(!replaced_by.is_empty(), "no order replaced {old}\n{log}");
     }
     assert!(log.matches("next renewal scheduled").count() >= 3, "{log}");

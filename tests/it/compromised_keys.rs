@@ -292,9 +292,9 @@ on_both_backends!(keys_compromised_before_the_upgrade_are_blocked_at_start, |ca|
         .unwrap();
     assert_eq!(sign_with(ca, "before.upgrade.test", &key).await.0, 201, "no key is blocked yet");
 
-    let hashed = tessera::issuance::backfill_key_hashes(&ca.db).await.unwrap();
+    let hashed = tessera::issuance::backfill_key_hashes(&ca.db.ledger()).await.unwrap();
     assert!(hashed >= 4, "{hashed}");
-    assert_eq!(tessera::issuance::backfill_key_hashes(&ca.db).await.unwrap(), 0, "done once");
+    assert_eq!(tessera::issuance::backfill_key_hashes(&ca.db.ledger()).await.unwrap(), 0, "done once");
     let (status, body) = sign_with(ca, "after.upgrade.test", &key).await;
     assert_blocked_key(status, &body);
 

@@ -139,7 +139,7 @@ async fn a_stopped_agent_goes_overdue(backend: Backend) {
     for pair in certs.windows(2) {
         let view = certificate_view(&s.ca, &pair[1].serial).await;
         assert_eq!((&view["requester"], &view["identifiers"]), (&first["requester"], &first["identifiers"]));
-        let replaced_by = s.ca.db.acme_replacements(&hex::decode(&pair[0].serial).unwrap()).await.unwrap();
+        let replaced_by = s.ca.db.acme().acme_replacements(&hex::decode(&pair[0].serial).unwrap()).await.unwrap();
         assert_eq!(replaced_by.len(), 1, "{} was not replaced by one order", pair[0].serial);
     }
 
@@ -262,7 +262,7 @@ async fn the_agent_follows_a_rotation(backend: Backend) {
     assert!(next_issued >= rotated_at, "issued after the rotation");
     assert!(next_issued < start - 30, "renewed at {next_issued}, not before the old window at {start}:\n{log}");
     assert!(log.contains("asking the CA again"), "{log}");
-    let replaced_by = s.ca.db.acme_replacements(&hex::decode(&previous.serial).unwrap()).await.unwrap();
+    let replaced_by = s.ca.db.acme().acme_replacements(&hex::decode(&previous.serial).unwrap()).await.unwrap();
     assert_eq!(replaced_by.len(), 1, "the renewal named the retired CA's leaf in `replaces`");
 
     // A relying party with the trust bundle accepts it; with the retired

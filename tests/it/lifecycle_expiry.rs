@@ -83,7 +83,8 @@ on_both_backends!(expiry_queries_read_only_index_windows, |ca| {
     if ca.db.backend() == "postgres" {
         // Enough renewal lineages that the planner weighs real costs (on a
         // table of a few rows a sequential scan is rightly cheapest).
-        let issuing = ca.db.list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
+        let issuing =
+            ca.db.catalog().list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
         let spec = SeedSpec { authority_id: issuing.id, rows: 20_000, now };
         ca.db.seed_certificates(&spec, false).await.unwrap();
     } else {
@@ -231,7 +232,7 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
 
 /// (holder, last_run, runs) of a job, read from the database.
 async fn job_state(ca: &TestCa, name: &str) -> Option<(String, i64, i64)> {
-    let jobs = ca.db.jobs().await.unwrap();
+    let jobs = ca.db.admin().jobs().await.unwrap();
     jobs.into_iter().find(|j| j.name == name).map(|j| (j.holder, j.last_run.unwrap_or(0), j.runs))
 }
 

@@ -29,6 +29,7 @@ mod pkilint;
 mod refusals;
 mod revocation;
 mod revocation_status;
+mod schema_parity;
 mod secrets;
 mod signers;
 mod storage;

@@ -47,7 +47,7 @@ async fn post_ocsp(url: &str, body: Vec<u8>) -> Vec<u8> {
 /// Reserves `serial` under the issuing CA, as the pipeline does before it
 /// signs; the row stays pending as a node that stopped there leaves it.
 async fn reserve(ca: &TestCa, serial: &[u8]) {
-    let issuing = ca.db.list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
+    let issuing = ca.db.catalog().list_authorities().await.unwrap().into_iter().find(|a| a.kind == "issuing").unwrap();
     let now = ca.clock.now().unix_timestamp();
     let pending = PendingCertificate {
         serial: serial.to_vec(),
@@ -63,7 +63,7 @@ async fn reserve(ca: &TestCa, serial: &[u8]) {
         crl_shard: None,
         spki_hash: serial.to_vec(),
     };
-    ca.db.reserve_certificate(&pending).await.unwrap();
+    ca.db.ledger().reserve_certificate(&pending).await.unwrap();
 }
 
 /// A random positive 16-octet serial.
@@ -84,7 +84,7 @@ async fn every_serial_state_gets_its_exact_ocsp_status(backend: Backend) {
     let (never, pending, failed) = (fresh_serial(), fresh_serial(), fresh_serial());
     reserve(&ca, &pending).await;
     reserve(&ca, &failed).await;
-    ca.db.record_failed(&failed).await.unwrap();
+    ca.db.ledger().record_failed(&failed).await.unwrap();
 
     let expected = [
         (hex::decode(&leaf.serial).unwrap(), CertStatus::Good),
@@ -120,7 +120,7 @@ async fn every_serial_state_gets_its_exact_ocsp_status(backend: Backend) {
         target: hex::encode(&pending),
         detail: json!({}),
     };
-    ca.db.record_issued(&pending, b"the signed certificate", &audit).await.unwrap();
+    ca.db.ledger().record_issued(&pending, b"the signed certificate", &audit).await.unwrap();
     let response = post_ocsp(&url, request_for(&template, &[&pending])).await;
     assert_eq!(leaf.ocsp_status_of(&response, &hex::encode(&pending)), CertStatus::Good);
     ca.stop().await;

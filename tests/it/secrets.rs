@@ -133,7 +133,7 @@ async fn webhook_credentials_stay_out_of_logs_and_rows(backend: Backend) {
     let db = Db::connect(&DbOptions::new(db_url)).await.unwrap();
     db.migrate().await.unwrap();
     let old = [(with_credentials.clone(), r#"{"type":"queued.before.upgrade"}"#.to_owned())];
-    assert!(db.record_notice("queued.before.upgrade", b"old", &old, 0).await.unwrap());
+    assert!(db.lifecycle().record_notice("queued.before.upgrade", b"old", &old, 0).await.unwrap());
     db.close().await;
 
     let secrets = tempfile::tempdir().unwrap();
@@ -350,7 +350,7 @@ async fn the_mode_of_an_older_hierarchy_is_inferred(backend: Backend) {
     );
     db.execute_raw(&root).await.unwrap();
     db.migrate().await.unwrap();
-    assert!(!db.has_production_hierarchy().await.unwrap(), "a dev hierarchy");
+    assert!(!db.catalog().has_production_hierarchy().await.unwrap(), "a dev hierarchy");
     db.close().await;
 
     for evidence in [
@@ -367,7 +367,7 @@ async fn the_mode_of_an_older_hierarchy_is_inferred(backend: Backend) {
         db.execute_raw(&root).await.unwrap();
         db.execute_raw(&evidence).await.unwrap();
         db.migrate().await.unwrap();
-        assert!(db.has_production_hierarchy().await.unwrap(), "{evidence}");
+        assert!(db.catalog().has_production_hierarchy().await.unwrap(), "{evidence}");
         db.close().await;
     }
 }

@@ -39,7 +39,7 @@ use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason};
 use crate::keys::SigningAlgorithm;
 use crate::keys::software::SoftwareSigner;
-use crate::storage::{CertificateStatus, CertificateStatusRow, Db, StoreError};
+use crate::storage::{Catalog, CertificateStatus, CertificateStatusRow, StoreError};
 
 /// An authority the responder answers for.
 pub struct OcspIssuer {
@@ -111,7 +111,7 @@ impl SignatureCounts {
 }
 
 pub struct OcspResponder {
-    db: Db,
+    catalog: Catalog,
     clock: SharedClock,
     validity: i64,
     signer_lifetime: time::Duration,
@@ -270,9 +270,9 @@ fn status_of(row: &CertificateStatusRow, authority_id: i64) -> Status {
 }
 
 impl OcspResponder {
-    pub fn new(db: Db, clock: SharedClock, config: &RevocationConfig, signatures: SignatureCounts) -> Self {
+    pub fn new(catalog: Catalog, clock: SharedClock, config: &RevocationConfig, signatures: SignatureCounts) -> Self {
         Self {
-            db,
+            catalog,
             clock,
             validity: config.ocsp_validity().whole_seconds().max(60),
             signer_lifetime: config.ocsp_signer_lifetime(),
@@ -404,7 +404,7 @@ impl OcspResponder {
     }
 
     async fn status(&self, issuer: &OcspIssuer, serial: &[u8]) -> Result<Status, StoreError> {
-        match self.db.certificate_status(serial).await {
+        match self.catalog.certificate_status(serial).await {
             Ok(row) => Ok(status_of(&row, issuer.authority_id)),
             Err(StoreError::NotFound) => Ok(Status::Unknown),
             Err(e) => Err(e),
@@ -454,7 +454,7 @@ impl OcspResponder {
         for issuer in &self.all_issuers() {
             let mut after = Vec::new();
             loop {
-                let rows = self.db.live_certificates(issuer.authority_id, now, &after, PAGE).await?;
+                let rows = self.catalog.live_certificates(issuer.authority_id, now, &after, PAGE).await?;
                 let Some(last) = rows.last() else { break };
                 after = last.serial.clone();
                 signed += self.refresh_rows(issuer, &rows, now)?;
