@@ -163,11 +163,10 @@ run_cargo_deny() {
 # Starts `tessera serve` (dev mode, SQLite, fresh data dir) with ACME
 # validation on the ports and DNS server the shared interop harness uses,
 # makes a reusable EAB key, and runs ../shared/interop/run-all.sh (certbot,
-# lego, acme2-eab) against its directory. Until Tessera serves CRLs and OCSP
-# (the revocation work), the harness's revocation checks of the URLs in the
-# certificates are reported but do not fail the run. One backend is enough
-# here: the run checks what real clients send and accept, which no SQL
-# touches; the same ACME flows run on both backends in tests/acme_*.rs.
+# lego, acme2-eab) against its directory, checking revocation through the
+# OCSP and CRL URLs in the certificates. One backend is enough here: the run
+# checks what real clients send and accept, which no SQL touches; the same
+# ACME flows run on both backends in tests/it/acme_*.rs.
 # Tessera's listeners take ports the kernel picks and report them through
 # --ready-file, so no other process can take them first.
 run_acme_interop() {
