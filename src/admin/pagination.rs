@@ -24,9 +24,12 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
 }
 
 pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    // An empty cursor decodes to the empty string, which would read as
+    // "after nothing": no cursor this server issues is empty.
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
+        .filter(|bytes| !bytes.is_empty())
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| ApiError::Malformed("cursor is not one this server issued".into()))
 }
