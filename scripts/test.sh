@@ -141,6 +141,27 @@ setup_pkilint() {
     export TESSERA_TEST_PKILINT=required
 }
 
+# --- schemathesis (scripts/schemathesis.sh) ----------------------------------
+
+SCHEMATHESIS_VERSION=4.32.5
+
+# schemathesis, pinned, in a venv of the machine's Python (kept between
+# runs, rebuilt when the pin changes), for the admin API contract run.
+setup_schemathesis() {
+    local venv=${TESSERA_SCHEMATHESIS_VENV:-$HOME/.cache/tessera/schemathesis-venv}
+    local marker="$venv/.tessera-schemathesis"
+    if [[ ! -x "$venv/bin/schemathesis" || "$(cat "$marker" 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]]; then
+        log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
+            { rm -rf "$venv"; echo "pip install schemathesis failed" >&2; exit 1; }
+        echo "$SCHEMATHESIS_VERSION" >"$marker"
+    fi
+    export TESSERA_SCHEMATHESIS_VENV=$venv
+}
+
 # --- dependencies (deny.toml) ------------------------------------------------
 
 # cargo deny checks licenses, bans (duplicate versions included), sources,
@@ -163,11 +184,10 @@ run_cargo_deny() {
 # Starts `tessera serve` (dev mode, SQLite, fresh data dir) with ACME
 # validation on the ports and DNS server the shared interop harness uses,
 # makes a reusable EAB key, and runs ../shared/interop/run-all.sh (certbot,
-# lego, acme2-eab) against its directory. Until Tessera serves CRLs and OCSP
-# (the revocation work), the harness's revocation checks of the URLs in the
-# certificates are reported but do not fail the run. One backend is enough
-# here: the run checks what real clients send and accept, which no SQL
-# touches; the same ACME flows run on both backends in tests/acme_*.rs.
+# lego, acme2-eab) against its directory, checking revocation through the
+# OCSP and CRL URLs in the certificates. One backend is enough here: the run
+# checks what real clients send and accept, which no SQL touches; the same
+# ACME flows run on both backends in tests/it/acme_*.rs.
 # Tessera's listeners take ports the kernel picks and report them through
 # --ready-file, so no other process can take them first.
 run_acme_interop() {
@@ -228,6 +248,7 @@ fi
 export TESSERA_TEST_POSTGRES=required
 setup_key_custodians
 setup_pkilint
+setup_schemathesis
 
 if ((LINT)); then
     log "cargo fmt --check"
@@ -242,6 +263,10 @@ run_cargo_deny
 # corpus file through its target (stable; no fuzzing).
 log "cargo test (PostgreSQL and SQLite; fuzz corpus replay)"
 cargo test --locked --workspace --all-targets </dev/null
+
+log "schemathesis over the admin API (api/openapi.yaml)"
+cargo build --locked --bin tessera
+scripts/schemathesis.sh "$ROOT/target/debug/tessera"
 
 run_acme_interop
 

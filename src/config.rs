@@ -90,7 +90,7 @@ pub struct SecretsConfig {
 }
 
 /// What each of the three listeners allows a client before it is cut off
-/// (README, "Listener limits"). Each listener has its own connection and
+/// (docs/operations.md, "Listener limits"). Each listener has its own connection and
 /// request budget of these sizes. Durations are written like `10s` or `1m`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -985,7 +985,7 @@ impl Config {
             (None, Mode::Production) => {
                 return Err(ConfigError::Field {
                     field: "secrets.kek".into(),
-                    reason: "is required in production: file:PATH, env:VAR or awskms:KEY (see README, Secrets at rest)"
+                    reason: "is required in production: file:PATH, env:VAR or awskms:KEY (see docs/operations.md, Secrets at rest)"
                         .into(),
                 });
             }

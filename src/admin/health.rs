@@ -8,6 +8,9 @@ use super::AdminState;
 use super::extract::{AnyScope, Authorized};
 use super::problem::ApiError;
 
+/// The only path served without a token.
+pub const OPEN_PATH: &str = "/healthz";
+
 /// `GET /healthz`: the process answers. The only unauthenticated route.
 pub async fn healthz() -> &'static str {
     "ok"

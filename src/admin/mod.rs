@@ -80,7 +80,7 @@ fn route(method: &'static str, path: &'static str, handler: MethodRouter<AdminSt
 /// Every admin route.
 pub fn routes() -> Vec<Route> {
     vec![
-        route("GET", "/healthz", get(health::healthz)),
+        route("GET", health::OPEN_PATH, get(health::healthz)),
         route("GET", "/readyz", get(health::readyz)),
         route("GET", "/metrics", get(health::metrics)),
         route("POST", "/api/v1/certificates", post(certificates::sign)),
@@ -113,7 +113,8 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The admin router. Unknown paths and methods answer 401 to strangers and
-/// 404/405 to token holders, so the API's shape is not visible without a token.
+/// 404/405 to token holders, so the API's shape is not visible without a
+/// token; the open path answers 405 to anyone.
 pub fn router(state: AdminState) -> Router {
     routes()
         .into_iter()
@@ -131,8 +132,13 @@ async fn not_found(State(state): State<AdminState>, parts: Parts) -> ApiError {
 }
 
 async fn method_not_allowed(State(state): State<AdminState>, parts: Parts) -> ApiError {
+    let refusal = ApiError::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path()));
+    // The open path's shape is no secret: anyone may learn its methods.
+    if parts.uri.path() == health::OPEN_PATH {
+        return refusal;
+    }
     match extract::authenticate(&parts, &state).await {
-        Ok(_) => ApiError::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path())),
+        Ok(_) => refusal,
         Err(e) => e,
     }
 }

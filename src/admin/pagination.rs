@@ -28,9 +28,12 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
 /// Every listing refuses a cursor it did not issue with the same problem.
 pub fn after<T>(cursor: Option<&str>, parse: impl FnOnce(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
     let Some(cursor) = cursor else { return Ok(None) };
+    // An empty cursor decodes to the empty string, which would read as
+    // "after nothing": no cursor this server issues is empty.
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
+        .filter(|bytes| !bytes.is_empty())
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| parse(&text))
         .map(Some)

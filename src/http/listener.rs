@@ -1,6 +1,6 @@
 //! What every listener enforces before a request reaches a handler, so that
 //! no client, with or without credentials, holds a listener for free
-//! (README, "Listener limits"):
+//! (docs/operations.md, "Listener limits"):
 //!
 //! - a connection cap: past `max_connections` a connection is closed as it
 //!   arrives ([`GuardedAcceptor`]);

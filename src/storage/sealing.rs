@@ -104,7 +104,7 @@ impl SecretStore {
     /// After secrets were sealed in place: on SQLite, the write-ahead log
     /// (which still holds the pages as they were) is written back into the
     /// database and emptied. PostgreSQL keeps old row versions until
-    /// VACUUM, and its WAL as configured: README says what to do.
+    /// VACUUM, and its WAL as configured: docs/operations.md, "Secrets at rest", says what to do.
     pub async fn forget_replaced_values(&self) -> Result<(), StoreError> {
         if let Db::Sqlite(pool) = self.db() {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;

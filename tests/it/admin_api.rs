@@ -306,6 +306,17 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |ca| {
     assert_eq!(status, 401, "a wrong method does not answer strangers either");
     let (status, body) = ca.get("/api/v1/tokens/1/revoke", Some(&admin)).await;
     assert_eq!((status, body["type"].as_str()), (405, Some("urn:tessera:problem:method-not-allowed")));
+    // The open path's methods are no secret (found by schemathesis: a
+    // stranger's DELETE /healthz was answered 401, not 405).
+    let stranger = ca.client.delete(ca.admin_url("/healthz")).send().await.unwrap();
+    assert_eq!(stranger.status(), 405);
+    assert_eq!(stranger.headers()["content-type"], "application/problem+json");
+    // An empty cursor is refused by every list (found by schemathesis:
+    // policies read it as "after nothing" and answered the first page).
+    for list in ["certificates", "policies", "authorities", "tokens", "audit-events", "eab-keys"] {
+        let (status, body) = ca.get(&format!("/api/v1/{list}?cursor="), Some(&admin)).await;
+        assert_eq!(status, 400, "{list}: {body}");
+    }
 
     before.assert_unchanged(&ca.snapshot().await, &[], "a refused request");
 

@@ -21,6 +21,7 @@ mod agent;
 mod cli;
 mod compromised_keys;
 mod custody;
+mod docs;
 mod lifecycle_e2e;
 mod lifecycle_expiry;
 mod lifecycle_rotation;
