@@ -230,6 +230,8 @@ setup_key_custodians
 setup_pkilint
 
 if ((LINT)); then
+    log "module cycles (scripts/module-cycles.py)"
+    python3 scripts/module-cycles.py
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "cargo clippy"

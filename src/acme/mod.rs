@@ -42,8 +42,8 @@ pub use challenge::resume_stalled;
 use crate::authority::{Policy, PolicyRules, parse_ttl};
 use crate::clock::SharedClock;
 use crate::config::{AcmeConfig, AcmeDirectoryConfig};
-use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::secrets::Sealer;
 use crate::storage::{

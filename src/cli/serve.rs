@@ -22,10 +22,10 @@ use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::listener::{self, Listener, plain_refusal};
-use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::secrets::Sealer;
@@ -61,7 +61,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
             "dev mode: the CA keys are unencrypted development keys; use `tessera init` with HSM or KMS keys in production"
         );
     }
-    let sealer = Sealer::load(&config, db.clone(), clock.clone()).await?;
+    let sealer = Sealer::load(&config.kek_sources()?, &config.keys.awskms, db.clone(), clock.clone()).await?;
     sealer.seal_stored().await?;
     let authority = load_signing_authority(&config, &db).await?;
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
@@ -76,7 +76,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     background.spawn(rotation.clone().run());
 
     let lifecycle =
-        Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), metrics.clone(), revocation.node().to_owned())?;
+        Lifecycle::new(&config.lifecycle, db.clone(), clock.clone(), &metrics, revocation.node().to_owned())?;
     lifecycle.forget_stored_credentials().await?;
     lifecycle.start_jobs(&mut background);
     let acme_state = AcmeState::new(

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::dns_name::is_dns_name;
 use super::uri::{UriError, UriName};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,22 +116,6 @@ pub fn from_column(column: &str) -> Vec<Identifier> {
 /// label that is not all digits: no top-level domain is, so `10.0.0.1` is
 /// an address written as a name, which relying parties would not match
 /// against IP addresses.
-fn is_dns_name(name: &str) -> bool {
-    let body = name.strip_prefix("*.").unwrap_or(name);
-    if body.is_empty() || name.len() > 253 {
-        return false;
-    }
-    let numeric_tld = body.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
-    !numeric_tld
-        && body.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

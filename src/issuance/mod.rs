@@ -2,6 +2,7 @@
 //! the issuance pipeline that records every certificate before it exists.
 
 mod csr;
+mod dns_name;
 mod identifier;
 mod issuer;
 mod key_hash;

@@ -9,6 +9,7 @@
 //! signs and sends them with exponential backoff, recording every attempt.
 //! Metrics and `GET /api/v1/expirations` read the same [`ExpirationReport`].
 
+mod gauges;
 mod lease;
 mod scan;
 mod webhook;
@@ -19,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::storage::{AuthorityRecord, Db, ExpirationCounts, ExpiryWindows, StoreError};
 pub use webhook::{SIGNATURE_HEADER, signature};
 
@@ -66,7 +67,7 @@ pub struct Lifecycle {
     db: Db,
     clock: SharedClock,
     config: LifecycleConfig,
-    metrics: Arc<Metrics>,
+    gauges: gauges::ExpiryGauges,
     webhooks: Vec<webhook::Webhook>,
     /// This node's name in job leases.
     node: String,
@@ -85,7 +86,7 @@ impl Lifecycle {
         config: &LifecycleConfig,
         db: Db,
         clock: SharedClock,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
         node: String,
     ) -> Result<Arc<Self>, LifecycleError> {
         let webhooks = config
@@ -94,7 +95,8 @@ impl Lifecycle {
             .enumerate()
             .map(|(i, hook)| webhook::Webhook::new(i, hook))
             .collect::<Result<_, _>>()?;
-        Ok(Arc::new(Self { db, clock, config: config.clone(), metrics, webhooks, node }))
+        let gauges = gauges::ExpiryGauges::register(metrics);
+        Ok(Arc::new(Self { db, clock, config: config.clone(), gauges, webhooks, node }))
     }
 
     /// The windows the report and the scan read, from the clock and config.
@@ -138,7 +140,7 @@ impl Lifecycle {
     /// Refreshes the lifecycle gauges; called at each scrape.
     pub async fn refresh_metrics(&self) -> Result<(), StoreError> {
         let report = self.expirations().await?;
-        self.metrics.set_expirations(&report);
+        self.gauges.set(&report);
         Ok(())
     }
 

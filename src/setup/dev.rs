@@ -2,7 +2,6 @@
 //! policy and an admin token, so `tessera serve` works with nothing else.
 
 use super::{SetupError, create_hierarchy, system_event, write_admin_token};
-use crate::admin::token::create_admin_token;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
@@ -10,6 +9,7 @@ use crate::keys::software::SoftwareSigner;
 use crate::keys::{KeyUri, SigningAlgorithm, redact_pins};
 use crate::secrets::ensure_kek_file;
 use crate::storage::Db;
+use crate::token::create_admin_token;
 
 /// The name of the policy dev mode creates.
 pub const DEV_POLICY: &str = "default";
