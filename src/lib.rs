@@ -4,7 +4,6 @@
 pub mod acme;
 pub mod admin;
 pub mod admin_cli;
-pub mod agent;
 pub mod authority;
 pub mod cli;
 pub mod clock;
@@ -22,3 +21,6 @@ pub mod setup;
 pub mod storage;
 pub mod token;
 pub mod validation;
+
+/// `tessera agent` runs the agent crate; its types keep their old paths.
+pub use tessera_agent as agent;

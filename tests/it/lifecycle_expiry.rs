@@ -250,13 +250,16 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
         wait_until(job, Duration::from_secs(20), || async { job_state(&first, job).await.is_some() }).await;
     }
 
-    // The second node shares the database and the CA keys.
+    // The second node shares the database, the CA keys and the dev
+    // key-encryption key that seals the database's secrets.
     let second_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(second_dir.path().join("keys")).unwrap();
     for entry in std::fs::read_dir(&first_keys).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), second_dir.path().join("keys").join(entry.file_name())).unwrap();
     }
+    let kek = tessera::config::DEV_KEK_FILE;
+    std::fs::copy(first.dir.path().join(kek), second_dir.path().join(kek)).unwrap();
     let second = TestCa::start_in_with(second_dir, Some(url), AcmeOverrides::default(), fast).await;
 
     // Both nodes try every job until each has run twice more (a busy

@@ -2,7 +2,11 @@
 //! share: lowercase labels of letters, digits, `-` and `_`, no numeric
 //! top-level label, at most 253 bytes; a leading `*.` is a wildcard.
 
-pub(super) fn is_dns_name(name: &str) -> bool {
+/// LDH labels (and `_`) of 1-63 bytes, at most 253 in all, and a last
+/// label that is not all digits: no top-level domain is, so `10.0.0.1` is
+/// an address written as a name, which relying parties would not match
+/// against IP addresses.
+pub(crate) fn is_dns_name(name: &str) -> bool {
     let body = name.strip_prefix("*.").unwrap_or(name);
     if body.is_empty() || name.len() > 253 {
         return false;

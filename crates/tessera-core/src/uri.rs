@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use super::dns_name::is_dns_name;
+use crate::dns_name::is_dns_name;
 
 /// The longest URI certified, as the SPIFFE ID standard caps SPIFFE IDs.
 pub const MAX_URI_BYTES: usize = 2048;
