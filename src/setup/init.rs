@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{SetupError, create_hierarchy, write_admin_token};
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
-use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
+use crate::config::{AuthorityConfig, Config, Mode};
+use crate::keys::{Signer, open_or_create_signer};
 use crate::private_files::create_private_dir;
 use crate::secrets::{Sealer, ensure_kek_file};
 use crate::storage::Db;
@@ -42,6 +42,6 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
 /// The authority's key, created in its custodian when it does not exist yet.
 async fn signer_for(config: &Config, authority: &AuthorityConfig) -> Result<Arc<dyn Signer>, SetupError> {
     let uri = config.resolve_key_uri(&authority.key_uri)?;
-    let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    let algorithm = authority.algorithm;
     Ok(open_or_create_signer(&uri, algorithm, &config.keys).await?)
 }

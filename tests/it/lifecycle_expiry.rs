@@ -241,7 +241,7 @@ async fn job_state(ca: &TestCa, name: &str) -> Option<(String, i64, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_each_job_run_once_per_interval() {
     let Some(url) = crate::common::fresh_postgres_url().await else { return };
-    let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".into();
+    let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".parse().unwrap();
     let first_dir = tempfile::tempdir().unwrap();
     let first_keys = first_dir.path().join("keys");
     let first = TestCa::start_in_with(first_dir, Some(url.clone()), AcmeOverrides::default(), fast).await;
