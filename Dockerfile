@@ -11,14 +11,19 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 
-# Dependencies alone first, so this layer is reused until Cargo.toml or
-# Cargo.lock change: stub targets stand in for the sources.
+# Dependencies alone first, so this layer is reused until a manifest or
+# Cargo.lock changes: stub targets stand in for the sources. The workspace's
+# other members (the agent and the types it shares, the fuzz crate) must be
+# present for Cargo to read the workspace; the shared crates are small and
+# come whole.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY crates ./crates
+COPY fuzz/Cargo.toml ./fuzz/Cargo.toml
+RUN mkdir -p src benches fuzz/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs fuzz/src/lib.rs \
     && echo 'fn main() {}' > benches/issuance.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p tessera --bin tessera \
     && rm -rf src benches
 
 COPY src ./src
@@ -26,7 +31,7 @@ COPY migrations ./migrations
 COPY benches ./benches
 # touch: COPY keeps the sources' mtimes, which may be older than the stub build.
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p tessera --bin tessera \
     && cp target/release/tessera /usr/local/bin/tessera
 
 # --- runtime -------------------------------------------------------------

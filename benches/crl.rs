@@ -86,7 +86,7 @@ async fn main() {
     println!("inserted {revoked} revoked certificates in {:.1} s", started.elapsed().as_secs_f64());
 
     let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
-    let metrics = tessera::http::metrics::Metrics::default();
+    let metrics = tessera::metrics::Metrics::default();
     let revocation =
         Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &metrics).await.unwrap();
     let baseline = current_rss_mib();

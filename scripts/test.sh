@@ -251,6 +251,8 @@ setup_pkilint
 setup_schemathesis
 
 if ((LINT)); then
+    log "module cycles (scripts/module-cycles.py)"
+    python3 scripts/module-cycles.py
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "cargo clippy"

@@ -10,7 +10,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyUri, SignerError, SigningAlgorithm};
+use crate::authority::Ttl;
+pub use crate::keys::{AwsKmsConfig, FileKeysConfig, KeysConfig, Pkcs11Config};
+use crate::keys::{KeyUri, SigningAlgorithm, read_secret};
 pub use crate::secrets::KekSource;
 
 /// The key-encryption key dev mode makes in the data directory.
@@ -98,12 +100,12 @@ pub struct ListenerConfig {
     /// A request's headers must arrive within this. On HTTP/1.1 the clock
     /// also runs while a kept-alive connection waits for its next request;
     /// a connection's first request (any protocol) must arrive within it.
-    pub header_read_timeout: String,
+    pub header_read_timeout: Ttl,
     /// A request body must arrive whole within this.
-    pub request_body_timeout: String,
+    pub request_body_timeout: Ttl,
     /// A connection with no request in flight for this long is closed.
-    pub keep_alive_idle: String,
-    pub tls_handshake_timeout: String,
+    pub keep_alive_idle: Ttl,
+    pub tls_handshake_timeout: Ttl,
     /// Connections open at once; more are closed as they arrive.
     pub max_connections: u32,
     /// Requests handled at once; more are answered 503 with Retry-After.
@@ -117,10 +119,10 @@ pub struct ListenerConfig {
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
-            header_read_timeout: "10s".into(),
-            request_body_timeout: "10s".into(),
-            keep_alive_idle: "60s".into(),
-            tls_handshake_timeout: "10s".into(),
+            header_read_timeout: ttl("10s"),
+            request_body_timeout: ttl("10s"),
+            keep_alive_idle: ttl("60s"),
+            tls_handshake_timeout: ttl("10s"),
             max_connections: 1024,
             max_requests_in_flight: 512,
             http2_max_concurrent_streams: 100,
@@ -130,26 +132,20 @@ impl Default for ListenerConfig {
 }
 
 impl ListenerConfig {
-    /// Durations are checked at load, so the fallback is never used.
-    fn duration(text: &str) -> std::time::Duration {
-        let seconds = crate::authority::parse_ttl(text).map_or(10, |d| d.whole_seconds());
-        std::time::Duration::from_secs(seconds.unsigned_abs())
-    }
-
     pub fn header_read_timeout(&self) -> std::time::Duration {
-        Self::duration(&self.header_read_timeout)
+        self.header_read_timeout.std()
     }
 
     pub fn request_body_timeout(&self) -> std::time::Duration {
-        Self::duration(&self.request_body_timeout)
+        self.request_body_timeout.std()
     }
 
     pub fn keep_alive_idle(&self) -> std::time::Duration {
-        Self::duration(&self.keep_alive_idle)
+        self.keep_alive_idle.std()
     }
 
     pub fn tls_handshake_timeout(&self) -> std::time::Duration {
-        Self::duration(&self.tls_handshake_timeout)
+        self.tls_handshake_timeout.std()
     }
 }
 
@@ -163,16 +159,16 @@ pub struct LifecycleConfig {
     /// The longest leaf lifetime the overdue search covers: it reads the
     /// not_after window up to `(1 - overdue_share) * max_lifetime` ahead, so
     /// a certificate living longer is reported only once inside that window.
-    pub max_lifetime: String,
+    pub max_lifetime: Ttl,
     /// How far back "expired without a successor" looks.
-    pub expired_lookback: String,
+    pub expired_lookback: Ttl,
     /// An authority is nearing its expiry when less than this share of its
     /// lifetime is left.
     pub authority_warning_share: f64,
     /// How often the expiry scan runs (on one node at a time).
-    pub scan_interval: String,
+    pub scan_interval: Ttl,
     /// First retry delay of a failed webhook delivery; doubles per attempt.
-    pub webhook_backoff: String,
+    pub webhook_backoff: Ttl,
     /// Delivery attempts per event before it is given up.
     pub webhook_max_attempts: u32,
     pub webhooks: Vec<WebhookConfig>,
@@ -184,11 +180,11 @@ impl Default for LifecycleConfig {
     fn default() -> Self {
         Self {
             overdue_share: 0.8,
-            max_lifetime: "90d".into(),
-            expired_lookback: "7d".into(),
+            max_lifetime: ttl("90d"),
+            expired_lookback: ttl("7d"),
             authority_warning_share: 0.2,
-            scan_interval: "1m".into(),
-            webhook_backoff: "30s".into(),
+            scan_interval: ttl("1m"),
+            webhook_backoff: ttl("30s"),
             webhook_max_attempts: 8,
             webhooks: Vec::new(),
             ca_rotation: CaRotationConfig::default(),
@@ -197,24 +193,20 @@ impl Default for LifecycleConfig {
 }
 
 impl LifecycleConfig {
-    fn duration(text: &str) -> time::Duration {
-        crate::authority::parse_ttl(text).unwrap_or(time::Duration::HOUR)
-    }
-
     pub fn max_lifetime(&self) -> time::Duration {
-        Self::duration(&self.max_lifetime)
+        self.max_lifetime.duration()
     }
 
     pub fn expired_lookback(&self) -> time::Duration {
-        Self::duration(&self.expired_lookback)
+        self.expired_lookback.duration()
     }
 
     pub fn scan_interval(&self) -> time::Duration {
-        Self::duration(&self.scan_interval)
+        self.scan_interval.duration()
     }
 
     pub fn webhook_backoff(&self) -> time::Duration {
-        Self::duration(&self.webhook_backoff)
+        self.webhook_backoff.duration()
     }
 }
 
@@ -294,18 +286,18 @@ pub struct CaRotationConfig {
     pub at_share: f64,
     /// How often each node checks whether a rotation is due, and whether
     /// another node rotated (one read of the small authorities table).
-    pub check_interval: String,
+    pub check_interval: Ttl,
 }
 
 impl Default for CaRotationConfig {
     fn default() -> Self {
-        Self { enabled: true, at_share: 0.66, check_interval: "15s".into() }
+        Self { enabled: true, at_share: 0.66, check_interval: ttl("15s") }
     }
 }
 
 impl CaRotationConfig {
     pub fn check_interval(&self) -> time::Duration {
-        crate::authority::parse_ttl(&self.check_interval).unwrap_or(time::Duration::seconds(15))
+        self.check_interval.duration()
     }
 }
 
@@ -316,15 +308,15 @@ pub struct RevocationConfig {
     /// Spread leaves over this many CRLs (0: one full CRL per authority).
     pub crl_shards: u32,
     /// nextUpdate - thisUpdate of every CRL.
-    pub crl_validity: String,
+    pub crl_validity: Ttl,
     /// CRLs are signed again at least this often, and at once after a revocation.
-    pub crl_refresh: String,
+    pub crl_refresh: Ttl,
     /// nextUpdate - thisUpdate of OCSP responses; pre-signed responses are
     /// refreshed at half of it.
-    pub ocsp_validity: String,
+    pub ocsp_validity: Ttl,
     /// Lifetime of the delegated OCSP signer certificates; each is replaced
     /// when a third of its life is left.
-    pub ocsp_signer_lifetime: String,
+    pub ocsp_signer_lifetime: Ttl,
     /// What a request's nonce gets: `ignore` (the pre-signed answer, no
     /// nonce; RFC 8954 §4 allows it) or `echo` (an answer signed for the
     /// request, within `ocsp_fresh_signatures_per_second`).
@@ -348,10 +340,10 @@ impl Default for RevocationConfig {
     fn default() -> Self {
         Self {
             crl_shards: 0,
-            crl_validity: "24h".into(),
-            crl_refresh: "1h".into(),
-            ocsp_validity: "4h".into(),
-            ocsp_signer_lifetime: "72h".into(),
+            crl_validity: ttl("24h"),
+            crl_refresh: ttl("1h"),
+            ocsp_validity: ttl("4h"),
+            ocsp_signer_lifetime: ttl("72h"),
             ocsp_nonce: OcspNonce::Ignore,
             ocsp_fresh_signatures_per_second: 100,
         }
@@ -359,24 +351,20 @@ impl Default for RevocationConfig {
 }
 
 impl RevocationConfig {
-    fn duration(text: &str) -> time::Duration {
-        crate::authority::parse_ttl(text).unwrap_or(time::Duration::HOUR)
-    }
-
     pub fn crl_validity(&self) -> time::Duration {
-        Self::duration(&self.crl_validity)
+        self.crl_validity.duration()
     }
 
     pub fn crl_refresh(&self) -> time::Duration {
-        Self::duration(&self.crl_refresh)
+        self.crl_refresh.duration()
     }
 
     pub fn ocsp_validity(&self) -> time::Duration {
-        Self::duration(&self.ocsp_validity)
+        self.ocsp_validity.duration()
     }
 
     pub fn ocsp_signer_lifetime(&self) -> time::Duration {
-        Self::duration(&self.ocsp_signer_lifetime)
+        self.ocsp_signer_lifetime.duration()
     }
 }
 
@@ -430,7 +418,7 @@ pub struct AcmeDirectoryConfig {
     pub eab_required: bool,
     /// Challenge types offered: `http-01`, `dns-01`, `tls-alpn-01`.
     #[serde(default = "default_challenges")]
-    pub challenges: Vec<String>,
+    pub challenges: Vec<ChallengeKind>,
     /// Orders one account may create per `rate_window`.
     #[serde(default = "default_orders_per_window")]
     pub orders_per_window: u32,
@@ -439,7 +427,7 @@ pub struct AcmeDirectoryConfig {
     pub failed_validations_per_window: u32,
     /// A duration such as `1h`.
     #[serde(default = "default_rate_window")]
-    pub rate_window: String,
+    pub rate_window: Ttl,
     /// Shown as `meta.termsOfService` when set.
     #[serde(default)]
     pub terms_of_service: Option<String>,
@@ -450,12 +438,51 @@ pub struct AcmeDirectoryConfig {
     pub require_low_s: bool,
 }
 
+/// A default duration, written as a person would write it in the file.
+fn ttl(text: &str) -> Ttl {
+    // Only called with this file's literals, each a valid duration: any
+    // load reads them all (`defaults_are_valid_durations`).
+    text.parse().expect("a default duration")
+}
+
 fn default_true() -> bool {
     true
 }
 
-fn default_challenges() -> Vec<String> {
-    ["http-01", "dns-01", "tls-alpn-01"].map(String::from).to_vec()
+fn default_challenges() -> Vec<ChallengeKind> {
+    vec![ChallengeKind::Http01, ChallengeKind::Dns01, ChallengeKind::TlsAlpn01]
+}
+
+/// The challenge types Tessera validates, as a directory's `challenges`
+/// names them. Defined here so the config reads them into this type once;
+/// `validation` re-exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeKind {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "dns-01")]
+    Dns01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl ChallengeKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "http-01" => Some(Self::Http01),
+            "dns-01" => Some(Self::Dns01),
+            "tls-alpn-01" => Some(Self::TlsAlpn01),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http01 => "http-01",
+            Self::Dns01 => "dns-01",
+            Self::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
 }
 
 fn default_orders_per_window() -> u32 {
@@ -466,8 +493,8 @@ fn default_failed_validations_per_window() -> u32 {
     100
 }
 
-fn default_rate_window() -> String {
-    "1h".into()
+fn default_rate_window() -> Ttl {
+    ttl("1h")
 }
 
 impl Default for AcmeConfig {
@@ -492,112 +519,6 @@ impl Default for AcmeConfig {
     }
 }
 
-/// Settings for the key custodians.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeysConfig {
-    pub file: FileKeysConfig,
-    pub pkcs11: Pkcs11Config,
-    pub awskms: AwsKmsConfig,
-}
-
-/// The PKCS#11 module that holds `pkcs11:` keys. Nothing here is specific to
-/// one vendor: SoftHSM2, a network HSM or CloudHSM differ only in `module`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Pkcs11Config {
-    /// Path of the vendor's PKCS#11 library.
-    pub module: Option<PathBuf>,
-    /// Variable holding the user PIN.
-    pub pin_env: Option<String>,
-    /// File holding the user PIN (trailing newline ignored).
-    pub pin_file: Option<PathBuf>,
-    /// Sessions kept open per key; also the number of signatures in flight.
-    pub sessions: usize,
-}
-
-impl Default for Pkcs11Config {
-    fn default() -> Self {
-        Self { module: None, pin_env: None, pin_file: None, sessions: 8 }
-    }
-}
-
-impl Pkcs11Config {
-    /// The user PIN from its configured source, never from the key URI.
-    pub fn pin(&self, key: &str) -> Result<SecretString, SignerError> {
-        read_secret(key, "keys.pkcs11.pin_env", &self.pin_env, "keys.pkcs11.pin_file", &self.pin_file)?.ok_or_else(
-            || SignerError::Unavailable {
-                key: key.into(),
-                reason: "no PIN source: set keys.pkcs11.pin_env or keys.pkcs11.pin_file".into(),
-            },
-        )
-    }
-}
-
-/// AWS KMS settings for `awskms:` keys. Credentials come from the standard AWS
-/// chain (environment, profile, instance role); `endpoint` is for emulators.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AwsKmsConfig {
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    /// Signatures in flight at once, per key.
-    pub max_concurrency: usize,
-    /// Time allowed for one attempt of one KMS call.
-    pub attempt_timeout_ms: u64,
-    /// Attempts per call, with exponential backoff between them (throttling,
-    /// timeouts and 5xx are retried).
-    pub max_attempts: u32,
-}
-
-impl Default for AwsKmsConfig {
-    fn default() -> Self {
-        Self { region: None, endpoint: None, max_concurrency: 32, attempt_timeout_ms: 3000, max_attempts: 4 }
-    }
-}
-
-/// Where the passphrase of encrypted `file:` keys comes from; never the
-/// passphrase itself, so a config file can be shared.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FileKeysConfig {
-    pub passphrase_env: Option<String>,
-    pub passphrase_file: Option<PathBuf>,
-}
-
-impl FileKeysConfig {
-    pub fn passphrase(&self) -> Result<Option<SecretString>, SignerError> {
-        read_secret(
-            "file:",
-            "keys.file.passphrase_env",
-            &self.passphrase_env,
-            "keys.file.passphrase_file",
-            &self.passphrase_file,
-        )
-    }
-}
-
-/// Reads a secret from the variable or file a config field names.
-fn read_secret(
-    key: &str,
-    env_field: &str,
-    env: &Option<String>,
-    file_field: &str,
-    file: &Option<PathBuf>,
-) -> Result<Option<SecretString>, SignerError> {
-    let unavailable = |reason: String| SignerError::Unavailable { key: key.into(), reason };
-    if let Some(var) = env {
-        let value = std::env::var(var).map_err(|_| unavailable(format!("{env_field}: variable {var} is not set")))?;
-        return Ok(Some(SecretString::from(value)));
-    }
-    if let Some(path) = file {
-        let value =
-            std::fs::read_to_string(path).map_err(|e| unavailable(format!("{file_field} {}: {e}", path.display())))?;
-        return Ok(Some(SecretString::from(value.trim_end_matches(['\r', '\n']).to_owned())));
-    }
-    Ok(None)
-}
-
 /// The CA hierarchy `tessera init` creates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -616,7 +537,7 @@ pub struct AuthorityConfig {
     pub organization: Option<String>,
     pub key_uri: String,
     #[serde(default = "default_algorithm")]
-    pub algorithm: String,
+    pub algorithm: SigningAlgorithm,
     pub validity_days: u32,
 }
 
@@ -635,8 +556,8 @@ impl std::fmt::Debug for AuthorityConfig {
     }
 }
 
-fn default_algorithm() -> String {
-    SigningAlgorithm::EcdsaP256Sha256.as_str().to_owned()
+fn default_algorithm() -> SigningAlgorithm {
+    SigningAlgorithm::EcdsaP256Sha256
 }
 
 impl Default for HierarchyConfig {
@@ -781,9 +702,6 @@ impl Config {
             if matches!(uri, KeyUri::Pkcs11(_)) && self.keys.pkcs11.module.is_none() {
                 return Err(field("keys.pkcs11.module", format!("is required by {name}.key_uri {uri}")));
             }
-            parse_algorithm(&authority.algorithm).ok_or_else(|| {
-                field(&format!("{name}.algorithm"), "must be ecdsa-p256-sha256 or ecdsa-p384-sha384".into())
-            })?;
             let most = crate::authority::MAX_TTL.whole_days();
             if authority.validity_days == 0 || i64::from(authority.validity_days) > most {
                 return Err(field(&format!("{name}.validity_days"), format!("must be from 1 to {most}")));
@@ -793,16 +711,6 @@ impl Config {
             return Err(field("hierarchy.issuing.validity_days", "must not exceed the root's validity".into()));
         }
         let revocation = &self.revocation;
-        for (name, value) in [
-            ("revocation.crl_validity", &revocation.crl_validity),
-            ("revocation.crl_refresh", &revocation.crl_refresh),
-            ("revocation.ocsp_validity", &revocation.ocsp_validity),
-            ("revocation.ocsp_signer_lifetime", &revocation.ocsp_signer_lifetime),
-        ] {
-            if crate::authority::parse_ttl(value).is_none() {
-                return Err(field(name, format!("{value:?} is not a duration such as 24h or 90m")));
-            }
-        }
         if revocation.crl_refresh() >= revocation.crl_validity() {
             return Err(field("revocation.crl_refresh", "must be shorter than revocation.crl_validity".into()));
         }
@@ -828,12 +736,6 @@ impl Config {
         let rotation = &self.lifecycle.ca_rotation;
         if !(rotation.at_share > 0.0 && rotation.at_share < 1.0) {
             return Err(field("lifecycle.ca_rotation.at_share", "must be between 0 and 1 (exclusive)".into()));
-        }
-        if crate::authority::parse_ttl(&rotation.check_interval).is_none() {
-            return Err(field(
-                "lifecycle.ca_rotation.check_interval",
-                format!("{:?} is not a duration such as 15s or 1m", rotation.check_interval),
-            ));
         }
         self.validate_lifecycle()?;
         self.validate_listeners()?;
@@ -870,14 +772,6 @@ impl Config {
             if dir.challenges.is_empty() {
                 return Err(field(at("challenges"), "must offer at least one challenge type".into()));
             }
-            for kind in &dir.challenges {
-                if !matches!(kind.as_str(), "http-01" | "dns-01" | "tls-alpn-01") {
-                    return Err(field(at("challenges"), format!("{kind:?} is not http-01, dns-01 or tls-alpn-01")));
-                }
-            }
-            if crate::authority::parse_ttl(&dir.rate_window).is_none() {
-                return Err(field(at("rate_window"), format!("{:?} is not a duration such as 1h", dir.rate_window)));
-            }
         }
         Ok(())
     }
@@ -904,16 +798,6 @@ impl Config {
                     lifecycle.overdue_share
                 ),
             ));
-        }
-        for (name, value) in [
-            ("lifecycle.max_lifetime", &lifecycle.max_lifetime),
-            ("lifecycle.expired_lookback", &lifecycle.expired_lookback),
-            ("lifecycle.scan_interval", &lifecycle.scan_interval),
-            ("lifecycle.webhook_backoff", &lifecycle.webhook_backoff),
-        ] {
-            if crate::authority::parse_ttl(value).is_none() {
-                return Err(field(name.into(), format!("{value:?} is not a duration such as 24h or 90m")));
-            }
         }
         if lifecycle.webhook_max_attempts == 0 {
             return Err(field("lifecycle.webhook_max_attempts".into(), "must be at least 1".into()));
@@ -943,14 +827,13 @@ impl Config {
         let field = |name: &str, reason: String| ConfigError::Field { field: format!("listeners.{name}"), reason };
         let listeners = &self.listeners;
         for (name, value) in [
-            ("header_read_timeout", &listeners.header_read_timeout),
-            ("request_body_timeout", &listeners.request_body_timeout),
-            ("keep_alive_idle", &listeners.keep_alive_idle),
-            ("tls_handshake_timeout", &listeners.tls_handshake_timeout),
+            ("header_read_timeout", listeners.header_read_timeout),
+            ("request_body_timeout", listeners.request_body_timeout),
+            ("keep_alive_idle", listeners.keep_alive_idle),
+            ("tls_handshake_timeout", listeners.tls_handshake_timeout),
         ] {
-            match crate::authority::parse_ttl(value) {
-                Some(d) if d <= time::Duration::HOUR => {}
-                _ => return Err(field(name, format!("{value:?} is not a duration from 1s to 1h such as 10s"))),
+            if value.duration() > time::Duration::HOUR {
+                return Err(field(name, format!("{value} is longer than 1h")));
             }
         }
         for (name, value, range) in [
@@ -1061,10 +944,6 @@ fn is_config_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
     FIELDS.contains(&top)
-}
-
-pub fn parse_algorithm(text: &str) -> Option<SigningAlgorithm> {
-    [SigningAlgorithm::EcdsaP256Sha256, SigningAlgorithm::EcdsaP384Sha384].into_iter().find(|a| a.as_str() == text)
 }
 
 #[cfg(test)]
@@ -1261,6 +1140,46 @@ mod tests {
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(config.lifecycle.overdue_share, 0.85);
         assert_eq!(config.lifecycle.webhooks.len(), 1);
+    }
+
+    #[test]
+    fn defaults_are_valid_durations() {
+        let config = Config::default();
+        assert_eq!(config.lifecycle.max_lifetime(), time::Duration::days(90));
+        assert_eq!(config.listeners.keep_alive_idle(), std::time::Duration::from_secs(60));
+        assert_eq!(config.acme.directories[0].rate_window.duration(), time::Duration::HOUR);
+    }
+
+    /// Durations and algorithms are typed when the config is read: a bad
+    /// one fails the load, naming its field, and the value read is the one
+    /// used (setup, rotation and the ACME rate limits once fell back to
+    /// defaults when they parsed the text again).
+    #[test]
+    fn durations_and_algorithms_are_read_into_their_types() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("typed.toml");
+        for (setting, field) in [
+            ("[lifecycle]\nscan_interval = \"soon\"", "lifecycle.scan_interval"),
+            ("[lifecycle.ca_rotation]\ncheck_interval = \"0s\"", "lifecycle.ca_rotation.check_interval"),
+            ("[[acme.directories]]\nname = \"a\"\npolicy = \"p\"\nrate_window = \"1 hour\"", "rate_window"),
+            ("[[acme.directories]]\nname = \"a\"\npolicy = \"p\"\nchallenges = [\"http-02\"]", "challenges"),
+            (
+                "[hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nkey_uri = \"file:r.pem\"\nvalidity_days = 10\nalgorithm = \"rsa\"",
+                "hierarchy.root.algorithm",
+            ),
+        ] {
+            std::fs::write(&path, format!("{setting}\n")).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{setting}: {err}");
+        }
+        std::fs::write(
+            &path,
+            "[lifecycle]\nscan_interval = \"1h30m\"\n[hierarchy.issuing]\nname = \"i\"\ncommon_name = \"I\"\nkey_uri = \"file:i.pem\"\nvalidity_days = 5\nalgorithm = \"ecdsa-p384-sha384\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.lifecycle.scan_interval(), time::Duration::minutes(90));
+        assert_eq!(config.hierarchy.issuing.algorithm, SigningAlgorithm::EcdsaP384Sha384);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 pub mod acme;
 pub mod admin;
 pub mod admin_cli;
-pub mod agent;
 pub mod authority;
 pub mod cli;
 pub mod clock;
@@ -13,10 +12,15 @@ pub mod http;
 pub mod issuance;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod private_files;
 pub mod revocation;
 pub mod rotation;
 pub mod secrets;
 pub mod setup;
 pub mod storage;
+pub mod token;
 pub mod validation;
+
+/// `tessera agent` runs the agent crate; its types keep their old paths.
+pub use tessera_agent as agent;

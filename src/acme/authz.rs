@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::challenge::challenge_view;
 use super::extract::{Account, SignedByAccount};
 use super::order::POLL_SECONDS;
 use super::problem::AcmeProblem;
@@ -92,4 +91,21 @@ pub async fn authorization(
         authz.status = "deactivated".into();
     }
     Ok(authz_response(&post.urls, &authz, &challenges, state.now()))
+}
+
+/// A challenge as its authorization and `POST .../chall/{id}` show it.
+pub fn challenge_view(urls: &Urls, challenge: &AcmeChallengeRecord) -> Value {
+    let mut body = json!({
+        "type": challenge.kind,
+        "url": urls.challenge(challenge.id),
+        "token": challenge.token,
+        "status": challenge.status,
+    });
+    if let Some(at) = challenge.validated {
+        body["validated"] = json!(rfc3339(from_unix(at)));
+    }
+    if let Some(error) = challenge.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+        body["error"] = error;
+    }
+    body
 }

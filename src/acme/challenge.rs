@@ -7,15 +7,14 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::authz::owned_authz;
+use super::authz::{challenge_view, owned_authz};
 use super::extract::SignedByAccount;
 use super::jws::{Jwk, key_authorization};
 use super::problem::AcmeProblem;
-use super::{AcmeState, Urls, parse_id};
+use super::{AcmeState, parse_id};
 use crate::authority::Policy;
-use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
 use crate::storage::{AcmeChallengeRecord, AuthzKey, StalledChallenge, StoreError, ValidationOutcome};
 use crate::validation::{ChallengeKind, ValidationError};
@@ -34,22 +33,6 @@ const STALLED_AFTER_SECONDS: i64 = 300;
 const RESUME_EVERY: Duration = Duration::from_secs(60);
 /// Stalled challenges taken up per look.
 const RESUME_AT_MOST: i64 = 100;
-
-pub fn challenge_view(urls: &Urls, challenge: &AcmeChallengeRecord) -> Value {
-    let mut body = json!({
-        "type": challenge.kind,
-        "url": urls.challenge(challenge.id),
-        "token": challenge.token,
-        "status": challenge.status,
-    });
-    if let Some(at) = challenge.validated {
-        body["validated"] = json!(rfc3339(from_unix(at)));
-    }
-    if let Some(error) = challenge.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
-        body["error"] = error;
-    }
-    body
-}
 
 /// `POST /acme/{dir}/chall/{id}`: `{}` starts validation; POST-as-GET reads.
 pub async fn challenge(

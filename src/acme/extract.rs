@@ -18,7 +18,7 @@ use super::nonce::{CheckedNonce, NonceError};
 use super::nonce_batch::Spend;
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, DirectorySettings, Urls, directory_name, request_host};
-use crate::http::metrics::EcdsaSource;
+use crate::metrics::EcdsaSource;
 use crate::storage::AcmeAccountRecord;
 
 /// Largest request body accepted; a CSR with an 8192-bit RSA key fits easily.

@@ -15,10 +15,10 @@ use super::extract::SignedByAccount;
 use super::order::{order_response, owned_order};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, parse_id};
-use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
 };
+use crate::metrics::EcdsaSource;
 use crate::storage::AcmeOrderRecord;
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";

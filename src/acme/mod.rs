@@ -39,11 +39,11 @@ use axum::routing::{get, post};
 
 pub use challenge::resume_stalled;
 
-use crate::authority::{Policy, PolicyRules, parse_ttl};
+use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
 use crate::config::{AcmeConfig, AcmeDirectoryConfig};
-use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
+use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::secrets::Sealer;
 use crate::storage::{
@@ -75,10 +75,10 @@ impl DirectorySettings {
             name: config.name.clone(),
             policy: config.policy.clone(),
             eab_required: config.eab_required,
-            challenges: config.challenges.iter().filter_map(|c| ChallengeKind::parse(c)).collect(),
+            challenges: config.challenges.clone(),
             orders_per_window: config.orders_per_window,
             failed_validations_per_window: config.failed_validations_per_window,
-            rate_window_seconds: parse_ttl(&config.rate_window).map_or(3600, |d| d.whole_seconds()),
+            rate_window_seconds: config.rate_window.duration().whole_seconds(),
             terms_of_service: config.terms_of_service.clone(),
             require_low_s: config.require_low_s,
         }

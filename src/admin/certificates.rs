@@ -14,10 +14,10 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
-use crate::http::metrics::EcdsaSource;
 use crate::issuance::{
     CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
 };
+use crate::metrics::EcdsaSource;
 use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";

@@ -14,7 +14,8 @@ use super::problem::ApiError;
 use super::refusals::Reason;
 use super::source::Source;
 use super::throttle::{self, Verdict};
-use super::token::{Scope, hash_token, stored_scope};
+use crate::storage::TokenRecord;
+use crate::token::{Scope, hash_token};
 
 /// JSON body; a malformed one is a 400 problem, a missing content type 415.
 pub struct ApiJson<T>(pub T);
@@ -181,4 +182,10 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The scope of a stored token (the table admits only the four).
+pub(super) fn stored_scope(record: &TokenRecord) -> Result<Scope, ApiError> {
+    Scope::parse(&record.scope)
+        .ok_or_else(|| ApiError::Internal(format!("token {} has scope {:?}", record.id, record.scope)))
 }

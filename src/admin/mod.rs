@@ -22,7 +22,6 @@ pub mod refusals;
 mod rotation;
 mod source;
 pub mod throttle;
-pub mod token;
 mod tokens;
 
 use std::sync::Arc;
@@ -34,9 +33,9 @@ use axum::http::request::Parts;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::clock::SharedClock;
-use crate::http::metrics::Metrics;
 use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::secrets::Sealer;

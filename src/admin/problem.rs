@@ -5,7 +5,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::token::BindingError;
 use crate::authority::PolicyError;
 use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, IssueError, SigningError};
@@ -13,6 +12,7 @@ use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
 use crate::secrets::SecretsError;
 use crate::storage::{StoreError, TokenError};
+use crate::token::BindingError;
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";

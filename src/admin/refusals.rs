@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use super::source::Source;
 use crate::clock::{from_unix, rfc3339};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::storage::{AdminStore, NewAuditEvent};
 
 /// Seconds a tally gathers before it is written.

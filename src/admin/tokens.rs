@@ -7,12 +7,13 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::extract::stored_scope;
 use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Authorized};
 use super::pagination::{self, Page};
 use super::problem::ApiError;
-use super::token::{Bindings, Scope, TokenRequest, create_token, stored_scope};
 use crate::clock::{from_unix, rfc3339};
 use crate::storage::{NewAuditEvent, TokenRecord};
+use crate::token::{Bindings, Scope, TokenRequest, create_token};
 
 #[derive(Debug, Serialize)]
 pub struct TokenView {

@@ -33,6 +33,54 @@ pub fn parse_ttl(text: &str) -> Option<Duration> {
     (digits.is_empty() && total > 0 && total <= MAX_TTL.whole_seconds()).then(|| Duration::seconds(total))
 }
 
+/// A duration read once from text like `24h` (see [`parse_ttl`]): config
+/// values are deserialized into it, so a bad one fails at load, naming its
+/// field, and nothing parses the text again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ttl(Duration);
+
+impl Ttl {
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+
+    /// The same duration for the standard library (timeouts); never negative.
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0.whole_seconds().unsigned_abs())
+    }
+}
+
+impl std::str::FromStr for Ttl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_ttl(text).map(Self).ok_or_else(|| {
+            format!("{text:?} is not a duration such as 90s, 10m, 24h or 7d (more than 0s, at most 36500d)")
+        })
+    }
+}
+
+impl TryFrom<String> for Ttl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<Ttl> for String {
+    fn from(ttl: Ttl) -> Self {
+        format_ttl(ttl.0)
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_ttl(self.0))
+    }
+}
+
 /// The shortest text `parse_ttl` reads back as the same duration.
 pub fn format_ttl(duration: Duration) -> String {
     let mut rest = duration.whole_seconds();

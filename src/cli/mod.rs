@@ -155,7 +155,8 @@ pub async fn run() -> anyhow::Result<()> {
             init_logging(config.log_format);
             let db = open_db(&config).await?;
             let clock: SharedClock = Arc::new(SystemClock);
-            let rotation = Sealer::load(&config, db.secrets(), clock).await?.rotate().await?;
+            let rotation =
+                Sealer::load(&config.kek_sources()?, &config.keys.awskms, db.secrets(), clock).await?.rotate().await?;
             println!(
                 "Sealed {} secrets again under data key {} (wrapped by {}); old data keys deleted: {}. \
                  secrets.previous_kek may go now.",

@@ -22,10 +22,10 @@ use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::listener::{self, Listener, plain_refusal};
-use crate::http::metrics::Metrics;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::secrets::Sealer;
@@ -66,7 +66,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
             "dev mode: the CA keys are unencrypted development keys; use `tessera init` with HSM or KMS keys in production"
         );
     }
-    let sealer = Sealer::load(&config, db.secrets(), clock.clone()).await?;
+    let sealer = Sealer::load(&config.kek_sources()?, &config.keys.awskms, db.secrets(), clock.clone()).await?;
     sealer.seal_stored().await?;
     let authority = load_signing_authority(&config, &db.catalog()).await?;
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
@@ -93,7 +93,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         db.lifecycle(),
         db.leases(),
         clock.clone(),
-        metrics.clone(),
+        &metrics,
         revocation.node().to_owned(),
     )?;
     lifecycle.forget_stored_credentials().await?;

@@ -43,7 +43,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ListenerConfig;
-use crate::http::metrics::ListenerMeter;
+use crate::metrics::ListenerMeter;
 
 /// The largest request body any route takes (an ACME JWS).
 pub const BODY_LIMIT: usize = 64 * 1024;

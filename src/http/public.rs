@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::PublicState;
 use super::trust_bundle::trust_bundle;
 use crate::clock::SharedClock;
 use crate::issuance::certificate_pem;
@@ -14,13 +15,6 @@ use crate::storage::{Catalog, StoreError};
 
 /// CA certificates change rarely; let caches keep them for an hour.
 const CACHE_CONTROL: &str = "public, max-age=3600";
-
-/// What the public routes read.
-#[derive(Debug, Clone)]
-pub struct PublicState {
-    pub catalog: Catalog,
-    pub clock: SharedClock,
-}
 
 pub fn router(catalog: Catalog, clock: SharedClock) -> Router {
     Router::new()

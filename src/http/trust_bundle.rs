@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::public::PublicState;
+use super::PublicState;
 use crate::issuance::certificate_pem;
 
 /// Short enough that a rotation reaches caches well before the retired

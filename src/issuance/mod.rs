@@ -10,7 +10,6 @@ mod reason;
 mod selector;
 mod serial;
 mod signing;
-mod uri;
 
 pub use csr::{CheckedCsr, CsrError, KeyType, PublicKeyNumbers, RSA_EXPONENT};
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
@@ -23,7 +22,7 @@ pub use reason::RevocationReason;
 pub use selector::SanSelector;
 pub use serial::{InvalidSerial, Serial};
 pub use signing::{SigningError, TbsCapture, envelope, sign_tbs};
-pub use uri::{UriError, UriName};
+pub use tessera_core::uri::{UriError, UriName};
 
 use crate::keys::Signer;
 

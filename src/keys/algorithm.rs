@@ -3,9 +3,12 @@
 use std::fmt;
 
 /// ECDSA on the NIST curves: what every HSM, KMS and relying party supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The config names them as [`SigningAlgorithm::as_str`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlgorithm {
+    #[serde(rename = "ecdsa-p256-sha256")]
     EcdsaP256Sha256,
+    #[serde(rename = "ecdsa-p384-sha384")]
     EcdsaP384Sha384,
 }
 

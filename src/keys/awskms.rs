@@ -21,7 +21,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpe
 use tokio::sync::Semaphore;
 
 use super::{KeyUri, Signer, SignerError, SigningAlgorithm};
-use crate::config::AwsKmsConfig;
+use crate::keys::AwsKmsConfig;
 
 /// A KMS key that signs, with a cap on calls in flight.
 pub struct KmsSigner {

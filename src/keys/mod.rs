@@ -7,6 +7,7 @@
 
 mod algorithm;
 pub mod awskms;
+mod config;
 mod ecdsa;
 mod key_uri;
 pub mod pkcs11;
@@ -14,12 +15,11 @@ mod signer;
 pub mod software;
 
 pub use algorithm::SigningAlgorithm;
+pub use config::{AwsKmsConfig, FileKeysConfig, KeysConfig, Pkcs11Config, read_secret};
 pub use key_uri::{KeyUri, KeyUriError, Pkcs11Uri, redact_pins};
 pub use signer::{Signer, SignerError};
 
 use std::sync::Arc;
-
-use crate::config::KeysConfig;
 
 /// Opens the signer a key URI names, with the custodian settings from config.
 pub async fn open_signer(uri: &KeyUri, config: &KeysConfig) -> Result<Arc<dyn Signer>, SignerError> {

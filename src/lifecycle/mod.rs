@@ -9,6 +9,7 @@
 //! signs and sends them with exponential backoff, recording every attempt.
 //! Metrics and `GET /api/v1/expirations` read the same [`ExpirationReport`].
 
+mod gauges;
 mod lease;
 mod scan;
 mod webhook;
@@ -19,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::storage::{AuthorityRecord, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError};
 pub use webhook::{SIGNATURE_HEADER, signature};
 
@@ -67,7 +68,7 @@ pub struct Lifecycle {
     leases: JobLeases,
     clock: SharedClock,
     config: LifecycleConfig,
-    metrics: Arc<Metrics>,
+    gauges: gauges::ExpiryGauges,
     webhooks: Vec<webhook::Webhook>,
     /// This node's name in job leases.
     node: String,
@@ -87,7 +88,7 @@ impl Lifecycle {
         store: LifecycleStore,
         leases: JobLeases,
         clock: SharedClock,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
         node: String,
     ) -> Result<Arc<Self>, LifecycleError> {
         let webhooks = config
@@ -96,7 +97,8 @@ impl Lifecycle {
             .enumerate()
             .map(|(i, hook)| webhook::Webhook::new(i, hook))
             .collect::<Result<_, _>>()?;
-        Ok(Arc::new(Self { store, leases, clock, config: config.clone(), metrics, webhooks, node }))
+        let gauges = gauges::ExpiryGauges::register(metrics);
+        Ok(Arc::new(Self { store, leases, clock, config: config.clone(), gauges, webhooks, node }))
     }
 
     /// The windows the report and the scan read, from the clock and config.
@@ -140,7 +142,7 @@ impl Lifecycle {
     /// Refreshes the lifecycle gauges; called at each scrape.
     pub async fn refresh_metrics(&self) -> Result<(), StoreError> {
         let report = self.expirations().await?;
-        self.metrics.set_expirations(&report);
+        self.gauges.set(&report);
         Ok(())
     }
 

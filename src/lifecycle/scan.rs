@@ -16,7 +16,7 @@ const PAGE: i64 = 200;
 impl Lifecycle {
     pub(super) async fn scan(&self) -> Result<(), String> {
         let report = self.expirations().await.map_err(|e| e.to_string())?;
-        self.metrics.set_expirations(&report);
+        self.gauges.set(&report);
         if self.webhooks.is_empty() {
             return Ok(());
         }

@@ -19,8 +19,8 @@ use self::crl::{CrlContents, sign_crl};
 use self::ocsp::{OcspIssuer, OcspResponder, SignatureCounts};
 use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
-use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
+use crate::metrics::Metrics;
 use crate::setup::open_authority;
 use crate::storage::{
     AuthorityRecord, Catalog, CertificateRecord, CertificateStatusRow, FULL_CRL, JobLeases, NewAuditEvent,

@@ -7,9 +7,9 @@ use time::Duration;
 
 use super::RotationError;
 use crate::clock::SharedClock;
-use crate::config::{Config, parse_algorithm};
+use crate::config::Config;
 use crate::issuance::{CaSubject, Serial};
-use crate::keys::{KeyUri, Pkcs11Uri, SigningAlgorithm, open_or_create_signer};
+use crate::keys::{KeyUri, Pkcs11Uri, open_or_create_signer};
 use crate::setup::{IssuingParent, certify_issuing, new_authority, open_authority};
 use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, NewAuditEvent};
 
@@ -125,7 +125,7 @@ pub async fn create_successor(
     // root certificate.
     let root_authority = open_authority(config, root, &authorities).await?;
     let names = successor_names(current, &authorities, &config.hierarchy.issuing.common_name)?;
-    let algorithm = parse_algorithm(&config.hierarchy.issuing.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    let algorithm = config.hierarchy.issuing.algorithm;
     let uri = config.resolve_key_uri(&names.key_uri).map_err(crate::setup::SetupError::from)?;
     let signer = open_or_create_signer(&uri, algorithm, &config.keys).await?;
 

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use super::SecretsError;
 use super::aead::{KEY_LEN, SealingKey, random};
-use crate::config::AwsKmsConfig;
+use crate::keys::AwsKmsConfig;
 use crate::keys::awskms::KmsKeyWrapper;
 use crate::private_files::{create_private_dir, create_private_file};
 

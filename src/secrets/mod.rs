@@ -22,8 +22,7 @@ use std::sync::{Arc, RwLock};
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigError};
-use crate::keys::SignerError;
+use crate::keys::{AwsKmsConfig, SignerError};
 use crate::storage::{SealedValue, SealingKeyRecord, SecretRow, SecretStore, StoreError, StoredSecret};
 use aead::{KEY_LEN, SealingKey, random};
 use kek::Kek;
@@ -31,8 +30,6 @@ pub use kek::{KekSource, ensure_kek_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The KEK cannot be read (never says what it holds).
@@ -102,15 +99,20 @@ fn describe(row: &SecretRow) -> String {
 }
 
 impl Sealer {
-    /// Reads the configured KEKs and unwraps the database's data keys. A
-    /// database without data keys gets one under the current KEK. One
-    /// whose data keys no configured KEK unwraps is refused: sealing under
-    /// a new key there would leave other nodes unable to open what this
-    /// one stores.
-    pub async fn load(config: &Config, db: SecretStore, clock: SharedClock) -> Result<Arc<Self>, SecretsError> {
+    /// Reads the KEKs (the current one first, as `Config::kek_sources`
+    /// gives them) and unwraps the database's data keys. A database without
+    /// data keys gets one under the current KEK. One whose data keys no
+    /// configured KEK unwraps is refused: sealing under a new key there
+    /// would leave other nodes unable to open what this one stores.
+    pub async fn load(
+        kek_sources: &[KekSource],
+        kms: &AwsKmsConfig,
+        db: SecretStore,
+        clock: SharedClock,
+    ) -> Result<Arc<Self>, SecretsError> {
         let mut keks = Vec::new();
-        for source in config.kek_sources()? {
-            keks.push(Kek::load(&source, &config.keys.awskms).await?);
+        for source in kek_sources {
+            keks.push(Kek::load(source, kms).await?);
         }
         let sealer = Self { db, clock, keks, data_keys: RwLock::default() };
         let stored = sealer.refresh().await?;

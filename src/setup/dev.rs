@@ -2,14 +2,14 @@
 //! policy and an admin token, so `tessera serve` works with nothing else.
 
 use super::{SetupError, create_hierarchy, system_event, write_admin_token};
-use crate::admin::token::create_admin_token;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
+use crate::config::{AuthorityConfig, Config, Mode};
 use crate::keys::software::SoftwareSigner;
-use crate::keys::{KeyUri, SigningAlgorithm, redact_pins};
+use crate::keys::{KeyUri, redact_pins};
 use crate::secrets::ensure_kek_file;
 use crate::storage::Db;
+use crate::token::create_admin_token;
 
 /// The name of the policy dev mode creates.
 pub const DEV_POLICY: &str = "default";
@@ -58,7 +58,7 @@ fn dev_signer(config: &Config, authority: &AuthorityConfig) -> Result<SoftwareSi
             redact_pins(&authority.key_uri)
         )));
     };
-    let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    let algorithm = authority.algorithm;
     let passphrase = config.keys.file.passphrase()?;
     Ok(SoftwareSigner::load_or_generate(uri.clone(), path, algorithm, passphrase.as_ref())?)
 }

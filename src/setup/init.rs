@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{SetupError, create_hierarchy, write_admin_token};
-use crate::admin::token::create_admin_token;
 use crate::clock::SharedClock;
-use crate::config::{AuthorityConfig, Config, Mode, parse_algorithm};
-use crate::keys::{Signer, SigningAlgorithm, open_or_create_signer};
+use crate::config::{AuthorityConfig, Config, Mode};
+use crate::keys::{Signer, open_or_create_signer};
 use crate::private_files::create_private_dir;
 use crate::secrets::{Sealer, ensure_kek_file};
 use crate::storage::Db;
+use crate::token::create_admin_token;
 
 /// Creates the root and issuing CA and a first admin token; refuses when
 /// the database already holds a hierarchy. The key-encryption key is
@@ -22,8 +22,9 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
             "this database already holds a CA hierarchy; tessera init never overwrites one".into(),
         ));
     }
-    ensure_kek_file(&config.kek_sources()?[0])?;
-    Sealer::load(config, db.secrets(), clock.clone()).await?;
+    let kek_sources = config.kek_sources()?;
+    ensure_kek_file(&kek_sources[0])?;
+    Sealer::load(&kek_sources, &config.keys.awskms, db.secrets(), clock.clone()).await?;
     if config.keys.file.passphrase_env.is_none() && config.keys.file.passphrase_file.is_none() {
         tracing::warn!("no keys.file passphrase configured: new file: keys are written unencrypted");
     }
@@ -41,6 +42,6 @@ pub async fn init_hierarchy(config: &Config, db: &Db, clock: &SharedClock) -> Re
 /// The authority's key, created in its custodian when it does not exist yet.
 async fn signer_for(config: &Config, authority: &AuthorityConfig) -> Result<Arc<dyn Signer>, SetupError> {
     let uri = config.resolve_key_uri(&authority.key_uri)?;
-    let algorithm = parse_algorithm(&authority.algorithm).unwrap_or(SigningAlgorithm::EcdsaP256Sha256);
+    let algorithm = authority.algorithm;
     Ok(open_or_create_signer(&uri, algorithm, &config.keys).await?)
 }

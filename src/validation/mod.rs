@@ -18,35 +18,9 @@ use std::time::Duration;
 
 use crate::authority::Policy;
 use crate::config::AcmeConfig;
+pub use crate::config::ChallengeKind;
 use crate::issuance::Identifier;
 pub use resolver::ValidationResolver;
-
-/// The challenge types Tessera validates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeKind {
-    Http01,
-    Dns01,
-    TlsAlpn01,
-}
-
-impl ChallengeKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "http-01" => Some(Self::Http01),
-            "dns-01" => Some(Self::Dns01),
-            "tls-alpn-01" => Some(Self::TlsAlpn01),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http01 => "http-01",
-            Self::Dns01 => "dns-01",
-            Self::TlsAlpn01 => "tls-alpn-01",
-        }
-    }
-}
 
 /// Why a validation failed, in the ACME error categories it maps to.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

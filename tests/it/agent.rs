@@ -1,4 +1,5 @@
-//! `tessera agent`, the built binary, against a real Tessera started in
+//! `tessera-agent`, the built binary (and `tessera agent`, the same agent
+//! as the server binary's subcommand), against a real Tessera started in
 //! process: certificates that `openssl verify` accepts, files written
 //! atomically with the right modes, the reload command, renewal with nobody
 //! acting under a short-lived policy (ARI and `replaces`), backoff while the
@@ -40,10 +41,11 @@ async fn once_obtains_then_keeps(backend: Backend) {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
     assert!(stderr(&first).contains("certificate installed"), "{}", stderr(&first));
 
-    // Again: the certificate is valid and not in its renewal window, so
-    // nothing is ordered and nothing reloaded. The EAB key is single-use,
-    // so success also shows the saved account was found, not made again.
-    let second = run_agent(&args).await;
+    // Again, as `tessera agent`, the subcommand existing users run: the
+    // certificate is valid and not in its renewal window, so nothing is
+    // ordered and nothing reloaded. The EAB key is single-use, so success
+    // also shows the saved account was found, not made again.
+    let second = run_tessera_agent(&args).await;
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stderr(&second).contains("not due for renewal"), "{}", stderr(&second));
     assert_eq!(std::fs::read_to_string(s.path("out/cert.pem")).unwrap(), full_chain);
@@ -327,10 +329,11 @@ async fn refuses_bad_input() {
         ),
     ];
     for (args, expected) in cases {
-        let output = run_agent(&args).await;
-        let message = stderr(&output);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
-        assert!(message.contains(expected) && message.contains("--help"), "{args:?}: {message}");
+        for output in [run_agent(&args).await, run_tessera_agent(&args).await] {
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+            assert!(message.contains(expected) && message.contains("--help"), "{args:?}: {message}");
+        }
     }
     s.ca.stop().await;
 }

@@ -1,4 +1,4 @@
-//! The certificate lifecycle end to end with the real `tessera agent`, in
+//! The certificate lifecycle end to end with the real `tessera-agent`, in
 //! compressed time (certificates of 100 to 300 seconds, on the real clock,
 //! which the agent runs on; deadlines and the overdue point leave room for
 //! a busy two-core machine):

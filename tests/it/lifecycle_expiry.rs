@@ -242,7 +242,7 @@ async fn job_state(ca: &TestCa, name: &str) -> Option<(String, i64, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_each_job_run_once_per_interval() {
     let Some(url) = crate::common::fresh_postgres_url().await else { return };
-    let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".into();
+    let fast = |c: &mut Config| c.lifecycle.scan_interval = "2s".parse().unwrap();
     let first_dir = tempfile::tempdir().unwrap();
     let first_keys = first_dir.path().join("keys");
     let first_kek = first_dir.path().join("secrets.kek");
@@ -261,6 +261,8 @@ async fn two_nodes_share_each_job_run_once_per_interval() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), second_dir.path().join("keys").join(entry.file_name())).unwrap();
     }
+    let kek = tessera::config::DEV_KEK_FILE;
+    std::fs::copy(first.dir.path().join(kek), second_dir.path().join(kek)).unwrap();
     let second = TestCa::start_in_with(second_dir, Some(url), AcmeOverrides::default(), fast).await;
 
     // Both nodes try every job until each has run twice more (a busy

@@ -22,7 +22,7 @@ use tessera::config::{AcmeOverrides, Config, Overrides};
 /// None when the backend is not available here.
 async fn start_ca(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestCa> {
     TestCa::start_acme_with(backend, AcmeOverrides::default(), |config| {
-        config.lifecycle.ca_rotation.check_interval = "1s".into();
+        config.lifecycle.ca_rotation.check_interval = "1s".parse().unwrap();
         adjust(config);
     })
     .await

@@ -85,9 +85,9 @@ async fn closed_by(connection: &mut Conn, deadline: Instant) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_while_others_are_served() {
     let ca = ca_with(|config| {
-        config.listeners.header_read_timeout = "1s".into();
-        config.listeners.tls_handshake_timeout = "1s".into();
-        config.listeners.keep_alive_idle = "2s".into();
+        config.listeners.header_read_timeout = "1s".parse().unwrap();
+        config.listeners.tls_handshake_timeout = "1s".parse().unwrap();
+        config.listeners.keep_alive_idle = "2s".parse().unwrap();
     })
     .await;
     let running = ca.running();
@@ -126,7 +126,7 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_over_http1_and_http2() {
-    let ca = ca_with(|config| config.listeners.keep_alive_idle = "2s".into()).await;
+    let ca = ca_with(|config| config.listeners.keep_alive_idle = "2s".parse().unwrap()).await;
     let port = ca.running().admin_addr.port();
     let request = || {
         let request = axum::http::Request::get(ca.admin_url("/healthz")).header("host", "localhost");
@@ -214,7 +214,7 @@ async fn connections_past_the_cap_are_closed_and_capacity_returns() {
 async fn requests_past_the_in_flight_cap_get_503_with_retry_after() {
     let ca = ca_with(|config| {
         config.listeners.max_requests_in_flight = 1;
-        config.listeners.request_body_timeout = "2s".into();
+        config.listeners.request_body_timeout = "2s".parse().unwrap();
     })
     .await;
     for (port, post_to, url, problem_type) in [

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::common::acme::{AccountKey, AcmeClient, eab_binding};
-use crate::common::agent::{AgentSetup, BIN, stderr};
+use crate::common::agent::{AgentSetup, BIN, agent_bin, stderr};
 use crate::common::custodians;
 use crate::common::webhook::{Receiver, with_webhook};
 use crate::common::{Backend, TestCa, csr_for};
@@ -39,7 +39,7 @@ async fn agent_commands_get_no_secret() {
         args.extend(solver);
         args.extend_from_slice(extra);
         args.push("--once".into());
-        tokio::process::Command::new(BIN)
+        tokio::process::Command::new(agent_bin())
             .args(args)
             .env("TESSERA_AGENT_EAB_HMAC", &hmac)
             .env("AWS_SECRET_ACCESS_KEY", CLOUD_SECRET)

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 
 use super::ecdsa::{fixed_to_der, unwrap_ec_point};
 use super::{KeyUri, Pkcs11Uri, Signer, SignerError, SigningAlgorithm};
-use crate::config::Pkcs11Config;
+use crate::keys::Pkcs11Config;
 pub use module::Module;
 
 /// A private key on a PKCS#11 token.

@@ -35,10 +35,10 @@ use self::request::{CertIdHash, Query};
 use self::response::{ResponderKey, Status};
 use crate::clock::SharedClock;
 use crate::config::{OcspNonce, RevocationConfig};
-use crate::http::metrics::Metrics;
 use crate::issuance::{CertificateIssuer, RevocationReason};
 use crate::keys::SigningAlgorithm;
 use crate::keys::software::SoftwareSigner;
+use crate::metrics::Metrics;
 use crate::storage::{Catalog, CertificateStatus, CertificateStatusRow, StoreError};
 
 /// An authority the responder answers for.

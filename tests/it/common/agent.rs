@@ -1,6 +1,6 @@
-//! Running the built `tessera agent` against an in-process Tessera whose
-//! ACME validation reaches the agent's challenge listeners, and reading
-//! what it installs.
+//! Running the built agent (`tessera-agent`, and `tessera agent` where a
+//! test says so) against an in-process Tessera whose ACME validation
+//! reaches the agent's challenge listeners, and reading what it installs.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +15,39 @@ use super::acme::Responders;
 use super::{Backend, TestCa, openssl_verify};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// The agent as workload hosts run it: the `tessera-agent` binary of the
+/// workspace's agent crate, which Cargo builds beside `tessera` for
+/// `cargo test --workspace` (scripts/test.sh) but not for this package's
+/// tests alone. A missing binary, or one older than the agent's sources,
+/// fails here rather than testing stale code.
+pub fn agent_bin() -> PathBuf {
+    let bin = Path::new(BIN).with_file_name("tessera-agent");
+    let hint = "build it first: cargo build -p tessera-agent (scripts/test.sh builds the workspace)";
+    let built =
+        std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}; {hint}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for crate_dir in ["crates/tessera-agent", "crates/tessera-core"] {
+        let newest = newest_modification(&root.join(crate_dir));
+        assert!(newest <= built, "{} is older than the sources of {crate_dir}; {hint}", bin.display());
+    }
+    bin
+}
+
+/// The latest modification time of the files under `dir`.
+fn newest_modification(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let modified = if path.is_dir() {
+            newest_modification(&path)
+        } else {
+            std::fs::metadata(&path).and_then(|m| m.modified()).unwrap()
+        };
+        newest = newest.max(modified);
+    }
+    newest
+}
 
 /// A free port below the ephemeral range: the agent opens its challenge
 /// listeners only while an order is open, and a port the kernel hands out
@@ -61,8 +94,7 @@ impl AgentSetup {
     /// The acceptance command line, without a solver or `--once`.
     pub fn args(&self, kid: &str, hmac: &str, domains: &[&str]) -> Vec<String> {
         let mut args = vec![
-            "agent".to_owned(),
-            "--directory".into(),
+            "--directory".to_owned(),
             self.ca.acme_directory(),
             "--ca-bundle".into(),
             self.ca.root_pem_path().display().to_string(),
@@ -152,8 +184,19 @@ pub fn overrides(responders: &Responders, http01_port: u16, tlsalpn01_port: u16)
     }
 }
 
+/// Runs `tessera-agent` with `args` to its end.
 pub async fn run_agent(args: &[String]) -> Output {
-    tokio::process::Command::new(BIN).args(args).env("TESSERA_LOG", "info").stdin(Stdio::null()).output().await.unwrap()
+    output_of(tokio::process::Command::new(agent_bin()).args(args)).await
+}
+
+/// Runs `tessera agent` (the server binary's subcommand, kept for existing
+/// users) with `args` to its end.
+pub async fn run_tessera_agent(args: &[String]) -> Output {
+    output_of(tokio::process::Command::new(BIN).arg("agent").args(args)).await
+}
+
+async fn output_of(command: &mut tokio::process::Command) -> Output {
+    command.env("TESSERA_LOG", "info").stdin(Stdio::null()).output().await.unwrap()
 }
 
 /// A long-running agent whose log goes to a file; killed when dropped.
@@ -165,7 +208,7 @@ pub struct RunningAgent {
 impl RunningAgent {
     pub fn start(args: &[String], log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(BIN)
+        let child = tokio::process::Command::new(agent_bin())
             .args(args)
             .env("TESSERA_LOG", "info")
             .stdin(Stdio::null())

@@ -56,8 +56,8 @@ pub fn verify_signature(headers: &HeaderMap, body: &str, secret: &[u8]) {
 /// Scans every second, retries after a second, and posts to `url` signed
 /// with the secret in `secret_file`.
 pub fn with_webhook(config: &mut Config, url: &str, secret_file: std::path::PathBuf) {
-    config.lifecycle.scan_interval = "1s".into();
-    config.lifecycle.webhook_backoff = "1s".into();
+    config.lifecycle.scan_interval = "1s".parse().unwrap();
+    config.lifecycle.webhook_backoff = "1s".parse().unwrap();
     config.lifecycle.webhooks =
         vec![WebhookConfig { url: url.into(), secret_env: None, secret_file: Some(secret_file), ca_file: None }];
 }

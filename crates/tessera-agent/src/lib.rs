@@ -1,4 +1,5 @@
-//! `tessera agent`: the workload-side ACME client (RFC 8555, with EAB from
+//! `tessera-agent` (also run as `tessera agent`): the workload-side ACME
+//! client (RFC 8555, with EAB from
 //! §7.3.4 and renewal information from RFC 9773). It obtains a certificate,
 //! writes key and chain atomically, runs a reload command, and renews in
 //! the CA's suggested window, backing off with jitter when the CA cannot
@@ -10,6 +11,10 @@
 //! (what is installed), `atomic_file`, `schedule` (ARI window, backoff),
 //! `reload`, `shell` (the clean environment the operator's commands run in),
 //! `metrics`, and `renewal` (the loop that ties them together).
+//!
+//! Architecture invariant: the agent shares only `tessera-core`
+//! (identifiers, the clock) with the server and speaks to it over ACME
+//! alone; Cargo keeps storage, key custody and server code out of it.
 
 mod account;
 mod args;
@@ -35,7 +40,20 @@ use metrics::AgentMetrics;
 use renewal::{Agent, OnceOutcome};
 pub use schedule::Schedule;
 
-use crate::clock::SystemClock;
+use tessera_core::clock::SystemClock;
+
+/// Logs to standard error, filtered by `TESSERA_LOG` (default `info`),
+/// with colours only for a person at a terminal.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(is_terminal)
+        .try_init();
+}
 
 /// Runs the agent: once (`--once`) or until the process is stopped.
 pub async fn run(settings: AgentSettings) -> Result<(), AgentError> {

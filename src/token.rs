@@ -1,4 +1,6 @@
 //! API tokens: 256 random bits, shown once, stored only as a SHA-256 hash.
+//! Making and hashing tokens lives here, beneath both the admin API that
+//! checks them and the setup that makes the first one.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
@@ -6,7 +8,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
 use crate::storage::{AdminStore, NewAuditEvent, NewTokenRecord, StoreError, TokenError, TokenRecord};
 
@@ -88,12 +89,6 @@ pub enum BindingError {
     AuditorCannotIssue,
     #[error("a token may be bound to at most {MAX_BINDINGS} policies")]
     TooMany,
-}
-
-/// The scope of a stored token (the table admits only the four).
-pub fn stored_scope(record: &TokenRecord) -> Result<Scope, ApiError> {
-    Scope::parse(&record.scope)
-        .ok_or_else(|| ApiError::Internal(format!("token {} has scope {:?}", record.id, record.scope)))
 }
 
 /// A new token's secret text and the hash to store.

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::issuance::Identifier;
+use tessera_core::Identifier;
 
 /// The long `tessera agent --help` text: what the agent writes and when.
 pub const LONG_ABOUT: &str = "\

@@ -15,7 +15,7 @@ use super::args::SolverSettings;
 use super::certificate::CertificateChain;
 use super::challenge::{Responders, preferred};
 use super::error::AgentError;
-use crate::issuance::Identifier;
+use tessera_core::Identifier;
 
 /// How long the CA may take to validate, and then to issue.
 const POLL: RetryPolicy =

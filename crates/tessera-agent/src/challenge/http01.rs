@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::agent::AbortOnDrop;
+use crate::AbortOnDrop;
 
 type Answers = Arc<Mutex<HashMap<String, String>>>;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::agent::shell::shell;
+use crate::shell::shell;
 
 /// A hook that takes longer than this is killed and counts as failed.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(300);

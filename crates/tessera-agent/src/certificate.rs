@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
 use super::args::OutputFiles;
-use crate::issuance::Identifier;
+use tessera_core::Identifier;
 
 /// A leaf certificate and the chain above it, as PEM blocks.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use super::metrics::AgentMetrics;
 use super::order::{Issued, obtain};
 use super::reload::run_reload;
 use super::schedule::{Backoff, Schedule, Step, until};
-use crate::clock::{SharedClock, rfc3339};
+use tessera_core::clock::{SharedClock, rfc3339};
 
 /// One order, validation included, may take this long before it counts as failed.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(600);

@@ -1,8 +1,10 @@
-//! Prometheus metrics, served on the admin listener behind a token.
-//! Lifecycle gauges (expiring, overdue, expired without a successor,
-//! authority expiry) are per authority and refreshed from the database at
-//! each scrape, so every node reports the same figures.
+//! Prometheus metrics, served on the admin listener behind a token. This
+//! module holds the registry and the series that several components feed;
+//! a component whose series only it feeds registers them itself through
+//! [`Metrics::register`] (the lifecycle gauges live in `lifecycle`), so
+//! this module depends on no component.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,14 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
-
-use crate::lifecycle::ExpirationReport;
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AuthorityLabel {
-    authority: String,
-}
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -28,12 +23,6 @@ struct ReasonLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
     listener: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WindowLabel {
-    authority: String,
-    window: &'static str,
 }
 
 /// Where a valid ECDSA signature was seen.
@@ -60,18 +49,9 @@ struct EcdsaLabel {
     scope: String,
 }
 
-/// The lifecycle gauges, one series per authority.
-#[derive(Default)]
-struct LifecycleGauges {
-    expiring: Family<WindowLabel, Gauge>,
-    overdue: Family<AuthorityLabel, Gauge>,
-    expired_without_successor: Family<AuthorityLabel, Gauge>,
-    authority_seconds_left: Family<AuthorityLabel, Gauge>,
-    authority_nearing_expiry: Family<AuthorityLabel, Gauge>,
-}
-
 pub struct Metrics {
-    registry: Registry,
+    /// Behind a lock so components can add their series after start-up.
+    registry: Mutex<Registry>,
     issued: Counter,
     issuance_failures: Counter,
     revoked: Counter,
@@ -79,7 +59,6 @@ pub struct Metrics {
     admin_refusals: Family<ReasonLabel, Counter>,
     ecdsa_signatures: Family<EcdsaLabel, Counter>,
     high_s_signatures: Family<EcdsaLabel, Counter>,
-    lifecycle: LifecycleGauges,
     listeners: ListenerFamilies,
     ocsp_signatures: Family<ReasonLabel, Counter>,
 }
@@ -136,32 +115,6 @@ impl Default for Metrics {
             "Valid ECDSA signatures seen with S above half the curve order, refused or not (require_low_s)",
             high_s_signatures.clone(),
         );
-        let lifecycle = LifecycleGauges::default();
-        registry.register(
-            "certificates_expiring",
-            "Issued certificates expiring within the window (1h, 24h, 7d)",
-            lifecycle.expiring.clone(),
-        );
-        registry.register(
-            "certificates_overdue",
-            "Issued certificates past their renewal share that nothing replaced",
-            lifecycle.overdue.clone(),
-        );
-        registry.register(
-            "certificates_expired_without_successor",
-            "Certificates that expired within the lookback with nothing replacing them",
-            lifecycle.expired_without_successor.clone(),
-        );
-        registry.register(
-            "authority_seconds_left",
-            "Seconds until the authority's certificate expires",
-            lifecycle.authority_seconds_left.clone(),
-        );
-        registry.register(
-            "authority_nearing_expiry",
-            "1 when an active authority has less than its warning share of life left",
-            lifecycle.authority_nearing_expiry.clone(),
-        );
         let listeners = ListenerFamilies::default();
         registry.register("listener_connections", "Connections open on the listener", listeners.connections.clone());
         registry.register(
@@ -181,7 +134,7 @@ impl Default for Metrics {
             ocsp_signatures.clone(),
         );
         Self {
-            registry,
+            registry: Mutex::new(registry),
             issued,
             issuance_failures,
             revoked,
@@ -189,7 +142,6 @@ impl Default for Metrics {
             ecdsa_signatures,
             high_s_signatures,
             admin_refusals,
-            lifecycle,
             listeners,
             ocsp_signatures,
         }
@@ -242,30 +194,14 @@ impl Metrics {
         self.ocsp_signatures.get_or_create(&ReasonLabel { reason }).clone()
     }
 
-    /// Replaces every lifecycle gauge with the figures of `report`.
-    pub fn set_expirations(&self, report: &ExpirationReport) {
-        let g = &self.lifecycle;
-        g.expiring.clear();
-        g.overdue.clear();
-        g.expired_without_successor.clear();
-        g.authority_seconds_left.clear();
-        g.authority_nearing_expiry.clear();
-        for a in &report.authorities {
-            let label = AuthorityLabel { authority: a.name.clone() };
-            let c = &a.counts;
-            for (window, count) in [("1h", c.expiring_1h), ("24h", c.expiring_24h), ("7d", c.expiring_7d)] {
-                g.expiring.get_or_create(&WindowLabel { authority: a.name.clone(), window }).set(count);
-            }
-            g.overdue.get_or_create(&label).set(c.overdue);
-            g.expired_without_successor.get_or_create(&label).set(c.expired_without_successor);
-            g.authority_seconds_left.get_or_create(&label).set(a.not_after - report.at);
-            g.authority_nearing_expiry.get_or_create(&label).set(i64::from(a.nearing_expiry));
-        }
+    /// Adds a component's own series to what a scrape reports.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner).register(name, help, metric);
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        encode(&mut out, &self.registry)?;
+        encode(&mut out, &self.registry.lock().unwrap_or_else(PoisonError::into_inner))?;
         Ok(out)
     }
 }

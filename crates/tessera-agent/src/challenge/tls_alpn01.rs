@@ -11,7 +11,7 @@ use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::agent::AbortOnDrop;
+use crate::AbortOnDrop;
 
 const ACME_TLS_1: &[u8] = b"acme-tls/1";
 

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use super::identifier::Identifier;
+use crate::dns_name::is_dns_name;
 
 /// The longest URI certified, as the SPIFFE ID standard caps SPIFFE IDs.
 pub const MAX_URI_BYTES: usize = 2048;
@@ -205,7 +205,7 @@ fn is_trust_domain(host: &str) -> bool {
 /// A host as a DNS identifier would be written: lowercase, no trailing dot,
 /// no wildcard.
 fn is_host_name(host: &str) -> bool {
-    matches!(Identifier::dns(host), Ok(Identifier::Dns(name)) if name == host && !name.starts_with("*."))
+    !host.starts_with("*.") && is_dns_name(host)
 }
 
 fn is_port(port: &str) -> bool {
