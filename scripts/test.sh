@@ -263,6 +263,10 @@ run_cargo_deny
 
 # The workspace: Tessera's suite, and fuzz/'s replay of every committed
 # corpus file through its target (stable; no fuzzing).
+# The agent's tests run the tessera-agent binary, which `cargo test` builds
+# only as a test harness: build the binary itself first.
+log "cargo build -p tessera-agent"
+cargo build --locked -p tessera-agent
 log "cargo test (PostgreSQL and SQLite; fuzz corpus replay)"
 cargo test --locked --workspace --all-targets </dev/null
 

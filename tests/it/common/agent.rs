@@ -17,10 +17,10 @@ use super::{Backend, TestCa, openssl_verify};
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// The agent as workload hosts run it: the `tessera-agent` binary of the
-/// workspace's agent crate, which Cargo builds beside `tessera` for
-/// `cargo test --workspace` (scripts/test.sh) but not for this package's
-/// tests alone. A missing binary, or one older than the agent's sources,
-/// fails here rather than testing stale code.
+/// workspace's agent crate. `cargo test` builds another package's binary
+/// only as a test harness, so scripts/test.sh runs `cargo build -p
+/// tessera-agent` first. A missing binary, or one older than the agent's
+/// sources, fails here rather than testing stale code.
 pub fn agent_bin() -> PathBuf {
     let bin = Path::new(BIN).with_file_name("tessera-agent");
     let hint = "build it first: cargo build -p tessera-agent (scripts/test.sh builds the workspace)";
