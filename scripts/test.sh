@@ -118,48 +118,41 @@ setup_key_custodians() {
     export TESSERA_TEST_CUSTODIANS=required
 }
 
-# --- pkilint (tests/it/pkilint.rs) -----------------------------------------------
+# --- Python tools: pkilint, schemathesis -------------------------------------
 
 PKILINT_VERSION=0.13.3
+SCHEMATHESIS_VERSION=4.32.5
 
-# pkilint, pinned, in a venv of the machine's Python (kept between runs,
-# rebuilt when the pin changes). tests/it/pkilint.rs lints what a dev CA
-# signs with it and fails, rather than skips, when it is missing.
-setup_pkilint() {
-    local venv=${TESSERA_PKILINT_VENV:-$HOME/.cache/tessera/pkilint-venv}
-    local marker="$venv/.tessera-pkilint"
-    if [[ ! -x "$venv/bin/lint_pkix_cert" || "$(cat "$marker" 2>/dev/null)" != "$PKILINT_VERSION" ]]; then
-        log "installing pkilint $PKILINT_VERSION into $venv"
-        rm -rf "$venv"
-        mkdir -p "$(dirname "$venv")"
-        python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check "pkilint==$PKILINT_VERSION" ||
-            { rm -rf "$venv"; echo "pip install pkilint failed" >&2; exit 1; }
-        echo "$PKILINT_VERSION" >"$marker"
+# Installs PACKAGE==VERSION into the venv VENV of the machine's Python
+# unless EXECUTABLE is there at that version already: venvs are kept
+# between runs and rebuilt when the pin changes.
+pinned_venv() {
+    local venv=$1 package=$2 version=$3 executable=$4
+    local marker="$venv/.tessera-$package"
+    if [[ -x "$venv/bin/$executable" && "$(cat "$marker" 2>/dev/null)" == "$version" ]]; then
+        return
     fi
-    export TESSERA_PKILINT_VENV=$venv
+    log "installing $package $version into $venv"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$package==$version" ||
+        { rm -rf "$venv"; echo "pip install $package failed" >&2; exit 1; }
+    echo "$version" >"$marker"
+}
+
+# tests/it/pkilint.rs lints what a dev CA signs with pkilint and fails,
+# rather than skips, when it is missing.
+setup_pkilint() {
+    export TESSERA_PKILINT_VENV=${TESSERA_PKILINT_VENV:-$HOME/.cache/tessera/pkilint-venv}
+    pinned_venv "$TESSERA_PKILINT_VENV" pkilint "$PKILINT_VERSION" lint_pkix_cert
     export TESSERA_TEST_PKILINT=required
 }
 
-# --- schemathesis (scripts/schemathesis.sh) ----------------------------------
-
-SCHEMATHESIS_VERSION=4.32.5
-
-# schemathesis, pinned, in a venv of the machine's Python (kept between
-# runs, rebuilt when the pin changes), for the admin API contract run.
+# scripts/schemathesis.sh runs the admin API contract with it.
 setup_schemathesis() {
-    local venv=${TESSERA_SCHEMATHESIS_VENV:-$HOME/.cache/tessera/schemathesis-venv}
-    local marker="$venv/.tessera-schemathesis"
-    if [[ ! -x "$venv/bin/schemathesis" || "$(cat "$marker" 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]]; then
-        log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
-        rm -rf "$venv"
-        mkdir -p "$(dirname "$venv")"
-        python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
-            { rm -rf "$venv"; echo "pip install schemathesis failed" >&2; exit 1; }
-        echo "$SCHEMATHESIS_VERSION" >"$marker"
-    fi
-    export TESSERA_SCHEMATHESIS_VENV=$venv
+    export TESSERA_SCHEMATHESIS_VENV=${TESSERA_SCHEMATHESIS_VENV:-$HOME/.cache/tessera/schemathesis-venv}
+    pinned_venv "$TESSERA_SCHEMATHESIS_VENV" schemathesis "$SCHEMATHESIS_VERSION" schemathesis
 }
 
 # --- dependencies (deny.toml) ------------------------------------------------
