@@ -184,11 +184,12 @@ async fn connections_past_the_cap_are_closed_and_capacity_returns() {
     }
     // Connections are admitted as their tasks run, not in the order they
     // arrived: wait until the listener holds all of them.
+    // On a busy machine that takes seconds; going on before would let the
+    // next connection in below the cap.
     let open = "tessera_listener_connections{listener=\"http\"}";
-    for _ in 0..50 {
-        if ca.metric(open).await == Some(CAP as f64) {
-            break;
-        }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ca.metric(open).await != Some(CAP as f64) {
+        assert!(Instant::now() < deadline, "the listener never held {CAP} connections");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let refused_at = Instant::now();
