@@ -177,6 +177,15 @@ async fn connections_past_the_cap_are_closed_and_capacity_returns() {
     let ca = ca_with(|config| config.listeners.max_connections = CAP as u32).await;
     let port = ca.running().http_addr.port();
     assert_eq!(plain_get(port, "/trust-bundle.pem").await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // The server may drop that connection, and free its slot, only after
+    // the client has read to the end: wait until it holds none, or one of
+    // the connections below would be refused.
+    let open = "tessera_listener_connections{listener=\"http\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ca.metric(open).await != Some(0.0) {
+        assert!(Instant::now() < deadline, "the first connection was never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let mut held = Vec::new();
     for _ in 0..CAP {
@@ -186,7 +195,6 @@ async fn connections_past_the_cap_are_closed_and_capacity_returns() {
     // arrived: wait until the listener holds all of them.
     // On a busy machine that takes seconds; going on before would let the
     // next connection in below the cap.
-    let open = "tessera_listener_connections{listener=\"http\"}";
     let deadline = Instant::now() + Duration::from_secs(30);
     while ca.metric(open).await != Some(CAP as f64) {
         assert!(Instant::now() < deadline, "the listener never held {CAP} connections");
