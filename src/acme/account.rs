@@ -15,7 +15,7 @@ use super::jws::{Jwk, Jws, KeyRef};
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, Urls, parse_id};
 use crate::clock::{from_unix, rfc3339};
-use crate::storage::{AcmeAccountRecord, NewAccountError, NewAcmeAccount, NewAuditEvent};
+use crate::storage::{AccountStatus, AcmeAccountRecord, NewAccountError, NewAcmeAccount, NewAuditEvent};
 
 /// Orders per page of the orders list.
 const ORDERS_PAGE: i64 = 100;
@@ -166,10 +166,10 @@ pub async fn account(
         return Ok(account_response(StatusCode::OK, &post.urls, &account.record));
     }
     let update: AccountUpdate = post.payload()?;
-    let status = match update.status.as_deref() {
+    let status = match update.status.as_deref().map(|s| (s, AccountStatus::parse(s))) {
         None => None,
-        Some("deactivated") => Some("deactivated"),
-        Some(other) => return Err(AcmeProblem::malformed(format!("an account cannot be set to {other:?}"))),
+        Some((_, Some(AccountStatus::Deactivated))) => Some(AccountStatus::Deactivated),
+        Some((other, _)) => return Err(AcmeProblem::malformed(format!("an account cannot be set to {other:?}"))),
     };
     let contact = update.contact.as_deref().map(check_contacts).transpose()?;
     if status.is_none() && contact.is_none() {

@@ -13,7 +13,7 @@ use super::problem::AcmeProblem;
 use super::{AcmeState, Urls, parse_id};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::Identifier;
-use crate::storage::{AcmeAuthzRecord, AcmeChallengeRecord, AuthzKey};
+use crate::storage::{AcmeAuthzRecord, AcmeChallengeRecord, AuthzKey, AuthzStatus};
 
 /// The authorization `key` names, with its challenges, if it belongs to `account`.
 pub async fn owned_authz(
@@ -32,9 +32,10 @@ pub async fn owned_authz(
     Ok((authz, challenges))
 }
 
-fn current_status(authz: &AcmeAuthzRecord, now: i64) -> &str {
-    match authz.status.as_str() {
-        "pending" | "valid" if authz.expires < now => "expired",
+/// The status an authorization has now; a pending or valid one past its expiry is expired.
+fn current_status(authz: &AcmeAuthzRecord, now: i64) -> AuthzStatus {
+    match authz.status {
+        AuthzStatus::Pending | AuthzStatus::Valid if authz.expires < now => AuthzStatus::Expired,
         other => other,
     }
 }
@@ -57,9 +58,8 @@ fn authz_view(urls: &Urls, authz: &AcmeAuthzRecord, challenges: &[AcmeChallengeR
 
 /// An authorization as a response, with `Retry-After` while it is pending.
 fn authz_response(urls: &Urls, authz: &AcmeAuthzRecord, challenges: &[AcmeChallengeRecord], now: i64) -> Response {
-    let view = authz_view(urls, authz, challenges, now);
-    let pending = view["status"] == "pending";
-    let mut response = (StatusCode::OK, axum::Json(view)).into_response();
+    let pending = current_status(authz, now) == AuthzStatus::Pending;
+    let mut response = (StatusCode::OK, axum::Json(authz_view(urls, authz, challenges, now))).into_response();
     if pending {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
     }
@@ -82,13 +82,13 @@ pub async fn authorization(
     let (mut authz, challenges) = owned_authz(&state, &account, AuthzKey::Authz(parse_id(&id)?)).await?;
     if !post.jws.is_post_as_get() {
         let update: AuthzUpdate = post.payload()?;
-        if update.status != "deactivated" {
+        if AuthzStatus::parse(&update.status) != Some(AuthzStatus::Deactivated) {
             return Err(AcmeProblem::malformed("an authorization can only be set to deactivated"));
         }
         if !state.store().deactivate_acme_authorization(authz.id).await? {
             return Err(AcmeProblem::malformed(format!("a {} authorization cannot be deactivated", authz.status)));
         }
-        authz.status = "deactivated".into();
+        authz.status = AuthzStatus::Deactivated;
     }
     Ok(authz_response(&post.urls, &authz, &challenges, state.now()))
 }

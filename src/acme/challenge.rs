@@ -16,7 +16,7 @@ use super::problem::AcmeProblem;
 use super::{AcmeState, parse_id};
 use crate::authority::Policy;
 use crate::issuance::Identifier;
-use crate::storage::{AcmeChallengeRecord, AuthzKey, StalledChallenge, StoreError, ValidationOutcome};
+use crate::storage::{AcmeChallengeRecord, AuthzKey, ChallengeStatus, StalledChallenge, StoreError, ValidationOutcome};
 use crate::validation::{ChallengeKind, ValidationError};
 
 /// Attempts per validation; connection and DNS failures are retried, since
@@ -52,7 +52,7 @@ pub async fn challenge(
         }
         let policy = state.policy(&account.record.policy).await?;
         if state.inner.challenge_starts.get(challenge.id).await? {
-            challenge.status = "processing".into();
+            challenge.status = ChallengeStatus::Processing;
             let identifier = Identifier::from_tagged(&authz.identifier)
                 .map_err(|e| AcmeProblem::internal(format!("stored identifier: {e}")))?;
             let kind = ChallengeKind::parse(&challenge.kind)
@@ -67,7 +67,7 @@ pub async fn challenge(
     if let Ok(up) = HeaderValue::from_str(&format!("<{}>;rel=\"up\"", post.urls.authz(authz.id))) {
         headers.append(header::LINK, up);
     }
-    if challenge.status == "processing" {
+    if challenge.status == ChallengeStatus::Processing {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
     }
     Ok(response)

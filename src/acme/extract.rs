@@ -19,7 +19,7 @@ use super::nonce_batch::Spend;
 use super::problem::{AcmeProblem, ProblemType};
 use super::{AcmeState, DirectorySettings, Urls, directory_name, request_host};
 use crate::metrics::EcdsaSource;
-use crate::storage::AcmeAccountRecord;
+use crate::storage::{AccountStatus, AcmeAccountRecord};
 
 /// Largest request body accepted; a CSR with an 8192-bit RSA key fits easily.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -226,7 +226,7 @@ pub fn verify_jws(jws: &Jws, key: &Jwk, directory: &DirectorySettings, state: &A
 }
 
 fn require_valid(account: &Account) -> Result<(), AcmeProblem> {
-    if account.record.status == "valid" {
+    if account.record.status == AccountStatus::Valid {
         Ok(())
     } else {
         Err(AcmeProblem::unauthorized(format!("the account is {}", account.record.status)))

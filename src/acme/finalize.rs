@@ -19,7 +19,7 @@ use crate::issuance::{
     AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
 };
 use crate::metrics::EcdsaSource;
-use crate::storage::AcmeOrderRecord;
+use crate::storage::{AcmeOrderRecord, OrderStatus};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -39,11 +39,9 @@ pub async fn finalize(
     let (order, authz_ids) = owned_order(&state, &account, parse_id(&id)?).await?;
     let payload: FinalizePayload = post.payload()?;
     let now = state.now();
-    if order.status != "ready" || order.expires < now {
-        return Err(AcmeProblem::new(
-            ProblemType::OrderNotReady,
-            format!("the order is {}, not ready", if order.expires < now { "expired" } else { &order.status }),
-        ));
+    if order.status != OrderStatus::Ready || order.expires < now {
+        let status = if order.expires < now { "expired" } else { order.status.as_str() };
+        return Err(AcmeProblem::new(ProblemType::OrderNotReady, format!("the order is {status}, not ready")));
     }
     let der = URL_SAFE_NO_PAD
         .decode(payload.csr.trim_end_matches('='))
@@ -85,7 +83,7 @@ pub async fn finalize(
             state.inner.metrics.issued(started.elapsed());
             // Recorded valid with the certificate, in the same commit.
             AcmeOrderRecord {
-                status: "valid".into(),
+                status: OrderStatus::Valid,
                 certificate_serial: Some(issued.serial.as_bytes().to_vec()),
                 ..order
             }

@@ -17,7 +17,9 @@ use super::{AcmeState, DirectorySettings, Urls, parse_id, random_token};
 use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
-use crate::storage::{AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, RateLimited};
+use crate::storage::{
+    AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, OrderStatus, RateLimited,
+};
 use crate::validation::ChallengeKind;
 
 /// Pending orders and their authorizations live this long.
@@ -56,9 +58,9 @@ pub fn identifier_json(id: &Identifier) -> Value {
 }
 
 /// The status an order has now; a pending or ready order past its expiry is invalid.
-fn current_status(order: &AcmeOrderRecord, now: i64) -> &str {
-    match order.status.as_str() {
-        "pending" | "ready" if order.expires < now => "invalid",
+fn current_status(order: &AcmeOrderRecord, now: i64) -> OrderStatus {
+    match order.status {
+        OrderStatus::Pending | OrderStatus::Ready if order.expires < now => OrderStatus::Invalid,
         other => other,
     }
 }
@@ -100,9 +102,8 @@ pub fn order_response(
     authz_ids: &[i64],
     now: i64,
 ) -> Response {
-    let view = order_view(urls, order, authz_ids, now);
-    let moving = view["status"] == "processing";
-    let mut response = (status, axum::Json(view)).into_response();
+    let moving = current_status(order, now) == OrderStatus::Processing;
+    let mut response = (status, axum::Json(order_view(urls, order, authz_ids, now))).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&urls.order(order.id)) {
         headers.insert(header::LOCATION, location);
@@ -341,7 +342,7 @@ async fn check_replaces(state: &AcmeState, account: &Account, text: &str) -> Res
         return Err(AcmeProblem::unauthorized("replaces names a certificate this account did not order"));
     }
     let replaced = state.store().acme_replacements(&certificate.serial).await?;
-    if replaced.iter().any(|o| o.status != "invalid") {
+    if replaced.iter().any(|o| o.status != OrderStatus::Invalid) {
         return Err(AcmeProblem::new(ProblemType::AlreadyReplaced, "the certificate has already been replaced"));
     }
     Ok(certificate.serial)

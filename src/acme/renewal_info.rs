@@ -14,7 +14,7 @@ use super::AcmeState;
 use super::problem::AcmeProblem;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{SanSelector, from_column};
-use crate::storage::{CertificateRecord, CertificateStatus, StoreError};
+use crate::storage::{AuthorityStatus, CertificateRecord, CertificateStatus, StoreError};
 
 /// Clients ask again after at most this long (RFC 9773 §4.3 suggests hours).
 const MAX_RETRY_AFTER_SECONDS: i64 = 6 * 3600;
@@ -67,7 +67,7 @@ pub async fn renewal_info(
     let certificate = CertId::parse(&id)?.find(&state).await?;
     let authority = state.store().authority(certificate.authority_id).await?;
     let now = state.now();
-    let renew_now = authority.status != "active" || is_pulled(&state, &certificate).await?;
+    let renew_now = authority.status != AuthorityStatus::Active || is_pulled(&state, &certificate).await?;
     let (start, end) = suggested_window(&certificate, renew_now, now);
     let body = json!({ "suggestedWindow": { "start": rfc3339(from_unix(start)), "end": rfc3339(from_unix(end)) } });
     let mut response = axum::Json(body).into_response();
@@ -103,7 +103,7 @@ async fn is_pulled(state: &AcmeState, certificate: &CertificateRecord) -> Result
 /// (80% by default), so a client that renews where ARI says is never
 /// reported overdue while it does so.
 fn suggested_window(certificate: &CertificateRecord, renew_now: bool, now: i64) -> (i64, i64) {
-    let revoked = certificate.status() == Some(CertificateStatus::Revoked);
+    let revoked = certificate.status == CertificateStatus::Revoked;
     if revoked || renew_now {
         return (now - 3600, now);
     }
@@ -124,7 +124,7 @@ mod tests {
             not_after,
             created_at: not_before,
             revoked_at: None,
-            status: CertificateStatus::Issued.code(),
+            status: CertificateStatus::Issued,
             revocation_reason: None,
             subject: None,
             sans: String::new(),

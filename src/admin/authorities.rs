@@ -54,7 +54,7 @@ impl From<AuthorityRecord> for AuthorityView {
             ski: hex::encode(&r.ski),
             not_before: rfc3339(from_unix(r.not_before)),
             not_after: rfc3339(from_unix(r.not_after)),
-            status: r.status,
+            status: r.status.to_string(),
         }
     }
 }

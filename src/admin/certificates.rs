@@ -59,7 +59,7 @@ impl From<&CertificateRecord> for CertificateView {
     fn from(r: &CertificateRecord) -> Self {
         Self {
             serial: hex::encode(&r.serial),
-            status: r.status().map_or("unknown", CertificateStatus::as_str),
+            status: r.status.as_str(),
             authority_id: r.authority_id,
             subject: r.subject.clone().unwrap_or_else(|| leaf_subject(&from_column(&r.sans))),
             identifiers: from_column(&r.sans)
@@ -280,7 +280,7 @@ pub async fn revoke(
         Ok(revoked) => revoked,
         Err(StoreError::Conflict(why)) => {
             let current = state.store.certificate(serial.as_bytes()).await?;
-            return Err(if current.status() == Some(CertificateStatus::Revoked) {
+            return Err(if current.status == CertificateStatus::Revoked {
                 ApiError::AlreadyRevoked(format!("certificate {serial} is already revoked"))
             } else {
                 ApiError::Conflict(format!("certificate {serial} cannot be revoked: {why}"))

@@ -52,7 +52,7 @@ pub async fn summary(
         .map(|a| AuthorityExpirationsView {
             authority_id: a.authority_id,
             name: a.name,
-            status: a.status,
+            status: a.status.to_string(),
             not_after: rfc3339(from_unix(a.not_after)),
             nearing_expiry: a.nearing_expiry,
             expiring: WindowCounts {

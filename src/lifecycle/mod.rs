@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
 use crate::metrics::Metrics;
-use crate::storage::{AuthorityRecord, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError};
+use crate::storage::{
+    AuthorityRecord, AuthorityStatus, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError,
+};
 pub use webhook::{SIGNATURE_HEADER, signature};
 
 /// The expiry scan's job name in `job_leases`.
@@ -48,7 +50,7 @@ pub enum LifecycleError {
 pub struct AuthorityExpirations {
     pub authority_id: i64,
     pub name: String,
-    pub status: String,
+    pub status: AuthorityStatus,
     pub not_after: i64,
     pub counts: ExpirationCounts,
     /// Active, with less than `authority_warning_share` of its life left.
@@ -135,7 +137,7 @@ impl Lifecycle {
 
     fn is_nearing_expiry(&self, authority: &AuthorityRecord, now: i64) -> bool {
         let life = (authority.not_after - authority.not_before).max(1) as f64;
-        authority.status == "active"
+        authority.status == AuthorityStatus::Active
             && ((authority.not_after - now) as f64) < self.config.authority_warning_share * life
     }
 

@@ -22,7 +22,7 @@ use crate::issuance::CertificateIssuer;
 use crate::keys::SignerError;
 use crate::revocation::{Revocation, RevocationError};
 use crate::setup::{SetupError, open_authority};
-use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, JobLeases, StoreError};
+use crate::storage::{AuthorityRecord, AuthorityStatus, AuthorityStore, IssuanceLedger, JobLeases, StoreError};
 
 /// The lease that makes one node at a time rotate.
 const ROTATION_JOB: &str = "ca-rotation";
@@ -116,7 +116,7 @@ impl CaRotation {
         if current.parent_id.is_none() {
             return Err(RotationError::NotIssuing(id));
         }
-        if current.status != "active" {
+        if current.status != AuthorityStatus::Active {
             return Err(RotationError::NotActive(id));
         }
         self.take_lease().await?;
@@ -230,7 +230,10 @@ impl CaRotation {
 /// The issuing CA new certificates should come from: the active one that
 /// expires last (the same choice as at start).
 pub fn newest_active_issuing(authorities: &[AuthorityRecord]) -> Option<&AuthorityRecord> {
-    authorities.iter().filter(|a| a.kind == "issuing" && a.status == "active").max_by_key(|a| a.not_after)
+    authorities
+        .iter()
+        .filter(|a| a.kind == "issuing" && a.status == AuthorityStatus::Active)
+        .max_by_key(|a| a.not_after)
 }
 
 /// When an authority reaches `share` of its lifetime.

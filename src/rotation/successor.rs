@@ -182,7 +182,7 @@ mod tests {
             subject: String::new(),
             not_before: 0,
             not_after: 0,
-            status: "active".into(),
+            status: crate::storage::AuthorityStatus::Active,
             created_at: 0,
         }
     }

@@ -7,14 +7,14 @@ use crate::clock::from_unix;
 use crate::config::Config;
 use crate::issuance::{RevocationUrls, SigningAuthority, certificate_pem};
 use crate::keys::{open_signer, redact_pins};
-use crate::storage::{AuthorityRecord, Catalog};
+use crate::storage::{AuthorityRecord, AuthorityStatus, Catalog};
 
 /// The active issuing CA that expires last, ready to sign.
 pub async fn load_signing_authority(config: &Config, catalog: &Catalog) -> Result<Arc<SigningAuthority>, SetupError> {
     let authorities = catalog.list_authorities().await?;
     let issuing = authorities
         .iter()
-        .filter(|a| a.kind == "issuing" && a.status == "active")
+        .filter(|a| a.kind == "issuing" && a.status == AuthorityStatus::Active)
         .max_by_key(|a| a.not_after)
         .ok_or_else(|| {
             SetupError::Refused("no active issuing CA in the database; run `tessera init --config FILE`".into())

@@ -2,7 +2,8 @@
 //! scope it inherited from the EAB key it was made with.
 
 use super::audit::insert_audit;
-use super::{AcmeStore, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::status::sql::ACCOUNT_VALID;
+use super::{AccountStatus, AcmeStore, NewAuditEvent, StoreError, begin_write, sql, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeAccountRecord {
@@ -11,7 +12,8 @@ pub struct AcmeAccountRecord {
     pub thumbprint: String,
     /// The account key as a JWK (JSON text).
     pub jwk: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AccountStatus,
     /// JSON array of contact URLs.
     pub contact: String,
     pub policy: String,
@@ -58,9 +60,9 @@ impl AcmeStore {
         const BIND: &str = "UPDATE eab_keys SET bound_at = COALESCE(bound_at, $2), bound_count = bound_count + 1 \
              WHERE id = $1 AND revoked_at IS NULL AND (reusable OR bound_at IS NULL) AND bound_count < max_accounts";
         const FULL: &str = "SELECT max_accounts FROM eab_keys WHERE id = $1 AND revoked_at IS NULL AND reusable";
-        let insert = format!(
+        let insert = sql!(
             "INSERT INTO acme_accounts (directory, thumbprint, jwk, status, contact, policy, eab_key_id, created_at) \
-             VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, {ACCOUNT_VALID}, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await.map_err(StoreError::from)?;
@@ -76,7 +78,7 @@ impl AcmeStore {
                     });
                 }
             }
-            let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(insert))
+            let record = sqlx::query_as::<_, AcmeAccountRecord>(insert)
                 .bind(&account.directory)
                 .bind(&account.thumbprint)
                 .bind(&account.jwk)
@@ -116,17 +118,17 @@ impl AcmeStore {
         &self,
         id: i64,
         contact: Option<&str>,
-        status: Option<&str>,
+        status: Option<AccountStatus>,
         audit: &NewAuditEvent,
     ) -> Result<AcmeAccountRecord, StoreError> {
-        let sql = format!(
+        let sql = sql!(
             "UPDATE acme_accounts SET contact = COALESCE($2, contact), status = COALESCE($3, status) \
-             WHERE id = $1 AND status = 'valid' RETURNING {COLUMNS}"
+             WHERE id = $1 AND status = {ACCOUNT_VALID} RETURNING {COLUMNS}"
         );
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(id).bind(contact).bind(status)
+            let record = sqlx::query_as::<_, AcmeAccountRecord>(sql)
+                .bind(id).bind(contact).bind(status.map(AccountStatus::as_str))
                 .fetch_optional(&mut *tx).await?
                 .ok_or_else(|| StoreError::Conflict("the account is not valid".into()))?;
             insert_audit!(&mut *tx, audit)?;
@@ -145,13 +147,13 @@ impl AcmeStore {
         jwk: &str,
         audit: &NewAuditEvent,
     ) -> Result<AcmeAccountRecord, StoreError> {
-        let sql = format!(
+        let sql = sql!(
             "UPDATE acme_accounts SET thumbprint = $3, jwk = $4 \
-             WHERE id = $1 AND thumbprint = $2 AND status = 'valid' RETURNING {COLUMNS}"
+             WHERE id = $1 AND thumbprint = $2 AND status = {ACCOUNT_VALID} RETURNING {COLUMNS}"
         );
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let record = sqlx::query_as::<_, AcmeAccountRecord>(sqlx::AssertSqlSafe(sql))
+            let record = sqlx::query_as::<_, AcmeAccountRecord>(sql)
                 .bind(id).bind(old_thumbprint).bind(thumbprint).bind(jwk)
                 .fetch_optional(&mut *tx).await?
                 .ok_or_else(|| StoreError::Conflict("the account key changed meanwhile".into()))?;

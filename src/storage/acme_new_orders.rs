@@ -10,7 +10,11 @@
 //! validations summed), so one reusable key cannot multiply the limits by
 //! binding more accounts; a key's sum includes each of its accounts' own.
 
-use super::{AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, Db, StoreError, begin_write, one_row_each, with_pool};
+use super::status::sql::{AUTHZ_PENDING, CHALLENGE_INVALID, CHALLENGE_PENDING, ORDER_PENDING};
+use super::{
+    AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, AuthzStatus, Db, OrderStatus, StoreError, begin_write, one_row_each,
+    sql, with_pool,
+};
 
 /// Counter buckets per rate window: the count may include orders made up to
 /// 1/64 of the window before it began (it errs towards refusing).
@@ -137,7 +141,7 @@ fn created(id: i64, order: &NewAcmeOrder) -> AcmeOrderRecord {
     AcmeOrderRecord {
         id,
         account_id: order.account_id,
-        status: "pending".into(),
+        status: OrderStatus::Pending,
         identifiers: order.identifiers.clone(),
         not_before: order.not_before,
         not_after: order.not_after,
@@ -158,7 +162,7 @@ fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuth
         account_id: order.account_id,
         identifier: authz.identifier.clone(),
         wildcard: authz.wildcard,
-        status: "pending".into(),
+        status: AuthzStatus::Pending,
         expires: order.expires,
     }
 }
@@ -171,7 +175,8 @@ fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuth
 /// authorizations, challenges and the counters. Counters are upserted in
 /// key order, so two calls cannot deadlock on them.
 async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
-    const SQL: &str = "WITH input AS MATERIALIZED (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], \
+    let sql = sql!(
+        "WITH input AS MATERIALIZED (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::BYTEA[], $7::TEXT[], $8::INT8[], $9::INT8[], $10::INT8[], $11::INT8[], \
          $12::INT8[], $13::INT8[], $20::INT8[]) WITH ORDINALITY AS i(account_id, identifiers, not_before, \
          not_after, expires, replaces_serial, replaces, created_at, since, counted_from, bucket, max_orders, \
@@ -186,22 +191,22 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
          (SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges ch WHERE ch.account_id = ANY(CASE \
           WHEN i.eab_key_id IS NULL THEN ARRAY[i.account_id] \
           ELSE ARRAY(SELECT a.id FROM acme_accounts a WHERE a.eab_key_id = i.eab_key_id) END) \
-          AND ch.status = 'invalid' AND ch.validated >= i.since LIMIT i.max_failed) f) AS failed \
+          AND ch.status = {CHALLENGE_INVALID} AND ch.validated >= i.since LIMIT i.max_failed) f) AS failed \
          FROM input i), \
          admitted AS MATERIALIZED (SELECT j.*, nextval(pg_get_serial_sequence('acme_orders', 'id')) AS id \
          FROM judged j WHERE j.nth <= j.max_orders AND j.failed < j.max_failed ORDER BY j.n), \
          o AS (INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires, \
          replaces_serial, replaces, created_at) OVERRIDING SYSTEM VALUE \
-         SELECT id, account_id, 'pending', identifiers, not_before, not_after, expires, replaces_serial, replaces, \
+         SELECT id, account_id, {ORDER_PENDING}, identifiers, not_before, not_after, expires, replaces_serial, replaces, \
          created_at FROM admitted), \
          authz AS MATERIALIZED (SELECT w.n, w.order_n, ad.id AS order_id, ad.account_id, ad.expires, w.identifier, \
          w.wildcard, nextval(pg_get_serial_sequence('acme_authorizations', 'id')) AS id \
          FROM unnest($14::INT8[], $15::TEXT[], $16::BOOLEAN[]) WITH ORDINALITY AS w(order_n, identifier, wildcard, n) \
          JOIN admitted ad ON ad.n = w.order_n ORDER BY w.n), \
          a AS (INSERT INTO acme_authorizations (id, order_id, account_id, identifier, wildcard, status, expires) \
-         OVERRIDING SYSTEM VALUE SELECT id, order_id, account_id, identifier, wildcard, 'pending', expires FROM authz), \
+         OVERRIDING SYSTEM VALUE SELECT id, order_id, account_id, identifier, wildcard, {AUTHZ_PENDING}, expires FROM authz), \
          ch AS (INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
-         SELECT authz.id, authz.account_id, c.kind, c.token, 'pending' \
+         SELECT authz.id, authz.account_id, c.kind, c.token, {CHALLENGE_PENDING} \
          FROM unnest($17::INT8[], $18::TEXT[], $19::TEXT[]) AS c(authz_n, kind, token) JOIN authz ON authz.n = c.authz_n), \
          counted AS (INSERT INTO acme_order_counts (account_id, bucket, orders) \
          SELECT account_id, bucket, COUNT(*) FROM admitted WHERE eab_key_id IS NULL \
@@ -213,7 +218,8 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
          ON CONFLICT (eab_key_id, bucket) DO UPDATE SET orders = acme_eab_order_counts.orders + EXCLUDED.orders) \
          SELECT ad.id, j.nth <= j.max_orders AS within_orders, \
          (SELECT array_agg(authz.id ORDER BY authz.n) FROM authz WHERE authz.order_n = j.n) AS authz_ids \
-         FROM judged j LEFT JOIN admitted ad ON ad.n = j.n ORDER BY j.n";
+         FROM judged j LEFT JOIN admitted ad ON ad.n = j.n ORDER BY j.n"
+    );
     let orders = || requests.iter().map(|r| &r.order);
     let limits = |f: fn(OrderLimits, i64) -> i64| -> Vec<i64> {
         requests.iter().map(|r| f(r.limits, r.order.created_at)).collect()
@@ -232,7 +238,7 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
             }
         }
     }
-    let rows: Vec<(Option<i64>, bool, Option<Vec<i64>>)> = sqlx::query_as(SQL)
+    let rows: Vec<(Option<i64>, bool, Option<Vec<i64>>)> = sqlx::query_as(sql)
         .bind(orders().map(|o| o.account_id).collect::<Vec<_>>())
         .bind(orders().map(|o| o.identifiers.as_str()).collect::<Vec<_>>())
         .bind(orders().map(|o| o.not_before).collect::<Vec<_>>())
@@ -284,38 +290,55 @@ struct Counting {
     count: &'static str,
 }
 
-const PER_ACCOUNT: Counting = Counting {
-    orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_order_counts WHERE account_id = $1 AND bucket >= $2",
-    failed: "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = $1 \
-         AND status = 'invalid' AND validated >= $2 LIMIT $3)",
-    count: "INSERT INTO acme_order_counts (account_id, bucket, orders) VALUES ($1, $2, 1) \
-         ON CONFLICT (account_id, bucket) DO UPDATE SET orders = orders + 1",
-};
+impl Counting {
+    fn per_account() -> Self {
+        Counting {
+            orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_order_counts WHERE account_id = $1 AND bucket >= $2",
+            failed: sql!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id = $1 \
+                 AND status = {CHALLENGE_INVALID} AND validated >= $2 LIMIT $3)"
+            ),
+            count: "INSERT INTO acme_order_counts (account_id, bucket, orders) VALUES ($1, $2, 1) \
+                 ON CONFLICT (account_id, bucket) DO UPDATE SET orders = orders + 1",
+        }
+    }
 
-const PER_EAB_KEY: Counting = Counting {
-    orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_eab_order_counts WHERE eab_key_id = $1 AND bucket >= $2",
-    failed: "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id IN \
-         (SELECT id FROM acme_accounts WHERE eab_key_id = $1) AND status = 'invalid' AND validated >= $2 LIMIT $3)",
-    count: "INSERT INTO acme_eab_order_counts (eab_key_id, bucket, orders) VALUES ($1, $2, 1) \
-         ON CONFLICT (eab_key_id, bucket) DO UPDATE SET orders = orders + 1",
-};
+    fn per_eab_key() -> Self {
+        Counting {
+            orders: "SELECT COALESCE(SUM(orders), 0) FROM acme_eab_order_counts WHERE eab_key_id = $1 AND bucket >= $2",
+            failed: sql!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM acme_challenges WHERE account_id IN \
+                 (SELECT id FROM acme_accounts WHERE eab_key_id = $1) AND status = {CHALLENGE_INVALID} \
+                 AND validated >= $2 LIMIT $3)"
+            ),
+            count: "INSERT INTO acme_eab_order_counts (eab_key_id, bucket, orders) VALUES ($1, $2, 1) \
+                 ON CONFLICT (eab_key_id, bucket) DO UPDATE SET orders = orders + 1",
+        }
+    }
+}
 
 /// SQLite: the same judgement and writes, one statement each, in one
 /// transaction (SQLite runs one writer at a time, so the counts are exact).
 async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
-    const ORDER: &str = "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-         replaces_serial, replaces, created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
-    const AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
-         expires) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
-    const CHALLENGE: &str =
-        "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) VALUES ($1, $2, $3, $4, 'pending')";
+    let insert_order = sql!(
+        "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) VALUES ($1, {ORDER_PENDING}, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+    );
+    let insert_authz = sql!(
+        "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
+         expires) VALUES ($1, $2, $3, $4, {AUTHZ_PENDING}, $5) RETURNING id"
+    );
+    let insert_challenge = sql!(
+        "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
+         VALUES ($1, $2, $3, $4, {CHALLENGE_PENDING})"
+    );
     let mut tx = begin_write(pool).await?;
     let mut out = Vec::with_capacity(requests.len());
     for OrderRequest { order, limits } in requests {
         let (account, now) = (order.account_id, order.created_at);
         let (counting, counted) = match limits.eab_key_id {
-            Some(key) => (&PER_EAB_KEY, key),
-            None => (&PER_ACCOUNT, account),
+            Some(key) => (Counting::per_eab_key(), key),
+            None => (Counting::per_account(), account),
         };
         let orders: i64 = sqlx::query_scalar(counting.orders)
             .bind(counted)
@@ -336,7 +359,7 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             out.push(Err(RateLimited::TooManyFailures));
             continue;
         }
-        let id: i64 = sqlx::query_scalar(ORDER)
+        let id: i64 = sqlx::query_scalar(insert_order)
             .bind(account)
             .bind(&order.identifiers)
             .bind(order.not_before)
@@ -349,7 +372,7 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             .await?;
         let mut authzs = Vec::with_capacity(order.authorizations.len());
         for authz in &order.authorizations {
-            let authz_id: i64 = sqlx::query_scalar(AUTHZ)
+            let authz_id: i64 = sqlx::query_scalar(insert_authz)
                 .bind(id)
                 .bind(account)
                 .bind(&authz.identifier)
@@ -358,7 +381,13 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
                 .fetch_one(&mut *tx)
                 .await?;
             for (kind, token) in &authz.challenges {
-                sqlx::query(CHALLENGE).bind(authz_id).bind(account).bind(kind).bind(token).execute(&mut *tx).await?;
+                sqlx::query(insert_challenge)
+                    .bind(authz_id)
+                    .bind(account)
+                    .bind(kind)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
             }
             authzs.push(fresh_authz(authz_id, id, order, authz));
         }

@@ -3,13 +3,21 @@
 //! nodes racing on the same object cannot both win.
 
 use super::certificates::COLUMNS as CERTIFICATE_COLUMNS;
-use super::{AcmeStore, CertificateRecord, Db, StoreError, begin_write, with_pool};
+use super::status::sql::{
+    AUTHZ_DEACTIVATED, AUTHZ_PENDING, AUTHZ_VALID, CHALLENGE_PENDING, CHALLENGE_PROCESSING, ORDER_INVALID,
+    ORDER_PENDING, ORDER_PROCESSING, ORDER_READY,
+};
+use super::{
+    AcmeStore, AuthzStatus, CertificateRecord, ChallengeStatus, Db, OrderStatus, StoreError, begin_write, sql,
+    with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcmeOrderRecord {
     pub id: i64,
     pub account_id: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     /// Tagged identifiers, space-separated.
     pub identifiers: String,
     pub not_before: Option<i64>,
@@ -32,7 +40,8 @@ pub struct AcmeAuthzRecord {
     /// One tagged identifier, without the wildcard label.
     pub identifier: String,
     pub wildcard: bool,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AuthzStatus,
     pub expires: i64,
 }
 
@@ -43,7 +52,8 @@ pub struct AcmeChallengeRecord {
     pub account_id: i64,
     pub kind: String,
     pub token: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ChallengeStatus,
     pub validated: Option<i64>,
     pub error: Option<String>,
 }
@@ -96,7 +106,8 @@ macro_rules! group_authz_row {
                 account_id: authz.account_id,
                 kind: sqlx::Row::try_get(row, "c_kind")?,
                 token: sqlx::Row::try_get(row, "c_token")?,
-                status: sqlx::Row::try_get(row, "c_status")?,
+                status: ChallengeStatus::try_from(sqlx::Row::try_get::<String, _>(row, "c_status")?)
+                    .map_err(|e| StoreError::Other(e.to_string()))?,
                 validated: sqlx::Row::try_get(row, "c_validated")?,
                 error: sqlx::Row::try_get(row, "c_error")?,
             });
@@ -131,16 +142,23 @@ async fn record_validation_in_steps(
     at: i64,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    const CHALLENGE: &str = "UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
-         WHERE id = $1 AND status = 'processing' RETURNING authz_id";
-    const AUTHZ: &str =
-        "UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id";
-    const READY: &str = "UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending' \
-         AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')";
-    const INVALID: &str =
-        "UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status IN ('pending', 'ready')";
+    let challenge = sql!(
+        "UPDATE acme_challenges SET status = $2, validated = $3, error = $4 \
+         WHERE id = $1 AND status = {CHALLENGE_PROCESSING} RETURNING authz_id"
+    );
+    let authz = sql!(
+        "UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = {AUTHZ_PENDING} RETURNING order_id"
+    );
+    let ready = sql!(
+        "UPDATE acme_orders SET status = {ORDER_READY} WHERE id = $1 AND status = {ORDER_PENDING} \
+         AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> {AUTHZ_VALID})"
+    );
+    let invalid = sql!(
+        "UPDATE acme_orders SET status = {ORDER_INVALID}, error = $2 \
+         WHERE id = $1 AND status IN ({ORDER_PENDING}, {ORDER_READY})"
+    );
     let mut tx = begin_write(pool).await?;
-    let authz_id: Option<i64> = sqlx::query_scalar(CHALLENGE)
+    let authz_id: Option<i64> = sqlx::query_scalar(challenge)
         .bind(challenge_id)
         .bind(status)
         .bind(at)
@@ -150,11 +168,11 @@ async fn record_validation_in_steps(
     let Some(authz_id) = authz_id else {
         return Ok(());
     };
-    let order_id: Option<i64> = sqlx::query_scalar(AUTHZ).bind(authz_id).bind(status).fetch_optional(&mut *tx).await?;
+    let order_id: Option<i64> = sqlx::query_scalar(authz).bind(authz_id).bind(status).fetch_optional(&mut *tx).await?;
     if let Some(order_id) = order_id {
         match error {
-            None => sqlx::query(READY).bind(order_id).execute(&mut *tx).await?,
-            Some(problem) => sqlx::query(INVALID).bind(order_id).bind(problem).execute(&mut *tx).await?,
+            None => sqlx::query(ready).bind(order_id).execute(&mut *tx).await?,
+            Some(problem) => sqlx::query(invalid).bind(order_id).bind(problem).execute(&mut *tx).await?,
         };
     }
     tx.commit().await?;
@@ -221,9 +239,11 @@ impl AcmeStore {
         identifier: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT 1 FROM acme_orders o JOIN acme_authorizations a ON a.order_id = o.id \
-             WHERE o.account_id = $1 AND a.identifier = $2 AND a.status = 'valid' AND a.expires > $3 LIMIT 1";
-        with_pool!(self.db(), pool => sqlx::query(SQL).bind(account_id).bind(identifier).bind(now)
+        let sql = sql!(
+            "SELECT 1 FROM acme_orders o JOIN acme_authorizations a ON a.order_id = o.id \
+             WHERE o.account_id = $1 AND a.identifier = $2 AND a.status = {AUTHZ_VALID} AND a.expires > $3 LIMIT 1"
+        );
+        with_pool!(self.db(), pool => sqlx::query(sql).bind(account_id).bind(identifier).bind(now)
             .fetch_optional(pool).await.map(|row| row.is_some()).map_err(StoreError::from))
     }
 
@@ -294,16 +314,14 @@ impl AcmeStore {
     /// authorization moved on. On PostgreSQL one statement (and one commit)
     /// for them all (`storage::batch`).
     pub async fn start_acme_challenges(&self, ids: &[i64], now: i64) -> Result<Vec<bool>, StoreError> {
-        const WHERE: &str =
-            "status = 'pending' AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = 'pending')";
         match self.db() {
             Db::Postgres(pool) => {
-                let sql = format!(
-                    "UPDATE acme_challenges SET status = 'processing', started_at = $2 \
-                     WHERE id = ANY($1) AND {WHERE} RETURNING id"
+                let sql = sql!(
+                    "UPDATE acme_challenges SET status = {CHALLENGE_PROCESSING}, started_at = $2 \
+                     WHERE id = ANY($1) AND status = {CHALLENGE_PENDING} AND \
+                     authz_id IN (SELECT id FROM acme_authorizations WHERE status = {AUTHZ_PENDING}) RETURNING id"
                 );
-                let mut started: Vec<i64> =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).bind(now).fetch_all(pool).await?;
+                let mut started: Vec<i64> = sqlx::query_scalar(sql).bind(ids).bind(now).fetch_all(pool).await?;
                 // A challenge named twice is started for its first request only.
                 Ok(ids
                     .iter()
@@ -311,12 +329,14 @@ impl AcmeStore {
                     .collect())
             }
             Db::Sqlite(pool) => {
-                let sql = format!(
-                    "UPDATE acme_challenges SET status = 'processing', started_at = $2 WHERE id = $1 AND {WHERE}"
+                let sql = sql!(
+                    "UPDATE acme_challenges SET status = {CHALLENGE_PROCESSING}, started_at = $2 \
+                     WHERE id = $1 AND status = {CHALLENGE_PENDING} AND \
+                     authz_id IN (SELECT id FROM acme_authorizations WHERE status = {AUTHZ_PENDING})"
                 );
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(now).execute(pool).await?;
+                    let done = sqlx::query(sql).bind(id).bind(now).execute(pool).await?;
                     out.push(done.rows_affected() == 1);
                 }
                 Ok(out)
@@ -334,13 +354,15 @@ impl AcmeStore {
         now: i64,
         limit: i64,
     ) -> Result<Vec<StalledChallenge>, StoreError> {
-        const SQL: &str = "SELECT c.id, c.authz_id, c.account_id, c.kind, c.token, c.status, c.validated, c.error, \
+        let sql = sql!(
+            "SELECT c.id, c.authz_id, c.account_id, c.kind, c.token, c.status, c.validated, c.error, \
              c.started_at, a.identifier, acc.jwk, acc.policy FROM acme_challenges c \
              JOIN acme_authorizations a ON a.id = c.authz_id JOIN acme_accounts acc ON acc.id = c.account_id \
-             WHERE c.status = 'processing' AND (c.started_at IS NULL OR c.started_at < $1) \
-             AND a.status = 'pending' AND a.expires > $2 ORDER BY c.id LIMIT $3";
+             WHERE c.status = {CHALLENGE_PROCESSING} AND (c.started_at IS NULL OR c.started_at < $1) \
+             AND a.status = {AUTHZ_PENDING} AND a.expires > $2 ORDER BY c.id LIMIT $3"
+        );
         with_pool!(self.db(), pool => {
-            let rows = sqlx::query(SQL).bind(before).bind(now).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(sql).bind(before).bind(now).bind(limit).fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {
                     Ok(StalledChallenge {
@@ -359,10 +381,12 @@ impl AcmeStore {
     /// still processing with the start it was listed with, so of several
     /// nodes that listed it one resumes it.
     pub async fn claim_stalled_acme_challenge(&self, stalled: &StalledChallenge, now: i64) -> Result<bool, StoreError> {
-        const SQL: &str = "UPDATE acme_challenges SET started_at = $3 \
-             WHERE id = $1 AND status = 'processing' AND COALESCE(started_at, -1) = COALESCE($2, -1)";
+        let sql = sql!(
+            "UPDATE acme_challenges SET started_at = $3 \
+             WHERE id = $1 AND status = {CHALLENGE_PROCESSING} AND COALESCE(started_at, -1) = COALESCE($2, -1)"
+        );
         with_pool!(self.db(), pool => {
-            let done = sqlx::query(SQL).bind(stalled.challenge.id).bind(stalled.started_at).bind(now).execute(pool).await?;
+            let done = sqlx::query(sql).bind(stalled.challenge.id).bind(stalled.started_at).bind(now).execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
     }
@@ -377,9 +401,11 @@ impl AcmeStore {
         results: &[(i64, ValidationOutcome, i64)],
     ) -> Result<Vec<()>, StoreError> {
         let rows = results.iter().map(|(id, outcome, at)| {
+            // A challenge's outcome is its authorization's too: the two
+            // kinds spell valid and invalid alike (a test checks).
             let (status, error) = match outcome {
-                ValidationOutcome::Valid => ("valid", None),
-                ValidationOutcome::Invalid(problem) => ("invalid", Some(problem.as_str())),
+                ValidationOutcome::Valid => (ChallengeStatus::Valid.as_str(), None),
+                ValidationOutcome::Invalid(problem) => (ChallengeStatus::Invalid.as_str(), Some(problem.as_str())),
             };
             (*id, status, *at, error)
         });
@@ -391,20 +417,24 @@ impl AcmeStore {
                 // already valid. A challenge named twice, or two challenges of
                 // one authorization, are settled by one of their results, as
                 // if that one had come first.
-                const CASCADE: &str = "WITH r AS (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], $4::TEXT[]) \
+                let cascade = sql!(
+                    "WITH r AS (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], $4::TEXT[]) \
                      AS r(id, status, at, error)), \
                      c AS (UPDATE acme_challenges ch SET status = r.status, validated = r.at, error = r.error \
-                       FROM r WHERE ch.id = r.id AND ch.status = 'processing' RETURNING ch.authz_id, r.status, r.error), \
+                       FROM r WHERE ch.id = r.id AND ch.status = {CHALLENGE_PROCESSING} \
+                       RETURNING ch.authz_id, r.status, r.error), \
                      a AS (UPDATE acme_authorizations au SET status = c.status FROM c \
-                       WHERE au.id = c.authz_id AND au.status = 'pending' RETURNING au.id, au.order_id, c.error), \
+                       WHERE au.id = c.authz_id AND au.status = {AUTHZ_PENDING} RETURNING au.id, au.order_id, c.error), \
                      o AS (SELECT order_id, max(error) AS error FROM a GROUP BY order_id) \
                      UPDATE acme_orders ord SET \
-                       status = CASE WHEN o.error IS NULL THEN 'ready' ELSE 'invalid' END, \
+                       status = CASE WHEN o.error IS NULL THEN {ORDER_READY} ELSE {ORDER_INVALID} END, \
                        error = COALESCE(o.error, ord.error) \
                      FROM o WHERE ord.id = o.order_id AND ( \
-                       (o.error IS NULL AND ord.status = 'pending' AND NOT EXISTS (SELECT 1 FROM acme_authorizations x \
-                         WHERE x.order_id = ord.id AND x.status <> 'valid' AND x.id NOT IN (SELECT id FROM a))) \
-                       OR (o.error IS NOT NULL AND ord.status IN ('pending', 'ready')))";
+                       (o.error IS NULL AND ord.status = {ORDER_PENDING} AND NOT EXISTS \
+                         (SELECT 1 FROM acme_authorizations x \
+                         WHERE x.order_id = ord.id AND x.status <> {AUTHZ_VALID} AND x.id NOT IN (SELECT id FROM a))) \
+                       OR (o.error IS NOT NULL AND ord.status IN ({ORDER_PENDING}, {ORDER_READY})))"
+                );
                 let (mut ids, mut statuses, mut ats, mut errors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for (id, status, at, error) in rows {
                     ids.push(id);
@@ -412,7 +442,7 @@ impl AcmeStore {
                     ats.push(at);
                     errors.push(error);
                 }
-                sqlx::query(CASCADE).bind(ids).bind(statuses).bind(ats).bind(errors).execute(pool).await?;
+                sqlx::query(cascade).bind(ids).bind(statuses).bind(ats).bind(errors).execute(pool).await?;
             }
             Db::Sqlite(pool) => {
                 for (id, status, at, error) in rows {
@@ -426,17 +456,20 @@ impl AcmeStore {
     /// Deactivates an authorization (§7.5.2); its order can no longer
     /// become ready.
     pub async fn deactivate_acme_authorization(&self, id: i64) -> Result<bool, StoreError> {
-        const AUTHZ: &str = "UPDATE acme_authorizations SET status = 'deactivated' \
-             WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id";
-        const ORDER: &str =
-            "UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')";
+        let authz = sql!(
+            "UPDATE acme_authorizations SET status = {AUTHZ_DEACTIVATED} \
+             WHERE id = $1 AND status IN ({AUTHZ_PENDING}, {AUTHZ_VALID}) RETURNING order_id"
+        );
+        let order = sql!(
+            "UPDATE acme_orders SET status = {ORDER_INVALID} WHERE id = $1 AND status IN ({ORDER_PENDING}, {ORDER_READY})"
+        );
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let order_id: Option<i64> = sqlx::query_scalar(AUTHZ).bind(id).fetch_optional(&mut *tx).await?;
+            let order_id: Option<i64> = sqlx::query_scalar(authz).bind(id).fetch_optional(&mut *tx).await?;
             let Some(order_id) = order_id else {
                 return Ok(false);
             };
-            sqlx::query(ORDER).bind(order_id).execute(&mut *tx).await?;
+            sqlx::query(order).bind(order_id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -446,9 +479,10 @@ impl AcmeStore {
     /// problem. (A successful one ends as the certificate is recorded, see
     /// [`super::Succession::acme_order`].)
     pub async fn fail_acme_finalize(&self, order_id: i64, problem: &str) -> Result<(), StoreError> {
-        const SQL: &str =
-            "UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'processing'";
-        with_pool!(self.db(), pool => sqlx::query(SQL).bind(order_id).bind(problem)
+        let sql = sql!(
+            "UPDATE acme_orders SET status = {ORDER_INVALID}, error = $2 WHERE id = $1 AND status = {ORDER_PROCESSING}"
+        );
+        with_pool!(self.db(), pool => sqlx::query(sql).bind(order_id).bind(problem)
             .execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 

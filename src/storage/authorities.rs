@@ -1,7 +1,8 @@
 //! Certificate authorities: the root and the issuing CAs under it.
 
 use super::audit::insert_audit;
-use super::{AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::status::sql::{AUTHORITY_ACTIVE, AUTHORITY_RETIRED, CERT_REVOKED};
+use super::{AuthorityStatus, AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, sql, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthorityRecord {
@@ -17,7 +18,8 @@ pub struct AuthorityRecord {
     pub subject: String,
     pub not_before: i64,
     pub not_after: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AuthorityStatus,
     pub created_at: i64,
 }
 
@@ -91,10 +93,11 @@ impl AuthorityStore {
         successor: &NewAuthority,
         audit: &NewAuditEvent,
     ) -> Result<i64, StoreError> {
-        const RETIRE: &str = "UPDATE authorities SET status = 'retired' WHERE id = $1 AND status = 'active'";
+        let retire =
+            sql!("UPDATE authorities SET status = {AUTHORITY_RETIRED} WHERE id = $1 AND status = {AUTHORITY_ACTIVE}");
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
+            let retired = sqlx::query(retire).bind(predecessor_id).execute(&mut *tx).await?;
             if retired.rows_affected() != 1 {
                 return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
             }
@@ -129,11 +132,13 @@ impl Catalog {
     /// Certificates of every authority a relying party may meet today: not
     /// expired, and not revoked by their parent. Roots first, then by id.
     pub async fn trusted_authority_certificates(&self, now: i64) -> Result<Vec<Vec<u8>>, StoreError> {
-        const SQL: &str = "SELECT a.certificate_der FROM authorities a \
+        let sql = sql!(
+            "SELECT a.certificate_der FROM authorities a \
              LEFT JOIN certificates c ON c.serial = a.serial AND a.parent_id IS NOT NULL \
-             WHERE a.not_after > $1 AND (c.status IS NULL OR c.status <> 3) \
-             ORDER BY CASE WHEN a.parent_id IS NULL THEN 0 ELSE 1 END, a.id";
-        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Vec<u8>>(SQL)
+             WHERE a.not_after > $1 AND (c.status IS NULL OR c.status <> {CERT_REVOKED}) \
+             ORDER BY CASE WHEN a.parent_id IS NULL THEN 0 ELSE 1 END, a.id"
+        );
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Vec<u8>>(sql)
             .bind(now).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

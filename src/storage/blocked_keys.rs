@@ -9,9 +9,10 @@
 
 use super::audit::insert_audit;
 use super::certificates::{COLUMNS, KEY_COMPROMISE};
+use super::status::sql::{CERT_FAILED, CERT_ISSUED, CERT_PENDING, CERT_REVOKED};
 use super::{
     CertificateRecord, CertificateStatus, Db, IssuanceLedger, NewAuditEvent, RevocationStore, StoreError, begin_write,
-    with_pool,
+    sql, with_pool,
 };
 
 /// A blocked key whose other certificates are yet to be revoked.
@@ -53,16 +54,16 @@ impl IssuanceLedger {
             Db::Sqlite(pool) => pool,
         };
         const HASH: &str = "UPDATE certificates SET spki_hash = $2 WHERE serial = $1 AND spki_hash IS NULL";
-        let block = format!(
+        let block = sql!(
             "INSERT INTO blocked_keys (spki_hash, blocked_at, serial) SELECT spki_hash, revoked_at, serial \
-             FROM certificates WHERE serial = $1 AND status = 3 AND revocation_reason = {KEY_COMPROMISE} \
+             FROM certificates WHERE serial = $1 AND status = {CERT_REVOKED} AND revocation_reason = {KEY_COMPROMISE} \
              ON CONFLICT (spki_hash) DO NOTHING"
         );
         let mut tx = begin_write(pool).await?;
         let mut hashed = 0;
         for (serial, hash) in hashes {
             hashed += sqlx::query(HASH).bind(serial).bind(hash).execute(&mut *tx).await?.rows_affected();
-            sqlx::query(sqlx::AssertSqlSafe(block.clone())).bind(serial).execute(&mut *tx).await?;
+            sqlx::query(block).bind(serial).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(hashed)
@@ -82,23 +83,23 @@ impl RevocationStore {
         at: i64,
         actor: &str,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        let sweep = format!(
-            "UPDATE certificates SET status = CASE status WHEN 0 THEN 2 ELSE 3 END, \
-             revoked_at = CASE status WHEN 0 THEN NULL ELSE $2 END, \
-             revocation_reason = CASE status WHEN 0 THEN NULL ELSE {KEY_COMPROMISE} END \
-             WHERE spki_hash = $1 AND status IN (0, 1) AND not_after > $2 RETURNING {COLUMNS}"
+        let sweep = sql!(
+            "UPDATE certificates SET status = CASE status WHEN {CERT_PENDING} THEN {CERT_FAILED} ELSE {CERT_REVOKED} END, \
+             revoked_at = CASE status WHEN {CERT_PENDING} THEN NULL ELSE $2 END, \
+             revocation_reason = CASE status WHEN {CERT_PENDING} THEN NULL ELSE {KEY_COMPROMISE} END \
+             WHERE spki_hash = $1 AND status IN ({CERT_PENDING}, {CERT_ISSUED}) AND not_after > $2 RETURNING {COLUMNS}"
         );
         const SWEPT: &str = "UPDATE blocked_keys SET siblings_revoked = TRUE WHERE spki_hash = $1";
         let same_key_as = hex::encode(&key.serial);
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let changed = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sweep))
+            let changed = sqlx::query_as::<_, CertificateRecord>(sweep)
                 .bind(&key.spki_hash)
                 .bind(at)
                 .fetch_all(&mut *tx)
                 .await?;
             for certificate in &changed {
-                let revoked = certificate.status() == Some(CertificateStatus::Revoked);
+                let revoked = certificate.status == CertificateStatus::Revoked;
                 let audit = NewAuditEvent {
                     at,
                     actor: actor.to_owned(),
@@ -114,7 +115,7 @@ impl RevocationStore {
             }
             sqlx::query(SWEPT).bind(&key.spki_hash).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(changed.into_iter().filter(|c| c.status() == Some(CertificateStatus::Revoked)).collect())
+            Ok(changed.into_iter().filter(|c| c.status == CertificateStatus::Revoked).collect())
         })
     }
 
@@ -131,18 +132,18 @@ impl RevocationStore {
 /// [`IssuanceLedger::record_key_hashes`] on PostgreSQL as one statement, so that a
 /// large table's backfill at start takes seconds, not minutes.
 async fn record_key_hashes_at_once(pool: &sqlx::PgPool, hashes: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, StoreError> {
-    let sql = format!(
+    let sql = sql!(
         "WITH hashed AS (UPDATE certificates c SET spki_hash = i.spki_hash \
          FROM unnest($1::BYTEA[], $2::BYTEA[]) AS i(serial, spki_hash) \
          WHERE c.serial = i.serial AND c.spki_hash IS NULL \
          RETURNING c.serial, c.spki_hash, c.status, c.revocation_reason, c.revoked_at), \
          blocked AS (INSERT INTO blocked_keys (spki_hash, blocked_at, serial) \
          SELECT DISTINCT ON (spki_hash) spki_hash, revoked_at, serial FROM hashed \
-         WHERE status = 3 AND revocation_reason = {KEY_COMPROMISE} ORDER BY spki_hash, revoked_at \
+         WHERE status = {CERT_REVOKED} AND revocation_reason = {KEY_COMPROMISE} ORDER BY spki_hash, revoked_at \
          ON CONFLICT (spki_hash) DO NOTHING) \
          SELECT COUNT(*) FROM hashed"
     );
-    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let count: i64 = sqlx::query_scalar(sql)
         .bind(hashes.iter().map(|(serial, _)| serial.as_slice()).collect::<Vec<_>>())
         .bind(hashes.iter().map(|(_, hash)| hash.as_slice()).collect::<Vec<_>>())
         .fetch_one(pool)

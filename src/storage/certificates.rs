@@ -2,47 +2,13 @@
 //! signature exists, then issued (or failed), later perhaps revoked.
 
 use super::audit::insert_audit;
-use super::{
-    ASYNC_COMMIT, AdminStore, Catalog, Db, IssuanceLedger, NewAuditEvent, RevocationStore, StoreError, begin_write,
-    like_escape, one_row_each, with_pool,
+use super::status::sql::{
+    CERT_FAILED, CERT_ISSUED, CERT_PENDING, CERT_REVOKED, ORDER_PROCESSING, ORDER_READY, ORDER_VALID,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertificateStatus {
-    Pending = 0,
-    Issued = 1,
-    Failed = 2,
-    Revoked = 3,
-}
-
-impl CertificateStatus {
-    pub fn from_code(code: i16) -> Option<Self> {
-        Some(match code {
-            0 => Self::Pending,
-            1 => Self::Issued,
-            2 => Self::Failed,
-            3 => Self::Revoked,
-            _ => return None,
-        })
-    }
-
-    pub fn code(self) -> i16 {
-        self as i16
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Issued => "issued",
-            Self::Failed => "failed",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Issued, Self::Failed, Self::Revoked].into_iter().find(|s| s.as_str() == text)
-    }
-}
+use super::{
+    ASYNC_COMMIT, AdminStore, Catalog, CertificateStatus, Db, IssuanceLedger, NewAuditEvent, RevocationStore,
+    StoreError, begin_write, like_escape, one_row_each, sql, with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CertificateRecord {
@@ -52,7 +18,8 @@ pub struct CertificateRecord {
     pub not_after: i64,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
-    pub status: i16,
+    #[sqlx(try_from = "i16")]
+    pub status: CertificateStatus,
     pub revocation_reason: Option<i16>,
     /// None: the subject a leaf's identifiers give (`issuance::leaf_subject`),
     /// which is not stored again; Some for any other subject.
@@ -63,12 +30,6 @@ pub struct CertificateRecord {
     pub key_type: Option<String>,
     pub policy: Option<String>,
     pub der: Option<Vec<u8>>,
-}
-
-impl CertificateRecord {
-    pub fn status(&self) -> Option<CertificateStatus> {
-        CertificateStatus::from_code(self.status)
-    }
 }
 
 /// What is known about a certificate before it is signed.
@@ -102,7 +63,7 @@ impl PendingCertificate {
             not_after: self.not_after,
             created_at: self.created_at,
             revoked_at: None,
-            status: CertificateStatus::Issued.code(),
+            status: CertificateStatus::Issued,
             revocation_reason: None,
             subject: self.subject,
             sans: self.sans,
@@ -221,14 +182,16 @@ pub(super) const COLUMNS: &str = "serial, authority_id, not_before, not_after, c
 
 const RESERVED_COLUMNS: &str = "(serial, authority_id, not_before, not_after, created_at, status, subject, sans, \
                                 requester, key_type, policy, crl_shard, spki_hash)";
-const RESERVED_VALUES: &str = "$1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12";
 
 /// A reservation's plain insert, bound by [`bind_pending`].
-fn insert_reserved_sql() -> String {
-    format!("INSERT INTO certificates {RESERVED_COLUMNS} VALUES ({RESERVED_VALUES})")
+fn insert_reserved_sql() -> &'static str {
+    sql!(
+        "INSERT INTO certificates {RESERVED_COLUMNS} \
+         VALUES ($1, $2, $3, $4, $5, {CERT_PENDING}, $6, $7, $8, $9, $10, $11, $12)"
+    )
 }
 
-/// Binds a reservation's values, `$1` to `$12` of [`RESERVED_VALUES`].
+/// Binds a reservation's values, `$1` to `$12` of [`insert_reserved_sql`].
 fn bind_pending<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     pending: &'q PendingCertificate,
@@ -263,7 +226,7 @@ where
 /// it. A serial taken meanwhile by another statement fails the whole batch
 /// with a conflict, which the issuer retries with fresh serials.
 async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
-    let sql = format!(
+    let sql = sql!(
         "WITH {ASYNC_COMMIT}, batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::INT8[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT2[], $10::TEXT[], $11::INT4[], \
          $12::INT8[], $13::BYTEA[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, created_at, \
@@ -273,12 +236,12 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
          fresh AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
          WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = b.serial) \
          AND b.n NOT IN (SELECT n FROM refused) ORDER BY b.serial, b.n), \
-         claimed AS (UPDATE acme_orders o SET status = 'processing' FROM (SELECT DISTINCT ON (acme_order) \
+         claimed AS (UPDATE acme_orders o SET status = {ORDER_PROCESSING} FROM (SELECT DISTINCT ON (acme_order) \
          acme_order, n FROM fresh WHERE acme_order IS NOT NULL ORDER BY acme_order, n) f \
-         WHERE o.id = f.acme_order AND o.status = 'ready' RETURNING f.n), \
+         WHERE o.id = f.acme_order AND o.status = {ORDER_READY} RETURNING f.n), \
          kept AS MATERIALIZED (SELECT * FROM fresh WHERE acme_order IS NULL OR n IN (SELECT n FROM claimed)), \
          inserted AS (INSERT INTO certificates {RESERVED_COLUMNS} SELECT serial, authority_id, not_before, \
-         not_after, created_at, 0, subject, sans, requester, key_type, policy, crl_shard, spki_hash FROM kept \
+         not_after, created_at, {CERT_PENDING}, subject, sans, requester, key_type, policy, crl_shard, spki_hash FROM kept \
          ORDER BY n) \
          SELECT CASE WHEN b.n IN (SELECT n FROM kept) THEN 0 WHEN b.n IN (SELECT n FROM refused) THEN 3 \
          WHEN b.n IN (SELECT n FROM fresh) THEN 2 ELSE 1 END::INT2 \
@@ -287,7 +250,7 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
     let pending = || reservations.iter().map(|r| &r.pending);
     let key_types =
         pending().map(|p| stored_key_type(p.key_type.as_deref())).collect::<Result<Vec<_>, StoreError>>()?;
-    let outcomes: Vec<i16> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let outcomes: Vec<i16> = sqlx::query_scalar(sql)
         .bind(pending().map(|p| p.serial.as_slice()).collect::<Vec<_>>())
         .bind(pending().map(|p| p.authority_id).collect::<Vec<_>>())
         .bind(pending().map(|p| p.not_before).collect::<Vec<_>>())
@@ -325,36 +288,39 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
 /// serial given twice is recorded once, by its first record, as the SQLite
 /// path does (the later one finds it no longer pending).
 async fn record_issued_at_once(pool: &sqlx::PgPool, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
-    const SQL: &str = "WITH batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[], \
+    let sql = sql!(
+        "WITH batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[], \
          $3::BOOLEAN[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::BYTEA[], $8::INT8[], $9::INT8[], $10::TEXT[], \
          $11::TEXT[], $12::TEXT[], $13::TEXT[]) WITH ORDINALITY AS b(serial, der, succeeds, requester, sans, \
          authority_id, replaces, acme_order, at, actor, action, target, detail, n)), \
          pending AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
-         JOIN certificates c ON c.serial = b.serial AND c.status = 0 \
+         JOIN certificates c ON c.serial = b.serial AND c.status = {CERT_PENDING} \
          WHERE NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash) ORDER BY b.serial, b.n), \
-         refused AS (UPDATE certificates c SET status = 2 FROM batch b WHERE c.serial = b.serial AND c.status = 0 \
+         refused AS (UPDATE certificates c SET status = {CERT_FAILED} FROM batch b \
+         WHERE c.serial = b.serial AND c.status = {CERT_PENDING} \
          AND EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = c.spki_hash)), \
-         issued AS (UPDATE certificates c SET status = 1, der = p.der, superseded = EXISTS (SELECT 1 \
+         issued AS (UPDATE certificates c SET status = {CERT_ISSUED}, der = p.der, superseded = EXISTS (SELECT 1 \
          FROM pending later WHERE later.n > p.n AND later.succeeds AND p.succeeds AND later.requester = p.requester \
          AND later.sans = p.sans AND later.authority_id IS NOT DISTINCT FROM p.authority_id) \
-         FROM pending p WHERE c.serial = p.serial AND c.status = 0 RETURNING c.serial), \
+         FROM pending p WHERE c.serial = p.serial AND c.status = {CERT_PENDING} RETURNING c.serial), \
          done AS MATERIALIZED (SELECT p.* FROM pending p WHERE p.serial IN (SELECT serial FROM issued)), \
          predecessors AS (UPDATE certificates SET superseded = TRUE WHERE serial IN (SELECT c.serial \
          FROM certificates c JOIN done d ON d.succeeds AND c.requester = d.requester AND c.sans = d.sans \
          AND (d.authority_id IS NULL OR c.authority_id = d.authority_id) \
-         WHERE c.status = 1 AND NOT c.superseded AND c.serial NOT IN (SELECT serial FROM batch) \
+         WHERE c.status = {CERT_ISSUED} AND NOT c.superseded AND c.serial NOT IN (SELECT serial FROM batch) \
          FOR UPDATE OF c SKIP LOCKED)), \
          replaced AS (UPDATE certificates SET superseded = TRUE \
          WHERE serial IN (SELECT replaces FROM done WHERE replaces IS NOT NULL) \
          AND serial NOT IN (SELECT serial FROM batch) AND NOT superseded), \
          audit AS (INSERT INTO audit_events (at, actor, action, target, detail) \
          SELECT at, actor, action, target, detail FROM done ORDER BY n), \
-         completed AS (UPDATE acme_orders o SET status = 'valid', certificate_serial = d.serial \
-         FROM done d WHERE o.id = d.acme_order AND o.status = 'processing') \
-         SELECT b.n IN (SELECT n FROM done) FROM batch b ORDER BY b.n";
+         completed AS (UPDATE acme_orders o SET status = {ORDER_VALID}, certificate_serial = d.serial \
+         FROM done d WHERE o.id = d.acme_order AND o.status = {ORDER_PROCESSING}) \
+         SELECT b.n IN (SELECT n FROM done) FROM batch b ORDER BY b.n"
+    );
     let succession = || records.iter().map(|r| r.succession.as_ref());
     let audit = || records.iter().map(|r| &r.audit);
-    let issued: Vec<bool> = sqlx::query_scalar(SQL)
+    let issued: Vec<bool> = sqlx::query_scalar(sql)
         .bind(records.iter().map(|r| r.serial.as_slice()).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.der.as_slice()).collect::<Vec<_>>())
         .bind(succession().map(|s| s.is_some()).collect::<Vec<_>>())
@@ -395,7 +361,7 @@ impl IssuanceLedger {
     pub async fn reserve_certificates(&self, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
         const TAKEN: &str = "SELECT 1 FROM certificates WHERE serial = $1";
         const BLOCKED: &str = "SELECT 1 FROM blocked_keys WHERE spki_hash = $1";
-        const CLAIM: &str = "UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND status = 'ready'";
+        let claim = sql!("UPDATE acme_orders SET status = {ORDER_PROCESSING} WHERE id = $1 AND status = {ORDER_READY}");
         let pool = match self.db() {
             Db::Postgres(pool) => return reserve_at_once(pool, reservations).await,
             Db::Sqlite(pool) => pool,
@@ -412,12 +378,12 @@ impl IssuanceLedger {
                 continue;
             }
             if let Some(order) = acme_order
-                && sqlx::query(CLAIM).bind(order).execute(&mut *tx).await?.rows_affected() != 1
+                && sqlx::query(claim).bind(order).execute(&mut *tx).await?.rows_affected() != 1
             {
                 reserved.push(Reserved::OrderNotReady);
                 continue;
             }
-            bind_pending(sqlx::query(sqlx::AssertSqlSafe(insert_reserved_sql())), pending)?.execute(&mut *tx).await?;
+            bind_pending(sqlx::query(insert_reserved_sql()), pending)?.execute(&mut *tx).await?;
             reserved.push(Reserved::Done);
         }
         tx.commit().await?;
@@ -444,16 +410,23 @@ impl IssuanceLedger {
     /// failed (false): the block may have committed after the reservation
     /// looked, and the certificate must not leave.
     pub async fn record_issued_all(&self, records: &[IssuedRecord]) -> Result<Vec<bool>, StoreError> {
-        const SQL: &str = "UPDATE certificates SET status = 1, der = $2 WHERE serial = $1 AND status = 0 \
-             AND NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = certificates.spki_hash)";
-        const REFUSED: &str = "UPDATE certificates SET status = 2 WHERE serial = $1 AND status = 0";
+        let issue = sql!(
+            "UPDATE certificates SET status = {CERT_ISSUED}, der = $2 WHERE serial = $1 AND status = {CERT_PENDING} \
+             AND NOT EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = certificates.spki_hash)"
+        );
+        let refuse =
+            sql!("UPDATE certificates SET status = {CERT_FAILED} WHERE serial = $1 AND status = {CERT_PENDING}");
         // Served by the partial index certificates_heads.
-        const PREDECESSORS: &str = "UPDATE certificates SET superseded = TRUE \
-             WHERE requester = $2 AND sans = $3 AND status = 1 AND NOT superseded \
-             AND serial <> $1 AND ($4 IS NULL OR authority_id = $4)";
+        let predecessors = sql!(
+            "UPDATE certificates SET superseded = TRUE \
+             WHERE requester = $2 AND sans = $3 AND status = {CERT_ISSUED} AND NOT superseded \
+             AND serial <> $1 AND ($4 IS NULL OR authority_id = $4)"
+        );
         const REPLACES: &str = "UPDATE certificates SET superseded = TRUE WHERE serial = $1 AND NOT superseded";
-        const ORDER: &str = "UPDATE acme_orders SET status = 'valid', certificate_serial = $1 \
-             WHERE id = $2 AND status = 'processing'";
+        let complete_order = sql!(
+            "UPDATE acme_orders SET status = {ORDER_VALID}, certificate_serial = $1 \
+             WHERE id = $2 AND status = {ORDER_PROCESSING}"
+        );
         let pool = match self.db() {
             Db::Postgres(pool) => return record_issued_at_once(pool, records).await,
             Db::Sqlite(pool) => pool,
@@ -463,14 +436,14 @@ impl IssuanceLedger {
         let mut tx = begin_write(pool).await?;
         let mut issued = Vec::with_capacity(records.len());
         for record in records {
-            let done = sqlx::query(SQL).bind(&record.serial).bind(&record.der).execute(&mut *tx).await?;
+            let done = sqlx::query(issue).bind(&record.serial).bind(&record.der).execute(&mut *tx).await?;
             issued.push(done.rows_affected() == 1);
             if done.rows_affected() != 1 {
-                sqlx::query(REFUSED).bind(&record.serial).execute(&mut *tx).await?;
+                sqlx::query(refuse).bind(&record.serial).execute(&mut *tx).await?;
                 continue;
             }
             if let Some(succession) = &record.succession {
-                sqlx::query(PREDECESSORS)
+                sqlx::query(predecessors)
                     .bind(&record.serial)
                     .bind(&succession.requester)
                     .bind(&succession.sans)
@@ -481,7 +454,7 @@ impl IssuanceLedger {
                     sqlx::query(REPLACES).bind(replaced).execute(&mut *tx).await?;
                 }
                 if let Some(order) = succession.acme_order {
-                    sqlx::query(ORDER).bind(&record.serial).bind(order).execute(&mut *tx).await?;
+                    sqlx::query(complete_order).bind(&record.serial).bind(order).execute(&mut *tx).await?;
                 }
             }
             insert_audit!(&mut *tx, &record.audit)?;
@@ -492,8 +465,8 @@ impl IssuanceLedger {
 
     /// A signature that could not be made: the serial stays on record as failed.
     pub async fn record_failed(&self, serial: &[u8]) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE certificates SET status = 2 WHERE serial = $1 AND status = 0";
-        with_pool!(self.db(), pool => sqlx::query(SQL).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
+        let sql = sql!("UPDATE certificates SET status = {CERT_FAILED} WHERE serial = $1 AND status = {CERT_PENDING}");
+        with_pool!(self.db(), pool => sqlx::query(sql).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
 }
 
@@ -564,17 +537,17 @@ impl RevocationStore {
         reason: i16,
         audit: &NewAuditEvent,
     ) -> Result<RevokedCertificate, StoreError> {
-        let update = format!(
-            "UPDATE certificates SET status = 3, revoked_at = CASE WHEN status = 3 THEN revoked_at ELSE $2 END, \
-             revocation_reason = $3 \
-             WHERE serial = $1 AND (status = 1 OR (status = 3 AND $3 = {KEY_COMPROMISE} \
+        let update = sql!(
+            "UPDATE certificates SET status = {CERT_REVOKED}, \
+             revoked_at = CASE WHEN status = {CERT_REVOKED} THEN revoked_at ELSE $2 END, revocation_reason = $3 \
+             WHERE serial = $1 AND (status = {CERT_ISSUED} OR (status = {CERT_REVOKED} AND $3 = {KEY_COMPROMISE} \
              AND COALESCE(revocation_reason, 0) <> {KEY_COMPROMISE})) RETURNING {COLUMNS}, spki_hash"
         );
         const BLOCK: &str = "INSERT INTO blocked_keys (spki_hash, blocked_at, serial) VALUES ($1, $2, $3) \
              ON CONFLICT (spki_hash) DO NOTHING";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
-            let revoked = sqlx::query_as::<_, RevokedRow>(sqlx::AssertSqlSafe(update))
+            let revoked = sqlx::query_as::<_, RevokedRow>(update)
                 .bind(serial)
                 .bind(at)
                 .bind(reason)

@@ -3,8 +3,9 @@
 //! HMAC key is stored sealed (`crate::secrets`), never in the clear.
 
 use super::audit::insert_audit;
+use super::status::sql::{ACCOUNT_REVOKED, ACCOUNT_VALID};
 use super::{
-    AcmeStore, AdminStore, NewAuditEvent, SealedValue, SecretRow, StoreError, StoredSecret, begin_write, with_pool,
+    AcmeStore, AdminStore, NewAuditEvent, SealedValue, SecretRow, StoreError, StoredSecret, begin_write, sql, with_pool,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -113,7 +114,9 @@ impl AdminStore {
         now: i64,
         audit: &NewAuditEvent,
     ) -> Result<(EabKeyRecord, u64), StoreError> {
-        const ACCOUNTS: &str = "UPDATE acme_accounts SET status = 'revoked' WHERE eab_key_id = $1 AND status = 'valid'";
+        let accounts = sql!(
+            "UPDATE acme_accounts SET status = {ACCOUNT_REVOKED} WHERE eab_key_id = $1 AND status = {ACCOUNT_VALID}"
+        );
         let sql =
             format!("UPDATE eab_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL RETURNING {COLUMNS}");
         with_pool!(self.db(), pool => {
@@ -129,7 +132,7 @@ impl AdminStore {
                     StoreError::NotFound
                 });
             };
-            let accounts = sqlx::query(ACCOUNTS).bind(record.id).execute(&mut *tx).await?.rows_affected();
+            let accounts = sqlx::query(accounts).bind(record.id).execute(&mut *tx).await?.rows_affected();
             let mut audit = audit.clone();
             audit.detail["accounts_revoked"] = accounts.into();
             insert_audit!(&mut *tx, audit)?;

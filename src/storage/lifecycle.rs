@@ -8,7 +8,9 @@
 //! not superseded), never the whole table (tests/it/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
 
-use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, with_pool};
+use super::status::DeliveryState;
+use super::status::sql::{CERT_ISSUED, DELIVERY_PENDING};
+use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, sql, with_pool};
 
 /// The windows an expirations summary counts, in Unix seconds.
 #[derive(Debug, Clone, Copy)]
@@ -81,40 +83,52 @@ pub struct JobRecord {
 
 /// Issued certificates expiring within 1 h / 24 h / 7 d, per authority:
 /// one range of the partial index `certificates_issued_expiry`, index only.
-pub(super) const EXPIRING: &str = "SELECT authority_id, \
-     SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
-     SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
-     COUNT(*) \
-     FROM certificates WHERE status = 1 AND not_after > $1 AND not_after <= $4 GROUP BY authority_id";
+pub(super) fn expiring_sql() -> &'static str {
+    sql!(
+        "SELECT authority_id, \
+         SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
+         COUNT(*) \
+         FROM certificates WHERE status = {CERT_ISSUED} AND not_after > $1 AND not_after <= $4 GROUP BY authority_id"
+    )
+}
 /// Overdue and expired-without-successor counts per authority: one range
 /// of the partial index `certificates_heads_expiry`, index only.
-pub(super) const UNREPLACED: &str = "SELECT authority_id, \
-     SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
-     SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
-     FROM certificates WHERE status = 1 AND NOT superseded AND not_after > $2 AND not_after <= $3 \
-     AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
-     GROUP BY authority_id";
+pub(super) fn unreplaced_sql() -> &'static str {
+    sql!(
+        "SELECT authority_id, \
+         SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
+         FROM certificates WHERE status = {CERT_ISSUED} AND NOT superseded AND not_after > $2 AND not_after <= $3 \
+         AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
+         GROUP BY authority_id"
+    )
+}
 /// Unreported unreplaced certificates in a window, for notices.
-pub(super) const UNNOTICED: &str = "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
-     FROM certificates c WHERE c.status = 1 AND NOT c.superseded \
-     AND c.not_after > $1 AND c.not_after <= $2 \
-     AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
-     AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \
-     ORDER BY c.not_after LIMIT $6";
+pub(super) fn unnoticed_sql() -> &'static str {
+    sql!(
+        "SELECT c.serial, c.authority_id, c.not_before, c.not_after, c.sans, c.requester \
+         FROM certificates c WHERE c.status = {CERT_ISSUED} AND NOT c.superseded \
+         AND c.not_after > $1 AND c.not_after <= $2 \
+         AND ($3 IS NULL OR c.not_before + (c.not_after - c.not_before) * $3 / 1000 <= $4) \
+         AND NOT EXISTS (SELECT 1 FROM lifecycle_notices n WHERE n.kind = $5 AND n.subject = c.serial) \
+         ORDER BY c.not_after LIMIT $6"
+    )
+}
 
 impl LifecycleStore {
     /// Per-authority counts of what expires soon, what is overdue and what
     /// expired without a successor.
     pub async fn expiration_counts(&self, w: &ExpiryWindows) -> Result<Vec<ExpirationCounts>, StoreError> {
         let (expiring, unreplaced) = with_pool!(self.db(), pool => {
-            let expiring = sqlx::query_as::<_, (i64, i64, i64, i64)>(EXPIRING)
+            let expiring = sqlx::query_as::<_, (i64, i64, i64, i64)>(expiring_sql())
                 .bind(w.now)
                 .bind(w.hour_end)
                 .bind(w.day_end)
                 .bind(w.week_end)
                 .fetch_all(pool)
                 .await?;
-            let unreplaced = sqlx::query_as::<_, (i64, i64, i64)>(UNREPLACED)
+            let unreplaced = sqlx::query_as::<_, (i64, i64, i64)>(unreplaced_sql())
                 .bind(w.now)
                 .bind(w.expired_since)
                 .bind(w.overdue_until)
@@ -168,7 +182,7 @@ impl LifecycleStore {
             Some((permille, now)) => (Some(permille), now),
             None => (None, 0),
         };
-        with_pool!(self.db(), pool => sqlx::query_as::<_, UnreplacedCertificate>(UNNOTICED)
+        with_pool!(self.db(), pool => sqlx::query_as::<_, UnreplacedCertificate>(unnoticed_sql())
             .bind(from).bind(until).bind(permille).bind(now).bind(kind).bind(limit)
             .fetch_all(pool).await.map_err(StoreError::from))
     }
@@ -204,9 +218,11 @@ impl LifecycleStore {
 
     /// Pending deliveries whose next attempt is due, oldest first.
     pub async fn due_webhook_events(&self, now: i64, limit: i64) -> Result<Vec<LifecycleEvent>, StoreError> {
-        const SQL: &str = "SELECT id, kind, subject, url, payload, attempts FROM webhook_events \
-             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
-        with_pool!(self.db(), pool => sqlx::query_as::<_, LifecycleEvent>(SQL)
+        let sql = sql!(
+            "SELECT id, kind, subject, url, payload, attempts FROM webhook_events \
+             WHERE state = {DELIVERY_PENDING} AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        );
+        with_pool!(self.db(), pool => sqlx::query_as::<_, LifecycleEvent>(sql)
             .bind(now).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -224,9 +240,9 @@ impl LifecycleStore {
         const EVENT: &str = "UPDATE webhook_events SET attempts = $2, state = $3, next_attempt_at = $4 WHERE id = $1";
         let attempt = event.attempts + 1;
         let (state, next) = match outcome {
-            WebhookOutcome::Delivered => ("delivered", at),
-            WebhookOutcome::RetryAt(next) => ("pending", next),
-            WebhookOutcome::GaveUp => ("failed", at),
+            WebhookOutcome::Delivered => (DeliveryState::Delivered, at),
+            WebhookOutcome::RetryAt(next) => (DeliveryState::Pending, next),
+            WebhookOutcome::GaveUp => (DeliveryState::Failed, at),
         };
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
@@ -234,7 +250,7 @@ impl LifecycleStore {
                 .bind(event.id).bind(&event.kind).bind(&event.url).bind(attempt)
                 .bind(status_code).bind(error).bind(at)
                 .execute(&mut *tx).await?;
-            sqlx::query(EVENT).bind(event.id).bind(attempt).bind(state).bind(next).execute(&mut *tx).await?;
+            sqlx::query(EVENT).bind(event.id).bind(attempt).bind(state.as_str()).bind(next).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -25,6 +25,7 @@ mod revocation;
 mod sealing;
 #[cfg(feature = "test-support")]
 mod seed;
+mod status;
 #[cfg(feature = "test-support")]
 mod test_support;
 mod tokens;
@@ -48,8 +49,8 @@ pub use authorities::{AuthorityRecord, NewAuthority};
 pub use batch::Batcher;
 pub use blocked_keys::UnsweptKey;
 pub use certificates::{
-    CertificateFilter, CertificateRecord, CertificateStatus, IssuedRecord, KEY_COMPROMISE, PendingCertificate,
-    Reservation, Reserved, RevokedCertificate, Succession, key_type_code,
+    CertificateFilter, CertificateRecord, IssuedRecord, KEY_COMPROMISE, PendingCertificate, Reservation, Reserved,
+    RevokedCertificate, Succession, key_type_code,
 };
 pub use eab_keys::{AccountCap, EabKeyRecord, EabKeySecret};
 pub use lifecycle::{
@@ -61,6 +62,9 @@ pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
 #[cfg(feature = "test-support")]
 pub use seed::SeedSpec;
+pub use status::{
+    AccountStatus, AuthorityStatus, AuthzStatus, CertificateStatus, ChallengeStatus, OrderStatus, UnknownStatus,
+};
 #[cfg(feature = "test-support")]
 pub use test_support::WebhookAttempt;
 pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
@@ -100,6 +104,18 @@ fn one_row_each<T>(what: &str, inputs: usize, rows: Vec<T>) -> Result<Vec<T>, St
         Err(StoreError::Other(format!("{inputs} {what} answered {}", rows.len())))
     }
 }
+
+/// A statement's text with status literals (`status::sql`) and column
+/// lists written in, as `format!` takes them: formatted once and kept, so
+/// every call hands sqlx the same `&'static str`, the key of its
+/// prepared-statement cache, at no cost.
+macro_rules! sql {
+    ($($format:tt)+) => {{
+        static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!($($format)+));
+        TEXT.as_str()
+    }};
+}
+pub(crate) use sql;
 
 /// Runs the same body on whichever pool is configured.
 macro_rules! with_pool {

@@ -3,7 +3,8 @@
 //! Information reads the pulls made since a certificate was issued.
 
 use super::audit::insert_audit;
-use super::{AcmeStore, AdminStore, NewAuditEvent, StoreError, begin_write, like_escape, with_pool};
+use super::status::sql::CERT_ISSUED;
+use super::{AcmeStore, AdminStore, NewAuditEvent, StoreError, begin_write, like_escape, sql, with_pool};
 
 impl AdminStore {
     /// The `sans` column of every issued, unexpired certificate of an
@@ -14,10 +15,12 @@ impl AdminStore {
         now: i64,
         fragment: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        const SQL: &str = "SELECT sans FROM certificates \
-             WHERE authority_id = $1 AND status = 1 AND not_after > $2 AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\')";
+        let sql = sql!(
+            "SELECT sans FROM certificates WHERE authority_id = $1 AND status = {CERT_ISSUED} AND not_after > $2 \
+             AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\')"
+        );
         let pattern = fragment.map(|f| format!("%{}%", like_escape(f)));
-        with_pool!(self.db(), pool => sqlx::query_scalar::<_, String>(SQL)
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, String>(sql)
             .bind(authority_id).bind(now).bind(&pattern).fetch_all(pool).await.map_err(StoreError::from))
     }
 

@@ -1,7 +1,8 @@
 //! What revocation reads and writes: revoked entries per CRL scope, CRL
 //! numbers, the newest CRL per scope, and the status rows OCSP answers from.
 
-use super::{Catalog, JobLeases, RevocationStore, StoreError, with_pool};
+use super::status::sql::{CERT_ISSUED, CERT_REVOKED};
+use super::{Catalog, CertificateStatus, JobLeases, RevocationStore, StoreError, sql, with_pool};
 
 /// One line of a CRL.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -31,7 +32,8 @@ pub const FULL_CRL: i32 = -1;
 pub struct CertificateStatusRow {
     pub serial: Vec<u8>,
     pub authority_id: i64,
-    pub status: i16,
+    #[sqlx(try_from = "i16")]
+    pub status: CertificateStatus,
     pub not_after: i64,
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<i16>,
@@ -47,9 +49,11 @@ impl RevocationStore {
         shard: Option<i32>,
         now: i64,
     ) -> Result<Vec<RevokedEntry>, StoreError> {
-        const SQL: &str = "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE authority_id = $1 AND status = 3 AND not_after > $2 AND ($3 IS NULL OR crl_shard = $3)";
-        with_pool!(self.db(), pool => sqlx::query_as::<_, RevokedEntry>(SQL)
+        let sql = sql!(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE authority_id = $1 AND status = {CERT_REVOKED} AND not_after > $2 AND ($3 IS NULL OR crl_shard = $3)"
+        );
+        with_pool!(self.db(), pool => sqlx::query_as::<_, RevokedEntry>(sql)
             .bind(authority_id).bind(now).bind(shard).fetch_all(pool).await.map_err(StoreError::from))
     }
 
@@ -96,16 +100,18 @@ impl RevocationStore {
     /// The newest revocation time on record, to notice revocations made
     /// by other nodes or other paths.
     pub async fn last_revocation_at(&self) -> Result<Option<i64>, StoreError> {
-        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MAX(revoked_at) FROM certificates WHERE status = 3")
+        let sql = sql!("SELECT MAX(revoked_at) FROM certificates WHERE status = {CERT_REVOKED}");
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, Option<i64>>(sql)
             .fetch_one(pool).await.map_err(StoreError::from))
     }
 
     /// Certificates revoked at or after `since`.
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<CertificateStatusRow>, StoreError> {
-        const SQL: &str = "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
-             FROM certificates WHERE status = 3 AND revoked_at >= $1";
-        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
+        let sql = sql!(
+            "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
+             FROM certificates WHERE status = {CERT_REVOKED} AND revoked_at >= $1"
+        );
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(sql)
             .bind(since).fetch_all(pool).await.map_err(StoreError::from))
     }
 }
@@ -128,10 +134,12 @@ impl Catalog {
         after_serial: &[u8],
         limit: i64,
     ) -> Result<Vec<CertificateStatusRow>, StoreError> {
-        const SQL: &str = "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason \
-             FROM certificates WHERE authority_id = $1 AND status IN (1, 3) AND not_after > $2 AND serial > $3 \
-             ORDER BY serial LIMIT $4";
-        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(SQL)
+        let sql = sql!(
+            "SELECT serial, authority_id, status, not_after, revoked_at, revocation_reason FROM certificates \
+             WHERE authority_id = $1 AND status IN ({CERT_ISSUED}, {CERT_REVOKED}) AND not_after > $2 AND serial > $3 \
+             ORDER BY serial LIMIT $4"
+        );
+        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateStatusRow>(sql)
             .bind(authority_id).bind(now).bind(after_serial).bind(limit).fetch_all(pool).await.map_err(StoreError::from))
     }
 }

@@ -9,7 +9,8 @@
 //! (overdue); one in fifty stopped renewing days ago (expired without a
 //! successor); one certificate in two hundred is revoked.
 
-use super::{Db, StoreError};
+use super::status::sql::{CERT_ISSUED, CERT_REVOKED};
+use super::{Db, StoreError, sql};
 
 /// Seconds between two renewals of a workload.
 const RENEWAL: i64 = 16 * 3600;
@@ -65,22 +66,25 @@ impl Db {
         // superseded when its successor, row i + W, exists. As issuance
         // leaves leaves: no subject (their identifiers give it), key type
         // code 1 (ecdsa-p256).
-        const INSERT: &str = "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
+        let insert = sql!(
+            "INSERT INTO certificates (serial, authority_id, not_before, not_after, created_at, \
              revoked_at, status, revocation_reason, sans, requester, key_type, policy, superseded) \
              SELECT decode(md5(i::text), 'hex'), $1, nb, nb + $5, nb + 60, \
-                    CASE WHEN i % 200 = 3 THEN nb + 3600 END, CASE WHEN i % 200 = 3 THEN 3 ELSE 1 END, \
+                    CASE WHEN i % 200 = 3 THEN nb + 3600 END, \
+                    CASE WHEN i % 200 = 3 THEN {CERT_REVOKED} ELSE {CERT_ISSUED} END, \
                     CASE WHEN i % 200 = 3 THEN 1 END, \
                     ' dns:svc-' || w || '.ns-' || (w % 97) || '.prod.internal ', \
                     'acme:' || (w % 5000), 1, 'default', i + $6 < $7 \
              FROM (SELECT i, w, $2 - ((($7 - 1 - w) / $6) - i / $6) * $4 \
                           - CASE WHEN w % 100 = 0 THEN 72000 ELSE (w * 7919) % $4 END \
                           - CASE WHEN w % 50 = 1 THEN (w % 30) * 86400 ELSE 0 END AS nb \
-                   FROM (SELECT i, i % $6 AS w FROM generate_series($3::bigint, $8::bigint) AS i) AS rows) AS planned";
+                   FROM (SELECT i, i % $6 AS w FROM generate_series($3::bigint, $8::bigint) AS i) AS rows) AS planned"
+        );
         let workloads = spec.workloads();
         let mut start = 0;
         while start < spec.rows {
             let end = (start + BATCH).min(spec.rows) - 1;
-            sqlx::query(INSERT)
+            sqlx::query(insert)
                 .bind(spec.authority_id)
                 .bind(spec.now)
                 .bind(start)

@@ -5,7 +5,7 @@
 //! the synthetic certificates of the expiry benchmark (`seed`). A build
 //! of `tessera` has none of them.
 
-use super::lifecycle::{EXPIRING, ExpiryWindows, UNNOTICED, UNREPLACED};
+use super::lifecycle::{ExpiryWindows, expiring_sql, unnoticed_sql, unreplaced_sql};
 use super::{Db, StoreError, with_pool};
 
 /// One recorded webhook delivery attempt.
@@ -83,7 +83,7 @@ impl Db {
                     sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
                 }
                 let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(EXPIRING))
+                let lines: Vec<String> = sqlx::query_scalar(explain(expiring_sql()))
                     .bind(w.now)
                     .bind(w.hour_end)
                     .bind(w.day_end)
@@ -91,7 +91,7 @@ impl Db {
                     .fetch_all(&mut *tx)
                     .await?;
                 plans.push(lines.join("\n"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(UNREPLACED))
+                let lines: Vec<String> = sqlx::query_scalar(explain(unreplaced_sql()))
                     .bind(w.now)
                     .bind(w.expired_since)
                     .bind(w.overdue_until)
@@ -99,7 +99,7 @@ impl Db {
                     .fetch_all(&mut *tx)
                     .await?;
                 plans.push(lines.join("\n"));
-                let lines: Vec<String> = sqlx::query_scalar(explain(UNNOTICED))
+                let lines: Vec<String> = sqlx::query_scalar(explain(unnoticed_sql()))
                     .bind(w.now)
                     .bind(w.overdue_until)
                     .bind(Some(w.overdue_permille))
@@ -113,7 +113,7 @@ impl Db {
             }
             Db::Sqlite(pool) => {
                 let explain = |sql: &str| sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(EXPIRING))
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(expiring_sql()))
                     .bind(w.now)
                     .bind(w.hour_end)
                     .bind(w.day_end)
@@ -121,7 +121,7 @@ impl Db {
                     .fetch_all(pool)
                     .await?;
                 plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNREPLACED))
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(unreplaced_sql()))
                     .bind(w.now)
                     .bind(w.expired_since)
                     .bind(w.overdue_until)
@@ -129,7 +129,7 @@ impl Db {
                     .fetch_all(pool)
                     .await?;
                 plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(UNNOTICED))
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain(unnoticed_sql()))
                     .bind(w.now)
                     .bind(w.overdue_until)
                     .bind(Some(w.overdue_permille))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::common::acme::{AccountKey, AcmeClient, Reply, Responders};
 use crate::common::{Backend, TestCa};
 use serde_json::{Value, json};
-use tessera::storage::AuthzKey;
+use tessera::storage::{AuthzKey, AuthzStatus, ChallengeStatus, OrderStatus};
 
 /// A CA with loopback challenge responders and a registered ES256
 /// account; None when the backend is not available here.
@@ -122,15 +122,15 @@ async fn a_validation_a_stopped_node_left_processing_is_resumed(backend: Backend
         let (authz, challenges) =
             ca.db.acme().acme_authzs_with_challenges(&[AuthzKey::Challenge(id)]).await.unwrap().remove(0).unwrap();
         let challenge = challenges.into_iter().find(|c| c.id == id).unwrap();
-        if challenge.status != "processing" {
+        if challenge.status != ChallengeStatus::Processing {
             settled = Some((authz.status, challenge.status));
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(settled, Some(("valid".to_owned(), "valid".to_owned())), "the stalled validation was not resumed");
+    assert_eq!(settled, Some((AuthzStatus::Valid, ChallengeStatus::Valid)), "the stalled validation was not resumed");
     let (order, _) = ca.db.acme().acme_orders_with_authz_ids(&[order_id]).await.unwrap().remove(0).unwrap();
-    assert_eq!(order.status, "ready");
+    assert_eq!(order.status, OrderStatus::Ready);
     ca.stop().await;
 }
 on_both_backends!(a_validation_a_stopped_node_left_processing_is_resumed);

@@ -9,9 +9,10 @@ use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest,
 use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
 use tessera::setup::load_signing_authority;
 use tessera::storage::{
-    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, CertificateFilter, CertificateStatus, IssuedRecord,
-    NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, PendingCertificate,
-    RateLimited, Reservation, Reserved, StalledChallenge, StoreError, Succession, ValidationOutcome,
+    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateStatus,
+    ChallengeStatus, IssuedRecord, NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits,
+    OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, StalledChallenge, StoreError,
+    Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -59,14 +60,14 @@ on_both_backends!(certificate_states_move_one_way, |ca| {
     let revoked =
         db.revocation().revoke_certificate(&[0x42, 1], 5, 1, &event("certificate.revoke")).await.unwrap().record;
     assert_eq!(
-        (revoked.status(), revoked.revoked_at, revoked.revocation_reason),
-        (Some(CertificateStatus::Revoked), Some(5), Some(1))
+        (revoked.status, revoked.revoked_at, revoked.revocation_reason),
+        (CertificateStatus::Revoked, Some(5), Some(1))
     );
     assert_eq!(db.count_audit_events().await.unwrap(), audits + 2);
 
     db.ledger().reserve_certificate(&pending(2, authority, 50)).await.unwrap();
     db.ledger().record_failed(&[0x42, 2]).await.unwrap();
-    assert_eq!(db.catalog().certificate(&[0x42, 2]).await.unwrap().status(), Some(CertificateStatus::Failed));
+    assert_eq!(db.catalog().certificate(&[0x42, 2]).await.unwrap().status, CertificateStatus::Failed);
 
     // Filters and ordering by expiry.
     let failed = CertificateFilter { status: Some(CertificateStatus::Failed), ..Default::default() };
@@ -111,7 +112,7 @@ on_both_backends!(a_batch_of_reservations_refuses_only_taken_serials, |ca| {
         vec![Reserved::Done, Reserved::SerialTaken, Reserved::Done, Reserved::SerialTaken]
     );
     for serial in [20, 21, 22] {
-        assert_eq!(db.catalog().certificate(&[0x42, serial]).await.unwrap().status(), Some(CertificateStatus::Pending));
+        assert_eq!(db.catalog().certificate(&[0x42, serial]).await.unwrap().status, CertificateStatus::Pending);
     }
     let pending_rows = CertificateFilter { status: Some(CertificateStatus::Pending), ..Default::default() };
     assert_eq!(
@@ -301,13 +302,13 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
     ];
     assert_eq!(db.acme().record_acme_validations(&results).await.unwrap().len(), 4);
     let orders = db.acme().acme_orders_with_authz_ids(&[first.id, second.id]).await.unwrap();
-    let states: Vec<(String, Option<String>)> =
+    let states: Vec<(OrderStatus, Option<String>)> =
         orders.into_iter().map(|o| o.map(|(o, _)| (o.status, o.error)).unwrap()).collect();
-    assert_eq!(states, [("ready".into(), None), ("invalid".into(), Some(problem))]);
+    assert_eq!(states, [(OrderStatus::Ready, None), (OrderStatus::Invalid, Some(problem))]);
     let zero =
         db.acme().acme_authzs_with_challenges(&[AuthzKey::Authz(first_ids[0])]).await.unwrap().remove(0).unwrap();
-    assert_eq!(zero.0.status, "valid");
-    assert_eq!(zero.1.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(), ["valid", "pending"]);
+    assert_eq!(zero.0.status, AuthzStatus::Valid);
+    assert_eq!(zero.1.iter().map(|c| c.status).collect::<Vec<_>>(), [ChallengeStatus::Valid, ChallengeStatus::Pending]);
 });
 
 on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
@@ -445,7 +446,7 @@ on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
     for task in tasks {
         let serial = task.await.unwrap();
         let stored = ca.db.catalog().certificate(serial.as_bytes()).await.unwrap();
-        assert_eq!(stored.status(), Some(CertificateStatus::Issued));
+        assert_eq!(stored.status, CertificateStatus::Issued);
         assert!(stored.der.is_some());
         assert!(serials.insert(serial));
     }

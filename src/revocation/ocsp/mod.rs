@@ -259,13 +259,13 @@ fn status_of(row: &CertificateStatusRow, authority_id: i64) -> Status {
     if row.authority_id != authority_id {
         return Status::Unknown;
     }
-    match CertificateStatus::from_code(row.status) {
-        Some(CertificateStatus::Issued) => Status::Good,
-        Some(CertificateStatus::Revoked) => Status::Revoked {
+    match row.status {
+        CertificateStatus::Issued => Status::Good,
+        CertificateStatus::Revoked => Status::Revoked {
             at: row.revoked_at.unwrap_or_default(),
             reason: row.revocation_reason.and_then(RevocationReason::from_code),
         },
-        _ => Status::Unknown,
+        CertificateStatus::Pending | CertificateStatus::Failed => Status::Unknown,
     }
 }
 
