@@ -20,23 +20,24 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use tokio::sync::Semaphore;
 
-use super::{KeyUri, Signer, SignerError, SigningAlgorithm};
+use super::{KeyIdentity, KeyUri, Signer, SignerError, SigningAlgorithm};
 use crate::keys::AwsKmsConfig;
 
 /// A KMS key that signs, with a cap on calls in flight.
 pub struct KmsSigner {
-    uri: KeyUri,
+    identity: KeyIdentity,
     name: String,
     key_id: String,
     client: Client,
-    algorithm: SigningAlgorithm,
-    spki: Vec<u8>,
     in_flight: Semaphore,
 }
 
 impl std::fmt::Debug for KmsSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KmsSigner").field("uri", &self.name).field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("KmsSigner")
+            .field("uri", &self.name)
+            .field("algorithm", &self.identity.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,12 +117,10 @@ impl KmsSigner {
             return Err(SignerError::Rejected { key: name, reason: "KMS returned an unreadable public key".into() });
         }
         Ok(Self {
-            uri,
+            identity: KeyIdentity { uri, algorithm, spki },
             name,
             key_id: key_id.to_owned(),
             client,
-            algorithm,
-            spki,
             in_flight: Semaphore::new(config.max_concurrency.max(1)),
         })
     }
@@ -265,21 +264,14 @@ impl KmsKeyWrapper {
 
 #[async_trait]
 impl Signer for KmsSigner {
-    fn key_uri(&self) -> &KeyUri {
-        &self.uri
-    }
-
-    fn algorithm(&self) -> SigningAlgorithm {
-        self.algorithm
-    }
-
-    fn public_key_der(&self) -> &[u8] {
-        &self.spki
+    fn identity(&self) -> &KeyIdentity {
+        &self.identity
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let digest = self.algorithm.digest(message);
-        let spec = match self.algorithm {
+        let algorithm = self.identity.algorithm;
+        let digest = algorithm.digest(message);
+        let spec = match algorithm {
             SigningAlgorithm::EcdsaP256Sha256 => SigningAlgorithmSpec::EcdsaSha256,
             SigningAlgorithm::EcdsaP384Sha384 => SigningAlgorithmSpec::EcdsaSha384,
         };

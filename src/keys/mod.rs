@@ -17,7 +17,7 @@ pub mod software;
 pub use algorithm::SigningAlgorithm;
 pub use config::{AwsKmsConfig, FileKeysConfig, KeysConfig, Pkcs11Config, read_secret};
 pub use key_uri::{KeyUri, KeyUriError, Pkcs11Uri, redact_pins};
-pub use signer::{Signer, SignerError};
+pub use signer::{KeyIdentity, Signer, SignerError};
 
 use std::sync::Arc;
 

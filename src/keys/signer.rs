@@ -4,16 +4,38 @@ use async_trait::async_trait;
 
 use super::{KeyUri, SigningAlgorithm};
 
+/// What anyone may know of a signer's key. Every custodian keeps one, so
+/// that the accessors of [`Signer`] are written once, here.
+#[derive(Debug, Clone)]
+pub struct KeyIdentity {
+    /// The key's name, for messages (never carries a secret).
+    pub uri: KeyUri,
+    pub algorithm: SigningAlgorithm,
+    /// The DER SubjectPublicKeyInfo of the key.
+    pub spki: Vec<u8>,
+}
+
 /// A key that can sign, wherever it lives. Implementations hash the message
 /// themselves (an HSM or KMS is given only the digest) and return a DER
 /// signature value.
 #[async_trait]
 pub trait Signer: Send + Sync + std::fmt::Debug {
+    fn identity(&self) -> &KeyIdentity;
+
     /// The key's name, for messages (never carries a secret).
-    fn key_uri(&self) -> &KeyUri;
-    fn algorithm(&self) -> SigningAlgorithm;
+    fn key_uri(&self) -> &KeyUri {
+        &self.identity().uri
+    }
+
+    fn algorithm(&self) -> SigningAlgorithm {
+        self.identity().algorithm
+    }
+
     /// The DER SubjectPublicKeyInfo of the key.
-    fn public_key_der(&self) -> &[u8];
+    fn public_key_der(&self) -> &[u8] {
+        &self.identity().spki
+    }
+
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
 }
 

@@ -14,24 +14,22 @@ use aws_lc_rs::signature::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{KeyUri, Signer, SignerError, SigningAlgorithm};
+use super::{KeyIdentity, KeyUri, Signer, SignerError, SigningAlgorithm};
 use crate::private_files::{create_private_dir, create_private_file};
 
 const PEM_PLAIN: &str = "PRIVATE KEY";
 const PEM_ENCRYPTED: &str = "ENCRYPTED PRIVATE KEY";
 
 pub struct SoftwareSigner {
-    uri: KeyUri,
-    algorithm: SigningAlgorithm,
+    identity: KeyIdentity,
     key: EcdsaKeyPair,
-    spki: Vec<u8>,
 }
 
 impl std::fmt::Debug for SoftwareSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SoftwareSigner")
-            .field("uri", &self.uri.to_string())
-            .field("algorithm", &self.algorithm)
+            .field("uri", &self.identity.uri.to_string())
+            .field("algorithm", &self.identity.algorithm)
             .finish_non_exhaustive()
     }
 }
@@ -95,7 +93,7 @@ impl SoftwareSigner {
                     })?
                     .as_ref()
                     .to_vec();
-                return Ok(Self { uri, algorithm, key, spki });
+                return Ok(Self { identity: KeyIdentity { uri, algorithm, spki }, key });
             }
         }
         Err(SignerError::Unsupported {
@@ -156,10 +154,9 @@ impl SoftwareSigner {
 
     /// Signs without a runtime: software keys never wait.
     pub fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        self.key
-            .sign(&SystemRandom::new(), message)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| SignerError::Unavailable { key: self.uri.to_string(), reason: "signing failed".into() })
+        self.key.sign(&SystemRandom::new(), message).map(|s| s.as_ref().to_vec()).map_err(|_| {
+            SignerError::Unavailable { key: self.identity.uri.to_string(), reason: "signing failed".into() }
+        })
     }
 }
 
@@ -170,16 +167,8 @@ fn lf() -> pem::EncodeConfig {
 
 #[async_trait]
 impl Signer for SoftwareSigner {
-    fn key_uri(&self) -> &KeyUri {
-        &self.uri
-    }
-
-    fn algorithm(&self) -> SigningAlgorithm {
-        self.algorithm
-    }
-
-    fn public_key_der(&self) -> &[u8] {
-        &self.spki
+    fn identity(&self) -> &KeyIdentity {
+        &self.identity
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {

@@ -6,7 +6,7 @@ use crate::common::{Backend, TestCa, csr_for};
 use async_trait::async_trait;
 use tessera::clock::{SharedClock, SystemClock};
 use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
-use tessera::keys::{KeyUri, Signer, SignerError, SigningAlgorithm};
+use tessera::keys::{KeyIdentity, Signer, SignerError};
 use tessera::setup::load_signing_authority;
 use tessera::storage::{
     AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateStatus,
@@ -87,14 +87,8 @@ struct DownSigner(Arc<dyn Signer>);
 
 #[async_trait]
 impl Signer for DownSigner {
-    fn key_uri(&self) -> &KeyUri {
-        self.0.key_uri()
-    }
-    fn algorithm(&self) -> SigningAlgorithm {
-        self.0.algorithm()
-    }
-    fn public_key_der(&self) -> &[u8] {
-        self.0.public_key_der()
+    fn identity(&self) -> &KeyIdentity {
+        self.0.identity()
     }
     async fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignerError> {
         Err(SignerError::Unavailable { key: self.0.key_uri().to_string(), reason: "HSM session lost".into() })

@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
 use super::ecdsa::{fixed_to_der, unwrap_ec_point};
-use super::{KeyUri, Pkcs11Uri, Signer, SignerError, SigningAlgorithm};
+use super::{KeyIdentity, KeyUri, Pkcs11Uri, Signer, SignerError, SigningAlgorithm};
 use crate::keys::Pkcs11Config;
 pub use module::Module;
 
@@ -33,13 +33,11 @@ pub struct Pkcs11Signer {
 }
 
 struct Inner {
-    uri: KeyUri,
+    identity: KeyIdentity,
     name: String,
     selector: Pkcs11Uri,
     module: Arc<Module>,
     pin: SecretString,
-    algorithm: SigningAlgorithm,
-    spki: Vec<u8>,
     idle: Mutex<Vec<PooledSession>>,
 }
 
@@ -55,7 +53,7 @@ impl std::fmt::Debug for Pkcs11Signer {
         f.debug_struct("Pkcs11Signer")
             .field("uri", &self.inner.name)
             .field("module", &self.inner.module.path())
-            .field("algorithm", &self.inner.algorithm)
+            .field("algorithm", &self.inner.identity.algorithm)
             .finish_non_exhaustive()
     }
 }
@@ -85,13 +83,11 @@ impl Pkcs11Signer {
             let module = Module::load(&module_path).map_err(|e| pkcs11_error(&name, "loading the module", &e))?;
             let (algorithm, spki) = locate(&name, &selector, &module, &pin, generate)?;
             Ok::<_, SignerError>(Inner {
-                uri,
+                identity: KeyIdentity { uri, algorithm, spki },
                 name,
                 selector,
                 module,
                 pin,
-                algorithm,
-                spki,
                 idle: Mutex::new(Vec::new()),
             })
         })
@@ -348,20 +344,12 @@ fn pkcs11_error(name: &str, doing: &str, error: &Error) -> SignerError {
 
 #[async_trait]
 impl Signer for Pkcs11Signer {
-    fn key_uri(&self) -> &KeyUri {
-        &self.inner.uri
-    }
-
-    fn algorithm(&self) -> SigningAlgorithm {
-        self.inner.algorithm
-    }
-
-    fn public_key_der(&self) -> &[u8] {
-        &self.inner.spki
+    fn identity(&self) -> &KeyIdentity {
+        &self.inner.identity
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let digest = self.inner.algorithm.digest(message);
+        let digest = self.inner.identity.algorithm.digest(message);
         let _permit = self
             .in_flight
             .acquire()
