@@ -653,6 +653,17 @@ pub enum ConfigError {
     Field { field: String, reason: String },
 }
 
+/// A deserialization error's reason. figment quotes its list of expected
+/// names whole (``expected `one of `a`, `b``), so the two lists are worded here.
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::{Kind, OneOf};
+    match kind {
+        Kind::UnknownField(found, expected) => format!("unknown field `{found}`, expected {}", OneOf(expected)),
+        Kind::UnknownVariant(found, expected) => format!("unknown value `{found}`, expected {}", OneOf(expected)),
+        other => other.to_string(),
+    }
+}
+
 impl Config {
     /// Merges defaults, the optional file, `TESSERA_*` variables and flags.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
@@ -668,7 +679,7 @@ impl Config {
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| {
             let field = e.path.join(".");
-            let reason = e.kind.to_string();
+            let reason = describe(&e.kind);
             if field.is_empty() { ConfigError::Invalid(reason) } else { ConfigError::Field { field, reason } }
         })?;
         config.validate()?;
@@ -979,7 +990,9 @@ mod tests {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "htps_addr = \"127.0.0.1:1\"\n").expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
-        assert!(err.to_string().contains("htps_addr"), "{err}");
+        assert!(err.to_string().contains("unknown field `htps_addr`, expected one of `mode`, "), "{err}");
+        // Issue 22.6: the expected names came quoted twice (``expected `one of `data_dir`...``).
+        assert!(!err.to_string().contains("``"), "{err}");
     }
 
     #[test]
