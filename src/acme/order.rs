@@ -326,7 +326,7 @@ fn check_validity(
         if na - start > policy.max_ttl().whole_seconds() {
             return Err(AcmeProblem::malformed(format!(
                 "notAfter is beyond the policy's maximum lifetime of {}",
-                crate::authority::format_ttl(policy.max_ttl())
+                crate::authority::describe_ttl(policy.max_ttl())
             )));
         }
     }

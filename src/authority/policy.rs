@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use super::ttl::{MAX_TTL, format_ttl, parse_ttl};
+use super::ttl::{MAX_TTL, compared_ttls, format_ttl, parse_ttl};
 use crate::issuance::{CheckedCsr, Identifier, KeyType, UriName};
 
 /// The rules as written (API and storage form).
@@ -161,7 +161,8 @@ impl Policy {
         }
         let ttl = ttl.unwrap_or(self.default_ttl);
         if ttl > self.max_ttl {
-            return Err(PolicyError::TtlTooLong { requested: format_ttl(ttl), max: format_ttl(self.max_ttl) });
+            let (requested, max) = compared_ttls(ttl, self.max_ttl);
+            return Err(PolicyError::TtlTooLong { requested, max });
         }
         Ok(Approval { names, ttl })
     }
@@ -314,7 +315,12 @@ mod tests {
         let csr = csr_for("a.test");
         let names = vec![Identifier::dns("a.test").expect("dns")];
         assert_eq!(p.approve_names(names.clone(), &csr, None).expect("ok").ttl, Duration::hours(24));
-        assert!(matches!(p.approve_names(names, &csr, Some(Duration::hours(25))), Err(PolicyError::TtlTooLong { .. })));
+        assert!(matches!(
+            p.approve_names(names.clone(), &csr, Some(Duration::hours(25))),
+            Err(PolicyError::TtlTooLong { .. })
+        ));
+        let too_long = p.approve_names(names, &csr, Some(Duration::days(2))).map(|a| a.ttl).map_err(|e| e.to_string());
+        assert_eq!(too_long, Err("requested lifetime 48h exceeds the policy maximum 24h".into()));
     }
 
     #[test]

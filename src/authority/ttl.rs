@@ -83,9 +83,35 @@ impl std::fmt::Display for Ttl {
 
 /// The shortest text `parse_ttl` reads back as the same duration.
 pub fn format_ttl(duration: Duration) -> String {
+    format_in(duration, &[(86_400, 'd'), (3_600, 'h'), (60, 'm'), (1, 's')])
+}
+
+/// Two durations for a message that compares them, in the same units:
+/// hours (and below) while the shorter is under a week, as people weigh
+/// certificate lifetimes, so that `48h` exceeds `24h` rather than `2d`
+/// exceeding `1d`, which reads like a rounding; days beyond.
+pub fn compared_ttls(first: Duration, second: Duration) -> (String, String) {
+    if first.min(second) < Duration::weeks(1) {
+        (format_in_hours(first), format_in_hours(second))
+    } else {
+        (format_ttl(first), format_ttl(second))
+    }
+}
+
+/// A duration for a message, in hours (and below) under a week (see
+/// [`compared_ttls`]).
+pub fn describe_ttl(duration: Duration) -> String {
+    compared_ttls(duration, duration).0
+}
+
+fn format_in_hours(duration: Duration) -> String {
+    format_in(duration, &[(3_600, 'h'), (60, 'm'), (1, 's')])
+}
+
+fn format_in(duration: Duration, units: &[(i64, char)]) -> String {
     let mut rest = duration.whole_seconds();
     let mut out = String::new();
-    for (unit, name) in [(86_400, 'd'), (3_600, 'h'), (60, 'm'), (1, 's')] {
+    for &(unit, name) in units {
         if rest >= unit {
             out.push_str(&format!("{}{name}", rest / unit));
             rest %= unit;
@@ -110,6 +136,17 @@ mod tests {
         }
         assert_eq!(format_ttl(Duration::minutes(90)), "1h30m");
         assert_eq!(format_ttl(Duration::days(1)), "1d");
+    }
+
+    /// Issue 22.6: "2d exceeds 1d" read like a rounding.
+    #[test]
+    fn compared_durations_share_their_units() {
+        assert_eq!(compared_ttls(Duration::days(2), Duration::days(1)), ("48h".into(), "24h".into()));
+        assert_eq!(compared_ttls(Duration::minutes(1530), Duration::hours(24)), ("25h30m".into(), "24h".into()));
+        assert_eq!(compared_ttls(Duration::days(90), Duration::days(30)), ("90d".into(), "30d".into()));
+        assert_eq!(compared_ttls(Duration::days(90), Duration::hours(24)), ("2160h".into(), "24h".into()));
+        assert_eq!(describe_ttl(Duration::days(3)), "72h");
+        assert_eq!(describe_ttl(Duration::days(30)), "30d");
     }
 
     /// Found by fuzzing (fuzz/ policy): a policy with a `max_ttl` of
