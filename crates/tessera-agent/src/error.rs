@@ -61,10 +61,10 @@ impl AgentError {
 
 /// The error and its causes on one line, for logs and exit messages.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
+    let mut text = line(error);
     let mut cause = error.source();
     while let Some(next) = cause {
-        let line = next.to_string();
+        let line = line(next);
         // Transparent wrappers repeat their inner message; say it once.
         if !text.ends_with(&line) {
             text.push_str(": ");
@@ -73,4 +73,64 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
         cause = next.source();
     }
     text
+}
+
+/// One error of a chain; a problem document in the agent's own words
+/// (the ACME library's would say "1 subproblems").
+fn line(error: &(dyn std::error::Error + 'static)) -> String {
+    let problem = match error.downcast_ref::<instant_acme::Error>() {
+        Some(instant_acme::Error::Api(problem)) => Some(problem),
+        _ => error.downcast_ref::<instant_acme::Problem>(),
+    };
+    problem.map_or_else(|| error.to_string(), describe_problem)
+}
+
+fn describe_problem(problem: &instant_acme::Problem) -> String {
+    let mut text = format!("the server answered: {}", problem.detail.as_deref().unwrap_or("(no detail)"));
+    if let Some(kind) = &problem.r#type {
+        text.push_str(&format!(" ({kind})"));
+    }
+    let described: Vec<String> = problem.subproblems.iter().map(ToString::to_string).collect();
+    match described.len() {
+        0 => {}
+        1 => text.push_str(&format!("; 1 subproblem: {}", described[0])),
+        n => text.push_str(&format!("; {n} subproblems: {}", described.join(", "))),
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(names: &[&str]) -> AgentError {
+        let subproblems = names
+            .iter()
+            .map(|name| instant_acme::Subproblem {
+                identifier: Some(instant_acme::Identifier::Dns(name.to_string())),
+                r#type: Some("urn:ietf:params:acme:error:rejectedIdentifier".into()),
+                detail: Some(format!("the policy does not allow {name}")),
+            })
+            .collect();
+        let problem = instant_acme::Problem {
+            r#type: Some("urn:ietf:params:acme:error:rejectedIdentifier".into()),
+            detail: Some("refused".into()),
+            status: Some(400),
+            subproblems,
+        };
+        AgentError::Acme { step: "newOrder", source: instant_acme::Error::Api(problem) }
+    }
+
+    /// Issue 22.6: one subproblem was reported as "1 subproblems".
+    #[test]
+    fn subproblems_are_counted_in_words() {
+        assert_eq!(
+            report(&refused(&["a.test"])),
+            "ACME newOrder failed: the server answered: refused (urn:ietf:params:acme:error:rejectedIdentifier); \
+             1 subproblem: for \"a.test\": the policy does not allow a.test (urn:ietf:params:acme:error:rejectedIdentifier)"
+        );
+        let two = report(&refused(&["a.test", "b.test"]));
+        assert!(two.contains("; 2 subproblems: for \"a.test\""), "{two}");
+        assert!(!report(&refused(&[])).contains("subproblem"));
+    }
 }
