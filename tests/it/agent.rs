@@ -24,7 +24,8 @@ async fn once_obtains_then_keeps(backend: Backend) {
     let marker = s.path("reloaded");
     let mut args = s.args(&kid, &hmac, &["svc.agent.test", "127.0.0.1"]);
     args.extend(s.http01());
-    args.extend(["--reload-cmd".into(), format!("echo ran >> {}", marker.display()), "--once".into()]);
+    let reload = format!("echo ran >> {}; echo reloaded the proxy; echo a warning >&2", marker.display());
+    args.extend(["--reload-cmd".into(), reload, "--once".into()]);
 
     let first = run_agent(&args).await;
     assert!(first.status.success(), "{}", stderr(&first));
@@ -40,6 +41,9 @@ async fn once_obtains_then_keeps(backend: Backend) {
     assert_eq!(mode(&s.path("out/key.pem.account.pem")), 0o600);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
     assert!(stderr(&first).contains("certificate installed"), "{}", stderr(&first));
+    // Issue 22.6: what the reload command said reaches the agent's log.
+    let reloaded = stderr(&first).lines().find(|l| l.contains("reload command done")).unwrap_or_default().to_owned();
+    assert!(reloaded.contains("reloaded the proxy") && reloaded.contains("a warning"), "{}", stderr(&first));
 
     // Again, as `tessera agent`, the subcommand existing users run: the
     // certificate is valid and not in its renewal window, so nothing is
