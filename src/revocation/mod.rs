@@ -44,6 +44,9 @@ const CRL_JOB: &str = "crl";
 /// OCSP pre-signing runs on every node; its runs are recorded as
 /// `ocsp-presign/<node>`.
 const OCSP_PRESIGN_JOB: &str = "ocsp-presign";
+/// How many pre-signing intervals a node's run may be overdue before its
+/// row in the jobs listing is taken for a stopped node's and dropped.
+const STOPPED_NODE_AFTER: i64 = 3;
 
 /// An authority whose CRL Tessera signs.
 pub struct CrlAuthority {
@@ -461,13 +464,18 @@ impl Revocation {
     }
 
     /// Every node pre-signs for itself (responses live in its memory), so
-    /// each records its own runs, as `ocsp-presign/<node>`.
+    /// each records its own runs, as `ocsp-presign/<node>`; a node whose
+    /// run is overdue by [`STOPPED_NODE_AFTER`] intervals (at least an
+    /// hour) has stopped, and its row is dropped.
     async fn record_presign(&self, error: Option<String>, next_in: Duration) {
         let now = self.clock.unix();
-        let job = format!("{OCSP_PRESIGN_JOB}/{}", self.node);
         let next = now + next_in.as_secs() as i64;
-        if let Err(e) = self.leases.record_node_job_run(&job, &self.node, now, next, error.as_deref()).await {
-            tracing::debug!(error = %e, "could not record the OCSP pre-signing run");
+        let forget_before = now - (STOPPED_NODE_AFTER * next_in.as_secs() as i64).max(3600);
+        let run = (now, next, error.as_deref());
+        match self.leases.record_node_job_run(OCSP_PRESIGN_JOB, &self.node, run, forget_before).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "dropped the OCSP pre-signing rows of stopped nodes"),
+            Err(e) => tracing::debug!(error = %e, "could not record the OCSP pre-signing run"),
         }
     }
 

@@ -10,7 +10,7 @@
 
 use super::status::DeliveryState;
 use super::status::sql::{CERT_ISSUED, DELIVERY_PENDING};
-use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, sql, with_pool};
+use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, like_escape, sql, with_pool};
 
 /// The windows an expirations summary counts, in Unix seconds.
 #[derive(Debug, Clone, Copy)]
@@ -301,23 +301,32 @@ impl JobLeases {
     }
 
     /// Records a run of a job every node runs for itself (OCSP
-    /// pre-signing keeps its responses in memory), under a per-node name.
+    /// pre-signing keeps its responses in memory), as `<job>/<holder>`,
+    /// and forgets the rows of that job whose next run was due before
+    /// `forget_due_before`: their nodes have stopped, and a row per
+    /// stopped node would stay in the jobs listing for ever. Returns how
+    /// many rows it forgot.
     pub async fn record_node_job_run(
         &self,
         job: &str,
         holder: &str,
-        at: i64,
-        next_run: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+        run: (i64, i64, Option<&str>),
+        forget_due_before: i64,
+    ) -> Result<u64, StoreError> {
         const SQL: &str = "INSERT INTO job_leases (name, holder, lease_until, last_run, next_run, last_error, runs) \
              VALUES ($1, $2, $4, $3, $4, $5, 1) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until, \
              last_run = excluded.last_run, next_run = excluded.next_run, last_error = excluded.last_error, \
              runs = job_leases.runs + 1";
-        with_pool!(self.db(), pool => sqlx::query(SQL)
-            .bind(job).bind(holder).bind(at).bind(next_run).bind(error)
-            .execute(pool).await.map(|_| ()).map_err(StoreError::from))
+        const FORGET: &str = "DELETE FROM job_leases WHERE name LIKE $1 ESCAPE '\\' AND next_run < $2";
+        let (at, next_run, error) = run;
+        let name = format!("{job}/{holder}");
+        let others = format!("{}/%", like_escape(job));
+        with_pool!(self.db(), pool => {
+            sqlx::query(SQL).bind(&name).bind(holder).bind(at).bind(next_run).bind(error).execute(pool).await?;
+            let forgotten = sqlx::query(FORGET).bind(&others).bind(forget_due_before).execute(pool).await?;
+            Ok(forgotten.rows_affected())
+        })
     }
 }
 

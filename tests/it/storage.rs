@@ -595,3 +595,19 @@ async fn batched_statements_answer_alike_on_both_backends() {
         assert_eq!(status(&postgres).await, status(&sqlite).await, "serial {serial}, seed {seed}");
     }
 }
+
+// Issue 22.6: the per-node row of a node that stopped stayed in the jobs
+// listing for ever; a node's run now drops the rows of the same job whose
+// next run is long overdue, and no row of another job (a `_` in the name is
+// no wildcard).
+on_both_backends!(a_stopped_nodes_job_row_is_forgotten, |ca| {
+    let leases = ca.db.leases();
+    assert_eq!(leases.record_node_job_run("presign_t", "gone", (100, 200, None), 0).await.unwrap(), 0);
+    leases.record_node_job_run("presignxt", "other", (100, 200, None), 0).await.unwrap();
+    leases.record_node_job_run("presign_t", "late", (5_000, 9_000, Some("slow")), 0).await.unwrap();
+    let forgotten = leases.record_node_job_run("presign_t", "live", (10_000, 10_600, None), 6_400).await.unwrap();
+    assert_eq!(forgotten, 1);
+    let names: Vec<String> =
+        ca.db.admin().jobs().await.unwrap().into_iter().map(|j| j.name).filter(|n| n.starts_with("presign")).collect();
+    assert_eq!(names, ["presign_t/late", "presign_t/live", "presignxt/other"]);
+});
