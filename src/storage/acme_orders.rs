@@ -314,12 +314,19 @@ impl AcmeStore {
     /// authorization moved on. On PostgreSQL one statement (and one commit)
     /// for them all (`storage::batch`).
     pub async fn start_acme_challenges(&self, ids: &[i64], now: i64) -> Result<Vec<bool>, StoreError> {
+        // A challenge that may start: pending, of a pending authorization.
+        fn startable() -> &'static str {
+            sql!(
+                "status = {CHALLENGE_PENDING} \
+                 AND authz_id IN (SELECT id FROM acme_authorizations WHERE status = {AUTHZ_PENDING})"
+            )
+        }
         match self.db() {
             Db::Postgres(pool) => {
                 let sql = sql!(
                     "UPDATE acme_challenges SET status = {CHALLENGE_PROCESSING}, started_at = $2 \
-                     WHERE id = ANY($1) AND status = {CHALLENGE_PENDING} AND \
-                     authz_id IN (SELECT id FROM acme_authorizations WHERE status = {AUTHZ_PENDING}) RETURNING id"
+                     WHERE id = ANY($1) AND {} RETURNING id",
+                    startable()
                 );
                 let mut started: Vec<i64> = sqlx::query_scalar(sql).bind(ids).bind(now).fetch_all(pool).await?;
                 // A challenge named twice is started for its first request only.
@@ -331,8 +338,8 @@ impl AcmeStore {
             Db::Sqlite(pool) => {
                 let sql = sql!(
                     "UPDATE acme_challenges SET status = {CHALLENGE_PROCESSING}, started_at = $2 \
-                     WHERE id = $1 AND status = {CHALLENGE_PENDING} AND \
-                     authz_id IN (SELECT id FROM acme_authorizations WHERE status = {AUTHZ_PENDING})"
+                     WHERE id = $1 AND {}",
+                    startable()
                 );
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
