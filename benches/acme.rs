@@ -65,6 +65,7 @@ async fn main() {
         data_dir: Some(dir.path().to_path_buf()),
         database_url,
         run_migrations: None,
+        log_format: None,
         acme: AcmeOverrides { http01_port: Some(http_port), ..Default::default() },
     };
     let mut config = Config::load(None, &overrides).unwrap();

@@ -60,20 +60,20 @@ struct CommonArgs {
     /// postgres://... or sqlite://...; default: <data-dir>/tessera.db.
     #[arg(long, env = "TESSERA_DATABASE_URL")]
     database_url: Option<String>,
+    /// How log lines are written (log_format in the config); default: text.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Public HTTPS listener (ACME, CA certificates).
-    #[arg(long)]
+    #[arg(long, help = listener_help("Public HTTPS listener (ACME, CA certificates)", |c| c.https_addr))]
     https_addr: Option<std::net::SocketAddr>,
-    /// Public plain HTTP listener (CA certificates, CRL, OCSP).
-    #[arg(long)]
+    #[arg(long, help = listener_help("Public plain HTTP listener (CA certificates, CRL, OCSP)", |c| c.http_addr))]
     http_addr: Option<std::net::SocketAddr>,
-    /// Admin HTTPS listener (REST API, metrics, health).
-    #[arg(long)]
+    #[arg(long, help = listener_help("Admin HTTPS listener (REST API, metrics, health)", |c| c.admin_addr))]
     admin_addr: Option<std::net::SocketAddr>,
     /// Do not apply database migrations at start.
     #[arg(long)]
@@ -94,9 +94,19 @@ struct ServeArgs {
     ready_file: Option<PathBuf>,
 }
 
+/// A listener flag's help, naming the address used without flag or config.
+fn listener_help(what: &str, address: fn(&Config) -> std::net::SocketAddr) -> String {
+    format!("{what} [default: {}]", address(&Config::default()))
+}
+
 impl CommonArgs {
     fn overrides(&self) -> Overrides {
-        Overrides { data_dir: self.data_dir.clone(), database_url: self.database_url.clone(), ..Default::default() }
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            log_format: self.log_format,
+            ..Default::default()
+        }
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     // The plain HTTP listener is bound first: without public_base_url, the
     // CRL and OCSP URLs written into certificates name its address, which
     // for port 0 is known only once bound.
-    let http_socket = bind(config.http_addr)?;
+    let http_socket = bind(config.http_addr, "http_addr")?;
     config.http_addr = http_socket.local_addr()?;
     let db = open_db(&config).await?;
     if config.mode == Mode::Dev {
@@ -137,13 +137,27 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let listener =
         |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
     let https = listener("https", |r| AcmeProblem::from(r).into_response());
-    let https_addr =
-        spawn(&mut servers, &control, bind(config.https_addr)?, Some(rustls.clone()), https_router, https).await?;
+    let https_addr = spawn(
+        &mut servers,
+        &control,
+        bind(config.https_addr, "https_addr")?,
+        Some(rustls.clone()),
+        https_router,
+        https,
+    )
+    .await?;
     let http = listener("http", plain_refusal);
     let http_addr = spawn(&mut servers, &control, http_socket, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
-    let admin_addr =
-        spawn(&mut servers, &control, bind(config.admin_addr)?, Some(rustls.clone()), admin_router, admin).await?;
+    let admin_addr = spawn(
+        &mut servers,
+        &control,
+        bind(config.admin_addr, "admin_addr")?,
+        Some(rustls.clone()),
+        admin_router,
+        admin,
+    )
+    .await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
     for directory in &config.acme.directories {
         tracing::info!(
@@ -173,8 +187,17 @@ async fn spawn(
     handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot serve on {addr}"))
 }
 
-fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+/// Binds a listener; a failure names the flag and the config key that
+/// choose its address (`key` is the config key).
+fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| {
+        let flag = key.replace('_', "-");
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is in use (by another Tessera or another program)".into(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {why}; choose another address with --{flag} or {key} in the config")
+    })
 }
 
 /// Replaces Tessera's TLS certificate when a third of its life is left,

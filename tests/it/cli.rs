@@ -139,6 +139,47 @@ fn invalid_config_names_the_field() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("database_url"));
 }
 
+/// Issue 22.4: `serve --help` names the addresses used without a flag.
+#[test]
+fn serve_help_shows_the_default_addresses() {
+    let output = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for default in ["[default: 127.0.0.1:8443]", "[default: 127.0.0.1:8080]", "[default: 127.0.0.1:9443]"] {
+        assert!(help.contains(default), "{default}: {help}");
+    }
+    assert!(help.contains("--log-format <LOG_FORMAT>"), "{help}");
+}
+
+/// Issue 22.4: a listener's address in use is said so, with the flag and
+/// the config key that move it; `--log-format json` writes JSON log lines.
+#[test]
+fn an_address_in_use_names_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--https-addr", &taken.to_string(), "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .env("TESSERA_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "cannot listen on {taken}: the address is in use (by another Tessera or another program); \
+         choose another address with --https-addr or https_addr in the config"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    let logged = stderr.lines().find(|l| l.contains("dev mode")).unwrap_or_else(|| panic!("{stderr}"));
+    let line: serde_json::Value = serde_json::from_str(logged).unwrap_or_else(|e| panic!("{e}: {logged}"));
+    assert!(line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("dev mode")), "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_creates_a_production_hierarchy_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -161,6 +161,7 @@ impl TestCa {
             data_dir: Some(dir.path().to_path_buf()),
             database_url,
             run_migrations: None,
+            log_format: None,
             acme,
         };
         let mut config = Config::load(None, &overrides).unwrap();
