@@ -10,7 +10,7 @@
 //! validations summed), so one reusable key cannot multiply the limits by
 //! binding more accounts; a key's sum includes each of its accounts' own.
 
-use super::{AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, Db, StoreError, begin_write, one_row_each, with_pool};
+use super::{AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, Db, StoreError, begin_write, one_row_each};
 
 /// Counter buckets per rate window: the count may include orders made up to
 /// 1/64 of the window before it began (it errs towards refusing).
@@ -117,18 +117,6 @@ impl AcmeStore {
             Db::Postgres(pool) => admit_at_once(pool, requests).await,
             Db::Sqlite(pool) => admit_in_steps(pool, requests).await,
         }
-    }
-
-    /// Forgets order counts (per account and per EAB key) older than
-    /// `oldest`, the start of the longest rate window in use.
-    pub async fn prune_acme_order_counts(&self, oldest: i64) -> Result<u64, StoreError> {
-        let mut pruned = 0;
-        for sql in
-            ["DELETE FROM acme_order_counts WHERE bucket < $1", "DELETE FROM acme_eab_order_counts WHERE bucket < $1"]
-        {
-            pruned += with_pool!(self.db(), pool => sqlx::query(sql).bind(oldest).execute(pool).await.map(|done| done.rows_affected()))?;
-        }
-        Ok(pruned)
     }
 }
 
