@@ -135,20 +135,19 @@ pub async fn sign(
             policy: Some(policy.name().to_owned()),
         })
         .await;
-    let issued = match (issued, &idempotency) {
-        (Ok(issued), Some(idempotency)) => {
-            idempotency.complete(&state, issued.serial.as_bytes()).await;
-            issued
-        }
-        (Ok(issued), None) => issued,
-        (Err(e), idempotency) => {
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(e) => {
             state.metrics.issuance_failed();
-            if let Some(idempotency) = idempotency {
+            if let Some(idempotency) = &idempotency {
                 idempotency.release(&state).await;
             }
             return Err(e.into());
         }
     };
+    if let Some(idempotency) = &idempotency {
+        idempotency.complete(&state, issued.serial.as_bytes()).await;
+    }
     state.metrics.issued(started.elapsed());
     let view = IssuedView {
         metadata: CertificateView::from(&issued.record),
