@@ -240,7 +240,7 @@ pub struct RetentionConfig {
     /// outlast `max_lifetime` plus `expired_lookback`.
     pub notices: Ttl,
     /// Webhook events delivered or given up, and their delivery attempts,
-    /// are kept this long after the event was queued.
+    /// are kept this long after they were delivered or given up.
     pub webhook_events: Ttl,
     /// Rows deleted per statement, so a large backlog never holds a table
     /// for long.

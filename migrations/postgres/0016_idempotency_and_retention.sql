@@ -16,4 +16,5 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 -- finds old rows by these.
 CREATE INDEX acme_orders_expires ON acme_orders (expires);
 CREATE INDEX lifecycle_notices_at ON lifecycle_notices (at);
-CREATE INDEX webhook_events_created ON webhook_events (created_at) WHERE state <> 'pending';
+-- A finished event's next_attempt_at is when it was delivered or given up.
+CREATE INDEX webhook_events_finished ON webhook_events (next_attempt_at) WHERE state <> 'pending';

@@ -18,7 +18,7 @@ pub struct Retention {
     /// certificate, if any, expired before this too.
     pub orders_expired_before: i64,
     pub notices_before: i64,
-    /// Webhook events no longer pending, queued before this.
+    /// Webhook events delivered or given up before this.
     pub webhook_events_before: i64,
     pub idempotency_keys_before: i64,
     /// Rows per statement.
@@ -69,9 +69,10 @@ const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE (token_id, ke
 const OLD_ORDERS: &str = "SELECT id FROM acme_orders o WHERE expires < $1 AND status <> 'processing' \
      AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = o.certificate_serial AND c.not_after >= $1) \
      ORDER BY expires LIMIT $2";
-/// Finished webhook events past retention (`webhook_events_created`).
-const OLD_EVENTS: &str =
-    "SELECT id FROM webhook_events WHERE state <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2";
+/// Finished webhook events past retention (`webhook_events_finished`): a
+/// finished event's `next_attempt_at` is when it was delivered or given up.
+const OLD_EVENTS: &str = "SELECT id FROM webhook_events WHERE state <> 'pending' AND next_attempt_at < $1 \
+     ORDER BY next_attempt_at LIMIT $2";
 
 impl LifecycleStore {
     /// Deletes everything past `retention`, a batch per statement.

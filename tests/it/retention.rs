@@ -89,12 +89,13 @@ on_both_backends!(old_records_go_and_recent_ones_stay, |ca| {
     // Used nonces, one expired.
     ca.db.acme().spend_nonces(&[(vec![1; 16], old), (vec![2; 16], recent + 600)], &[]).await.unwrap();
 
-    // Notices and their webhook events: an old one given up (with its
-    // attempt), an old one still pending (not due, so the delivery job
-    // leaves it alone), a recent one delivered.
+    // Notices and their webhook events: an old one given up long ago (with
+    // its attempt), an old one still pending (not due, so the delivery job
+    // leaves it alone), an old one delivered only now, a recent one
+    // delivered. Finished events are kept by when they finished.
     let lifecycle = ca.db.lifecycle();
     let hook = || vec![("http://127.0.0.1:1/retention".to_owned(), "{}".to_owned())];
-    for (subject, at) in [(b"gave-up".as_slice(), old), (b"pending", old), (b"delivered", recent)] {
+    for (subject, at) in [(b"gave-up".as_slice(), old), (b"pending", old), (b"late", old), (b"delivered", recent)] {
         assert!(lifecycle.record_notice("test.notice", subject, &hook(), at).await.unwrap());
     }
     let event = |subject: &str| format!("subject = '{}'", hex::encode(subject));
@@ -102,6 +103,7 @@ on_both_backends!(old_records_go_and_recent_ones_stay, |ca| {
         format!("UPDATE webhook_events SET next_attempt_at = {} WHERE {}", i64::MAX / 2, event("pending")),
         format!("UPDATE webhook_events SET state = 'failed' WHERE {}", event("gave-up")),
         format!("UPDATE webhook_events SET state = 'delivered' WHERE {}", event("delivered")),
+        format!("UPDATE webhook_events SET state = 'delivered', next_attempt_at = {recent} WHERE {}", event("late")),
         format!(
             "INSERT INTO webhook_deliveries (event_id, kind, url, attempt, status_code, at) \
              SELECT id, kind, url, 1, 500, {recent} FROM webhook_events WHERE state <> 'pending'"
@@ -133,7 +135,7 @@ on_both_backends!(old_records_go_and_recent_ones_stay, |ca| {
         orders: 3,
         authorizations: 3,
         challenges: 3,
-        notices: 2,
+        notices: 3,
         webhook_events: 1,
         webhook_deliveries: 1,
         idempotency_keys: 1,
@@ -142,7 +144,7 @@ on_both_backends!(old_records_go_and_recent_ones_stay, |ca| {
     let after = counts(ca).await;
     let gone: Vec<i64> = before.iter().zip(&after).map(|(b, a)| b - a).collect();
     // Certificates and the audit log lose nothing.
-    assert_eq!(gone, [1, 3, 3, 3, 2, 1, 1, 1, 0, 0], "{TABLES:?}, certificates, audit_events");
+    assert_eq!(gone, [1, 3, 3, 3, 3, 1, 1, 1, 0, 0], "{TABLES:?}, certificates, audit_events");
 
     // What stays: the order with a live certificate, the recent orders.
     let kept = ca.db.acme().acme_orders_with_authz_ids(&[ids[0], ids[1], ids[4], ids[5]]).await.unwrap();
