@@ -174,6 +174,12 @@ pub struct LifecycleConfig {
     pub webhooks: Vec<WebhookConfig>,
     /// Jobs that keep the CA's own certificates fresh.
     pub ca_rotation: CaRotationConfig,
+    /// An issuance still pending this long after its serial was reserved
+    /// was interrupted (its node stopped): it is settled as failed, and its
+    /// ACME order as invalid. Longer than any signature may take.
+    pub interrupted_issuance_after: Ttl,
+    /// How long finished records are kept.
+    pub retention: RetentionConfig,
 }
 
 impl Default for LifecycleConfig {
@@ -188,6 +194,8 @@ impl Default for LifecycleConfig {
             webhook_max_attempts: 8,
             webhooks: Vec::new(),
             ca_rotation: CaRotationConfig::default(),
+            interrupted_issuance_after: ttl("2m"),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -207,6 +215,47 @@ impl LifecycleConfig {
 
     pub fn webhook_backoff(&self) -> time::Duration {
         self.webhook_backoff.duration()
+    }
+
+    pub fn interrupted_issuance_after(&self) -> time::Duration {
+        self.interrupted_issuance_after.duration()
+    }
+}
+
+/// The retention job (on one node at a time) deletes what nobody needs
+/// any more, in bounded batches. Certificates and the audit log are kept;
+/// used nonces go once they expire, idempotency keys after a day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How often the retention job runs.
+    pub interval: Ttl,
+    /// ACME orders, with their authorizations and challenges, are kept this
+    /// long after they expire; one that gave a certificate also this long
+    /// after the certificate expires (downloads and renewal information
+    /// find its account through it).
+    pub acme_orders: Ttl,
+    /// Lifecycle notices are kept this long; a notice gone while its
+    /// certificate could still be reported would be sent again, so it must
+    /// outlast `max_lifetime` plus `expired_lookback`.
+    pub notices: Ttl,
+    /// Webhook events delivered or given up, and their delivery attempts,
+    /// are kept this long after they were delivered or given up.
+    pub webhook_events: Ttl,
+    /// Rows deleted per statement, so a large backlog never holds a table
+    /// for long.
+    pub batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval: ttl("10m"),
+            acme_orders: ttl("30d"),
+            notices: ttl("120d"),
+            webhook_events: ttl("30d"),
+            batch: 1000,
+        }
     }
 }
 
@@ -812,6 +861,22 @@ impl Config {
                 ),
             ));
         }
+        if lifecycle.interrupted_issuance_after() < time::Duration::seconds(30) {
+            return Err(field(
+                "lifecycle.interrupted_issuance_after".into(),
+                "must be at least 30s: a slow signature must not be taken for an interrupted one".into(),
+            ));
+        }
+        let retention = &lifecycle.retention;
+        if retention.notices.duration() <= lifecycle.max_lifetime() + lifecycle.expired_lookback() {
+            return Err(field(
+                "lifecycle.retention.notices".into(),
+                "must be longer than lifecycle.max_lifetime plus lifecycle.expired_lookback, or notices would be sent again".into(),
+            ));
+        }
+        if retention.batch == 0 {
+            return Err(field("lifecycle.retention.batch".into(), "must be at least 1".into()));
+        }
         if lifecycle.webhook_max_attempts == 0 {
             return Err(field("lifecycle.webhook_max_attempts".into(), "must be at least 1".into()));
         }
@@ -1155,6 +1220,20 @@ mod tests {
         let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
         assert_eq!(config.lifecycle.overdue_share, 0.85);
         assert_eq!(config.lifecycle.webhooks.len(), 1);
+
+        for (text, field) in [
+            ("[lifecycle]\ninterrupted_issuance_after = \"10s\"\n", "lifecycle.interrupted_issuance_after"),
+            ("[lifecycle.retention]\nnotices = \"30d\"\n", "lifecycle.retention.notices"),
+            ("[lifecycle.retention]\nbatch = 0\n", "lifecycle.retention.batch"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = Config::load(Some(&path), &Overrides::default()).expect_err("must fail");
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        std::fs::write(&path, "[lifecycle.retention]\nacme_orders = \"7d\"\nbatch = 50\n").expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("valid");
+        assert_eq!(config.lifecycle.retention.acme_orders.duration(), time::Duration::days(7));
+        assert_eq!(config.lifecycle.interrupted_issuance_after(), time::Duration::minutes(2));
     }
 
     #[test]

@@ -103,6 +103,18 @@ pub async fn finalize(
     Ok(order_response(StatusCode::OK, &post.urls, &order, &authz_ids, state.now()))
 }
 
+/// The problem an order ends with, as stored, when the node finalizing it
+/// stopped before recording its certificate (the lifecycle job that
+/// settles interrupted issuance writes it).
+pub fn interrupted_finalize_problem() -> String {
+    AcmeProblem::new(
+        ProblemType::ServerInternal,
+        "issuance of this order's certificate was interrupted and no certificate was issued; place a new order",
+    )
+    .to_json()
+    .to_string()
+}
+
 /// The CSR must ask for exactly the ordered names: none missing, none extra.
 fn check_names(requested: &[Identifier], ordered: &[Identifier]) -> Result<(), AcmeProblem> {
     let missing: Vec<String> = ordered.iter().filter(|id| !requested.contains(id)).map(ToString::to_string).collect();

@@ -38,6 +38,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 pub use challenge::resume_stalled;
+pub use finalize::interrupted_finalize_problem;
 
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
@@ -354,23 +355,6 @@ fn random_token() -> Result<String, AcmeProblem> {
         .fill(&mut bytes)
         .map_err(|_| AcmeProblem::internal("the random generator failed"))?;
     Ok(base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes))
-}
-
-/// Background upkeep: forget used nonces once they could no longer be
-/// accepted, and order counts once no rate window (`longest_window`
-/// seconds at most) reaches back to them.
-pub async fn prune(store: AcmeStore, clock: SharedClock, longest_window: i64) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        interval.tick().await;
-        let now = clock.unix();
-        if let Err(e) = store.prune_used_nonces(now).await {
-            tracing::warn!(error = %e, "could not prune used ACME nonces");
-        }
-        if let Err(e) = store.prune_acme_order_counts(now - longest_window).await {
-            tracing::warn!(error = %e, "could not prune ACME order counts");
-        }
-    }
 }
 
 /// The longest rate window of any directory, in seconds.

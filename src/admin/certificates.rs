@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::authorities::chain_pem;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authorized, Manage, Read, Sign};
+use super::idempotency::{Claim, Idempotency};
 use super::pagination::{self, Page};
 use super::policies::load_policy;
 use super::problem::ApiError;
@@ -22,7 +23,7 @@ use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, Ne
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     policy: String,
@@ -89,10 +90,14 @@ pub struct IssuedView {
     root: String,
 }
 
-/// `POST /api/v1/certificates`
+/// `POST /api/v1/certificates`. With an `Idempotency-Key`, a retry of the
+/// same request answers the same certificate (`idempotency.rs`); the key is
+/// claimed only once the request has passed every check, so a refused
+/// request stores nothing.
 pub async fn sign(
     State(state): State<AdminState>,
     Authorized(caller, _): Authorized<Sign>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SignRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
@@ -103,6 +108,7 @@ pub async fn sign(
         ),
         None => None,
     };
+    let idempotency = Idempotency::from_request(&headers, &caller, &body)?;
     // Before the policy is read: a token learns nothing of policies it is
     // not bound to, not even whether they exist.
     caller.require_policy(&state, Some(&body.policy))?;
@@ -113,6 +119,11 @@ pub async fn sign(
         state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
     }
     let approval = policy.approve_names(names, &csr, ttl)?;
+    if let Some(idempotency) = &idempotency
+        && let Claim::Replay(serial) = idempotency.claim(&state).await?
+    {
+        return replay(&state, &serial).await;
+    }
     let issued = state
         .issuer
         .issue(&IssueRequest {
@@ -123,8 +134,20 @@ pub async fn sign(
             requester: caller.actor(),
             policy: Some(policy.name().to_owned()),
         })
-        .await
-        .inspect_err(|_| state.metrics.issuance_failed())?;
+        .await;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(e) => {
+            state.metrics.issuance_failed();
+            if let Some(idempotency) = &idempotency {
+                idempotency.release(&state).await;
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(idempotency) = &idempotency {
+        idempotency.complete(&state, issued.serial.as_bytes()).await;
+    }
     state.metrics.issued(started.elapsed());
     let view = IssuedView {
         metadata: CertificateView::from(&issued.record),
@@ -132,8 +155,32 @@ pub async fn sign(
         chain: issued.chain_pem(),
         root: issued.authority.root_pem.clone(),
     };
-    let location = format!("/api/v1/certificates/{}", issued.serial.to_hex());
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(view)).into_response())
+    Ok(created(&issued.serial.to_hex(), view))
+}
+
+/// The answer to an issuance: 201, `Location` naming the certificate.
+fn created(serial_hex: &str, view: IssuedView) -> Response {
+    let location = format!("/api/v1/certificates/{serial_hex}");
+    (StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(view)).into_response()
+}
+
+/// The answer an earlier request with the same idempotency key got, read
+/// back: the same certificate, chain and root.
+async fn replay(state: &AdminState, serial: &[u8]) -> Result<Response, ApiError> {
+    let record = state.store.certificate(serial).await?;
+    let der = record
+        .der
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("an idempotency key names a certificate without DER".into()))?;
+    let leaf = certificate_pem(der);
+    let chain = format!("{leaf}{}", chain_pem(&state.store, record.authority_id, false).await?);
+    let view = IssuedView {
+        metadata: CertificateView::from(&record),
+        certificate: leaf,
+        chain,
+        root: state.issuer.authority().root_pem.clone(),
+    };
+    Ok(created(&hex::encode(serial), view))
 }
 
 /// A CSR arrives as PEM text or base64 DER.

@@ -14,6 +14,7 @@ mod eab_keys;
 mod expirations;
 pub mod extract;
 mod health;
+mod idempotency;
 mod jobs;
 mod pagination;
 mod policies;

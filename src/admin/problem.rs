@@ -16,6 +16,9 @@ use crate::token::BindingError;
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
+/// Seconds to wait before retrying a request whose idempotency key is in
+/// use: an issuance takes well under that.
+const IN_USE_RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -46,6 +49,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     AlreadyRevoked(String),
+    /// An earlier request with the same `Idempotency-Key` is still being served.
+    #[error("a request with this Idempotency-Key is still being served; retry shortly")]
+    IdempotencyKeyInUse,
+    /// The `Idempotency-Key` came with another request body before.
+    #[error("this Idempotency-Key was used with another request body; use a new key for a new request")]
+    IdempotencyKeyReused,
     /// The CSR's key was revoked as compromised.
     #[error("the CSR's key was revoked as compromised (keyCompromise); certify a new key")]
     KeyBlocked,
@@ -193,6 +202,10 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, "already-revoked", "Already revoked"),
+            Self::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency-key-in-use", "Idempotency key in use"),
+            Self::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused")
+            }
             Self::KeyBlocked => (StatusCode::BAD_REQUEST, "blocked-key", "Blocked key"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable"),
             Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
@@ -237,6 +250,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            Self::IdempotencyKeyInUse => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(IN_USE_RETRY_AFTER_SECONDS));
             }
             Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER_SECONDS));

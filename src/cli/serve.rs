@@ -24,7 +24,7 @@ use crate::config::{Config, Mode};
 use crate::http::listener::{self, Listener, plain_refusal};
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{AcmeUpkeep, Lifecycle};
 use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
@@ -94,6 +94,10 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         db.leases(),
         clock.clone(),
         &metrics,
+        AcmeUpkeep {
+            interrupted_order_problem: acme::interrupted_finalize_problem(),
+            rate_window_seconds: acme::longest_rate_window(&config.acme),
+        },
         revocation.node().to_owned(),
     )?;
     lifecycle.forget_stored_credentials().await?;
@@ -168,7 +172,6 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         );
     }
 
-    background.spawn(acme::prune(db.acme(), clock.clone(), acme::longest_rate_window(&config.acme)));
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
 }

@@ -8,10 +8,15 @@
 //! webhook delivery per configured URL; the delivery job (`webhook.rs`)
 //! signs and sends them with exponential backoff, recording every attempt.
 //! Metrics and `GET /api/v1/expirations` read the same [`ExpirationReport`].
+//! Two more shared jobs keep the database tidy: one settles issuance a
+//! stopped node left pending (`settle.rs`), one deletes what is past its
+//! retention (`prune.rs`).
 
 mod gauges;
 mod lease;
+mod prune;
 mod scan;
+mod settle;
 mod webhook;
 
 use std::sync::Arc;
@@ -24,12 +29,17 @@ use crate::metrics::Metrics;
 use crate::storage::{
     AuthorityRecord, AuthorityStatus, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError,
 };
+pub use prune::IDEMPOTENCY_KEY_SECONDS;
 pub use webhook::{SIGNATURE_HEADER, signature};
 
 /// The expiry scan's job name in `job_leases`.
 pub const EXPIRY_SCAN_JOB: &str = "expiry-scan";
 /// The webhook delivery job's name in `job_leases`.
 pub const WEBHOOK_JOB: &str = "webhook-delivery";
+/// The job settling interrupted issuance (`settle.rs`).
+pub const SETTLE_JOB: &str = "settle-interrupted-issuance";
+/// The retention job (`prune.rs`).
+pub const PRUNE_JOB: &str = "retention";
 
 /// Event kinds, as webhooks receive them in `type`.
 pub const OVERDUE: &str = "certificate.overdue";
@@ -65,6 +75,16 @@ pub struct ExpirationReport {
     pub authorities: Vec<AuthorityExpirations>,
 }
 
+/// What the lifecycle jobs need of ACME, handed in by the wiring (this
+/// module sits below `acme`, which owns ACME's problem documents).
+#[derive(Debug, Clone)]
+pub struct AcmeUpkeep {
+    /// The stored problem document an interrupted order ends with.
+    pub interrupted_order_problem: String,
+    /// Order counts older than this many seconds fall in no rate window.
+    pub rate_window_seconds: i64,
+}
+
 pub struct Lifecycle {
     store: LifecycleStore,
     leases: JobLeases,
@@ -72,6 +92,7 @@ pub struct Lifecycle {
     config: LifecycleConfig,
     gauges: gauges::ExpiryGauges,
     webhooks: Vec<webhook::Webhook>,
+    acme: AcmeUpkeep,
     /// This node's name in job leases.
     node: String,
 }
@@ -91,6 +112,7 @@ impl Lifecycle {
         leases: JobLeases,
         clock: SharedClock,
         metrics: &Metrics,
+        acme: AcmeUpkeep,
         node: String,
     ) -> Result<Arc<Self>, LifecycleError> {
         let webhooks = config
@@ -100,7 +122,7 @@ impl Lifecycle {
             .map(|(i, hook)| webhook::Webhook::new(i, hook))
             .collect::<Result<_, _>>()?;
         let gauges = gauges::ExpiryGauges::register(metrics);
-        Ok(Arc::new(Self { store, leases, clock, config: config.clone(), gauges, webhooks, node }))
+        Ok(Arc::new(Self { store, leases, clock, config: config.clone(), gauges, webhooks, acme, node }))
     }
 
     /// The windows the report and the scan read, from the clock and config.
@@ -141,6 +163,12 @@ impl Lifecycle {
             && ((authority.not_after - now) as f64) < self.config.authority_warning_share * life
     }
 
+    /// How long an issuance may stay pending before it counts as
+    /// interrupted (`settle.rs`).
+    pub fn interrupted_issuance_after(&self) -> time::Duration {
+        self.config.interrupted_issuance_after()
+    }
+
     /// Refreshes the lifecycle gauges; called at each scrape.
     pub async fn refresh_metrics(&self) -> Result<(), StoreError> {
         let report = self.expirations().await?;
@@ -148,7 +176,8 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Starts the expiry scan and the webhook delivery, each under a lease.
+    /// Starts the expiry scan, the webhook delivery, the settling of
+    /// interrupted issuance and the retention job, each under a lease.
     pub fn start_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
         let scan_every = self.config.scan_interval();
         let this = self.clone();
@@ -176,6 +205,34 @@ impl Lifecycle {
                 run: move || {
                     let this = this.clone();
                     async move { this.deliver().await }
+                },
+            },
+        ));
+        let this = self.clone();
+        tasks.spawn(lease::run_leased(
+            self.leases.clone(),
+            self.clock.clone(),
+            self.node.clone(),
+            lease::LeasedJob {
+                name: SETTLE_JOB,
+                interval: self.settle_interval(),
+                run: move || {
+                    let this = this.clone();
+                    async move { this.settle().await }
+                },
+            },
+        ));
+        let this = self.clone();
+        tasks.spawn(lease::run_leased(
+            self.leases.clone(),
+            self.clock.clone(),
+            self.node.clone(),
+            lease::LeasedJob {
+                name: PRUNE_JOB,
+                interval: self.config.retention.interval.duration(),
+                run: move || {
+                    let this = this.clone();
+                    async move { this.prune().await }
                 },
             },
         ));

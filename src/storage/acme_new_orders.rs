@@ -122,18 +122,6 @@ impl AcmeStore {
             Db::Sqlite(pool) => admit_in_steps(pool, requests).await,
         }
     }
-
-    /// Forgets order counts (per account and per EAB key) older than
-    /// `oldest`, the start of the longest rate window in use.
-    pub async fn prune_acme_order_counts(&self, oldest: i64) -> Result<u64, StoreError> {
-        let mut pruned = 0;
-        for sql in
-            ["DELETE FROM acme_order_counts WHERE bucket < $1", "DELETE FROM acme_eab_order_counts WHERE bucket < $1"]
-        {
-            pruned += with_pool!(self.db(), pool => sqlx::query(sql).bind(oldest).execute(pool).await.map(|done| done.rows_affected()))?;
-        }
-        Ok(pruned)
-    }
 }
 
 /// The record of an order just stored as `id`.

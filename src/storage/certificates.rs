@@ -236,8 +236,9 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
          fresh AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
          WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = b.serial) \
          AND b.n NOT IN (SELECT n FROM refused) ORDER BY b.serial, b.n), \
-         claimed AS (UPDATE acme_orders o SET status = {ORDER_PROCESSING} FROM (SELECT DISTINCT ON (acme_order) \
-         acme_order, n FROM fresh WHERE acme_order IS NOT NULL ORDER BY acme_order, n) f \
+         claimed AS (UPDATE acme_orders o SET status = {ORDER_PROCESSING}, processing_since = f.created_at \
+         FROM (SELECT DISTINCT ON (acme_order) acme_order, n, created_at FROM fresh \
+         WHERE acme_order IS NOT NULL ORDER BY acme_order, n) f \
          WHERE o.id = f.acme_order AND o.status = {ORDER_READY} RETURNING f.n), \
          kept AS MATERIALIZED (SELECT * FROM fresh WHERE acme_order IS NULL OR n IN (SELECT n FROM claimed)), \
          inserted AS (INSERT INTO certificates {RESERVED_COLUMNS} SELECT serial, authority_id, not_before, \
@@ -361,7 +362,9 @@ impl IssuanceLedger {
     pub async fn reserve_certificates(&self, reservations: &[Reservation]) -> Result<Vec<Reserved>, StoreError> {
         const TAKEN: &str = "SELECT 1 FROM certificates WHERE serial = $1";
         const BLOCKED: &str = "SELECT 1 FROM blocked_keys WHERE spki_hash = $1";
-        let claim = sql!("UPDATE acme_orders SET status = {ORDER_PROCESSING} WHERE id = $1 AND status = {ORDER_READY}");
+        let claim = sql!(
+            "UPDATE acme_orders SET status = {ORDER_PROCESSING}, processing_since = $2 WHERE id = $1 AND status = {ORDER_READY}"
+        );
         let pool = match self.db() {
             Db::Postgres(pool) => return reserve_at_once(pool, reservations).await,
             Db::Sqlite(pool) => pool,
@@ -378,7 +381,7 @@ impl IssuanceLedger {
                 continue;
             }
             if let Some(order) = acme_order
-                && sqlx::query(claim).bind(order).execute(&mut *tx).await?.rows_affected() != 1
+                && sqlx::query(claim).bind(order).bind(pending.created_at).execute(&mut *tx).await?.rows_affected() != 1
             {
                 reserved.push(Reserved::OrderNotReady);
                 continue;

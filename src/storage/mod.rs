@@ -17,10 +17,13 @@ mod batch;
 mod blocked_keys;
 mod certificates;
 mod eab_keys;
+mod idempotency;
+mod interrupted;
 mod lifecycle;
 mod nonces;
 mod policies;
 mod renewal_pulls;
+mod retention;
 mod revocation;
 mod sealing;
 #[cfg(feature = "test-support")]
@@ -53,11 +56,14 @@ pub use certificates::{
     RevokedCertificate, Succession, key_type_code,
 };
 pub use eab_keys::{AccountCap, EabKeyRecord, EabKeySecret};
+pub use idempotency::{IdempotencyClaim, IdempotencyKey};
+pub use interrupted::SettledIssuance;
 pub use lifecycle::{
     ExpirationCounts, ExpiryWindows, JobRecord, LifecycleEvent, UnreplacedCertificate, WebhookOutcome,
 };
 pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
+pub use retention::{Pruned, Retention};
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
 pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
 #[cfg(feature = "test-support")]

@@ -72,15 +72,6 @@ impl AcmeStore {
         }
     }
 
-    /// Forgets used nonces too old to be accepted anyway.
-    pub async fn prune_used_nonces(&self, now: i64) -> Result<u64, StoreError> {
-        const SQL: &str = "DELETE FROM acme_used_nonces WHERE expires_at < $1";
-        with_pool!(self.db(), pool => {
-            let done = sqlx::query(SQL).bind(now).execute(pool).await?;
-            Ok(done.rows_affected())
-        })
-    }
-
     /// The shared secret named `name`, stored from `fresh` (sealed for
     /// `SecretRow::SharedSecret(name)`) by the first node that asks; every
     /// later caller gets the same one.

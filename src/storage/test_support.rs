@@ -40,6 +40,13 @@ impl Db {
         Ok(out)
     }
 
+    /// Counts the rows of `table` (a name written in the test, never input).
+    pub async fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+            .fetch_one(pool).await.map_err(StoreError::from))
+    }
+
     /// Counts events, for tests that check nothing was written.
     pub async fn count_audit_events(&self) -> Result<i64, StoreError> {
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events")

@@ -11,8 +11,8 @@ use tessera::setup::load_signing_authority;
 use tessera::storage::{
     AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateStatus,
     ChallengeStatus, IssuedRecord, NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits,
-    OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, StalledChallenge, StoreError,
-    Succession, ValidationOutcome,
+    OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, Retention, StalledChallenge,
+    StoreError, Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
@@ -377,7 +377,16 @@ on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
     assert_eq!(outcomes(db.acme().admit_acme_orders(&[request(failing, t + 3602)]).await.unwrap()), ["created"]);
 
     // Counts no window reaches are pruned; recent ones stay.
-    assert!(db.acme().prune_acme_order_counts(t + 1).await.unwrap() >= 1);
+    let retention = Retention {
+        nonces_expired_before: 0,
+        order_counts_before: t + 1,
+        orders_expired_before: 0,
+        notices_before: 0,
+        webhook_events_before: 0,
+        idempotency_keys_before: 0,
+        batch: 1,
+    };
+    assert!(db.lifecycle().prune(&retention).await.unwrap().order_counts >= 1);
     assert_eq!(outcomes(db.acme().admit_acme_orders(&[request(busy, later)]).await.unwrap()), ["created"]);
     assert_eq!(outcomes(db.acme().admit_acme_orders(&[request(busy, later)]).await.unwrap()), ["orders"]);
 });
