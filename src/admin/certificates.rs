@@ -14,10 +14,8 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
-use crate::issuance::{
-    CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
-};
-use crate::metrics::EcdsaSource;
+use crate::issuance::{CheckedCsr, CsrError, RevocationReason, Serial, certificate_pem, from_column, leaf_subject};
+use crate::policy_issuance::{PolicyIssue, issue_under_policy};
 use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
@@ -95,7 +93,6 @@ pub async fn sign(
     Authorized(caller, _): Authorized<Sign>,
     ApiJson(body): ApiJson<SignRequest>,
 ) -> Result<Response, ApiError> {
-    let started = std::time::Instant::now();
     let ttl = match &body.ttl {
         Some(text) => Some(
             parse_ttl(text)
@@ -107,25 +104,9 @@ pub async fn sign(
     // not bound to, not even whether they exist.
     caller.require_policy(&state, Some(&body.policy))?;
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
-    let names = csr.requested_names()?;
     let policy = load_policy(&state.store, &body.policy).await?;
-    if let Some(high_s) = csr.high_s_signature() {
-        state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
-    }
-    let approval = policy.approve_names(names, &csr, ttl)?;
-    let issued = state
-        .issuer
-        .issue(&IssueRequest {
-            csr: &csr,
-            names: approval.names,
-            ttl: approval.ttl,
-            not_before: None,
-            requester: caller.actor(),
-            policy: Some(policy.name().to_owned()),
-        })
-        .await
-        .inspect_err(|_| state.metrics.issuance_failed())?;
-    state.metrics.issued(started.elapsed());
+    let request = PolicyIssue { policy: &policy, csr: &csr, ttl, requester: caller.actor() };
+    let issued = issue_under_policy(&state.issuer, &state.metrics, request).await?;
     let view = IssuedView {
         metadata: CertificateView::from(&issued.record),
         certificate: certificate_pem(&issued.der),

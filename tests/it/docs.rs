@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tessera::config::{Config, WebhookConfig};
+use tessera::config::{Config, VaultMountConfig, WebhookConfig};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,8 +33,9 @@ fn key_paths(value: &Value, prefix: &str, paths: &mut BTreeSet<String>) {
     }
 }
 
-/// Every key the config accepts: the defaults, with one webhook added so
-/// that the array of webhooks shows its keys as the directories do.
+/// Every key the config accepts: the defaults, with one webhook and one
+/// Vault mount added so that their arrays show their keys as the
+/// directories do.
 fn config_keys() -> BTreeSet<String> {
     let mut config = Config::default();
     config.lifecycle.webhooks.push(WebhookConfig {
@@ -43,6 +44,7 @@ fn config_keys() -> BTreeSet<String> {
         secret_file: None,
         ca_file: None,
     });
+    config.vault.mounts.push(VaultMountConfig { path: "pki".into(), roles: vec!["default".into()], authority: None });
     let mut paths = BTreeSet::new();
     key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
     paths
