@@ -34,3 +34,4 @@ mod schema_parity;
 mod secrets;
 mod signers;
 mod storage;
+mod vault;
