@@ -447,6 +447,55 @@ pub struct AcmeDirectoryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct VaultConfig {
     pub mounts: Vec<VaultMountConfig>,
+    /// Kubernetes service-account login; off when unset.
+    pub kubernetes: Option<KubernetesAuthConfig>,
+}
+
+/// `POST /v1/auth/{path}/login` with `{"role", "jwt"}`: a service-account
+/// token, checked against the cluster issuer's signing keys, buys a
+/// short-lived Tessera token bound to the role's policies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAuthConfig {
+    #[serde(default = "default_kubernetes_path")]
+    pub path: String,
+    /// The service-account issuer (`iss`) the tokens must name.
+    pub issuer: String,
+    /// A JWKS file of the issuer's signing keys (the cluster's
+    /// `/openid/v1/jwks`); this or `jwks`.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The same keys inline, as JWKS JSON text.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Lifetime of the Tessera token a login mints.
+    #[serde(default = "default_login_ttl")]
+    pub token_ttl: Ttl,
+    pub roles: Vec<KubernetesRoleConfig>,
+}
+
+/// Who may log in under a role, and what the login grants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesRoleConfig {
+    pub name: String,
+    /// Service-account names allowed; `*` for any.
+    pub bound_service_account_names: Vec<String>,
+    /// Namespaces allowed; `*` for any.
+    pub bound_service_account_namespaces: Vec<String>,
+    /// An audience the token must carry (cert-manager's `vault://...`).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The policies the minted token is bound to.
+    pub policies: Vec<String>,
+}
+
+fn default_kubernetes_path() -> String {
+    "kubernetes".into()
+}
+
+fn default_login_ttl() -> Ttl {
+    ttl("20m")
 }
 
 /// One PKI mount, served at `/v1/{path}/...`. Its roles are Tessera
@@ -854,6 +903,37 @@ impl Config {
                         self.hierarchy.issuing.name
                     ),
                 ));
+            }
+        }
+        if let Some(kubernetes) = &self.vault.kubernetes {
+            if kubernetes.path.is_empty()
+                || !kubernetes.path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(field("vault.kubernetes.path".into(), "must be letters, digits, '-' and '_'".into()));
+            }
+            if kubernetes.jwks_file.is_some() == kubernetes.jwks.is_some() {
+                return Err(field(
+                    "vault.kubernetes.jwks_file".into(),
+                    "exactly one of jwks_file and jwks is required".into(),
+                ));
+            }
+            if kubernetes.roles.is_empty() {
+                return Err(field("vault.kubernetes.roles".into(), "must define at least one role".into()));
+            }
+            for (i, role) in kubernetes.roles.iter().enumerate() {
+                let at = |name: &str| format!("vault.kubernetes.roles[{i}].{name}");
+                if role.name.is_empty() {
+                    return Err(field(at("name"), "must not be empty".into()));
+                }
+                if role.bound_service_account_names.is_empty() || role.bound_service_account_namespaces.is_empty() {
+                    return Err(field(
+                        at("bound_service_account_names"),
+                        "names and namespaces must each list at least one (or \"*\")".into(),
+                    ));
+                }
+                if role.policies.is_empty() || !role.policies.iter().all(|p| crate::authority::is_policy_name(p)) {
+                    return Err(field(at("policies"), "must name at least one policy, each a policy name".into()));
+                }
             }
         }
         Ok(())

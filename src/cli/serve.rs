@@ -110,8 +110,16 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     )
     .await?;
     let vault_mounts = config.vault.mounts_in_force(config.mode);
-    let vault_state =
-        VaultState::new(&vault_mounts, db.admin(), clock.clone(), issuer.clone(), revocation.clone(), metrics.clone());
+    let vault_state = VaultState::new(
+        &vault_mounts,
+        config.vault.kubernetes.as_ref(),
+        db.admin(),
+        clock.clone(),
+        issuer.clone(),
+        revocation.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
         store: db.admin(),

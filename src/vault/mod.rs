@@ -1,7 +1,8 @@
 //! A Vault-compatible PKI API under `/v1/` on the public HTTPS listener, so
 //! cert-manager's built-in Vault issuer, csi-driver-spiffe and `hvac` use
 //! Tessera unmodified (issue 20). Mounts come from `[[vault.mounts]]`;
-//! their roles are Tessera policies. Off unless a mount is configured
+//! their roles are Tessera policies. Clients present Tessera tokens, or
+//! mint short-lived ones by a Kubernetes login. Off unless a mount is configured
 //! (dev mode serves `pki` with the role `default`).
 //!
 //! Architecture invariant: certificates are issued only through
@@ -12,6 +13,7 @@
 mod auth;
 mod envelope;
 pub mod error;
+mod kubernetes;
 mod pki;
 mod request;
 mod sys;
@@ -24,12 +26,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::clock::SharedClock;
-use crate::config::VaultMountConfig;
+use crate::config::{KubernetesAuthConfig, VaultMountConfig};
 use crate::issuance::CertificateIssuer;
 use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::storage::AdminStore;
 use error::VaultError;
+use kubernetes::KubernetesAuth;
 
 /// Vault requests are small JSON documents (a CSR is a few kilobytes).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -45,19 +48,23 @@ pub struct VaultState {
     pub metrics: Arc<Metrics>,
     /// Mount path to the roles (policy names) it exposes.
     pub mounts: Arc<BTreeMap<String, Vec<String>>>,
+    kubernetes: Option<Arc<KubernetesAuth>>,
 }
 
 impl VaultState {
+    /// Fails when the Kubernetes login's signing keys cannot be read.
     pub fn new(
         mounts: &[VaultMountConfig],
+        kubernetes: Option<&KubernetesAuthConfig>,
         store: AdminStore,
         clock: SharedClock,
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mounts = mounts.iter().map(|m| (m.path.clone(), m.roles.clone())).collect();
-        Self { store, clock, issuer, revocation, metrics, mounts: Arc::new(mounts) }
+        let kubernetes = kubernetes.map(KubernetesAuth::load).transpose()?.map(Arc::new);
+        Ok(Self { store, clock, issuer, revocation, metrics, mounts: Arc::new(mounts), kubernetes })
     }
 
     /// The roles of a configured mount; Vault's answer for any other path.
@@ -83,6 +90,7 @@ pub fn router(state: VaultState) -> Router {
     Router::new()
         .route("/sys/health", get(sys::health))
         .route("/auth/token/lookup-self", get(sys::lookup_self))
+        .route("/auth/{path}/login", post(kubernetes::login).put(kubernetes::login))
         .route("/{mount}/sign/{role}", post(pki::sign).put(pki::sign))
         .route("/{mount}/issue/{role}", post(pki::issue_with_key).put(pki::issue_with_key))
         .route("/{mount}/ca/pem", get(pki::ca_pem))

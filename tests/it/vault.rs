@@ -12,12 +12,84 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use tessera::clock::Clock;
+use tessera::config::{KubernetesAuthConfig, KubernetesRoleConfig};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::common::{Backend, TestCa, csr_for, is_ci, openssl_verify, skip};
 
 const SPIFFE_ID: &str = "spiffe://tessera.test/ns/payments/sa/api";
+const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// The audience cert-manager asks for, for the ClusterIssuer `tessera`.
+const ISSUER_AUDIENCE: &str = "vault://tessera";
+
+/// A cluster's service-account token signer, made by the test.
+struct ServiceAccountIssuer {
+    key: EcdsaKeyPair,
+}
+
+impl ServiceAccountIssuer {
+    fn new() -> Self {
+        Self { key: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap() }
+    }
+
+    /// The JWKS the cluster publishes at `/openid/v1/jwks`.
+    fn jwks(&self) -> String {
+        let point = self.key.public_key().as_ref();
+        json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "sa-key-1", "alg": "ES256", "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        }]})
+        .to_string()
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "ES256", "kid": "sa-key-1" }).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        let signature = self.key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+
+    /// A token as TokenRequest makes it for cert-manager: 600 s, its
+    /// issuer's audience and the server URL.
+    fn cert_manager_token(&self, now: i64, namespace: &str, account: &str) -> Value {
+        json!({
+            "aud": [ISSUER_AUDIENCE, "https://tessera.internal:8443"],
+            "exp": now + 600, "iat": now, "nbf": now,
+            "iss": CLUSTER_ISSUER,
+            "kubernetes.io": { "namespace": namespace, "serviceaccount": { "name": account, "uid": "0b6b0e2c" } },
+            "sub": format!("system:serviceaccount:{namespace}:{account}"),
+        })
+    }
+
+    fn config(&self) -> KubernetesAuthConfig {
+        KubernetesAuthConfig {
+            path: "kubernetes".into(),
+            issuer: CLUSTER_ISSUER.into(),
+            jwks_file: None,
+            jwks: Some(self.jwks()),
+            token_ttl: "20m".parse().unwrap(),
+            roles: vec![KubernetesRoleConfig {
+                name: "cert-manager".into(),
+                bound_service_account_names: vec!["cert-manager".into()],
+                bound_service_account_namespaces: vec!["cert-manager".into()],
+                audience: Some(ISSUER_AUDIENCE.into()),
+                policies: vec!["default".into()],
+            }],
+        }
+    }
+}
+
+/// A dev CA whose Vault API takes Kubernetes logins from `cluster`.
+async fn start_with_kubernetes(backend: Backend, cluster: &ServiceAccountIssuer) -> Option<TestCa> {
+    let kubernetes = cluster.config();
+    TestCa::start_acme_with(backend, Default::default(), move |config| config.vault.kubernetes = Some(kubernetes)).await
+}
 
 impl TestCa {
     fn vault_url(&self, path: &str) -> String {
@@ -97,17 +169,24 @@ fn leaf_of(data: &Value) -> Vec<u8> {
     der_of(data["certificate"].as_str().unwrap()).remove(0)
 }
 
-/// Health, then a sign under a role with the fields and string types
-/// cert-manager sends, `ttl: "2160h0m0s"` capped to the policy's 24 h; the
+/// Health, a Kubernetes login with a service-account-shaped jwt, then a
+/// sign under a role with the fields and string types cert-manager sends, `ttl: "2160h0m0s"` capped to the policy's 24 h; the
 /// chain read as cert-manager reads it verifies with openssl, and the
 /// certificate went through the pipeline REST issuance takes (tracked,
 /// under the policy, by the token). Then csi-driver-spiffe's request.
 async fn cert_manager_replay(backend: Backend) {
-    let Some(ca) = TestCa::start(backend).await else { return };
+    let cluster = ServiceAccountIssuer::new();
+    let Some(ca) = start_with_kubernetes(backend, &cluster).await else { return };
     let (status, health) = ca.vault("GET", "/sys/health", None, None).await;
     assert_eq!(status, 200, "{health}");
     assert_eq!((health["initialized"].as_bool(), health["sealed"].as_bool()), (Some(true), Some(false)));
-    let token = ca.token("cert-manager", "issuer", &["default"]).await;
+    let jwt = cluster.sign(&cluster.cert_manager_token(ca.clock.unix(), "cert-manager", "cert-manager"));
+    let login = json!({ "role": "cert-manager", "jwt": jwt });
+    let (status, answer) = ca.vault("POST", "/auth/kubernetes/login", None, Some(&login)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["auth"]["policies"], json!(["default"]));
+    assert_eq!(answer["auth"]["lease_duration"], 1200);
+    let token = answer["auth"]["client_token"].as_str().unwrap().to_owned();
 
     let csr = csr_for(&["web.test", "api.web.test"]);
     let body = json!({
@@ -146,7 +225,7 @@ async fn cert_manager_replay(backend: Backend) {
     assert_eq!(status, 200, "{record}");
     assert_eq!(record["status"], "issued");
     assert_eq!(record["policy"], "default");
-    assert_eq!(record["requester"], "token:cert-manager");
+    assert_eq!(record["requester"], "token:vault-kubernetes:cert-manager/cert-manager");
 
     // csi-driver-spiffe: a URI SAN only, no common name, one hour.
     let body = json!({
@@ -264,6 +343,60 @@ async fn refusals_change_nothing(backend: Backend) {
     ca.stop().await;
 }
 on_both_backends!(refusals_change_nothing);
+
+/// Kubernetes logins refused for each reason the issue names, each
+/// answered as Vault answers and audited with its reason (never the jwt).
+async fn kubernetes_login_refusals(backend: Backend) {
+    let cluster = ServiceAccountIssuer::new();
+    let Some(ca) = start_with_kubernetes(backend, &cluster).await else { return };
+    let now = ca.clock.unix();
+    let claims = |edit: &dyn Fn(&mut Value)| {
+        let mut claims = cluster.cert_manager_token(now, "cert-manager", "cert-manager");
+        edit(&mut claims);
+        cluster.sign(&claims)
+    };
+    let stranger = ServiceAccountIssuer::new();
+    let cases: Vec<(&str, String, &str, u16)> = vec![
+        ("expired jwt", claims(&|c| c["exp"] = json!(now - 3600)), "cert-manager", 403),
+        ("wrong audience", claims(&|c| c["aud"] = json!(["vault://elsewhere"])), "cert-manager", 403),
+        ("wrong issuer", claims(&|c| c["iss"] = json!("https://other.cluster")), "cert-manager", 403),
+        (
+            "other namespace",
+            claims(&|c| c["sub"] = json!("system:serviceaccount:default:cert-manager")),
+            "cert-manager",
+            403,
+        ),
+        (
+            "other service account",
+            claims(&|c| c["sub"] = json!("system:serviceaccount:cert-manager:web")),
+            "cert-manager",
+            403,
+        ),
+        (
+            "another cluster's key",
+            stranger.sign(&stranger.cert_manager_token(now, "cert-manager", "cert-manager")),
+            "cert-manager",
+            403,
+        ),
+        ("not a jwt", "not-a-jwt".into(), "cert-manager", 403),
+        ("unknown role", claims(&|_| {}), "web", 400),
+    ];
+    for (case, jwt, role, expected) in &cases {
+        let (status, answer) =
+            ca.vault("POST", "/auth/kubernetes/login", None, Some(&json!({ "role": role, "jwt": jwt }))).await;
+        assert_eq!(status, *expected, "{case}: {answer}");
+        assert!(answer["errors"].is_array(), "{case}: {answer}");
+    }
+    let (status, events) = ca.get("/api/v1/audit-events?limit=50", Some(&ca.admin_token)).await;
+    assert_eq!(status, 200, "{events}");
+    let refused: Vec<&Value> =
+        events["items"].as_array().unwrap().iter().filter(|e| e["action"] == "vault.login.refused").collect();
+    assert_eq!(refused.len(), cases.len(), "every refusal is audited: {events}");
+    let text = events.to_string();
+    assert!(cases.iter().all(|(_, jwt, _, _)| !text.contains(jwt.as_str())), "no jwt in the audit log");
+    ca.stop().await;
+}
+on_both_backends!(kubernetes_login_refusals);
 
 /// The directory holding the hvac venv's python, if it is installed.
 fn hvac_python() -> Option<PathBuf> {
