@@ -405,7 +405,7 @@ fn hvac_python() -> Option<PathBuf> {
 }
 
 /// hvac, the Python Vault client, against a running dev CA: health, token
-/// lookup, sign and issue under a role, CA, chain and CRL reads, a
+/// lookup, a Kubernetes login (and an expired jwt refused), sign and issue under a role, CA, chain and CRL reads, a
 /// certificate read, revoke, and the refusals it raises as exceptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_drives_the_api() {
@@ -415,8 +415,14 @@ async fn hvac_drives_the_api() {
         skip("hvac is not installed; scripts/test.sh installs it");
         return;
     };
-    let ca = TestCa::start(Backend::Sqlite).await.unwrap();
+    let cluster = ServiceAccountIssuer::new();
+    let ca = start_with_kubernetes(Backend::Sqlite, &cluster).await.unwrap();
     let issuer = ca.token("hvac", "issuer", &["default"]).await;
+    let now = ca.clock.unix();
+    let jwt = cluster.sign(&cluster.cert_manager_token(now, "cert-manager", "cert-manager"));
+    let mut expired = cluster.cert_manager_token(now, "cert-manager", "cert-manager");
+    expired["exp"] = json!(now - 3600);
+    let expired = cluster.sign(&expired);
     let csr = csr_for(&["hvac.test"]);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vault/hvac_client.py");
     let url = format!("https://localhost:{}", ca.running().https_addr.port());
@@ -432,6 +438,8 @@ async fn hvac_drives_the_api() {
             .env("HVAC_ISSUER_TOKEN", issuer)
             .env("HVAC_ADMIN_TOKEN", admin)
             .env("HVAC_CSR_FILE", csr_path)
+            .env("HVAC_KUBERNETES_JWT", jwt)
+            .env("HVAC_EXPIRED_JWT", expired)
             .output()
             .unwrap()
     })

@@ -6,7 +6,9 @@ the last line printed (JSON) and checks the revocation in the store.
 
 Environment: VAULT_ADDR, VAULT_CACERT (Tessera's root), HVAC_ISSUER_TOKEN
 (an issuer token bound to the policy `default`), HVAC_ADMIN_TOKEN, and
-HVAC_CSR_FILE (a PEM CSR for hvac.test).
+HVAC_CSR_FILE (a PEM CSR for hvac.test), HVAC_KUBERNETES_JWT (a
+service-account token for cert-manager/cert-manager, role cert-manager) and
+HVAC_EXPIRED_JWT (the same, expired).
 """
 
 import json
@@ -79,6 +81,15 @@ def main():
     assert read["data"]["revocation_time"] > 0, read
     crl = issuer.secrets.pki.read_crl(mount_point=MOUNT)
     assert "BEGIN X509 CRL" in crl, crl
+
+    workload = client(None)
+    login = workload.auth.kubernetes.login(role="cert-manager", jwt=os.environ["HVAC_KUBERNETES_JWT"])
+    assert login["auth"]["policies"] == ["default"], login
+    assert workload.is_authenticated(), "the minted token is accepted"
+    workload.secrets.pki.sign_certificate(name=ROLE, csr=csr, common_name="hvac.test", mount_point=MOUNT)
+    expect(exceptions.Forbidden,
+           lambda: client(None).auth.kubernetes.login(role="cert-manager", jwt=os.environ["HVAC_EXPIRED_JWT"]),
+           "an expired jwt")
 
     expect(exceptions.InvalidRequest,
            lambda: issuer.secrets.pki.sign_certificate(name="web", csr=csr, common_name="hvac.test",
