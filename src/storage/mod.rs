@@ -28,6 +28,7 @@ mod seed;
 #[cfg(feature = "test-support")]
 mod test_support;
 mod tokens;
+mod vault_approles;
 mod views;
 
 use std::str::FromStr;
@@ -64,6 +65,7 @@ pub use seed::SeedSpec;
 #[cfg(feature = "test-support")]
 pub use test_support::WebhookAttempt;
 pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
+pub use vault_approles::{ApproleRecord, NewApprole};
 pub use views::{
     AcmeStore, AdminStore, AuthorityStore, Catalog, IssuanceLedger, JobLeases, LifecycleStore, RevocationStore,
     SecretStore,

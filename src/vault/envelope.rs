@@ -43,6 +43,8 @@ pub fn parse_serial(text: &str) -> Option<Serial> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

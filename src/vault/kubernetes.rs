@@ -6,20 +6,18 @@
 //! policies. Every login and refusal is audited; no jwt or token is logged.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::VaultState;
 use super::error::VaultError;
+use super::login::{Grant, mint, refuse};
 use crate::acme::jws::Jwk;
 use crate::config::{KubernetesAuthConfig, KubernetesRoleConfig};
-use crate::storage::{NewAuditEvent, TokenError};
-use crate::token::{Bindings, Scope, TokenRequest, create_token};
+
+const METHOD: &str = "kubernetes";
 
 /// Seconds of clock skew allowed on `nbf` and `exp`.
 const LEEWAY: i64 = 60;
@@ -27,7 +25,7 @@ const LEEWAY: i64 = 60;
 /// The login settings with the issuer's keys read once at start.
 #[derive(Debug)]
 pub struct KubernetesAuth {
-    config: KubernetesAuthConfig,
+    pub(super) config: KubernetesAuthConfig,
     /// Each key with its `kid`, if the JWKS gave one.
     keys: Vec<(Option<String>, Jwk)>,
 }
@@ -111,67 +109,30 @@ impl Audience {
     }
 }
 
-/// `POST /v1/auth/{path}/login`.
-pub async fn login(
-    State(state): State<VaultState>,
-    Path(path): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, VaultError> {
-    let auth = state
-        .kubernetes
-        .as_deref()
-        .filter(|k| k.config.path == path)
-        .ok_or_else(|| VaultError::NotFound(format!("no handler for route \"auth/{path}/login\"")))?;
-    let request: LoginRequest = serde_json::from_slice(&body)
+/// A Kubernetes login under `auth`: the minted token's grant, or why not.
+pub async fn login(state: &VaultState, auth: &KubernetesAuth, body: &[u8]) -> Result<Json<Value>, VaultError> {
+    let request: LoginRequest = serde_json::from_slice(body)
         .map_err(|_| VaultError::BadRequest("the body must be {\"role\": \"...\", \"jwt\": \"...\"}".into()))?;
     let Some(role) = auth.config.roles.iter().find(|r| r.name == request.role) else {
-        audit_refusal(&state, &request.role, "unknown role").await?;
+        refuse(state, METHOD, &request.role, "unknown role").await?;
         return Err(VaultError::BadRequest(format!("invalid role name {:?}", request.role)));
     };
     let (namespace, account) = match check(auth, role, &request.jwt, state.clock.unix()) {
         Ok(identity) => identity,
         Err(refusal) => {
-            audit_refusal(&state, &role.name, &refusal.to_string()).await?;
+            refuse(state, METHOD, &role.name, &refusal.to_string()).await?;
             return Err(VaultError::PermissionDenied);
         }
     };
-    let now = state.clock.unix();
-    let ttl = auth.config.token_ttl.duration().whole_seconds();
-    let bindings = Bindings::for_scope(Scope::Issuer, Some(role.policies.clone()))
-        .map_err(|e| VaultError::Internal(format!("kubernetes role {}: {e}", role.name)))?;
-    let name = format!("vault-kubernetes:{namespace}/{account}");
-    let request =
-        TokenRequest { name: &name, scope: Scope::Issuer, bindings: bindings.clone(), expires_at: Some(now + ttl) };
-    let actor = format!("vault:kubernetes:{}", role.name);
-    let (_, secret) = create_token(&state.store, &request, &actor, now).await.map_err(|e| match e {
-        TokenError::Store(s) => s.into(),
-        other => VaultError::Internal(format!("kubernetes role {}: {other}", role.name)),
-    })?;
-    tracing::info!(role = %role.name, %namespace, service_account = %account, "vault: kubernetes login");
-    Ok(Json(json!({
-        "request_id": "",
-        "lease_id": "",
-        "renewable": false,
-        "lease_duration": 0,
-        "data": null,
-        "wrap_info": null,
-        "warnings": null,
-        "auth": {
-            "client_token": secret.expose_secret(),
-            "accessor": "",
-            "policies": bindings.names(),
-            "token_policies": bindings.names(),
-            "metadata": {
-                "role": role.name,
-                "service_account_name": account,
-                "service_account_namespace": namespace,
-            },
-            "lease_duration": ttl,
-            "renewable": false,
-            "token_type": "service",
-            "orphan": true,
-        },
-    })))
+    let grant = Grant {
+        method: METHOD,
+        role: &role.name,
+        subject: format!("{namespace}/{account}"),
+        policies: role.policies.clone(),
+        ttl: auth.config.token_ttl.duration().whole_seconds(),
+        metadata: json!({ "role": role.name, "service_account_name": account, "service_account_namespace": namespace }),
+    };
+    mint(state, grant).await
 }
 
 /// The jwt's (namespace, service account), if it passes every check.
@@ -216,16 +177,4 @@ fn check(auth: &KubernetesAuth, role: &KubernetesRoleConfig, jwt: &str, now: i64
         return Err(Refusal::NotBound);
     }
     Ok((namespace.to_owned(), account.to_owned()))
-}
-
-async fn audit_refusal(state: &VaultState, role: &str, reason: &str) -> Result<(), VaultError> {
-    tracing::info!(role, reason, "vault: kubernetes login refused");
-    let event = NewAuditEvent {
-        at: state.clock.unix(),
-        actor: "vault:kubernetes".into(),
-        action: "vault.login.refused",
-        target: role.chars().take(64).collect(),
-        detail: json!({ "method": "kubernetes", "reason": reason }),
-    };
-    Ok(state.store.record_audit(&event).await?)
 }

@@ -2,7 +2,7 @@
 //! cert-manager's built-in Vault issuer, csi-driver-spiffe and `hvac` use
 //! Tessera unmodified (issue 20). Mounts come from `[[vault.mounts]]`;
 //! their roles are Tessera policies. Clients present Tessera tokens, or
-//! mint short-lived ones by a Kubernetes login. Off unless a mount is configured
+//! mint short-lived ones by an AppRole or Kubernetes login. Off unless a mount is configured
 //! (dev mode serves `pki` with the role `default`).
 //!
 //! Architecture invariant: certificates are issued only through
@@ -10,10 +10,12 @@
 //! takes; only this module knows Vault's JSON, and [`error`] alone maps
 //! errors to it.
 
+mod approle;
 mod auth;
 mod envelope;
 pub mod error;
 mod kubernetes;
+mod login;
 mod pki;
 mod request;
 mod sys;
@@ -90,7 +92,7 @@ pub fn router(state: VaultState) -> Router {
     Router::new()
         .route("/sys/health", get(sys::health))
         .route("/auth/token/lookup-self", get(sys::lookup_self))
-        .route("/auth/{path}/login", post(kubernetes::login).put(kubernetes::login))
+        .route("/auth/{path}/login", post(login::login).put(login::login))
         .route("/{mount}/sign/{role}", post(pki::sign).put(pki::sign))
         .route("/{mount}/issue/{role}", post(pki::issue_with_key).put(pki::issue_with_key))
         .route("/{mount}/ca/pem", get(pki::ca_pem))

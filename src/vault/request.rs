@@ -169,6 +169,8 @@ fn vault_duration(text: &str) -> Result<Duration, VaultError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -289,7 +289,9 @@ async fn refusals_change_nothing(backend: Backend) {
     assert_eq!(status, 200);
 
     let sign = |names: &[&str], alt: &str| json!({ "csr": csr_for(names), "alt_names": alt, "common_name": "" });
-    let cases: Vec<(&str, &str, Option<&str>, Option<Value>, u16)> = vec![
+    // (case, path, token, body, status)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, u16);
+    let cases: Vec<Case<'_>> = vec![
         ("no token", "/pki/sign/default", None, Some(sign(&["a.test"], "a.test")), 403),
         ("unknown token", "/pki/sign/default", Some("tsr_nothing"), Some(sign(&["a.test"], "a.test")), 403),
         ("revoked token", "/pki/sign/default", Some(&revoked), Some(sign(&["a.test"], "a.test")), 403),
@@ -398,6 +400,57 @@ async fn kubernetes_login_refusals(backend: Backend) {
 }
 on_both_backends!(kubernetes_login_refusals);
 
+impl TestCa {
+    /// An AppRole for the `default` policy and one secret id of it:
+    /// (role id, secret id).
+    async fn approle(&self, name: &str, limits: Value) -> (String, String) {
+        let mut body = json!({ "name": name, "policies": ["default"] });
+        body.as_object_mut().unwrap().extend(limits.as_object().unwrap().clone());
+        let (status, role) = self.post("/api/v1/vault/approles", Some(&self.admin_token), &body).await;
+        assert_eq!(status, 201, "{role}");
+        let path = format!("/api/v1/vault/approles/{name}/secret-ids");
+        let (status, secret) = self.post(&path, Some(&self.admin_token), &json!({})).await;
+        assert_eq!(status, 201, "{secret}");
+        (role["role_id"].as_str().unwrap().to_owned(), secret["secret_id"].as_str().unwrap().to_owned())
+    }
+}
+
+/// AppRole: a secret id buys a token bound to the AppRole's policies, for
+/// as many logins as it allows and until it expires; it is stored only
+/// hashed, and every refusal is audited without it.
+async fn approle_login(backend: Backend) {
+    let Some(ca) = TestCa::start(backend).await else { return };
+    let (role_id, secret_id) = ca.approle("build", json!({ "secret_id_num_uses": 1, "secret_id_ttl": "1h" })).await;
+    assert!(!ca.snapshot().await.contains(&secret_id), "the secret id is stored only hashed");
+    let login = |role_id: &str, secret_id: &str| json!({ "role_id": role_id, "secret_id": secret_id });
+    let (status, answer) = ca.vault("POST", "/auth/approle/login", None, Some(&login(&role_id, &secret_id))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["auth"]["policies"], json!(["default"]));
+    let token = answer["auth"]["client_token"].as_str().unwrap().to_owned();
+    let body = json!({ "csr": csr_for(&["build.test"]), "common_name": "build.test" });
+    let (status, signed) = ca.vault("POST", "/pki/sign/default", Some(&token), Some(&body)).await;
+    assert_eq!(status, 200, "{signed}");
+
+    let (status, answer) = ca.vault("POST", "/auth/approle/login", None, Some(&login(&role_id, &secret_id))).await;
+    assert_eq!(status, 403, "a single-use secret id is spent: {answer}");
+    let (status, _) = ca.vault("POST", "/auth/approle/login", None, Some(&login(&role_id, "tsr_guess"))).await;
+    assert_eq!(status, 403, "an unknown secret id");
+    let (expiring_role, expiring_secret) = ca.approle("short", json!({ "secret_id_ttl": "1m" })).await;
+    ca.clock.advance(time::Duration::minutes(2));
+    let (status, _) =
+        ca.vault("POST", "/auth/approle/login", None, Some(&login(&expiring_role, &expiring_secret))).await;
+    assert_eq!(status, 403, "an expired secret id");
+
+    let (status, events) = ca.get("/api/v1/audit-events?limit=50", Some(&ca.admin_token)).await;
+    assert_eq!(status, 200, "{events}");
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.iter().filter(|e| e["action"] == "vault.login.refused").count(), 3, "{events}");
+    assert!(items.iter().any(|e| e["action"] == "token.create" && e["actor"] == "vault:approle:build"), "{events}");
+    assert!(!events.to_string().contains(&secret_id), "no secret id in the audit log");
+    ca.stop().await;
+}
+on_both_backends!(approle_login);
+
 /// The directory holding the hvac venv's python, if it is installed.
 fn hvac_python() -> Option<PathBuf> {
     let python = PathBuf::from(std::env::var_os("TESSERA_HVAC_VENV")?).join("bin/python");
@@ -405,7 +458,7 @@ fn hvac_python() -> Option<PathBuf> {
 }
 
 /// hvac, the Python Vault client, against a running dev CA: health, token
-/// lookup, a Kubernetes login (and an expired jwt refused), sign and issue under a role, CA, chain and CRL reads, a
+/// lookup, AppRole and Kubernetes logins (and an expired jwt refused), sign and issue under a role, CA, chain and CRL reads, a
 /// certificate read, revoke, and the refusals it raises as exceptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_drives_the_api() {
@@ -418,6 +471,7 @@ async fn hvac_drives_the_api() {
     let cluster = ServiceAccountIssuer::new();
     let ca = start_with_kubernetes(Backend::Sqlite, &cluster).await.unwrap();
     let issuer = ca.token("hvac", "issuer", &["default"]).await;
+    let (role_id, secret_id) = ca.approle("hvac", json!({})).await;
     let now = ca.clock.unix();
     let jwt = cluster.sign(&cluster.cert_manager_token(now, "cert-manager", "cert-manager"));
     let mut expired = cluster.cert_manager_token(now, "cert-manager", "cert-manager");
@@ -438,6 +492,8 @@ async fn hvac_drives_the_api() {
             .env("HVAC_ISSUER_TOKEN", issuer)
             .env("HVAC_ADMIN_TOKEN", admin)
             .env("HVAC_CSR_FILE", csr_path)
+            .env("HVAC_ROLE_ID", role_id)
+            .env("HVAC_SECRET_ID", secret_id)
             .env("HVAC_KUBERNETES_JWT", jwt)
             .env("HVAC_EXPIRED_JWT", expired)
             .output()

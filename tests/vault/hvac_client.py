@@ -6,7 +6,8 @@ the last line printed (JSON) and checks the revocation in the store.
 
 Environment: VAULT_ADDR, VAULT_CACERT (Tessera's root), HVAC_ISSUER_TOKEN
 (an issuer token bound to the policy `default`), HVAC_ADMIN_TOKEN, and
-HVAC_CSR_FILE (a PEM CSR for hvac.test), HVAC_KUBERNETES_JWT (a
+HVAC_CSR_FILE (a PEM CSR for hvac.test), HVAC_ROLE_ID and HVAC_SECRET_ID
+(an AppRole for `default`), HVAC_KUBERNETES_JWT (a
 service-account token for cert-manager/cert-manager, role cert-manager) and
 HVAC_EXPIRED_JWT (the same, expired).
 """
@@ -81,6 +82,14 @@ def main():
     assert read["data"]["revocation_time"] > 0, read
     crl = issuer.secrets.pki.read_crl(mount_point=MOUNT)
     assert "BEGIN X509 CRL" in crl, crl
+
+    build = client(None)
+    login = build.auth.approle.login(role_id=os.environ["HVAC_ROLE_ID"], secret_id=os.environ["HVAC_SECRET_ID"])
+    assert login["auth"]["policies"] == ["default"], login
+    build.secrets.pki.sign_certificate(name=ROLE, csr=csr, common_name="hvac.test", mount_point=MOUNT)
+    expect(exceptions.Forbidden,
+           lambda: client(None).auth.approle.login(role_id=os.environ["HVAC_ROLE_ID"], secret_id="tsr_guess"),
+           "a wrong secret id")
 
     workload = client(None)
     login = workload.auth.kubernetes.login(role="cert-manager", jwt=os.environ["HVAC_KUBERNETES_JWT"])
