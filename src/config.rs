@@ -911,6 +911,9 @@ impl Config {
             {
                 return Err(field("vault.kubernetes.path".into(), "must be letters, digits, '-' and '_'".into()));
             }
+            if kubernetes.path == "approle" || kubernetes.path == "token" {
+                return Err(field("vault.kubernetes.path".into(), "approle and token are taken".into()));
+            }
             if kubernetes.jwks_file.is_some() == kubernetes.jwks.is_some() {
                 return Err(field(
                     "vault.kubernetes.jwks_file".into(),

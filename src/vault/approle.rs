@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::VaultState;
 use super::error::VaultError;
-use super::login::{Grant, mint, refuse};
+use super::grant::{Grant, mint, refuse};
 use crate::token::hash_token;
 
 const METHOD: &str = "approle";

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::VaultState;
 use super::error::VaultError;
-use super::login::{Grant, mint, refuse};
+use super::grant::{Grant, mint, refuse};
 use crate::acme::jws::Jwk;
 use crate::config::{KubernetesAuthConfig, KubernetesRoleConfig};
 

@@ -1,18 +1,13 @@
-//! `POST /v1/auth/{path}/login`: the logins that buy a short-lived Tessera
-//! token (scope `issuer`) bound to the policies the login allows. Every
-//! login and every refusal is audited; no token, secret id or jwt is
-//! logged or stored.
+//! `POST /v1/auth/{path}/login`: each login method at the path it is
+//! served at. Every login and every refusal is audited (see `grant`).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::VaultError;
 use super::{VaultState, approle, kubernetes};
-use crate::storage::{NewAuditEvent, TokenError};
-use crate::token::{Bindings, Scope, TokenRequest, create_token};
 
 /// Where AppRole logins are served, as in Vault by default.
 pub const APPROLE_PATH: &str = "approle";
@@ -30,71 +25,4 @@ pub async fn login(
         Some(auth) if auth.config.path == path => kubernetes::login(&state, auth, &body).await,
         _ => Err(VaultError::NotFound(format!("no handler for route \"auth/{path}/login\""))),
     }
-}
-
-/// What a successful login grants.
-pub struct Grant<'a> {
-    /// `approle` or `kubernetes`.
-    pub method: &'static str,
-    pub role: &'a str,
-    /// Who logged in (`namespace/service-account`, the AppRole's name).
-    pub subject: String,
-    pub policies: Vec<String>,
-    /// Seconds the minted token lives.
-    pub ttl: i64,
-    pub metadata: Value,
-}
-
-/// Mints the token (its creation audited as `token.create` by the login's
-/// actor) and answers in Vault's `auth` envelope.
-pub async fn mint(state: &VaultState, grant: Grant<'_>) -> Result<Json<Value>, VaultError> {
-    let now = state.clock.unix();
-    let bindings = Bindings::for_scope(Scope::Issuer, Some(grant.policies))
-        .map_err(|e| VaultError::Internal(format!("{} role {}: {e}", grant.method, grant.role)))?;
-    let name = format!("vault-{}:{}", grant.method, grant.subject);
-    let request = TokenRequest {
-        name: &name,
-        scope: Scope::Issuer,
-        bindings: bindings.clone(),
-        expires_at: Some(now + grant.ttl),
-    };
-    let actor = format!("vault:{}:{}", grant.method, grant.role);
-    let (_, secret) = create_token(&state.store, &request, &actor, now).await.map_err(|e| match e {
-        TokenError::Store(s) => s.into(),
-        other => VaultError::Internal(format!("{} role {}: {other}", grant.method, grant.role)),
-    })?;
-    tracing::info!(method = grant.method, role = grant.role, subject = %grant.subject, "vault: login");
-    Ok(Json(json!({
-        "request_id": "",
-        "lease_id": "",
-        "renewable": false,
-        "lease_duration": 0,
-        "data": null,
-        "wrap_info": null,
-        "warnings": null,
-        "auth": {
-            "client_token": secret.expose_secret(),
-            "accessor": "",
-            "policies": bindings.names(),
-            "token_policies": bindings.names(),
-            "metadata": grant.metadata,
-            "lease_duration": grant.ttl,
-            "renewable": false,
-            "token_type": "service",
-            "orphan": true,
-        },
-    })))
-}
-
-/// Records a refused login with its reason, never the credential.
-pub async fn refuse(state: &VaultState, method: &'static str, role: &str, reason: &str) -> Result<(), VaultError> {
-    tracing::info!(method, role, reason, "vault: login refused");
-    let event = NewAuditEvent {
-        at: state.clock.unix(),
-        actor: format!("vault:{method}"),
-        action: "vault.login.refused",
-        target: role.chars().take(64).collect(),
-        detail: json!({ "method": method, "reason": reason }),
-    };
-    Ok(state.store.record_audit(&event).await?)
 }

@@ -14,6 +14,7 @@ mod approle;
 mod auth;
 mod envelope;
 pub mod error;
+mod grant;
 mod kubernetes;
 mod login;
 mod pki;
