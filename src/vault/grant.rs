@@ -41,6 +41,10 @@ pub async fn mint(state: &VaultState, grant: Grant<'_>) -> Result<Json<Value>, V
     let actor = format!("vault:{}:{}", grant.method, grant.role);
     let (_, secret) = create_token(&state.store, &request, &actor, now).await.map_err(|e| match e {
         TokenError::Store(s) => s.into(),
+        // The role names a policy deleted since: the login grants nothing.
+        TokenError::UnknownPolicy(policy) => {
+            VaultError::BadRequest(format!("the role grants policy {policy:?}, which no longer exists"))
+        }
         other => VaultError::Internal(format!("{} role {}: {other}", grant.method, grant.role)),
     })?;
     tracing::info!(method = grant.method, role = grant.role, subject = %grant.subject, "vault: login");
