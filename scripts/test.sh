@@ -118,10 +118,11 @@ setup_key_custodians() {
     export TESSERA_TEST_CUSTODIANS=required
 }
 
-# --- Python tools: pkilint, schemathesis -------------------------------------
+# --- Python tools: pkilint, schemathesis, hvac ------------------------------
 
 PKILINT_VERSION=0.13.3
 SCHEMATHESIS_VERSION=4.32.5
+HVAC_VERSION=2.4.0
 
 # Installs PACKAGE==VERSION into the venv VENV of the machine's Python
 # unless EXECUTABLE is there at that version already: venvs are kept
@@ -153,6 +154,14 @@ setup_pkilint() {
 setup_schemathesis() {
     export TESSERA_SCHEMATHESIS_VENV=${TESSERA_SCHEMATHESIS_VENV:-$HOME/.cache/tessera/schemathesis-venv}
     pinned_venv "$TESSERA_SCHEMATHESIS_VENV" schemathesis "$SCHEMATHESIS_VERSION" schemathesis
+}
+
+# tests/it/vault.rs drives the Vault-compatible API with hvac, the Python
+# Vault client, and fails, rather than skips, when it is missing.
+setup_hvac() {
+    export TESSERA_HVAC_VENV=${TESSERA_HVAC_VENV:-$HOME/.cache/tessera/hvac-venv}
+    pinned_venv "$TESSERA_HVAC_VENV" hvac "$HVAC_VERSION" python
+    export TESSERA_TEST_HVAC=required
 }
 
 # --- dependencies (deny.toml) ------------------------------------------------
@@ -242,6 +251,7 @@ export TESSERA_TEST_POSTGRES=required
 setup_key_custodians
 setup_pkilint
 setup_schemathesis
+setup_hvac
 
 if ((LINT)); then
     log "module cycles (scripts/module-cycles.py)"

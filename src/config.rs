@@ -49,6 +49,7 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     pub listeners: ListenerConfig,
     pub secrets: SecretsConfig,
+    pub vault: VaultConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -71,6 +72,7 @@ impl std::fmt::Debug for Config {
             .field("lifecycle", &self.lifecycle)
             .field("listeners", &self.listeners)
             .field("secrets", &self.secrets)
+            .field("vault", &self.vault)
             .finish()
     }
 }
@@ -487,6 +489,95 @@ pub struct AcmeDirectoryConfig {
     pub require_low_s: bool,
 }
 
+/// The Vault-compatible PKI API under `/v1/` on the public HTTPS listener.
+/// Off while no mount is configured, except in dev mode, which serves the
+/// mount `pki` with the role `default` (see [`VaultConfig::mounts_in_force`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    pub mounts: Vec<VaultMountConfig>,
+    /// Kubernetes service-account login; off when unset.
+    pub kubernetes: Option<KubernetesAuthConfig>,
+}
+
+/// `POST /v1/auth/{path}/login` with `{"role", "jwt"}`: a service-account
+/// token, checked against the cluster issuer's signing keys, buys a
+/// short-lived Tessera token bound to the role's policies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAuthConfig {
+    #[serde(default = "default_kubernetes_path")]
+    pub path: String,
+    /// The service-account issuer (`iss`) the tokens must name.
+    pub issuer: String,
+    /// A JWKS file of the issuer's signing keys (the cluster's
+    /// `/openid/v1/jwks`); this or `jwks`.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The same keys inline, as JWKS JSON text.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Lifetime of the Tessera token a login mints.
+    #[serde(default = "default_login_ttl")]
+    pub token_ttl: Ttl,
+    pub roles: Vec<KubernetesRoleConfig>,
+}
+
+/// Who may log in under a role, and what the login grants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesRoleConfig {
+    pub name: String,
+    /// Service-account names allowed; `*` for any.
+    pub bound_service_account_names: Vec<String>,
+    /// Namespaces allowed; `*` for any.
+    pub bound_service_account_namespaces: Vec<String>,
+    /// An audience the token must carry (cert-manager's `vault://...`).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The policies the minted token is bound to.
+    pub policies: Vec<String>,
+}
+
+fn default_kubernetes_path() -> String {
+    "kubernetes".into()
+}
+
+fn default_login_ttl() -> Ttl {
+    ttl("20m")
+}
+
+/// One PKI mount, served at `/v1/{path}/...`. Its roles are Tessera
+/// policies, named as they are stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultMountConfig {
+    pub path: String,
+    pub roles: Vec<String>,
+    /// The issuing authority the mount signs with, by its configured name
+    /// (`hierarchy.issuing.name`; its successors after rotation follow).
+    #[serde(default)]
+    pub authority: Option<String>,
+}
+
+/// The mount dev mode serves when none is configured.
+pub const DEV_VAULT_MOUNT: &str = "pki";
+
+impl VaultConfig {
+    /// The mounts to serve: the configured ones, or in dev mode with none
+    /// configured, `pki` whose role `default` is the dev policy.
+    pub fn mounts_in_force(&self, mode: Mode) -> Vec<VaultMountConfig> {
+        if self.mounts.is_empty() && mode == Mode::Dev {
+            return vec![VaultMountConfig {
+                path: DEV_VAULT_MOUNT.into(),
+                roles: vec!["default".into()],
+                authority: None,
+            }];
+        }
+        self.mounts.clone()
+    }
+}
+
 /// A default duration, written as a person would write it in the file.
 fn ttl(text: &str) -> Ttl {
     // Only called with this file's literals, each a valid duration: any
@@ -652,6 +743,7 @@ impl Default for Config {
             lifecycle: LifecycleConfig::default(),
             listeners: ListenerConfig::default(),
             secrets: SecretsConfig::default(),
+            vault: VaultConfig::default(),
         }
     }
 }
@@ -795,6 +887,7 @@ impl Config {
             return Err(field("keys.awskms", "max_concurrency and max_attempts must be at least 1".into()));
         }
         self.validate_acme()?;
+        self.validate_vault()?;
         let rotation = &self.lifecycle.ca_rotation;
         if !(rotation.at_share > 0.0 && rotation.at_share < 1.0) {
             return Err(field("lifecycle.ca_rotation.at_share", "must be between 0 and 1 (exclusive)".into()));
@@ -833,6 +926,79 @@ impl Config {
             }
             if dir.challenges.is_empty() {
                 return Err(field(at("challenges"), "must offer at least one challenge type".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_vault(&self) -> Result<(), ConfigError> {
+        let field = |field: String, reason: String| ConfigError::Field { field, reason };
+        let mut seen = std::collections::HashSet::new();
+        for (i, mount) in self.vault.mounts.iter().enumerate() {
+            let at = |name: &str| format!("vault.mounts[{i}].{name}");
+            let valid_path = !mount.path.is_empty()
+                && mount.path.len() <= 63
+                && mount.path.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && !["sys", "auth"].contains(&mount.path.as_str());
+            if !valid_path {
+                return Err(field(
+                    at("path"),
+                    format!("{:?} must be 1-63 characters of a-z, 0-9, '-' and '_', and not sys or auth", mount.path),
+                ));
+            }
+            if !seen.insert(mount.path.as_str()) {
+                return Err(field(at("path"), format!("{:?} is used by two mounts", mount.path)));
+            }
+            if mount.roles.is_empty() {
+                return Err(field(at("roles"), "must name at least one policy".into()));
+            }
+            if let Some(role) = mount.roles.iter().find(|r| !crate::authority::is_policy_name(r)) {
+                return Err(field(at("roles"), format!("{role:?} is not a policy name")));
+            }
+            if let Some(authority) = &mount.authority
+                && authority != &self.hierarchy.issuing.name
+            {
+                return Err(field(
+                    at("authority"),
+                    format!(
+                        "{authority:?} is not the issuing authority; Tessera signs with {:?} (hierarchy.issuing.name)",
+                        self.hierarchy.issuing.name
+                    ),
+                ));
+            }
+        }
+        if let Some(kubernetes) = &self.vault.kubernetes {
+            if kubernetes.path.is_empty()
+                || !kubernetes.path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(field("vault.kubernetes.path".into(), "must be letters, digits, '-' and '_'".into()));
+            }
+            if kubernetes.path == "approle" || kubernetes.path == "token" {
+                return Err(field("vault.kubernetes.path".into(), "approle and token are taken".into()));
+            }
+            if kubernetes.jwks_file.is_some() == kubernetes.jwks.is_some() {
+                return Err(field(
+                    "vault.kubernetes.jwks_file".into(),
+                    "exactly one of jwks_file and jwks is required".into(),
+                ));
+            }
+            if kubernetes.roles.is_empty() {
+                return Err(field("vault.kubernetes.roles".into(), "must define at least one role".into()));
+            }
+            for (i, role) in kubernetes.roles.iter().enumerate() {
+                let at = |name: &str| format!("vault.kubernetes.roles[{i}].{name}");
+                if role.name.is_empty() {
+                    return Err(field(at("name"), "must not be empty".into()));
+                }
+                if role.bound_service_account_names.is_empty() || role.bound_service_account_namespaces.is_empty() {
+                    return Err(field(
+                        at("bound_service_account_names"),
+                        "names and namespaces must each list at least one (or \"*\")".into(),
+                    ));
+                }
+                if role.policies.is_empty() || !role.policies.iter().all(|p| crate::authority::is_policy_name(p)) {
+                    return Err(field(at("policies"), "must name at least one policy, each a policy name".into()));
+                }
             }
         }
         Ok(())

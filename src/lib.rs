@@ -13,6 +13,7 @@ pub mod issuance;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
+pub mod policy_issuance;
 pub mod private_files;
 pub mod revocation;
 pub mod rotation;
@@ -21,6 +22,7 @@ pub mod setup;
 pub mod storage;
 pub mod token;
 pub mod validation;
+pub mod vault;
 
 /// `tessera agent` runs the agent crate; its types keep their old paths.
 pub use tessera_agent as agent;

@@ -188,6 +188,17 @@ impl Jwk {
         URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
     }
 
+    /// Verifies `signature` over `message` by the JOSE algorithm named
+    /// `alg`, which must be one Tessera accepts and suit the key: the check
+    /// a compact JWS such as a JWT (RFC 7519) needs.
+    pub fn verify_named(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), JwsError> {
+        let alg = Algorithm::parse(alg)?;
+        if !self.algorithm_matches(alg) {
+            return Err(JwsError::BadSignatureAlgorithm("the algorithm does not suit the key".into()));
+        }
+        self.verify(message, signature)
+    }
+
     fn algorithm_matches(&self, alg: Algorithm) -> bool {
         matches!(
             (self, alg),

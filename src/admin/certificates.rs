@@ -15,10 +15,8 @@ use super::policies::load_policy;
 use super::problem::ApiError;
 use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
-use crate::issuance::{
-    CheckedCsr, CsrError, IssueRequest, RevocationReason, Serial, certificate_pem, from_column, leaf_subject,
-};
-use crate::metrics::EcdsaSource;
+use crate::issuance::{CheckedCsr, CsrError, RevocationReason, Serial, certificate_pem, from_column, leaf_subject};
+use crate::policy_issuance::{PolicyIssue, approve, issue_approved};
 use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
@@ -100,7 +98,6 @@ pub async fn sign(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignRequest>,
 ) -> Result<Response, ApiError> {
-    let started = std::time::Instant::now();
     let ttl = match &body.ttl {
         Some(text) => Some(
             parse_ttl(text)
@@ -113,32 +110,17 @@ pub async fn sign(
     // not bound to, not even whether they exist.
     caller.require_policy(&state, Some(&body.policy))?;
     let csr = CheckedCsr::parse(&csr_bytes(&body.csr)?)?;
-    let names = csr.requested_names()?;
     let policy = load_policy(&state.store, &body.policy).await?;
-    if let Some(high_s) = csr.high_s_signature() {
-        state.metrics.ecdsa_signature(EcdsaSource::Csr, policy.name(), high_s);
-    }
-    let approval = policy.approve_names(names, &csr, ttl)?;
+    let request = PolicyIssue { policy: &policy, csr: &csr, ttl, requester: caller.actor() };
+    let approval = approve(&state.metrics, &request)?;
     if let Some(idempotency) = &idempotency
         && let Claim::Replay(serial) = idempotency.claim(&state).await?
     {
         return replay(&state, &serial).await;
     }
-    let issued = state
-        .issuer
-        .issue(&IssueRequest {
-            csr: &csr,
-            names: approval.names,
-            ttl: approval.ttl,
-            not_before: None,
-            requester: caller.actor(),
-            policy: Some(policy.name().to_owned()),
-        })
-        .await;
-    let issued = match issued {
+    let issued = match issue_approved(&state.issuer, &state.metrics, request, approval).await {
         Ok(issued) => issued,
         Err(e) => {
-            state.metrics.issuance_failed();
             if let Some(idempotency) = &idempotency {
                 idempotency.release(&state).await;
             }
@@ -148,7 +130,6 @@ pub async fn sign(
     if let Some(idempotency) = &idempotency {
         idempotency.complete(&state, issued.serial.as_bytes()).await;
     }
-    state.metrics.issued(started.elapsed());
     let view = IssuedView {
         metadata: CertificateView::from(&issued.record),
         certificate: certificate_pem(&issued.der),

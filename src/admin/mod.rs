@@ -7,6 +7,7 @@
 //! compares them). No handler runs without an [`extract::Authorized`]
 //! caller except `/healthz`.
 
+mod approles;
 mod audit;
 mod authorities;
 mod certificates;
@@ -109,6 +110,8 @@ pub fn routes() -> Vec<Route> {
         route("POST", "/api/v1/eab-keys/{kid}/revoke", post(eab_keys::revoke)),
         route("GET", "/api/v1/expirations", get(expirations::summary)),
         route("GET", "/api/v1/jobs", get(jobs::list)),
+        route("POST", "/api/v1/vault/approles", post(approles::create)),
+        route("POST", "/api/v1/vault/approles/{name}/secret-ids", post(approles::create_secret_id)),
     ]
 }
 

@@ -12,6 +12,7 @@ use super::problem::ApiError;
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::KeyType;
+use crate::policy_issuance::stored_policy;
 use crate::storage::{Catalog, NewAuditEvent, PolicyRecord, StoreError};
 
 /// A policy as the API reads and writes it.
@@ -79,12 +80,7 @@ fn parse_rules(record: &PolicyRecord) -> Result<PolicyRules, ApiError> {
 
 /// The named policy, ready to judge a request.
 pub async fn load_policy(catalog: &Catalog, name: &str) -> Result<Policy, ApiError> {
-    let record = catalog.policy(name).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound(format!("no policy named {name:?}")),
-        other => other.into(),
-    })?;
-    Policy::new(&record.name, parse_rules(&record)?)
-        .map_err(|e| ApiError::Internal(format!("stored policy {name:?} is invalid: {e}")))
+    Ok(stored_policy(catalog, name).await?)
 }
 
 fn rules_text(policy: &Policy) -> Result<String, ApiError> {

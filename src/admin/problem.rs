@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::authority::PolicyError;
 use crate::http::listener::{OVERLOADED_RETRY_AFTER_SECONDS, Refusal};
 use crate::issuance::{CsrError, IssueError, SigningError};
+use crate::policy_issuance::{PolicyIssueError, StoredPolicyError};
 use crate::revocation::RevocationError;
 use crate::rotation::RotationError;
 use crate::secrets::SecretsError;
@@ -144,6 +145,26 @@ impl From<RotationError> for ApiError {
             RotationError::Setup(_) | RotationError::Signer(_) | RotationError::Refused(_) => {
                 Self::Internal(e.to_string())
             }
+        }
+    }
+}
+
+impl From<StoredPolicyError> for ApiError {
+    fn from(e: StoredPolicyError) -> Self {
+        match e {
+            StoredPolicyError::NotFound(_) => Self::NotFound(e.to_string()),
+            StoredPolicyError::Store(s) => s.into(),
+            StoredPolicyError::Invalid { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<PolicyIssueError> for ApiError {
+    fn from(e: PolicyIssueError) -> Self {
+        match e {
+            PolicyIssueError::Csr(e) => e.into(),
+            PolicyIssueError::Policy(e) => e.into(),
+            PolicyIssueError::Issue(e) => e.into(),
         }
     }
 }

@@ -4,5 +4,5 @@
 mod policy;
 mod ttl;
 
-pub use policy::{Approval, Policy, PolicyError, PolicyRules};
+pub use policy::{Approval, Policy, PolicyError, PolicyRules, is_policy_name};
 pub use ttl::{MAX_TTL, Ttl, compared_ttls, describe_ttl, format_ttl, parse_ttl};

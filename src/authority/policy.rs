@@ -219,7 +219,8 @@ impl UriPattern {
     }
 }
 
-fn is_policy_name(name: &str) -> bool {
+/// 1-63 characters of a-z, 0-9 and `-`, starting with a letter or digit.
+pub fn is_policy_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

@@ -31,6 +31,7 @@ use crate::rotation::CaRotation;
 use crate::secrets::Sealer;
 use crate::setup::{bootstrap_dev, ensure_server_tls, load_signing_authority};
 use crate::storage::Db;
+use crate::vault::{self, VaultState};
 
 /// In-flight requests get this long to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -112,6 +113,17 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         sealer.clone(),
     )
     .await?;
+    let vault_mounts = config.vault.mounts_in_force(config.mode);
+    let vault_state = VaultState::new(
+        &vault_mounts,
+        config.vault.kubernetes.as_ref(),
+        db.admin(),
+        clock.clone(),
+        issuer.clone(),
+        revocation.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let refusals = Arc::new(Refusals::new(metrics.clone()));
     let state = AdminState {
         store: db.admin(),
@@ -134,7 +146,11 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         .layer(TraceLayer::new_for_http());
     // ACME is served on the HTTPS listener only (RFC 8555 §6.1).
     background.spawn(acme::resume_stalled(acme_state.clone()));
-    let https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
+    let mut https_router = public_router.clone().merge(acme::router(acme_state).layer(TraceLayer::new_for_http()));
+    // The Vault-compatible API shares the HTTPS listener, and only once a mount is configured.
+    if !vault_mounts.is_empty() {
+        https_router = https_router.nest("/v1", vault::router(vault_state).layer(TraceLayer::new_for_http()));
+    }
 
     let control = axum_server::Control::new();
     let mut servers = JoinSet::new();
@@ -163,6 +179,13 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     )
     .await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
+    for mount in &vault_mounts {
+        tracing::info!(
+            url = %format!("https://{https_addr}/v1/{}", mount.path),
+            roles = ?mount.roles,
+            "Vault-compatible PKI mount"
+        );
+    }
     for directory in &config.acme.directories {
         tracing::info!(
             url = %format!("https://{https_addr}/acme/{}/directory", directory.name),

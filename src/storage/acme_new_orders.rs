@@ -13,7 +13,7 @@
 use super::status::sql::{AUTHZ_PENDING, CHALLENGE_INVALID, CHALLENGE_PENDING, ORDER_PENDING};
 use super::{
     AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, AuthzStatus, Db, OrderStatus, StoreError, begin_write, one_row_each,
-    sql, with_pool,
+    sql,
 };
 
 /// Counter buckets per rate window: the count may include orders made up to

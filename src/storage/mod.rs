@@ -32,6 +32,7 @@ mod status;
 #[cfg(feature = "test-support")]
 mod test_support;
 mod tokens;
+mod vault_approles;
 mod views;
 
 use std::str::FromStr;
@@ -74,6 +75,7 @@ pub use status::{
 #[cfg(feature = "test-support")]
 pub use test_support::WebhookAttempt;
 pub use tokens::{NewTokenRecord, TokenError, TokenRecord};
+pub use vault_approles::{ApproleRecord, NewApprole};
 pub use views::{
     AcmeStore, AdminStore, AuthorityStore, Catalog, IssuanceLedger, JobLeases, LifecycleStore, RevocationStore,
     SecretStore,

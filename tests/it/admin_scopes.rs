@@ -109,6 +109,9 @@ fn cases(t: &Targets) -> Vec<Case> {
         case("GET", "/api/v1/expirations", READ, 200),
         case("GET", "/api/v1/jobs", READ, 200),
         case("POST", "/api/v1/authorities/{id}/rotate", MANAGE, 201).at(format!("/api/v1/authorities/{id}/rotate")),
+        case("POST", "/api/v1/vault/approles", ADMIN, 201).with(json!({"name": "made", "policies": ["default"]})),
+        case("POST", "/api/v1/vault/approles/{name}/secret-ids", ADMIN, 201)
+            .at("/api/v1/vault/approles/scope-target/secret-ids".to_owned()),
     ]
 }
 
@@ -152,6 +155,7 @@ async fn every_route_admits_exactly_its_scopes(backend: Backend) {
     for name in ["to-update", "to-delete"] {
         created(&ca, "/api/v1/policies", json!({"name": name, "dns": ["*.test"], "max_ttl": "1h"})).await;
     }
+    created(&ca, "/api/v1/vault/approles", json!({"name": "scope-target", "policies": ["default"]})).await;
     let (_, authorities) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;
     let issuing = authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap();
     let targets = Targets {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tessera::config::{Config, WebhookConfig};
+use tessera::config::{Config, KubernetesAuthConfig, KubernetesRoleConfig, VaultMountConfig, WebhookConfig};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,8 +33,9 @@ fn key_paths(value: &Value, prefix: &str, paths: &mut BTreeSet<String>) {
     }
 }
 
-/// Every key the config accepts: the defaults, with one webhook added so
-/// that the array of webhooks shows its keys as the directories do.
+/// Every key the config accepts: the defaults, with one webhook, one Vault
+/// mount and a Kubernetes login added so that their arrays and optional
+/// tables show their keys as the directories do.
 fn config_keys() -> BTreeSet<String> {
     let mut config = Config::default();
     config.lifecycle.webhooks.push(WebhookConfig {
@@ -42,6 +43,21 @@ fn config_keys() -> BTreeSet<String> {
         secret_env: None,
         secret_file: None,
         ca_file: None,
+    });
+    config.vault.mounts.push(VaultMountConfig { path: "pki".into(), roles: vec!["default".into()], authority: None });
+    config.vault.kubernetes = Some(KubernetesAuthConfig {
+        path: "kubernetes".into(),
+        issuer: "https://kubernetes.default.svc".into(),
+        jwks_file: Some("jwks.json".into()),
+        jwks: None,
+        token_ttl: "20m".parse().unwrap(),
+        roles: vec![KubernetesRoleConfig {
+            name: "cert-manager".into(),
+            bound_service_account_names: vec!["cert-manager".into()],
+            bound_service_account_namespaces: vec!["cert-manager".into()],
+            audience: None,
+            policies: vec!["default".into()],
+        }],
     });
     let mut paths = BTreeSet::new();
     key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);

@@ -53,7 +53,7 @@ fn ocsp_by_serial(files: &LeafFiles, url: &str, serial: &Serial) -> String {
 }
 
 async fn status_of(ca: &TestCa, serial: &Serial) -> CertificateStatus {
-    ca.db.catalog().certificate(serial.as_bytes()).await.unwrap().status().unwrap()
+    ca.db.catalog().certificate(serial.as_bytes()).await.unwrap().status
 }
 
 async fn settle_job_runs(ca: &TestCa) -> i64 {

@@ -37,3 +37,4 @@ mod schema_parity;
 mod secrets;
 mod signers;
 mod storage;
+mod vault;

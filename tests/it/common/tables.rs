@@ -104,6 +104,11 @@ impl Snapshot {
     /// Panics, naming every changed row, unless `after` holds what `self`
     /// does, but for at most one new row in each table of `may_add_a_row`
     /// (an ACME request spends its nonce even when it is refused).
+    /// Whether any row of any table holds `text`.
+    pub fn contains(&self, text: &str) -> bool {
+        self.tables.values().flatten().any(|row| row.contains(text))
+    }
+
     pub fn assert_unchanged(&self, after: &Self, may_add_a_row: &[&str], what: &str) {
         let mut changes = self.changes(after);
         for table in may_add_a_row {
