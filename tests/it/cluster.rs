@@ -213,7 +213,7 @@ async fn a_node_killed_mid_issuance_leaves_its_work_to_the_survivor() {
         issue(&account, &responders, &format!("flow-{i}.cluster.test")).await;
     }
     let served = proxy.served();
-    assert!(served.iter().all(|&n| n >= 10), "both nodes serve the flows: {served:?}");
+    assert!(served.iter().all(|&n| n >= 5), "both nodes serve the flows: {served:?}");
 
     // The finalize reaches the doomed node, which reserves the serial and
     // dies before it records the certificate.
