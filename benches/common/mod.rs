@@ -2,6 +2,9 @@
 //! fresh PostgreSQL database when `DATABASE_URL` names a server, else SQLite.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod acme;
+pub mod ocsp;
+
 use std::path::Path;
 
 use tessera::config::{Config, Overrides};

@@ -274,6 +274,8 @@ impl CertificateIssuer {
         }
         let key = KeyHash::of_spki_der(spki_der);
         let (serial, pending) = self.reserve(authority, &plan, key, not_before, not_after).await?;
+        #[cfg(feature = "test-support")]
+        super::hold::hold_if_asked(&plan.sans).await;
         let shard = pending.crl_shard.map(|s| s as u32);
 
         let signed = match params(&serial, shard, not_before, not_after) {

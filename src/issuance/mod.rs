@@ -2,6 +2,8 @@
 //! the issuance pipeline that records every certificate before it exists.
 
 mod csr;
+#[cfg(feature = "test-support")]
+mod hold;
 mod identifier;
 mod issuer;
 mod key_hash;
@@ -12,6 +14,8 @@ mod serial;
 mod signing;
 
 pub use csr::{CheckedCsr, CsrError, KeyType, PublicKeyNumbers, RSA_EXPONENT};
+#[cfg(feature = "test-support")]
+pub use hold::hold_next_issuance_of;
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use key_hash::{KeyHash, backfill_key_hashes};

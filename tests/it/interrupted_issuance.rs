@@ -37,7 +37,7 @@ fn reservation(serial: &Serial, authority_id: i64, now: i64, name: &str, acme_or
 
 /// The status line `openssl ocsp` prints for `serial`, asked of the
 /// responder by serial alone (no certificate was ever delivered).
-fn ocsp_by_serial(files: &LeafFiles, url: &str, serial: &Serial) -> String {
+pub(crate) fn ocsp_by_serial(files: &LeafFiles, url: &str, serial: &Serial) -> String {
     let out = Command::new("openssl")
         .args(["ocsp", "-no_nonce", "-issuer"])
         .arg(&files.issuer)

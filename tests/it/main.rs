@@ -19,6 +19,7 @@ mod admin_scopes;
 mod admin_tokens;
 mod agent;
 mod cli;
+mod cluster;
 mod compromised_keys;
 mod custody;
 mod docs;
