@@ -15,7 +15,7 @@ use crate::storage::{StoreError, TokenError};
 use crate::token::BindingError;
 
 /// Seconds a client should wait before retrying after a 503.
-const RETRY_AFTER_SECONDS: &str = "5";
+pub const RETRY_AFTER_SECONDS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -151,6 +151,7 @@ impl From<IssueError> for ApiError {
             IssueError::StartsTooLate => Self::Malformed(e.to_string()),
             IssueError::OrderNotReady => Self::Conflict(e.to_string()),
             IssueError::KeyBlocked => Self::KeyBlocked,
+            IssueError::Suspended(m) => Self::Unavailable(m),
         }
     }
 }

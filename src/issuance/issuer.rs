@@ -101,6 +101,10 @@ pub enum IssueError {
     /// The subject key was revoked as compromised (keyCompromise).
     #[error("the key was revoked as compromised; certify a new key")]
     KeyBlocked,
+    /// This node cannot use the newest issuing CA, and must not sign with
+    /// an older one (see [`CertificateIssuer::suspend`]).
+    #[error("issuing is suspended on this node: {0}")]
+    Suspended(String),
 }
 
 impl IssueError {
@@ -108,6 +112,7 @@ impl IssueError {
         match self {
             Self::Store(e) => e.is_retryable(),
             Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
+            Self::Suspended(_) => true,
             Self::Signing(_) | Self::StartsTooLate | Self::OrderNotReady | Self::KeyBlocked => false,
         }
     }
@@ -124,6 +129,9 @@ pub struct CertificateIssuer {
     /// A watch channel as a swappable cell: reading is one uncontended read
     /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
     authority: Arc<watch::Sender<Arc<SigningAuthority>>>,
+    /// Why leaves may not be signed now (None: they may), shared like
+    /// `authority`.
+    suspended: Arc<watch::Sender<Option<String>>>,
     /// Serials of concurrent issuances, reserved in one commit.
     reservations: Batcher<Reservation, Reserved>,
     /// Signed certificates of concurrent issuances, recorded in one commit.
@@ -140,7 +148,14 @@ impl CertificateIssuer {
         let issued = Batcher::start(ledger.clone(), |ledger: IssuanceLedger, records: Vec<IssuedRecord>| async move {
             ledger.record_issued_all(&records).await
         });
-        Self { ledger, clock, authority: Arc::new(watch::Sender::new(authority)), reservations, issued }
+        Self {
+            ledger,
+            clock,
+            authority: Arc::new(watch::Sender::new(authority)),
+            suspended: Arc::new(watch::Sender::new(None)),
+            reservations,
+            issued,
+        }
     }
 
     /// An issuer of its own for `authority` (not following this one's
@@ -157,6 +172,24 @@ impl CertificateIssuer {
     /// Makes `successor` the authority of this issuer and all its clones.
     pub fn replace_authority(&self, successor: Arc<SigningAuthority>) {
         self.authority.send_replace(successor);
+    }
+
+    /// Stops this issuer and all its clones from signing leaves, because
+    /// the newest active issuing CA's key cannot be opened here: signing
+    /// with the authority still held would issue under a retired CA.
+    /// Returns whether it was signing until now.
+    pub fn suspend(&self, reason: String) -> bool {
+        self.suspended.send_replace(Some(reason)).is_none()
+    }
+
+    /// Lets leaves be signed again; returns whether they were suspended.
+    pub fn resume(&self) -> bool {
+        self.suspended.send_replace(None).is_some()
+    }
+
+    /// Why leaves are not signed now, if they are not.
+    pub fn suspended(&self) -> Option<String> {
+        self.suspended.borrow().clone()
     }
 
     /// Hears of every later [`CertificateIssuer::replace_authority`].
@@ -183,6 +216,9 @@ impl CertificateIssuer {
         request: &IssueRequest<'_>,
         order: Option<&AcmeOrderLink<'_>>,
     ) -> Result<IssuedCertificate, IssueError> {
+        if let Some(reason) = self.suspended() {
+            return Err(IssueError::Suspended(reason));
+        }
         let authority = self.authority();
         let plan = Plan {
             // Not stored: the identifiers give it (`leaf_subject`).

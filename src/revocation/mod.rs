@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
 use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
 use crate::metrics::Metrics;
+use crate::secrets::Sealer;
 use crate::setup::open_authority;
 use crate::storage::{
     AuthorityRecord, Catalog, CertificateRecord, CertificateStatusRow, FULL_CRL, JobLeases, NewAuditEvent,
@@ -125,6 +126,7 @@ impl Revocation {
         leases: &JobLeases,
         clock: &SharedClock,
         active: &CertificateIssuer,
+        sealer: &Sealer,
         metrics: &Metrics,
     ) -> Result<Arc<Self>, StoreError> {
         let now = clock.unix();
@@ -140,7 +142,7 @@ impl Revocation {
             let issuer = if record.id == active.authority().id {
                 active.for_authority(active.authority())
             } else {
-                match open_authority(config, record, &records).await {
+                match open_authority(config, sealer, record, &records).await {
                     Ok(authority) => active.for_authority(Arc::new(authority)),
                     Err(e) => {
                         tracing::warn!(authority = %record.name, error = %e, "no CRL or OCSP for this authority on this node");

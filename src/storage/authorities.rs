@@ -1,7 +1,7 @@
 //! Certificate authorities: the root and the issuing CAs under it.
 
 use super::audit::insert_audit;
-use super::{AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, with_pool};
+use super::{AuthorityStore, Catalog, NewAuditEvent, SealedKey, StoreError, begin_write, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthorityRecord {
@@ -84,14 +84,17 @@ impl AuthorityStore {
 
     /// Records a rotation in one transaction: the predecessor is retired
     /// (it must still be active, else Conflict: someone rotated it first),
-    /// the successor is recorded, and the audit event is written.
+    /// the successor is recorded with its sealed key if it has one (a
+    /// software key every node must open), and the audit event is written.
     pub async fn rotate_authority(
         &self,
         predecessor_id: i64,
         successor: &NewAuthority,
+        sealed_key: Option<&SealedKey>,
         audit: &NewAuditEvent,
     ) -> Result<i64, StoreError> {
         const RETIRE: &str = "UPDATE authorities SET status = 'retired' WHERE id = $1 AND status = 'active'";
+        const KEY: &str = "INSERT INTO authority_keys (name, pkcs8, sealed_with, created_at) VALUES ($1, $2, $3, $4)";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let retired = sqlx::query(RETIRE).bind(predecessor_id).execute(&mut *tx).await?;
@@ -99,6 +102,15 @@ impl AuthorityStore {
                 return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
             }
             let id = insert_new_authority!(&mut *tx, successor)?;
+            if let Some(key) = sealed_key {
+                sqlx::query(KEY)
+                    .bind(&key.name)
+                    .bind(&key.value.bytes)
+                    .bind(&key.value.key_id)
+                    .bind(successor.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)

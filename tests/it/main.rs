@@ -18,6 +18,7 @@ mod admin_cli;
 mod admin_scopes;
 mod admin_tokens;
 mod agent;
+mod availability;
 mod cli;
 mod compromised_keys;
 mod custody;

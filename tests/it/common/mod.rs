@@ -200,6 +200,13 @@ impl TestCa {
         ca
     }
 
+    /// A sealer over this CA's database with its KEK, as a node has.
+    pub async fn sealer(&self) -> Arc<tessera::secrets::Sealer> {
+        let kek = self.config.kek_sources().unwrap();
+        let clock = self.clock.clone() as SharedClock;
+        tessera::secrets::Sealer::load(&kek, &self.config.keys.awskms, self.db.secrets(), clock).await.unwrap()
+    }
+
     /// Counts this CA's certificates with a status, through the admin API.
     pub async fn count_with_status(&self, status: &str) -> usize {
         let (code, body) =
