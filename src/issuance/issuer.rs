@@ -23,6 +23,12 @@ const BACKDATE: Duration = Duration::seconds(60);
 /// A fresh random serial colliding is astronomically unlikely; retrying a
 /// few times turns even that into a non-event.
 const SERIAL_ATTEMPTS: usize = 3;
+/// A serial whose issuance the database interrupted is marked failed with
+/// a try at least this often (each try waits for a connection up to the
+/// pool's timeout too), so it settles within seconds of the database's return...
+const FAIL_LATER_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// ...for at most this long: a database away longer leaves it pending.
+const FAIL_LATER_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An issuing CA ready to sign: its key, its certificate and where relying
 /// parties find its CRL and OCSP responder.
@@ -321,10 +327,8 @@ impl CertificateIssuer {
         let der = match signed {
             Ok(der) => der,
             Err(e) => {
-                // Best effort: if the database is down too, the row stays
-                // pending, which is still tracked.
                 if let Err(store) = self.ledger.record_failed(serial.as_bytes()).await {
-                    tracing::warn!(serial = %serial, error = %store, "could not mark a failed issuance");
+                    self.record_failed_later(serial, &store);
                 }
                 return Err(e.into());
             }
@@ -353,7 +357,15 @@ impl CertificateIssuer {
         };
         let record =
             IssuedRecord { serial: serial.as_bytes().to_vec(), der: der.clone(), audit, succession: Some(succession) };
-        if !self.issued.get(record).await? {
+        let recorded = match self.issued.get(record).await {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // Nobody will get this certificate: it must not stay pending.
+                self.record_failed_later(serial, &e);
+                return Err(e.into());
+            }
+        };
+        if !recorded {
             if self.ledger.is_key_blocked(key.as_bytes()).await? {
                 return Err(IssueError::KeyBlocked);
             }
@@ -361,6 +373,35 @@ impl CertificateIssuer {
         }
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
+    }
+
+    /// Marks `serial` failed once the database answers again, when an
+    /// issuance ended without a certificate handed out because the database
+    /// went away (while reserving, it may have committed before the
+    /// connection dropped). Only a pending row changes, so a certificate
+    /// whose record committed after all stays issued.
+    fn record_failed_later(&self, serial: Serial, cause: &StoreError) {
+        if !cause.is_retryable() {
+            tracing::warn!(serial = %serial, error = %cause, "an interrupted issuance stays pending");
+            return;
+        }
+        tracing::warn!(serial = %serial, error = %cause, "issuance interrupted; its serial is marked failed when the database answers");
+        let ledger = self.ledger.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + FAIL_LATER_FOR;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(FAIL_LATER_PAUSE).await;
+                match ledger.record_failed(serial.as_bytes()).await {
+                    Ok(()) => return,
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => {
+                        tracing::warn!(serial = %serial, error = %e, "could not mark an interrupted issuance failed");
+                        return;
+                    }
+                }
+            }
+            tracing::warn!(serial = %serial, "gave up marking an interrupted issuance failed; its row stays pending");
+        });
     }
 
     async fn reserve(
@@ -395,7 +436,11 @@ impl CertificateIssuer {
                 Ok(Reserved::KeyBlocked) => return Err(IssueError::KeyBlocked),
                 Ok(Reserved::SerialTaken) => last = StoreError::Conflict("the serial is taken".into()),
                 Err(e @ StoreError::Conflict(_)) => last = e,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // The connection may have dropped after the commit.
+                    self.record_failed_later(serial, &e);
+                    return Err(e.into());
+                }
             }
         }
         Err(last.into())

@@ -9,7 +9,8 @@
 pub mod crl;
 pub mod ocsp;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -108,6 +109,9 @@ pub struct Revocation {
     config: RevocationConfig,
     /// Grows at runtime when a CA rotation brings in a new authority.
     authorities: RwLock<Vec<Arc<CrlAuthority>>>,
+    /// The last CRL read per (authority, shard): served while the database
+    /// is away, until its nextUpdate, so relying parties keep a valid CRL.
+    served_crls: RwLock<HashMap<(i64, i32), StoredCrl>>,
     pub ocsp: OcspResponder,
     crl_wake: Notify,
     /// This node's name in job leases.
@@ -166,6 +170,7 @@ impl Revocation {
             clock: clock.clone(),
             config: config.revocation.clone(),
             authorities: RwLock::new(authorities),
+            served_crls: RwLock::default(),
             ocsp,
             crl_wake: Notify::new(),
             node,
@@ -223,8 +228,27 @@ impl Revocation {
     }
 
     /// The newest stored CRL of a scope, as the HTTP layer serves it.
+    /// The newest stored CRL of an authority's shard; while the database
+    /// cannot be reached, the last one read, until its nextUpdate.
     pub async fn stored_crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
-        self.store.crl(authority_id, shard).await
+        let key = (authority_id, shard);
+        match self.store.crl(authority_id, shard).await {
+            Ok(crl) => {
+                let mut served = self.served_crls.write().unwrap_or_else(PoisonError::into_inner);
+                if served.get(&key).is_none_or(|kept| kept.crl_number != crl.crl_number) {
+                    served.insert(key, crl.clone());
+                }
+                Ok(crl)
+            }
+            Err(e) if e.is_retryable() => {
+                let served = self.served_crls.read().unwrap_or_else(PoisonError::into_inner);
+                match served.get(&key) {
+                    Some(kept) if kept.next_update > self.clock.unix() => Ok(kept.clone()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn now(&self) -> i64 {

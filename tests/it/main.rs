@@ -22,6 +22,7 @@ mod availability;
 mod cli;
 mod compromised_keys;
 mod custody;
+mod database_outage;
 mod docs;
 mod lifecycle_e2e;
 mod lifecycle_expiry;

@@ -6,6 +6,7 @@ pub mod acme;
 pub mod agent;
 pub mod custodians;
 pub mod fault_proxy;
+pub mod postgres_cluster;
 pub mod relying_party;
 pub mod tables;
 pub mod webhook;
