@@ -181,7 +181,8 @@ impl CertificateIssuer {
     }
 
     /// Stops this issuer and all its clones from signing leaves, because
-    /// the newest active issuing CA's key cannot be opened here: signing
+    /// this node cannot use the newest active issuing CA (its key does not
+    /// open here): signing
     /// with the authority still held would issue under a retired CA.
     /// Returns whether it was signing until now.
     pub fn suspend(&self, reason: String) -> bool {

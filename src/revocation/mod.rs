@@ -227,9 +227,8 @@ impl Revocation {
         self.authorities.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The newest stored CRL of a scope, as the HTTP layer serves it.
-    /// The newest stored CRL of an authority's shard; while the database
-    /// cannot be reached, the last one read, until its nextUpdate.
+    /// The newest stored CRL of a scope, as the HTTP layer serves it; while
+    /// the database cannot be reached, the last one read, until its nextUpdate.
     pub async fn stored_crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
         let key = (authority_id, shard);
         match self.store.crl(authority_id, shard).await {

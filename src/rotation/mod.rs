@@ -114,7 +114,7 @@ impl CaRotation {
         let unavailable = Gauge::default();
         metrics.register(
             "issuing_ca_unavailable",
-            "1 while this node cannot open the newest active issuing CA's key and so issues nothing",
+            "1 while this node cannot use the newest active issuing CA and so issues nothing",
             unavailable.clone(),
         );
         Arc::new(Self {
