@@ -272,6 +272,16 @@ async fn the_job_rotates_at_the_configured_share(backend: Backend) {
     assert_eq!(retired["status"], "retired");
     let (_, events) = ca.get("/api/v1/audit-events?action=authority.rotate", Some(&ca.admin_token)).await;
     assert_eq!(events["items"][0]["actor"], "tessera", "{events}");
+    // The rotation commits before this node adopts it (opens the key,
+    // starts its CRL and OCSP); readiness names the CA it signs with.
+    loop {
+        let report: Value = ca.client.get(ca.admin_url("/readyz")).send().await.unwrap().json().await.unwrap();
+        if report["checks"]["issuing_ca"]["authority"] == successor["name"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node did not adopt the successor: {report}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // New leaves chain to the successor (checked at the test clock's time).
     let (issued_b, leaf_b) = issue(&ca, "b.job.test").await;
