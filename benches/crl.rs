@@ -17,6 +17,7 @@ use tessera::clock::{SharedClock, SystemClock};
 use tessera::config::{Config, Overrides};
 use tessera::issuance::CertificateIssuer;
 use tessera::revocation::Revocation;
+use tessera::secrets::Sealer;
 use tessera::setup::{bootstrap_dev, load_signing_authority};
 use tessera::storage::{Db, DbOptions};
 
@@ -62,7 +63,9 @@ async fn main() {
     let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
     db.migrate().await.unwrap();
     bootstrap_dev(&config, &db, &clock).await.unwrap();
-    let authority = load_signing_authority(&config, &db.catalog()).await.unwrap();
+    let sealer =
+        Sealer::load(&config.kek_sources().unwrap(), &config.keys.awskms, db.secrets(), clock.clone()).await.unwrap();
+    let authority = load_signing_authority(&config, &sealer, &db.catalog()).await.unwrap();
     let id = authority.id;
 
     // A million revoked leaves, written by the database itself.
@@ -88,7 +91,7 @@ async fn main() {
     let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
     let metrics = tessera::metrics::Metrics::default();
     let revocation =
-        Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &metrics).await.unwrap();
+        Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &sealer, &metrics).await.unwrap();
     let baseline = current_rss_mib();
     let started = Instant::now();
     let published = revocation.publish_crls(Some(id)).await.unwrap();

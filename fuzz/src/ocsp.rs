@@ -17,6 +17,7 @@ use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest}
 use tessera::metrics::Metrics;
 use tessera::revocation::Revocation;
 use tessera::revocation::ocsp::request;
+use tessera::secrets::Sealer;
 use tessera::setup::{bootstrap_dev, load_signing_authority};
 use tessera::storage::{Db, DbOptions, NewAuditEvent};
 use tower::ServiceExt;
@@ -148,13 +149,24 @@ impl ResponderCa {
             let db = Db::connect(&DbOptions::new(config.database_url())).await.expect("the SQLite database");
             db.migrate().await.expect("migrations");
             bootstrap_dev(&config, &db, &clock).await.expect("the dev CA");
-            let authority = load_signing_authority(&config, &db.catalog()).await.expect("the signing authority");
+            let kek = config.kek_sources().expect("the dev KEK");
+            let sealer =
+                Sealer::load(&kek, &config.keys.awskms, db.secrets(), clock.clone()).await.expect("the sealer");
+            let authority =
+                load_signing_authority(&config, &sealer, &db.catalog()).await.expect("the signing authority");
             let issuer_der = authority.certificate_der.clone();
             let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
-            let revocation =
-                Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &Metrics::default())
-                    .await
-                    .expect("the responder");
+            let revocation = Revocation::load(
+                &config,
+                &db.revocation(),
+                &db.leases(),
+                &clock,
+                &issuer,
+                &sealer,
+                &Metrics::default(),
+            )
+            .await
+            .expect("the responder");
             let good = issue(&issuer, "good.test").await;
             let revoked = issue(&issuer, "revoked.test").await;
             let audit = NewAuditEvent {

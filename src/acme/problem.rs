@@ -389,6 +389,14 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_stopped_issuing_answers_server_internal_with_retry_after() {
+        let problem = AcmeProblem::from(IssueError::Suspended("no key for issuing-2".into()));
+        assert_eq!(problem.kind, ProblemType::ServerInternal);
+        assert_eq!(problem.status.as_u16(), 503);
+        assert!(problem.retry_after.is_some());
+    }
+
+    #[test]
     fn bad_signature_algorithm_lists_the_accepted_ones() {
         let body = AcmeProblem::new(ProblemType::BadSignatureAlgorithm, "no").to_json();
         assert_eq!(body["algorithms"], json!(["RS256", "ES256", "ES384", "EdDSA"]));

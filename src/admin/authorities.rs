@@ -38,6 +38,7 @@ impl From<AuthorityRecord> for AuthorityView {
             Ok(KeyUri::File(_)) => "file",
             Ok(KeyUri::Pkcs11(_)) => "pkcs11",
             Ok(KeyUri::AwsKms(_)) => "awskms",
+            Ok(KeyUri::Sealed(_)) => "sealed",
             Ok(KeyUri::Memory(_)) | Err(_) => "unknown",
         };
         Self {

@@ -5,7 +5,7 @@
 //! Architecture invariant: every route is in [`routes`], and
 //! `api/openapi.yaml` lists exactly the same (method, path) pairs (a test
 //! compares them). No handler runs without an [`extract::Authorized`]
-//! caller except `/healthz`.
+//! caller except `/healthz` and `/readyz`.
 
 mod approles;
 mod audit;
@@ -42,6 +42,7 @@ use crate::revocation::Revocation;
 use crate::rotation::CaRotation;
 use crate::secrets::Sealer;
 use crate::storage::AdminStore;
+pub use health::Readiness;
 use problem::ApiError;
 use refusals::Refusals;
 use throttle::Throttle;
@@ -65,6 +66,7 @@ pub struct AdminState {
     pub throttle: Arc<Throttle>,
     /// Seals the EAB HMAC keys it makes.
     pub sealer: Arc<Sealer>,
+    pub readiness: Arc<Readiness>,
 }
 
 /// One admin route: its method and path as the OpenAPI file writes them.
@@ -81,8 +83,8 @@ fn route(method: &'static str, path: &'static str, handler: MethodRouter<AdminSt
 /// Every admin route.
 pub fn routes() -> Vec<Route> {
     vec![
-        route("GET", health::OPEN_PATH, get(health::healthz)),
-        route("GET", "/readyz", get(health::readyz)),
+        route("GET", health::LIVENESS_PATH, get(health::healthz)),
+        route("GET", health::READINESS_PATH, get(health::readyz)),
         route("GET", "/metrics", get(health::metrics)),
         route("POST", "/api/v1/certificates", post(certificates::sign)),
         route("GET", "/api/v1/certificates", get(certificates::list)),
@@ -117,7 +119,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The admin router. Unknown paths and methods answer 401 to strangers and
 /// 404/405 to token holders, so the API's shape is not visible without a
-/// token; the open path answers 405 to anyone.
+/// token; the open paths answer 405 to anyone.
 pub fn router(state: AdminState) -> Router {
     routes()
         .into_iter()
@@ -136,8 +138,8 @@ async fn not_found(State(state): State<AdminState>, parts: Parts) -> ApiError {
 
 async fn method_not_allowed(State(state): State<AdminState>, parts: Parts) -> ApiError {
     let refusal = ApiError::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path()));
-    // The open path's shape is no secret: anyone may learn its methods.
-    if parts.uri.path() == health::OPEN_PATH {
+    // The open paths' shape is no secret: anyone may learn their methods.
+    if health::OPEN_PATHS.contains(&parts.uri.path()) {
         return refusal;
     }
     match extract::authenticate(&parts, &state).await {

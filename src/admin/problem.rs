@@ -16,7 +16,7 @@ use crate::storage::{StoreError, TokenError};
 use crate::token::BindingError;
 
 /// Seconds a client should wait before retrying after a 503.
-const RETRY_AFTER_SECONDS: &str = "5";
+pub const RETRY_AFTER_SECONDS: &str = "5";
 /// Seconds to wait before retrying a request whose idempotency key is in
 /// use: an issuance takes well under that.
 const IN_USE_RETRY_AFTER_SECONDS: &str = "1";
@@ -181,6 +181,7 @@ impl From<IssueError> for ApiError {
             IssueError::StartsTooLate => Self::Malformed(e.to_string()),
             IssueError::OrderNotReady => Self::Conflict(e.to_string()),
             IssueError::KeyBlocked => Self::KeyBlocked,
+            IssueError::Suspended(m) => Self::Unavailable(m),
         }
     }
 }

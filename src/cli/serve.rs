@@ -18,10 +18,11 @@ use crate::acme::problem::AcmeProblem;
 use crate::acme::{self, AcmeState};
 use crate::admin::problem::ApiError;
 use crate::admin::refusals::Refusals;
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, Readiness};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::listener::{self, Listener, plain_refusal};
+use crate::http::serving::ServingListeners;
 use crate::http::{self, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
 use crate::lifecycle::{AcmeUpkeep, Lifecycle};
@@ -69,14 +70,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     }
     let sealer = Sealer::load(&config.kek_sources()?, &config.keys.awskms, db.secrets(), clock.clone()).await?;
     sealer.seal_stored().await?;
-    let authority = load_signing_authority(&config, &db.catalog()).await?;
+    let authority = load_signing_authority(&config, &sealer, &db.catalog()).await?;
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
     let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
     let rustls = rustls_config(&tls)?;
     let mut background = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
-    let revocation = Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &metrics).await?;
+    let revocation =
+        Revocation::load(&config, &db.revocation(), &db.leases(), &clock, &issuer, &sealer, &metrics).await?;
     revocation.start_jobs(&mut background).await;
     let rotation = CaRotation::new(
         config.clone(),
@@ -86,6 +88,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         clock.clone(),
         issuer.clone(),
         revocation.clone(),
+        sealer.clone(),
+        &metrics,
     );
     background.spawn(rotation.clone().run());
 
@@ -125,6 +129,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     )
     .map_err(|e| anyhow::anyhow!(e))?;
     let refusals = Arc::new(Refusals::new(metrics.clone()));
+    let serving = ServingListeners::default();
     let state = AdminState {
         store: db.admin(),
         clock: clock.clone(),
@@ -136,6 +141,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         refusals: refusals.clone(),
         throttle: Arc::default(),
         sealer,
+        readiness: Arc::new(Readiness::new(serving.clone())),
     };
     background.spawn(admin::keep_refusals(state.clone()));
     // Admin requests are small JSON documents; the listener reads no more.
@@ -157,27 +163,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let listener =
         |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
     let https = listener("https", |r| AcmeProblem::from(r).into_response());
-    let https_addr = spawn(
-        &mut servers,
-        &control,
-        bind(config.https_addr, "https_addr")?,
-        Some(rustls.clone()),
-        https_router,
-        https,
-    )
-    .await?;
+    let https_socket = bind(config.https_addr, "https_addr")?;
+    let https_addr =
+        spawn(&mut servers, &control, &serving, https_socket, Some(rustls.clone()), https_router, https).await?;
     let http = listener("http", plain_refusal);
-    let http_addr = spawn(&mut servers, &control, http_socket, None, public_router, http).await?;
+    let http_addr = spawn(&mut servers, &control, &serving, http_socket, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
-    let admin_addr = spawn(
-        &mut servers,
-        &control,
-        bind(config.admin_addr, "admin_addr")?,
-        Some(rustls.clone()),
-        admin_router,
-        admin,
-    )
-    .await?;
+    let admin_socket = bind(config.admin_addr, "admin_addr")?;
+    let admin_addr =
+        spawn(&mut servers, &control, &serving, admin_socket, Some(rustls.clone()), admin_router, admin).await?;
     tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
     for mount in &vault_mounts {
         tracing::info!(
@@ -199,18 +193,29 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
 }
 
+/// Serves one listener, and keeps `serving` told whether it does.
 async fn spawn(
     servers: &mut JoinSet<std::io::Result<()>>,
     control: &axum_server::Control,
+    serving: &ServingListeners,
     socket: std::net::TcpListener,
     tls: Option<RustlsConfig>,
     router: Router,
     listener: Listener,
 ) -> anyhow::Result<SocketAddr> {
     let addr = socket.local_addr()?;
+    let name = listener.name;
     let handle: Handle<SocketAddr> = Handle::with_control(control.clone());
-    servers.spawn(listener::serve(socket, tls, router, listener, handle.clone()));
-    handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot serve on {addr}"))
+    let status = serving.clone();
+    let served = listener::serve(socket, tls, router, listener, handle.clone());
+    servers.spawn(async move {
+        let outcome = served.await;
+        status.set(name, false);
+        outcome
+    });
+    let bound = handle.listening().await.ok_or_else(|| anyhow::anyhow!("cannot serve on {addr}"))?;
+    serving.set(name, true);
+    Ok(bound)
 }
 
 /// Binds a listener; a failure names the flag and the config key that

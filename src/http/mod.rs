@@ -4,6 +4,7 @@
 pub mod listener;
 pub mod public;
 pub mod revocation;
+pub mod serving;
 pub mod tls;
 pub mod trust_bundle;
 

@@ -23,6 +23,12 @@ const BACKDATE: Duration = Duration::seconds(60);
 /// A fresh random serial colliding is astronomically unlikely; retrying a
 /// few times turns even that into a non-event.
 const SERIAL_ATTEMPTS: usize = 3;
+/// A serial whose issuance the database interrupted is marked failed with
+/// a try at least this often (each try waits for a connection up to the
+/// pool's timeout too), so it settles within seconds of the database's return...
+const FAIL_LATER_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// ...for at most this long: a database away longer leaves it pending.
+const FAIL_LATER_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An issuing CA ready to sign: its key, its certificate and where relying
 /// parties find its CRL and OCSP responder.
@@ -101,6 +107,10 @@ pub enum IssueError {
     /// The subject key was revoked as compromised (keyCompromise).
     #[error("the key was revoked as compromised; certify a new key")]
     KeyBlocked,
+    /// This node cannot use the newest issuing CA, and must not sign with
+    /// an older one (see [`CertificateIssuer::suspend`]).
+    #[error("issuing is suspended on this node: {0}")]
+    Suspended(String),
 }
 
 impl IssueError {
@@ -108,6 +118,7 @@ impl IssueError {
         match self {
             Self::Store(e) => e.is_retryable(),
             Self::Signing(SigningError::Signer(e)) => e.is_retryable(),
+            Self::Suspended(_) => true,
             Self::Signing(_) | Self::StartsTooLate | Self::OrderNotReady | Self::KeyBlocked => false,
         }
     }
@@ -124,6 +135,9 @@ pub struct CertificateIssuer {
     /// A watch channel as a swappable cell: reading is one uncontended read
     /// lock and an `Arc` clone, and holders of a receiver hear of a swap.
     authority: Arc<watch::Sender<Arc<SigningAuthority>>>,
+    /// Why leaves may not be signed now (None: they may), shared like
+    /// `authority`.
+    suspended: Arc<watch::Sender<Option<String>>>,
     /// Serials of concurrent issuances, reserved in one commit.
     reservations: Batcher<Reservation, Reserved>,
     /// Signed certificates of concurrent issuances, recorded in one commit.
@@ -140,7 +154,14 @@ impl CertificateIssuer {
         let issued = Batcher::start(ledger.clone(), |ledger: IssuanceLedger, records: Vec<IssuedRecord>| async move {
             ledger.record_issued_all(&records).await
         });
-        Self { ledger, clock, authority: Arc::new(watch::Sender::new(authority)), reservations, issued }
+        Self {
+            ledger,
+            clock,
+            authority: Arc::new(watch::Sender::new(authority)),
+            suspended: Arc::new(watch::Sender::new(None)),
+            reservations,
+            issued,
+        }
     }
 
     /// An issuer of its own for `authority` (not following this one's
@@ -157,6 +178,25 @@ impl CertificateIssuer {
     /// Makes `successor` the authority of this issuer and all its clones.
     pub fn replace_authority(&self, successor: Arc<SigningAuthority>) {
         self.authority.send_replace(successor);
+    }
+
+    /// Stops this issuer and all its clones from signing leaves, because
+    /// this node cannot use the newest active issuing CA (its key does not
+    /// open here): signing
+    /// with the authority still held would issue under a retired CA.
+    /// Returns whether it was signing until now.
+    pub fn suspend(&self, reason: String) -> bool {
+        self.suspended.send_replace(Some(reason)).is_none()
+    }
+
+    /// Lets leaves be signed again; returns whether they were suspended.
+    pub fn resume(&self) -> bool {
+        self.suspended.send_replace(None).is_some()
+    }
+
+    /// Why leaves are not signed now, if they are not.
+    pub fn suspended(&self) -> Option<String> {
+        self.suspended.borrow().clone()
     }
 
     /// Hears of every later [`CertificateIssuer::replace_authority`].
@@ -183,6 +223,9 @@ impl CertificateIssuer {
         request: &IssueRequest<'_>,
         order: Option<&AcmeOrderLink<'_>>,
     ) -> Result<IssuedCertificate, IssueError> {
+        if let Some(reason) = self.suspended() {
+            return Err(IssueError::Suspended(reason));
+        }
         let authority = self.authority();
         let plan = Plan {
             // Not stored: the identifiers give it (`leaf_subject`).
@@ -287,10 +330,8 @@ impl CertificateIssuer {
         let der = match signed {
             Ok(der) => der,
             Err(e) => {
-                // Best effort: if the database is down too, the row stays
-                // pending, which is still tracked.
                 if let Err(store) = self.ledger.record_failed(serial.as_bytes()).await {
-                    tracing::warn!(serial = %serial, error = %store, "could not mark a failed issuance");
+                    self.record_failed_later(serial, &store);
                 }
                 return Err(e.into());
             }
@@ -319,7 +360,15 @@ impl CertificateIssuer {
         };
         let record =
             IssuedRecord { serial: serial.as_bytes().to_vec(), der: der.clone(), audit, succession: Some(succession) };
-        if !self.issued.get(record).await? {
+        let recorded = match self.issued.get(record).await {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // Nobody will get this certificate: it must not stay pending.
+                self.record_failed_later(serial, &e);
+                return Err(e.into());
+            }
+        };
+        if !recorded {
             if self.ledger.is_key_blocked(key.as_bytes()).await? {
                 return Err(IssueError::KeyBlocked);
             }
@@ -327,6 +376,35 @@ impl CertificateIssuer {
         }
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
+    }
+
+    /// Marks `serial` failed once the database answers again, when an
+    /// issuance ended without a certificate handed out because the database
+    /// went away (while reserving, it may have committed before the
+    /// connection dropped). Only a pending row changes, so a certificate
+    /// whose record committed after all stays issued.
+    fn record_failed_later(&self, serial: Serial, cause: &StoreError) {
+        if !cause.is_retryable() {
+            tracing::warn!(serial = %serial, error = %cause, "an interrupted issuance stays pending");
+            return;
+        }
+        tracing::warn!(serial = %serial, error = %cause, "issuance interrupted; its serial is marked failed when the database answers");
+        let ledger = self.ledger.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + FAIL_LATER_FOR;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(FAIL_LATER_PAUSE).await;
+                match ledger.record_failed(serial.as_bytes()).await {
+                    Ok(()) => return,
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => {
+                        tracing::warn!(serial = %serial, error = %e, "could not mark an interrupted issuance failed");
+                        return;
+                    }
+                }
+            }
+            tracing::warn!(serial = %serial, "gave up marking an interrupted issuance failed; its row stays pending");
+        });
     }
 
     async fn reserve(
@@ -361,7 +439,11 @@ impl CertificateIssuer {
                 Ok(Reserved::KeyBlocked) => return Err(IssueError::KeyBlocked),
                 Ok(Reserved::SerialTaken) => last = StoreError::Conflict("the serial is taken".into()),
                 Err(e @ StoreError::Conflict(_)) => last = e,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // The connection may have dropped after the commit.
+                    self.record_failed_later(serial, &e);
+                    return Err(e.into());
+                }
             }
         }
         Err(last.into())

@@ -1,6 +1,8 @@
 //! Key URIs, as the PKI world writes them:
 //! `file:/path/key.pem`, `pkcs11:token=ca;object=root` (RFC 7512) and
-//! `awskms:alias/tessera-root` (a key id, ARN or alias).
+//! `awskms:alias/tessera-root` (a key id, ARN or alias), and Tessera's own
+//! `sealed:issuing-2`: a software key sealed in the database (a CA
+//! rotation's successor of a software key, which every node must open).
 //!
 //! A PIN is never taken from a URI and never printed: every message that
 //! quotes a URI as it was written quotes [`redact_pins`] text.
@@ -15,6 +17,9 @@ pub enum KeyUri {
     File(PathBuf),
     Pkcs11(Pkcs11Uri),
     AwsKms(String),
+    /// A software key kept sealed in the database under this name, opened
+    /// through the key-encryption key (`crate::secrets`), not by `keys`.
+    Sealed(String),
     /// A key that lives only in this process's memory (delegated OCSP
     /// signers); never parsed from config.
     Memory(String),
@@ -33,7 +38,7 @@ pub struct Pkcs11Uri {
 /// Why a key URI was refused. The URI it quotes is [`redact_pins`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyUriError {
-    #[error("key URI {0:?} has no known scheme (use file:, pkcs11: or awskms:)")]
+    #[error("key URI {0:?} has no known scheme (use file:, pkcs11:, awskms: or sealed:)")]
     UnknownScheme(String),
     #[error("key URI {uri:?}: {reason}")]
     Invalid { uri: String, reason: String },
@@ -63,6 +68,12 @@ impl FromStr for KeyUri {
                 return Err(invalid("an awskms: URI needs a key id, ARN or alias"));
             }
             return Ok(Self::AwsKms(id.to_string()));
+        }
+        if let Some(name) = s.strip_prefix("sealed:") {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+                return Err(invalid("a sealed: URI needs a name of letters, digits, '-', '.' and '_'"));
+            }
+            return Ok(Self::Sealed(name.to_owned()));
         }
         Err(KeyUriError::UnknownScheme(redact_pins(s).into_owned()))
     }
@@ -171,6 +182,7 @@ impl fmt::Display for KeyUri {
                 let prefix = if id.starts_with("key-id=") { "key-id=" } else { "" };
                 write!(f, "awskms:{prefix}{id}")
             }
+            Self::Sealed(name) => write!(f, "sealed:{name}"),
             Self::Memory(name) => write!(f, "memory:{name}"),
             Self::Pkcs11(p) => {
                 write!(f, "pkcs11:")?;

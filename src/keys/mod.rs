@@ -32,6 +32,7 @@ pub async fn open_signer(uri: &KeyUri, config: &KeysConfig) -> Result<Arc<dyn Si
             Ok(Arc::new(pkcs11::Pkcs11Signer::open(uri.clone(), selector.clone(), &config.pkcs11).await?))
         }
         KeyUri::AwsKms(key_id) => Ok(Arc::new(awskms::KmsSigner::open(uri.clone(), key_id, &config.awskms).await?)),
+        KeyUri::Sealed(_) => Err(sealed_key(uri)),
         KeyUri::Memory(_) => Err(memory_key(uri)),
     }
 }
@@ -56,8 +57,15 @@ pub async fn open_or_create_signer(
         KeyUri::AwsKms(key_id) => {
             Ok(Arc::new(awskms::KmsSigner::open_or_create(uri.clone(), key_id, &config.awskms, Some(algorithm)).await?))
         }
+        KeyUri::Sealed(_) => Err(sealed_key(uri)),
         KeyUri::Memory(_) => Err(memory_key(uri)),
     }
+}
+
+/// A sealed key is in the database, which `keys` does not read: its
+/// PKCS#8 is opened by `secrets` and given to [`software::SoftwareSigner::from_pkcs8`].
+fn sealed_key(uri: &KeyUri) -> SignerError {
+    SignerError::Unsupported { key: uri.to_string(), reason: "a sealed key is opened from the database".into() }
 }
 
 fn memory_key(uri: &KeyUri) -> SignerError {

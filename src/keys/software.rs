@@ -12,7 +12,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use super::{KeyIdentity, KeyUri, Signer, SignerError, SigningAlgorithm};
 use crate::private_files::{create_private_dir, create_private_file};
@@ -140,6 +140,15 @@ impl SoftwareSigner {
         let doc = EcdsaKeyPair::generate_pkcs8(ring_alg(algorithm), &SystemRandom::new())
             .map_err(|_| SignerError::Unavailable { key: uri.to_string(), reason: "key generation failed".into() })?;
         Self::from_pkcs8(uri, doc.as_ref())
+    }
+
+    /// A new key to be sealed in the database (`sealed:` URIs), and its
+    /// PKCS#8 for the sealer; it is written nowhere.
+    pub fn generate_sealable(uri: KeyUri, algorithm: SigningAlgorithm) -> Result<(Self, SecretSlice<u8>), SignerError> {
+        let doc = EcdsaKeyPair::generate_pkcs8(ring_alg(algorithm), &SystemRandom::new())
+            .map_err(|_| SignerError::Unavailable { key: uri.to_string(), reason: "key generation failed".into() })?;
+        let pkcs8 = SecretSlice::from(doc.as_ref().to_vec());
+        Ok((Self::from_pkcs8(uri, doc.as_ref())?, pkcs8))
     }
 
     /// Loads the key, or makes it when the file does not exist yet.

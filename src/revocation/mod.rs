@@ -9,7 +9,8 @@
 pub mod crl;
 pub mod ocsp;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -21,6 +22,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, RevocationConfig};
 use crate::issuance::{CertificateIssuer, RevocationReason, SigningAuthority, SigningError};
 use crate::metrics::Metrics;
+use crate::secrets::Sealer;
 use crate::setup::open_authority;
 use crate::storage::{
     AuthorityRecord, Catalog, CertificateRecord, CertificateStatusRow, FULL_CRL, JobLeases, NewAuditEvent,
@@ -110,6 +112,9 @@ pub struct Revocation {
     config: RevocationConfig,
     /// Grows at runtime when a CA rotation brings in a new authority.
     authorities: RwLock<Vec<Arc<CrlAuthority>>>,
+    /// The last CRL read per (authority, shard): served while the database
+    /// is away, until its nextUpdate, so relying parties keep a valid CRL.
+    served_crls: RwLock<HashMap<(i64, i32), StoredCrl>>,
     pub ocsp: OcspResponder,
     crl_wake: Notify,
     /// This node's name in job leases.
@@ -128,6 +133,7 @@ impl Revocation {
         leases: &JobLeases,
         clock: &SharedClock,
         active: &CertificateIssuer,
+        sealer: &Sealer,
         metrics: &Metrics,
     ) -> Result<Arc<Self>, StoreError> {
         let now = clock.unix();
@@ -143,7 +149,7 @@ impl Revocation {
             let issuer = if record.id == active.authority().id {
                 active.for_authority(active.authority())
             } else {
-                match open_authority(config, record, &records).await {
+                match open_authority(config, sealer, record, &records).await {
                     Ok(authority) => active.for_authority(Arc::new(authority)),
                     Err(e) => {
                         tracing::warn!(authority = %record.name, error = %e, "no CRL or OCSP for this authority on this node");
@@ -167,6 +173,7 @@ impl Revocation {
             clock: clock.clone(),
             config: config.revocation.clone(),
             authorities: RwLock::new(authorities),
+            served_crls: RwLock::default(),
             ocsp,
             crl_wake: Notify::new(),
             node,
@@ -223,9 +230,27 @@ impl Revocation {
         self.authorities.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The newest stored CRL of a scope, as the HTTP layer serves it.
+    /// The newest stored CRL of a scope, as the HTTP layer serves it; while
+    /// the database cannot be reached, the last one read, until its nextUpdate.
     pub async fn stored_crl(&self, authority_id: i64, shard: i32) -> Result<StoredCrl, StoreError> {
-        self.store.crl(authority_id, shard).await
+        let key = (authority_id, shard);
+        match self.store.crl(authority_id, shard).await {
+            Ok(crl) => {
+                let mut served = self.served_crls.write().unwrap_or_else(PoisonError::into_inner);
+                if served.get(&key).is_none_or(|kept| kept.crl_number != crl.crl_number) {
+                    served.insert(key, crl.clone());
+                }
+                Ok(crl)
+            }
+            Err(e) if e.is_retryable() => {
+                let served = self.served_crls.read().unwrap_or_else(PoisonError::into_inner);
+                match served.get(&key) {
+                    Some(kept) if kept.next_update > self.clock.unix() => Ok(kept.clone()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn now(&self) -> i64 {

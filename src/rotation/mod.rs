@@ -12,6 +12,7 @@ mod successor;
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Mutex;
 
 pub use successor::{SuccessorNames, successor_names, successor_validity};
@@ -20,7 +21,9 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::issuance::CertificateIssuer;
 use crate::keys::SignerError;
+use crate::metrics::Metrics;
 use crate::revocation::{Revocation, RevocationError};
+use crate::secrets::Sealer;
 use crate::setup::{SetupError, open_authority};
 use crate::storage::{AuthorityRecord, AuthorityStatus, AuthorityStore, IssuanceLedger, JobLeases, StoreError};
 
@@ -84,13 +87,18 @@ pub struct CaRotation {
     clock: SharedClock,
     issuer: CertificateIssuer,
     revocation: Arc<Revocation>,
+    /// Seals a software successor's key, and opens sealed keys.
+    sealer: Arc<Sealer>,
     /// This node's name in the job lease.
     node: String,
     /// One rotation or adoption at a time on this node.
     busy: Mutex<()>,
+    /// 1 while this node cannot open the newest issuing CA's key.
+    unavailable: Gauge,
 }
 
 impl CaRotation {
+    #[allow(clippy::too_many_arguments, reason = "one narrow view or service each, as the wiring hands them out")]
     pub fn new(
         config: Config,
         authorities: AuthorityStore,
@@ -99,9 +107,29 @@ impl CaRotation {
         clock: SharedClock,
         issuer: CertificateIssuer,
         revocation: Arc<Revocation>,
+        sealer: Arc<Sealer>,
+        metrics: &Metrics,
     ) -> Arc<Self> {
         let node = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
-        Arc::new(Self { config, authorities, ledger, leases, clock, issuer, revocation, node, busy: Mutex::new(()) })
+        let unavailable = Gauge::default();
+        metrics.register(
+            "issuing_ca_unavailable",
+            "1 while this node cannot use the newest active issuing CA and so issues nothing",
+            unavailable.clone(),
+        );
+        Arc::new(Self {
+            config,
+            authorities,
+            ledger,
+            leases,
+            clock,
+            issuer,
+            revocation,
+            sealer,
+            node,
+            busy: Mutex::new(()),
+            unavailable,
+        })
     }
 
     /// Rotates authority `id` now (the admin API). It must be an active
@@ -120,9 +148,16 @@ impl CaRotation {
             return Err(RotationError::NotActive(id));
         }
         self.take_lease().await?;
-        let outcome =
-            successor::create_successor(&self.config, &self.authorities, &self.ledger, &self.clock, &current, actor)
-                .await;
+        let outcome = successor::create_successor(
+            &self.config,
+            &self.sealer,
+            &self.authorities,
+            &self.ledger,
+            &self.clock,
+            &current,
+            actor,
+        )
+        .await;
         self.record_run(outcome.as_ref().err()).await;
         let successor_id = outcome?;
         self.adopt_newest().await?;
@@ -138,6 +173,8 @@ impl CaRotation {
             tokio::time::sleep(wait).await;
             wait = match self.check().await {
                 Ok(()) => interval,
+                // Issuance waits for the key: try again at the usual pace.
+                Err(_) if self.issuer.suspended().is_some() => interval,
                 Err(e) => {
                     tracing::warn!(error = %e, "issuing CA rotation check failed; retrying");
                     // A root kept offline fails every check: warn once a minute, not on each.
@@ -178,9 +215,16 @@ impl CaRotation {
             Err(RotationError::Busy) => return Ok(()),
             Err(e) => return Err(e),
         }
-        let outcome =
-            successor::create_successor(&self.config, &self.authorities, &self.ledger, &self.clock, current, "tessera")
-                .await;
+        let outcome = successor::create_successor(
+            &self.config,
+            &self.sealer,
+            &self.authorities,
+            &self.ledger,
+            &self.clock,
+            current,
+            "tessera",
+        )
+        .await;
         self.record_run(outcome.as_ref().err()).await;
         match outcome {
             Ok(_) => {}
@@ -192,14 +236,35 @@ impl CaRotation {
     }
 
     /// Points this node's issuer at the newest active issuing CA when it is
-    /// not there yet, and starts CRL and OCSP for it.
+    /// not there yet, and starts CRL and OCSP for it. When its key cannot
+    /// be opened here, the issuer is suspended until it can: a leaf signed
+    /// by the retired CA meanwhile would be one the operator rotated away from.
     async fn adopt_newest(&self) -> Result<(), RotationError> {
         let authorities = self.authorities.list_authorities().await?;
         let Some(newest) = newest_active_issuing(&authorities) else { return Ok(()) };
-        if newest.id == self.issuer.authority().id {
-            return Ok(());
+        if newest.id != self.issuer.authority().id
+            && let Err(e) = self.adopt(newest, &authorities).await
+        {
+            if self.issuer.suspend(format!("this node cannot use the newest issuing CA {:?}", newest.name)) {
+                self.unavailable.set(1);
+                tracing::error!(
+                    authority = %newest.name,
+                    error = %e,
+                    "ISSUING STOPPED on this node: it cannot use the newest issuing CA (its key, or \
+                     its CRL and OCSP), and will not sign with a retired one; see docs/operations.md"
+                );
+            }
+            return Err(e);
         }
-        let opened = Arc::new(open_authority(&self.config, newest, &authorities).await?);
+        if self.issuer.resume() {
+            self.unavailable.set(0);
+            tracing::warn!(authority = %newest.name, "issuing resumed on this node");
+        }
+        Ok(())
+    }
+
+    async fn adopt(&self, newest: &AuthorityRecord, authorities: &[AuthorityRecord]) -> Result<(), RotationError> {
+        let opened = Arc::new(open_authority(&self.config, &self.sealer, newest, authorities).await?);
         self.revocation.add_authority(newest, opened.clone()).await?;
         self.issuer.replace_authority(opened);
         tracing::info!(authority = %newest.name, "new certificates are now signed by this issuing CA");

@@ -1,17 +1,21 @@
 //! The successor of an issuing CA: its name, a new key in the same kind of
 //! custodian as the current one, and its certificate from the root.
 
-use std::path::Path;
-
 use time::Duration;
 
 use super::RotationError;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::issuance::{CaSubject, Serial};
-use crate::keys::{KeyUri, Pkcs11Uri, open_or_create_signer};
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::keys::software::SoftwareSigner;
+use crate::keys::{KeyUri, Pkcs11Uri, Signer, open_or_create_signer};
+use crate::secrets::Sealer;
 use crate::setup::{IssuingParent, certify_issuing, new_authority, open_authority};
-use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, NewAuditEvent};
+use crate::storage::{AuthorityRecord, AuthorityStore, IssuanceLedger, NewAuditEvent, SealedKey, SecretRow};
 
 /// A successor CA is back-dated like the first one, for clock skew.
 const BACKDATE: Duration = Duration::minutes(5);
@@ -67,18 +71,15 @@ fn split_cn_generation(common_name: &str) -> &str {
     }
 }
 
-/// A key URI for the successor in the current key's custodian: a file
-/// beside the current one, an object on the same token, an alias in the
-/// same KMS account and region.
+/// A key URI for the successor in the current key's custodian: an object
+/// on the same token, an alias in the same KMS account and region. A
+/// software key's successor is sealed in the database under the CA's name
+/// rather than written beside it: a file in this node's data directory is
+/// one the other nodes cannot open.
 fn successor_key_uri(current: &KeyUri, name: &str, generation: u32) -> Result<String, RotationError> {
     let with_generation = |label: &str| format!("{}-{generation}", split_generation(label).0);
     Ok(match current {
-        KeyUri::File(path) => {
-            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("issuing.key.pem");
-            let (stem, extension) = file.split_once('.').unwrap_or((file, "key.pem"));
-            let sibling = path.parent().unwrap_or(Path::new("")).join(format!("{}.{extension}", with_generation(stem)));
-            KeyUri::File(sibling).to_string()
-        }
+        KeyUri::File(_) | KeyUri::Sealed(_) => KeyUri::Sealed(name.to_owned()).to_string(),
         KeyUri::Pkcs11(p11) => KeyUri::Pkcs11(Pkcs11Uri {
             token: p11.token.clone(),
             object: Some(p11.object.as_deref().map_or_else(|| name.to_owned(), with_generation)),
@@ -110,6 +111,7 @@ pub fn successor_validity(config: &Config, root: &AuthorityRecord, now: time::Of
 /// one transaction with the audit event. Returns the successor's id.
 pub async fn create_successor(
     config: &Config,
+    sealer: &Sealer,
     store: &AuthorityStore,
     ledger: &IssuanceLedger,
     clock: &SharedClock,
@@ -123,11 +125,21 @@ pub async fn create_successor(
         .ok_or(RotationError::NotIssuing(current.id))?;
     // The root's key is needed only now; opening it checks it against the
     // root certificate.
-    let root_authority = open_authority(config, root, &authorities).await?;
+    let root_authority = open_authority(config, sealer, root, &authorities).await?;
     let names = successor_names(current, &authorities, &config.hierarchy.issuing.common_name)?;
     let algorithm = config.hierarchy.issuing.algorithm;
     let uri = config.resolve_key_uri(&names.key_uri).map_err(crate::setup::SetupError::from)?;
-    let signer = open_or_create_signer(&uri, algorithm, &config.keys).await?;
+    let (signer, sealed_key): (Arc<dyn Signer>, _) = match &uri {
+        KeyUri::Sealed(name) => {
+            let (signer, pkcs8) = SoftwareSigner::generate_sealable(uri.clone(), algorithm)?;
+            let value = sealer
+                .seal(&SecretRow::AuthorityKey(name.clone()), pkcs8.expose_secret())
+                .await
+                .map_err(crate::setup::SetupError::from)?;
+            (Arc::new(signer), Some(SealedKey { name: name.clone(), value }))
+        }
+        _ => (open_or_create_signer(&uri, algorithm, &config.keys).await?, None),
+    };
 
     let now = clock.now();
     let (not_before, not_after) = successor_validity(config, root, now);
@@ -159,7 +171,7 @@ pub async fn create_successor(
             "not_after": not_after,
         }),
     };
-    let id = store.rotate_authority(current.id, &record, &audit).await?;
+    let id = store.rotate_authority(current.id, &record, sealed_key.as_ref(), &audit).await?;
     tracing::info!(predecessor = %current.name, successor = %names.name, key = %names.key_uri, "rotated the issuing CA");
     Ok(id)
 }
@@ -190,8 +202,8 @@ mod tests {
     #[test]
     fn successors_stay_in_the_custodian_and_count_generations() {
         let cases = [
-            ("file:keys/issuing.key.pem", "file:keys/issuing-2.key.pem"),
-            ("file:/abs/ca.pem", "file:/abs/ca-2.pem"),
+            ("file:keys/issuing.key.pem", "sealed:issuing-2"),
+            ("sealed:issuing", "sealed:issuing-2"),
             ("pkcs11:token=ca;object=issuing", "pkcs11:token=ca;object=issuing-2"),
             ("pkcs11:token=ca;id=%01", "pkcs11:token=ca;object=issuing-2"),
             ("awskms:alias/tessera-issuing", "awskms:alias/tessera-issuing-2"),
@@ -205,13 +217,13 @@ mod tests {
             assert_eq!(names.common_name, "Tessera Issuing CA G2");
         }
         let third = successor_names(
-            &record(3, "issuing-2", "file:keys/issuing-2.key.pem"),
+            &record(3, "issuing-2", "sealed:issuing-2"),
             &[record(4, "issuing-3", "file:elsewhere.pem")],
             "Tessera Issuing CA G2",
         )
         .expect("valid");
         assert_eq!(third.name, "issuing-4", "a taken name is skipped");
-        assert_eq!(third.key_uri, "file:keys/issuing-4.key.pem");
+        assert_eq!(third.key_uri, "sealed:issuing-4");
         assert_eq!(third.common_name, "Tessera Issuing CA G4");
     }
 }

@@ -87,6 +87,7 @@ fn associated_data(row: &SecretRow) -> Vec<u8> {
     match row {
         SecretRow::EabHmacKey(kid) => format!("tessera/eab_keys/hmac_key/{kid}"),
         SecretRow::SharedSecret(name) => format!("tessera/acme_secrets/value/{name}"),
+        SecretRow::AuthorityKey(name) => format!("tessera/authority_keys/pkcs8/{name}"),
     }
     .into_bytes()
 }
@@ -95,6 +96,7 @@ fn describe(row: &SecretRow) -> String {
     match row {
         SecretRow::EabHmacKey(kid) => format!("the HMAC key of EAB key {kid:?}"),
         SecretRow::SharedSecret(name) => format!("the shared secret {name:?}"),
+        SecretRow::AuthorityKey(name) => format!("the authority key {name:?}"),
     }
 }
 
@@ -174,6 +176,12 @@ impl Sealer {
                 describe(&stored.row)
             ))
         })
+    }
+
+    /// The PKCS#8 of the authority key `sealed:<name>`, read from the
+    /// database and opened (`StoreError::NotFound` when it is not there).
+    pub async fn open_authority_key(&self, name: &str) -> Result<SecretSlice<u8>, SecretsError> {
+        self.open(&self.db.authority_key(name).await?).await
     }
 
     /// Seals the secrets stored before sealing existed (at every start;

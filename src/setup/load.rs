@@ -2,15 +2,23 @@
 
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use super::SetupError;
 use crate::clock::from_unix;
 use crate::config::Config;
 use crate::issuance::{RevocationUrls, SigningAuthority, certificate_pem};
-use crate::keys::{open_signer, redact_pins};
+use crate::keys::software::SoftwareSigner;
+use crate::keys::{KeyUri, Signer, open_signer, redact_pins};
+use crate::secrets::Sealer;
 use crate::storage::{AuthorityRecord, AuthorityStatus, Catalog};
 
 /// The active issuing CA that expires last, ready to sign.
-pub async fn load_signing_authority(config: &Config, catalog: &Catalog) -> Result<Arc<SigningAuthority>, SetupError> {
+pub async fn load_signing_authority(
+    config: &Config,
+    sealer: &Sealer,
+    catalog: &Catalog,
+) -> Result<Arc<SigningAuthority>, SetupError> {
     let authorities = catalog.list_authorities().await?;
     let issuing = authorities
         .iter()
@@ -19,7 +27,7 @@ pub async fn load_signing_authority(config: &Config, catalog: &Catalog) -> Resul
         .ok_or_else(|| {
             SetupError::Refused("no active issuing CA in the database; run `tessera init --config FILE`".into())
         })?;
-    Ok(Arc::new(open_authority(config, issuing, &authorities).await?))
+    Ok(Arc::new(open_authority(config, sealer, issuing, &authorities).await?))
 }
 
 /// Any authority ready to sign: its key opened and checked against its
@@ -27,11 +35,18 @@ pub async fn load_signing_authority(config: &Config, catalog: &Catalog) -> Resul
 /// chain up to the root, and the URLs and CRL shards of what it signs.
 pub async fn open_authority(
     config: &Config,
+    sealer: &Sealer,
     record: &AuthorityRecord,
     authorities: &[AuthorityRecord],
 ) -> Result<SigningAuthority, SetupError> {
     let uri = config.resolve_key_uri(&record.key_uri)?;
-    let signer = open_signer(&uri, &config.keys).await?;
+    let signer: Arc<dyn Signer> = match &uri {
+        KeyUri::Sealed(name) => {
+            let pkcs8 = sealer.open_authority_key(name).await?;
+            Arc::new(SoftwareSigner::from_pkcs8(uri.clone(), pkcs8.expose_secret())?)
+        }
+        _ => open_signer(&uri, &config.keys).await?,
+    };
     if signer.public_key_der() != public_key_of(&record.certificate_der)?.as_slice() {
         return Err(SetupError::Refused(format!(
             "the key {} does not match the certificate of authority {:?}",

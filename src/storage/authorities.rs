@@ -2,7 +2,9 @@
 
 use super::audit::insert_audit;
 use super::status::sql::{AUTHORITY_ACTIVE, AUTHORITY_RETIRED, CERT_REVOKED};
-use super::{AuthorityStatus, AuthorityStore, Catalog, NewAuditEvent, StoreError, begin_write, sql, with_pool};
+use super::{
+    AuthorityStatus, AuthorityStore, Catalog, NewAuditEvent, SealedKey, StoreError, begin_write, sql, with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthorityRecord {
@@ -86,15 +88,18 @@ impl AuthorityStore {
 
     /// Records a rotation in one transaction: the predecessor is retired
     /// (it must still be active, else Conflict: someone rotated it first),
-    /// the successor is recorded, and the audit event is written.
+    /// the successor is recorded with its sealed key if it has one (a
+    /// software key every node must open), and the audit event is written.
     pub async fn rotate_authority(
         &self,
         predecessor_id: i64,
         successor: &NewAuthority,
+        sealed_key: Option<&SealedKey>,
         audit: &NewAuditEvent,
     ) -> Result<i64, StoreError> {
         let retire =
             sql!("UPDATE authorities SET status = {AUTHORITY_RETIRED} WHERE id = $1 AND status = {AUTHORITY_ACTIVE}");
+        const KEY: &str = "INSERT INTO authority_keys (name, pkcs8, sealed_with, created_at) VALUES ($1, $2, $3, $4)";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let retired = sqlx::query(retire).bind(predecessor_id).execute(&mut *tx).await?;
@@ -102,6 +107,15 @@ impl AuthorityStore {
                 return Err(StoreError::Conflict(format!("authority {predecessor_id} is not active")));
             }
             let id = insert_new_authority!(&mut *tx, successor)?;
+            if let Some(key) = sealed_key {
+                sqlx::query(KEY)
+                    .bind(&key.name)
+                    .bind(&key.value.bytes)
+                    .bind(&key.value.key_id)
+                    .bind(successor.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(id)

@@ -66,7 +66,7 @@ pub use nonces::SpentNonces;
 pub use policies::PolicyRecord;
 pub use retention::{Pruned, Retention};
 pub use revocation::{CertificateStatusRow, FULL_CRL, RevokedEntry, StoredCrl};
-pub use sealing::{SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
+pub use sealing::{SealedKey, SealedValue, SealingKeyRecord, SecretRow, StoredSecret};
 #[cfg(feature = "test-support")]
 pub use seed::SeedSpec;
 pub use status::{

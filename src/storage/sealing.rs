@@ -1,8 +1,8 @@
 //! Sealed secrets as the database holds them: the data keys that seal
 //! them (`sealing_keys`, each wrapped by a key-encryption key that is
 //! never stored here), and the rows whose secret is sealed (`eab_keys`'
-//! HMAC keys, `acme_secrets`' values), each naming its data key in
-//! `sealed_with`. Sealing itself is `crate::secrets`'s.
+//! HMAC keys, `acme_secrets`' values, `authority_keys`' software CA keys),
+//! each naming its data key in `sealed_with`. Sealing itself is `crate::secrets`'s.
 
 use super::{Db, SecretStore, StoreError, begin_write, with_pool};
 
@@ -24,6 +24,8 @@ pub enum SecretRow {
     EabHmacKey(String),
     /// `acme_secrets.value` of the secret with this name.
     SharedSecret(String),
+    /// `authority_keys.pkcs8` of the key with this name (`sealed:<name>`).
+    AuthorityKey(String),
 }
 
 /// A secret as read: its place, its bytes and the data key that sealed
@@ -51,6 +53,14 @@ pub struct SealedValue {
     pub key_id: String,
 }
 
+/// An authority's software key, sealed for [`SecretRow::AuthorityKey`]
+/// under its `name`, ready to be stored with the authority.
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    pub name: String,
+    pub value: SealedValue,
+}
+
 impl SecretStore {
     /// Every data key, oldest first.
     pub async fn sealing_keys(&self) -> Result<Vec<SealingKeyRecord>, StoreError> {
@@ -74,15 +84,32 @@ impl SecretStore {
              WHERE sealed_with IS NULL OR sealed_with <> COALESCE($1, sealed_with) ORDER BY id";
         const SHARED: &str = "SELECT name, value, sealed_with FROM acme_secrets \
              WHERE sealed_with IS NULL OR sealed_with <> COALESCE($1, sealed_with) ORDER BY name";
+        const AUTHORITY: &str = "SELECT name, pkcs8, sealed_with FROM authority_keys \
+             WHERE sealed_with <> COALESCE($1, sealed_with) ORDER BY name";
         type Row = (String, Vec<u8>, Option<String>);
-        let (eab, shared): (Vec<Row>, Vec<Row>) = with_pool!(self.db(), pool => (
+        let (eab, shared, authority): (Vec<Row>, Vec<Row>, Vec<Row>) = with_pool!(self.db(), pool => (
             sqlx::query_as(EAB).bind(other_than).fetch_all(pool).await?,
             sqlx::query_as(SHARED).bind(other_than).fetch_all(pool).await?,
+            sqlx::query_as(AUTHORITY).bind(other_than).fetch_all(pool).await?,
         ));
         let eab = eab.into_iter().map(|(kid, value, sealed_with)| (SecretRow::EabHmacKey(kid), value, sealed_with));
         let shared =
             shared.into_iter().map(|(name, value, sealed_with)| (SecretRow::SharedSecret(name), value, sealed_with));
-        Ok(eab.chain(shared).map(|(row, value, sealed_with)| StoredSecret { row, value, sealed_with }).collect())
+        let authority =
+            authority.into_iter().map(|(name, value, sealed_with)| (SecretRow::AuthorityKey(name), value, sealed_with));
+        Ok(eab
+            .chain(shared)
+            .chain(authority)
+            .map(|(row, value, sealed_with)| StoredSecret { row, value, sealed_with })
+            .collect())
+    }
+
+    /// The sealed key of the authority key URI `sealed:<name>`.
+    pub async fn authority_key(&self, name: &str) -> Result<StoredSecret, StoreError> {
+        const SQL: &str = "SELECT pkcs8, sealed_with FROM authority_keys WHERE name = $1";
+        let (value, sealed_with): (Vec<u8>, String) =
+            with_pool!(self.db(), pool => sqlx::query_as(SQL).bind(name).fetch_one(pool).await?);
+        Ok(StoredSecret { row: SecretRow::AuthorityKey(name.to_owned()), value, sealed_with: Some(sealed_with) })
     }
 
     /// Replaces a stored secret by its new seal, only if the row still
@@ -90,9 +117,11 @@ impl SecretStore {
     pub async fn reseal_secret(&self, old: &StoredSecret, new: &SealedValue) -> Result<bool, StoreError> {
         const EAB: &str = "UPDATE eab_keys SET hmac_key = $3, sealed_with = $4 WHERE kid = $1 AND hmac_key = $2";
         const SHARED: &str = "UPDATE acme_secrets SET value = $3, sealed_with = $4 WHERE name = $1 AND value = $2";
+        const AUTHORITY: &str = "UPDATE authority_keys SET pkcs8 = $3, sealed_with = $4 WHERE name = $1 AND pkcs8 = $2";
         let (sql, key) = match &old.row {
             SecretRow::EabHmacKey(kid) => (EAB, kid),
             SecretRow::SharedSecret(name) => (SHARED, name),
+            SecretRow::AuthorityKey(name) => (AUTHORITY, name),
         };
         with_pool!(self.db(), pool => {
             let done = sqlx::query(sql).bind(key).bind(&old.value).bind(&new.bytes).bind(&new.key_id)
@@ -118,7 +147,8 @@ impl SecretStore {
     pub async fn delete_unused_sealing_keys(&self, keep: &str) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM sealing_keys WHERE id <> $1 \
              AND NOT EXISTS (SELECT 1 FROM eab_keys WHERE sealed_with = sealing_keys.id) \
-             AND NOT EXISTS (SELECT 1 FROM acme_secrets WHERE sealed_with = sealing_keys.id)";
+             AND NOT EXISTS (SELECT 1 FROM acme_secrets WHERE sealed_with = sealing_keys.id) \
+             AND NOT EXISTS (SELECT 1 FROM authority_keys WHERE sealed_with = sealing_keys.id)";
         with_pool!(self.db(), pool => {
             let mut tx = begin_write(pool).await?;
             let done = sqlx::query(SQL).bind(keep).execute(&mut *tx).await?;

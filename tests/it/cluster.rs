@@ -253,7 +253,7 @@ async fn a_node_killed_mid_issuance_leaves_its_work_to_the_survivor() {
     assert_eq!(status, OrderStatus::Invalid, "{problem}");
     assert!(problem.contains("urn:ietf:params:acme:error:serverInternal"), "{problem}");
     assert!(listed(&survivor, "pending").await.is_empty());
-    let abandoned_status = survivor.db.catalog().certificate(abandoned.as_bytes()).await.unwrap().status().unwrap();
+    let abandoned_status = survivor.db.catalog().certificate(abandoned.as_bytes()).await.unwrap().status;
     assert_eq!(abandoned_status, CertificateStatus::Failed);
     let kept = survivor.sign(&csr_for(&["rest.cluster.test"])).await;
     let files = LeafFiles::new(&survivor, &kept, "cluster");

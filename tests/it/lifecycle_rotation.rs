@@ -118,10 +118,12 @@ async fn forced_rotation_end_to_end(backend: Backend) {
     assert_eq!(successor["status"], "active");
     assert_eq!(successor["parent_id"], root["id"]);
     assert_eq!(successor["name"], "issuing-2");
-    assert_eq!(successor["custody"], "file");
-    assert_eq!(successor["key_uri"], "file:keys/issuing-2.key.pem");
+    // A software key's successor is sealed in the database, not written
+    // into this node's data directory, where no other node could open it.
+    assert_eq!(successor["custody"], "sealed");
+    assert_eq!(successor["key_uri"], "sealed:issuing-2");
     assert!(successor["subject"].as_str().unwrap().contains("Tessera Issuing CA G2"), "{successor}");
-    assert!(ca.dir.path().join("keys/issuing-2.key.pem").is_file());
+    assert!(!ca.dir.path().join("keys/issuing-2.key.pem").exists());
     let (_, retired) = ca.get(&format!("/api/v1/authorities/{}", first["id"]), Some(&ca.admin_token)).await;
     assert_eq!(retired["status"], "retired");
     let (status, _) =
@@ -270,6 +272,16 @@ async fn the_job_rotates_at_the_configured_share(backend: Backend) {
     assert_eq!(retired["status"], "retired");
     let (_, events) = ca.get("/api/v1/audit-events?action=authority.rotate", Some(&ca.admin_token)).await;
     assert_eq!(events["items"][0]["actor"], "tessera", "{events}");
+    // The rotation commits before this node adopts it (opens the key,
+    // starts its CRL and OCSP); readiness names the CA it signs with.
+    loop {
+        let report: Value = ca.client.get(ca.admin_url("/readyz")).send().await.unwrap().json().await.unwrap();
+        if report["checks"]["issuing_ca"]["authority"] == successor["name"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node did not adopt the successor: {report}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // New leaves chain to the successor (checked at the test clock's time)
     // once the job has opened its key and started its CRL, which follows

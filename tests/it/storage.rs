@@ -392,7 +392,7 @@ on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
 });
 
 on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
-    let live = load_signing_authority(&ca.config, &ca.db.catalog()).await.unwrap();
+    let live = load_signing_authority(&ca.config, &*ca.sealer().await, &ca.db.catalog()).await.unwrap();
     let down = Arc::new(SigningAuthority {
         signer: Arc::new(DownSigner(live.signer.clone())),
         id: live.id,
@@ -426,7 +426,7 @@ on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
 });
 
 on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
-    let authority = load_signing_authority(&ca.config, &ca.db.catalog()).await.unwrap();
+    let authority = load_signing_authority(&ca.config, &*ca.sealer().await, &ca.db.catalog()).await.unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let issuer = CertificateIssuer::new(ca.db.ledger(), clock, authority);
     let csr = CheckedCsr::parse(csr_for(&["many.test"]).as_bytes()).unwrap();

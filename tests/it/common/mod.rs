@@ -6,6 +6,7 @@ pub mod acme;
 pub mod agent;
 pub mod custodians;
 pub mod fault_proxy;
+pub mod postgres_cluster;
 pub mod relying_party;
 pub mod tables;
 pub mod webhook;
@@ -199,6 +200,13 @@ impl TestCa {
         let (status, body) = ca.post("/api/v1/policies", Some(&ca.admin_token), &policy).await;
         assert_eq!(status, 201, "{body}");
         ca
+    }
+
+    /// A sealer over this CA's database with its KEK, as a node has.
+    pub async fn sealer(&self) -> Arc<tessera::secrets::Sealer> {
+        let kek = self.config.kek_sources().unwrap();
+        let clock = self.clock.clone() as SharedClock;
+        tessera::secrets::Sealer::load(&kek, &self.config.keys.awskms, self.db.secrets(), clock).await.unwrap()
     }
 
     /// Counts this CA's certificates with a status, through the admin API.
