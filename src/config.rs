@@ -15,6 +15,8 @@ pub use crate::keys::{AwsKmsConfig, FileKeysConfig, KeysConfig, Pkcs11Config};
 use crate::keys::{KeyUri, SigningAlgorithm, read_secret};
 pub use crate::secrets::KekSource;
 
+mod shown;
+
 /// The key-encryption key dev mode makes in the data directory.
 pub const DEV_KEK_FILE: &str = "secrets.kek";
 
