@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics on the admin listener.
+//! Liveness, readiness and metrics on the admin listener, and metrics
+//! alone on their own listener when `metrics_addr` is set.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -22,8 +23,17 @@ pub async fn readyz(State(state): State<AdminState>, _: Authorized<AnyScope>) ->
     Ok("ready")
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics` on the admin listener: Prometheus text exposition.
 pub async fn metrics(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<impl IntoResponse, ApiError> {
+    scrape(&state).await
+}
+
+/// `GET /metrics` on the metrics listener: the same, without a token.
+pub async fn open_metrics(State(state): State<AdminState>) -> Result<impl IntoResponse, ApiError> {
+    scrape(&state).await
+}
+
+async fn scrape(state: &AdminState) -> Result<impl IntoResponse + use<>, ApiError> {
     // Lifecycle gauges come from the database at each scrape, so every node
     // reports the same figures; a failed refresh leaves the last ones.
     if let Err(e) = state.lifecycle.refresh_metrics().await {

@@ -80,8 +80,8 @@ struct ServeArgs {
     #[command(flatten)]
     settings: ServeSettings,
     /// Once every listener is bound, write their addresses here as JSON
-    /// (`https_addr`, `http_addr`, `admin_addr`), so a port given as 0 is
-    /// known without racing for a free one.
+    /// (`https_addr`, `http_addr`, `admin_addr`, and `metrics_addr` when
+    /// configured), so a port given as 0 is known without racing for a free one.
     #[arg(long)]
     ready_file: Option<PathBuf>,
 }
@@ -98,6 +98,10 @@ struct ServeSettings {
     http_addr: Option<std::net::SocketAddr>,
     #[arg(long, help = listener_help("Admin HTTPS listener (REST API, metrics, health)", |c| c.admin_addr))]
     admin_addr: Option<std::net::SocketAddr>,
+    /// Plain HTTP listener serving /metrics without a token (metrics_addr
+    /// in the config); default: none, /metrics is on the admin listener only.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Do not apply database migrations at start.
     #[arg(long)]
     no_migrate: bool,
@@ -119,6 +123,7 @@ impl ServeSettings {
             https_addr: self.https_addr,
             http_addr: self.http_addr,
             admin_addr: self.admin_addr,
+            metrics_addr: self.metrics_addr,
             run_migrations: self.no_migrate.then_some(false),
             acme: AcmeOverrides {
                 http01_port: self.http01_port,
@@ -220,11 +225,14 @@ pub async fn run() -> anyhow::Result<()> {
 /// Writes the bound addresses to `path` in one rename, so a reader never
 /// sees half a file.
 fn write_ready_file(path: &std::path::Path, running: &Running) -> anyhow::Result<()> {
-    let addresses = serde_json::json!({
+    let mut addresses = serde_json::json!({
         "https_addr": running.https_addr.to_string(),
         "http_addr": running.http_addr.to_string(),
         "admin_addr": running.admin_addr.to_string(),
     });
+    if let Some(metrics_addr) = running.metrics_addr {
+        addresses["metrics_addr"] = metrics_addr.to_string().into();
+    }
     let partial = path.with_extension("partial");
     std::fs::write(&partial, addresses.to_string())
         .and_then(|()| std::fs::rename(&partial, path))

@@ -199,7 +199,7 @@ fn config_show_prints_the_effective_configuration_without_credentials() {
     )
     .unwrap();
     let output = Command::new(BIN)
-        .args(["config", "show", "--admin-addr", "127.0.0.1:9555", "--config"])
+        .args(["config", "show", "--admin-addr", "127.0.0.1:9555", "--metrics-addr", "127.0.0.1:9464", "--config"])
         .arg(&config)
         .env("TESSERA_DATABASE_URL", "postgres://tessera:db-pass-1f2e@db.internal/tessera")
         .env("TESSERA_LISTENERS__MAX_CONNECTIONS", "77")
@@ -224,6 +224,7 @@ fn config_show_prints_the_effective_configuration_without_credentials() {
     }
     let parsed: toml::Table = shown.parse().unwrap_or_else(|e| panic!("{e}: {shown}"));
     assert_eq!(parsed["admin_addr"].as_str(), Some("127.0.0.1:9555"), "a flag: {shown}");
+    assert_eq!(parsed["metrics_addr"].as_str(), Some("127.0.0.1:9464"), "a flag: {shown}");
     assert_eq!(parsed["listeners"]["max_connections"].as_integer(), Some(77), "a variable: {shown}");
     assert_eq!(parsed["tls_names"][0].as_str(), Some("ca.internal"), "the file: {shown}");
     assert_eq!(parsed["https_addr"].as_str(), Some("127.0.0.1:8443"), "a default: {shown}");
