@@ -56,6 +56,7 @@ async fn main() {
         https_addr: any,
         http_addr: any,
         admin_addr: any,
+        metrics_addr: None,
         data_dir: Some(dir.path().to_path_buf()),
         database_url,
         run_migrations: None,

@@ -15,6 +15,8 @@ pub use crate::keys::{AwsKmsConfig, FileKeysConfig, KeysConfig, Pkcs11Config};
 use crate::keys::{KeyUri, SigningAlgorithm, read_secret};
 pub use crate::secrets::KekSource;
 
+mod shown;
+
 /// The key-encryption key dev mode makes in the data directory.
 pub const DEV_KEK_FILE: &str = "secrets.kek";
 
@@ -32,6 +34,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Admin HTTPS: the REST admin API, metrics and health.
     pub admin_addr: SocketAddr,
+    /// Plain HTTP serving `/metrics` alone, without a token, for a
+    /// Prometheus that scrapes without one. Unset: `/metrics` is on the
+    /// admin listener only, behind a token (it is there either way).
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// `postgres://...` or `sqlite://...`; default is `<data-dir>/tessera.db`.
     pub database_url: Option<String>,
@@ -59,6 +65,7 @@ impl std::fmt::Debug for Config {
             .field("https_addr", &self.https_addr)
             .field("http_addr", &self.http_addr)
             .field("admin_addr", &self.admin_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(crate::storage::redact_password))
             .field("run_migrations", &self.run_migrations)
@@ -730,6 +737,7 @@ impl Default for Config {
             https_addr: ([127, 0, 0, 1], 8443).into(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
             admin_addr: ([127, 0, 0, 1], 9443).into(),
+            metrics_addr: None,
             data_dir: PathBuf::from("tessera-data"),
             database_url: None,
             run_migrations: true,
@@ -757,6 +765,8 @@ pub struct Overrides {
     pub http_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1171,6 +1181,7 @@ fn is_config_key(key: &str) -> bool {
         "https_addr",
         "http_addr",
         "admin_addr",
+        "metrics_addr",
         "data_dir",
         "database_url",
         "run_migrations",

@@ -1,4 +1,5 @@
-//! Prometheus metrics, served on the admin listener behind a token. This
+//! Prometheus metrics, served on the admin listener behind a token (and
+//! on a listener of their own without one when `metrics_addr` is set). This
 //! module holds the registry and the series that several components feed;
 //! a component whose series only it feeds registers them itself through
 //! [`Metrics::register`] (the lifecycle gauges live in `lifecycle`), so

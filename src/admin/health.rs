@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics on the admin listener. Liveness and
+//! Liveness, readiness and metrics on the admin listener, and metrics
+//! alone on their own listener when `metrics_addr` is set. Liveness and
 //! readiness are open (a load balancer or kubelet holds no token);
 //! readiness says why a node should get no traffic, in words that name no
 //! internal detail (those go to the log).
@@ -172,8 +173,17 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics` on the admin listener: Prometheus text exposition.
 pub async fn metrics(State(state): State<AdminState>, _: Authorized<AnyScope>) -> Result<impl IntoResponse, ApiError> {
+    scrape(&state).await
+}
+
+/// `GET /metrics` on the metrics listener: the same, without a token.
+pub async fn open_metrics(State(state): State<AdminState>) -> Result<impl IntoResponse, ApiError> {
+    scrape(&state).await
+}
+
+async fn scrape(state: &AdminState) -> Result<impl IntoResponse + use<>, ApiError> {
     // Lifecycle gauges come from the database at each scrape, so every node
     // reports the same figures; a failed refresh leaves the last ones.
     if let Err(e) = state.lifecycle.refresh_metrics().await {

@@ -129,6 +129,12 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// The metrics listener's router (`metrics_addr`): `/metrics` alone,
+/// without a token, for a scraper on a network trusted to read it.
+pub fn metrics_router(state: AdminState) -> Router {
+    Router::new().route("/metrics", get(health::open_metrics)).with_state(state)
+}
+
 async fn not_found(State(state): State<AdminState>, parts: Parts) -> ApiError {
     match extract::authenticate(&parts, &state).await {
         Ok(_) => ApiError::NotFound(format!("no route for {} {}", parts.method, parts.uri.path())),

@@ -1,4 +1,4 @@
-//! The `tessera` command line: `serve`, `init`, `migrate`, `agent`, `admin`.
+//! The `tessera` command line: `serve`, `config`, `init`, `migrate`, `agent`, `admin`.
 
 mod serve;
 
@@ -29,6 +29,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create a production CA hierarchy from the key URIs in the config.
     Init(CommonArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
     /// Secrets at rest (EAB HMAC keys, the nonce key), sealed under secrets.kek.
@@ -65,8 +68,28 @@ struct CommonArgs {
     log_format: Option<LogFormat>,
 }
 
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration serve would run with (defaults, file,
+    /// TESSERA_* variables and these flags) as TOML, credentials redacted.
+    Show(ServeSettings),
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    settings: ServeSettings,
+    /// Once every listener is bound, write their addresses here as JSON
+    /// (`https_addr`, `http_addr`, `admin_addr`, and `metrics_addr` when
+    /// configured), so a port given as 0 is known without racing for a free one.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+/// The flags that shape serve's configuration; `config show` takes them
+/// too, so it prints what serve would use.
+#[derive(Debug, Args)]
+struct ServeSettings {
     #[command(flatten)]
     common: CommonArgs,
     #[arg(long, help = listener_help("Public HTTPS listener (ACME, CA certificates)", |c| c.https_addr))]
@@ -75,6 +98,10 @@ struct ServeArgs {
     http_addr: Option<std::net::SocketAddr>,
     #[arg(long, help = listener_help("Admin HTTPS listener (REST API, metrics, health)", |c| c.admin_addr))]
     admin_addr: Option<std::net::SocketAddr>,
+    /// Plain HTTP listener serving /metrics without a token (metrics_addr
+    /// in the config); default: none, /metrics is on the admin listener only.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Do not apply database migrations at start.
     #[arg(long)]
     no_migrate: bool,
@@ -87,11 +114,26 @@ struct ServeArgs {
     /// DNS server (HOST:PORT) for ACME validation; default: the system resolver.
     #[arg(long, env = "TESSERA_ACME__DNS_RESOLVER")]
     dns_resolver: Option<std::net::SocketAddr>,
-    /// Once every listener is bound, write their addresses here as JSON
-    /// (`https_addr`, `http_addr`, `admin_addr`), so a port given as 0 is
-    /// known without racing for a free one.
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
+}
+
+impl ServeSettings {
+    /// The configuration these flags, the file and the environment make.
+    fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        let overrides = Overrides {
+            https_addr: self.https_addr,
+            http_addr: self.http_addr,
+            admin_addr: self.admin_addr,
+            metrics_addr: self.metrics_addr,
+            run_migrations: self.no_migrate.then_some(false),
+            acme: AcmeOverrides {
+                http01_port: self.http01_port,
+                tlsalpn01_port: self.tlsalpn01_port,
+                dns_resolver: self.dns_resolver,
+            },
+            ..self.common.overrides()
+        };
+        Config::load(self.common.config.as_deref(), &overrides)
+    }
 }
 
 /// A listener flag's help, naming the address used without flag or config.
@@ -115,25 +157,17 @@ pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let overrides = Overrides {
-                https_addr: args.https_addr,
-                http_addr: args.http_addr,
-                admin_addr: args.admin_addr,
-                run_migrations: args.no_migrate.then_some(false),
-                acme: AcmeOverrides {
-                    http01_port: args.http01_port,
-                    tlsalpn01_port: args.tlsalpn01_port,
-                    dns_resolver: args.dns_resolver,
-                },
-                ..args.common.overrides()
-            };
-            let config = Config::load(args.common.config.as_deref(), &overrides)?;
+            let config = args.settings.load()?;
             init_logging(config.log_format);
             let running = start(config, Arc::new(SystemClock)).await?;
             if let Some(path) = &args.ready_file {
                 write_ready_file(path, &running)?;
             }
             running.wait_for_signal().await
+        }
+        Command::Config(ConfigCommand::Show(settings)) => {
+            print!("{}", settings.load()?.to_redacted_toml()?);
+            Ok(())
         }
         Command::Init(args) => {
             let Some(path) = args.config.as_deref() else {
@@ -191,11 +225,14 @@ pub async fn run() -> anyhow::Result<()> {
 /// Writes the bound addresses to `path` in one rename, so a reader never
 /// sees half a file.
 fn write_ready_file(path: &std::path::Path, running: &Running) -> anyhow::Result<()> {
-    let addresses = serde_json::json!({
+    let mut addresses = serde_json::json!({
         "https_addr": running.https_addr.to_string(),
         "http_addr": running.http_addr.to_string(),
         "admin_addr": running.admin_addr.to_string(),
     });
+    if let Some(metrics_addr) = running.metrics_addr {
+        addresses["metrics_addr"] = metrics_addr.to_string().into();
+    }
     let partial = path.with_extension("partial");
     std::fs::write(&partial, addresses.to_string())
         .and_then(|()| std::fs::rename(&partial, path))

@@ -1,5 +1,6 @@
-//! `tessera serve`: load the CA, start the three listeners, renew the TLS
-//! certificate while running, and stop gracefully.
+//! `tessera serve`: load the CA, start the three listeners (four with
+//! `metrics_addr`), renew the TLS certificate while running, and stop
+//! gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Running {
     pub https_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The open metrics listener's, when `metrics_addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     control: axum_server::Control,
     servers: JoinSet<std::io::Result<()>>,
     background: JoinSet<()>,
@@ -144,6 +147,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         readiness: Arc::new(Readiness::new(serving.clone())),
     };
     background.spawn(admin::keep_refusals(state.clone()));
+    let metrics_router = admin::metrics_router(state.clone()).layer(TraceLayer::new_for_http());
     // Admin requests are small JSON documents; the listener reads no more.
     let admin_router =
         admin::router(state).layer(DefaultBodyLimit::max(listener::BODY_LIMIT)).layer(TraceLayer::new_for_http());
@@ -172,7 +176,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let admin_socket = bind(config.admin_addr, "admin_addr")?;
     let admin_addr =
         spawn(&mut servers, &control, &serving, admin_socket, Some(rustls.clone()), admin_router, admin).await?;
-    tracing::info!(%https_addr, %http_addr, %admin_addr, backend = db.backend(), "tessera is listening");
+    let metrics_addr = match config.metrics_addr {
+        Some(addr) => {
+            let socket = bind(addr, "metrics_addr")?;
+            let open = listener("metrics", plain_refusal);
+            Some(spawn(&mut servers, &control, &serving, socket, None, metrics_router, open).await?)
+        }
+        None => None,
+    };
+    tracing::info!(%https_addr, %http_addr, %admin_addr, ?metrics_addr, backend = db.backend(), "tessera is listening");
     for mount in &vault_mounts {
         tracing::info!(
             url = %format!("https://{https_addr}/v1/{}", mount.path),
@@ -190,7 +202,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     }
 
     background.spawn(renew_tls(config, issuer, clock, rustls, tls));
-    Ok(Running { https_addr, http_addr, admin_addr, control, servers, background, db, refusals })
+    Ok(Running { https_addr, http_addr, admin_addr, metrics_addr, control, servers, background, db, refusals })
 }
 
 /// Serves one listener, and keeps `serving` told whether it does.

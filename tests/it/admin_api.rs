@@ -449,6 +449,7 @@ on_both_backends!(manages_tokens_and_authorities, |ca| {
 });
 
 on_both_backends!(health_and_metrics, |ca| {
+    assert_eq!(ca.running().metrics_addr, None, "no metrics listener unless configured");
     let health = ca.client.get(ca.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(ca.get("/metrics", None).await.0, 401, "/metrics needs a token");
@@ -457,6 +458,30 @@ on_both_backends!(health_and_metrics, |ca| {
     let (_, metrics) = ca.get("/metrics", Some(&ca.admin_token)).await;
     assert!(metrics.as_str().unwrap().contains("tessera_certificates_issued_total 1"), "{metrics}");
 });
+
+/// Issue 22.4: with `metrics_addr` set, a scraper without a token gets
+/// Prometheus text over plain HTTP there, and nothing else; the admin
+/// listener's `/metrics` still needs a token.
+async fn metrics_listener_serves_metrics_without_a_token(backend: Backend) {
+    let open: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let Some(ca) = TestCa::start_acme_with(backend, Default::default(), |c| c.metrics_addr = Some(open)).await else {
+        return;
+    };
+    let addr = ca.running().metrics_addr.expect("a metrics listener");
+    ca.sign(&csr_for(&["m.test"])).await;
+    let response = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("tessera_certificates_issued_total 1"), "{text}");
+    for path in ["/api/v1/tokens", "/readyz"] {
+        assert_eq!(reqwest::get(format!("http://{addr}{path}")).await.unwrap().status(), 404, "{path}");
+    }
+    assert_eq!(ca.get("/metrics", None).await.0, 401, "the admin listener still needs a token");
+    assert_eq!(ca.get("/metrics", Some(&ca.admin_token)).await.0, 200);
+    ca.stop().await;
+}
+
+on_both_backends!(metrics_listener_serves_metrics_without_a_token);
 
 #[test]
 fn openapi_lists_exactly_the_routes() {

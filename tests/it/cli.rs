@@ -180,6 +180,64 @@ fn an_address_in_use_names_its_flag() {
     assert!(line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("dev mode")), "{line}");
 }
 
+/// Issue 22.4: `config show` prints the configuration serve would use
+/// (file, `TESSERA_*` variables, flags) as TOML; no credential given in
+/// the file or the environment appears, references to secrets do.
+#[test]
+fn config_show_prints_the_effective_configuration_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        "tls_names = [\"ca.internal\"]\n\
+         [keys.pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\npin_env = \"HSM_PIN\"\n\
+         [hierarchy.root]\nname = \"r\"\ncommon_name = \"R\"\nvalidity_days = 1000\n\
+         key_uri = \"pkcs11:token=ca;object=root?pin-source=file:/run/pin-5e1f\"\n\
+         [secrets]\nkek = \"env:SHOW_TEST_KEK\"\n\
+         [[lifecycle.webhooks]]\nurl = \"https://bot:hook-pass-77aa@hooks.internal/x?token=hook-token-09bb\"\n\
+         secret_env = \"HOOK_SECRET\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["config", "show", "--admin-addr", "127.0.0.1:9555", "--metrics-addr", "127.0.0.1:9464", "--config"])
+        .arg(&config)
+        .env("TESSERA_DATABASE_URL", "postgres://tessera:db-pass-1f2e@db.internal/tessera")
+        .env("TESSERA_LISTENERS__MAX_CONNECTIONS", "77")
+        .env("SHOW_TEST_KEK", "kek-value-3c4d")
+        .env("HSM_PIN", "pin-value-9a8b")
+        .env("HOOK_SECRET", "hook-secret-6d7e")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown} {}", String::from_utf8_lossy(&output.stderr));
+    for secret in [
+        "db-pass-1f2e",
+        "pin-5e1f",
+        "kek-value-3c4d",
+        "pin-value-9a8b",
+        "hook-pass-77aa",
+        "hook-token-09bb",
+        "hook-secret-6d7e",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    let parsed: toml::Table = shown.parse().unwrap_or_else(|e| panic!("{e}: {shown}"));
+    assert_eq!(parsed["admin_addr"].as_str(), Some("127.0.0.1:9555"), "a flag: {shown}");
+    assert_eq!(parsed["metrics_addr"].as_str(), Some("127.0.0.1:9464"), "a flag: {shown}");
+    assert_eq!(parsed["listeners"]["max_connections"].as_integer(), Some(77), "a variable: {shown}");
+    assert_eq!(parsed["tls_names"][0].as_str(), Some("ca.internal"), "the file: {shown}");
+    assert_eq!(parsed["https_addr"].as_str(), Some("127.0.0.1:8443"), "a default: {shown}");
+    assert_eq!(parsed["database_url"].as_str(), Some("postgres://tessera:redacted@db.internal/tessera"));
+    assert_eq!(parsed["secrets"]["kek"].as_str(), Some("env:SHOW_TEST_KEK"));
+    assert_eq!(parsed["keys"]["pkcs11"]["pin_env"].as_str(), Some("HSM_PIN"));
+    let hook = &parsed["lifecycle"]["webhooks"][0];
+    assert_eq!(hook["url"].as_str(), Some("https://redacted:redacted@hooks.internal/x?redacted"));
+    assert_eq!(hook["secret_env"].as_str(), Some("HOOK_SECRET"));
+    let key_uri = parsed["hierarchy"]["root"]["key_uri"].as_str().unwrap();
+    assert_eq!(key_uri, "pkcs11:token=ca;object=root?pin-source=[redacted]");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_creates_a_production_hierarchy_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -159,6 +159,7 @@ impl TestCa {
             https_addr: loopback_any,
             http_addr: loopback_any,
             admin_addr: loopback_any,
+            metrics_addr: None,
             data_dir: Some(dir.path().to_path_buf()),
             database_url,
             run_migrations: None,
