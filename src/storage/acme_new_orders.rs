@@ -255,10 +255,7 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
             }
         }
     }
-    // The statement and the audit events of orders authorized by binding
-    // commit together.
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(Option<i64>, bool, Option<Vec<i64>>)> = sqlx::query_as(SQL)
+    let query = sqlx::query_as::<_, (Option<i64>, bool, Option<Vec<i64>>)>(SQL)
         .bind(orders().map(|o| o.account_id).collect::<Vec<_>>())
         .bind(orders().map(|o| o.identifiers.as_str()).collect::<Vec<_>>())
         .bind(orders().map(|o| o.not_before).collect::<Vec<_>>())
@@ -280,16 +277,21 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
         .bind(tokens)
         .bind(requests.iter().map(|r| r.limits.eab_key_id).collect::<Vec<_>>())
         .bind(orders().map(NewAcmeOrder::status).collect::<Vec<_>>())
-        .bind(orders().map(NewAcmeOrder::authz_status).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-    let rows = one_row_each("new orders", requests.len(), rows)?;
-    for ((id, _, _), order) in rows.iter().zip(orders()) {
-        if let Some(event) = id.and_then(|id| order.binding_audit(id)) {
-            insert_audit!(&mut *tx, event)?;
+        .bind(orders().map(NewAcmeOrder::authz_status).collect::<Vec<_>>());
+    let rows = if orders().all(|o| o.by_binding.is_none()) {
+        one_row_each("new orders", requests.len(), query.fetch_all(pool).await?)?
+    } else {
+        // Orders authorized by binding commit with their audit events.
+        let mut tx = pool.begin().await?;
+        let rows = one_row_each("new orders", requests.len(), query.fetch_all(&mut *tx).await?)?;
+        for ((id, _, _), order) in rows.iter().zip(orders()) {
+            if let Some(event) = id.and_then(|id| order.binding_audit(id)) {
+                insert_audit!(&mut *tx, event)?;
+            }
         }
-    }
-    tx.commit().await?;
+        tx.commit().await?;
+        rows
+    };
     Ok(rows
         .into_iter()
         .zip(orders())
