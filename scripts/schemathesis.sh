@@ -59,19 +59,29 @@ done
 admin="https://$(jq -r .admin_addr "$DIR/ready.json")"
 admin_token=$(cat "$data/admin-token")
 
-# A token of each lesser scope; the issuer's is bound to the dev policy.
+# A token of each lesser scope; issuer and operator tokens must be bound to
+# a policy (the dev policy), auditor tokens to none. A token that cannot be
+# made fails the run: a scope left untested must not pass unnoticed.
 make_token() {
-    curl -fsS --cacert "$data/root.pem" -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
-        -d "$1" "$admin/api/v1/tokens" | jq -r .token
+    local answer
+    answer=$(curl -sS --cacert "$data/root.pem" -H "Authorization: Bearer $admin_token" \
+        -H 'Content-Type: application/json' -d "$2" -w '\n%{http_code}' "$admin/api/v1/tokens") ||
+        { echo "schemathesis: the $1 token: request failed" >&2; exit 1; }
+    local code=${answer##*$'\n'} body=${answer%$'\n'*} token
+    token=$(jq -r '.token // empty' <<<"$body" 2>/dev/null || true)
+    if [[ "$code" != 201 || -z "$token" ]]; then
+        echo "schemathesis: the $1 token was not created ($code): $body" >&2
+        exit 1
+    fi
+    tokens[$1]=$token
 }
 policy=$(curl -fsS --cacert "$data/root.pem" -H "Authorization: Bearer $admin_token" "$admin/api/v1/policies" |
-    jq -r '.items[0].name')
-declare -A tokens=(
-    [auditor]=$(make_token '{"name": "schemathesis-auditor", "scope": "auditor"}')
-    [issuer]=$(make_token "{\"name\": \"schemathesis-issuer\", \"scope\": \"issuer\", \"policies\": [\"$policy\"]}")
-    [operator]=$(make_token '{"name": "schemathesis-operator", "scope": "operator"}')
-    [admin]=$admin_token
-)
+    jq -r '.items[0].name // empty')
+[[ -n "$policy" ]] || { echo "schemathesis: no policy to bind the issuer and operator tokens to" >&2; exit 1; }
+declare -A tokens=([admin]=$admin_token)
+make_token auditor '{"name": "schemathesis-auditor", "scope": "auditor"}'
+make_token issuer "{\"name\": \"schemathesis-issuer\", \"scope\": \"issuer\", \"policies\": [\"$policy\"]}"
+make_token operator "{\"name\": \"schemathesis-operator\", \"scope\": \"operator\", \"policies\": [\"$policy\"]}"
 
 seed=()
 [[ "$SEED" != random ]] && seed=(--seed "$SEED")

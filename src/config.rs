@@ -494,6 +494,24 @@ pub struct AcmeDirectoryConfig {
     /// high-S about half the time; `tessera_high_s_signatures` counts them.
     #[serde(default)]
     pub require_low_s: bool,
+    /// How an order's identifiers are authorized: by challenges (the
+    /// default), or by the account's EAB binding (see [`AuthorizationMode`]).
+    #[serde(default)]
+    pub authorization_mode: AuthorizationMode,
+}
+
+/// How an ACME directory authorizes the identifiers of an order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizationMode {
+    /// Each identifier's control is proven by a challenge (RFC 8555).
+    #[default]
+    Challenge,
+    /// The policy of the account's EAB key is the authorization: names it
+    /// allows are valid at once, with no challenge. Whoever holds the EAB
+    /// key gets any name the policy allows, so only a directory that
+    /// requires EAB may use it.
+    Binding,
 }
 
 /// The Vault-compatible PKI API under `/v1/` on the public HTTPS listener.
@@ -661,6 +679,7 @@ impl Default for AcmeConfig {
                 rate_window: default_rate_window(),
                 terms_of_service: None,
                 require_low_s: false,
+                authorization_mode: AuthorizationMode::Challenge,
             }],
         }
     }
@@ -936,6 +955,12 @@ impl Config {
             }
             if dir.challenges.is_empty() {
                 return Err(field(at("challenges"), "must offer at least one challenge type".into()));
+            }
+            if dir.authorization_mode == AuthorizationMode::Binding && !dir.eab_required {
+                return Err(field(
+                    at("authorization_mode"),
+                    format!("\"binding\" on directory {:?} requires eab_required = true", dir.name),
+                ));
             }
         }
         Ok(())

@@ -42,7 +42,7 @@ pub use finalize::interrupted_finalize_problem;
 
 use crate::authority::{Policy, PolicyRules};
 use crate::clock::SharedClock;
-use crate::config::{AcmeConfig, AcmeDirectoryConfig};
+use crate::config::{AcmeConfig, AcmeDirectoryConfig, AuthorizationMode};
 use crate::issuance::CertificateIssuer;
 use crate::metrics::Metrics;
 use crate::revocation::Revocation;
@@ -68,6 +68,9 @@ pub struct DirectorySettings {
     pub rate_window_seconds: i64,
     pub terms_of_service: Option<String>,
     pub require_low_s: bool,
+    /// Orders of EAB-bound accounts are authorized by their key's policy,
+    /// with no challenge (`authorization_mode = "binding"`).
+    pub authorize_by_binding: bool,
 }
 
 impl DirectorySettings {
@@ -82,6 +85,7 @@ impl DirectorySettings {
             rate_window_seconds: config.rate_window.duration().whole_seconds(),
             terms_of_service: config.terms_of_service.clone(),
             require_low_s: config.require_low_s,
+            authorize_by_binding: config.authorization_mode == AuthorizationMode::Binding,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::authority::Policy;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{Identifier, from_column, to_column};
 use crate::storage::{
-    AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, OrderLimits, OrderRequest, OrderStatus, RateLimited,
+    AcmeOrderRecord, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits, OrderRequest, OrderStatus, RateLimited,
 };
 use crate::validation::ChallengeKind;
 
@@ -157,6 +157,7 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         None => None,
     };
 
+    let by_binding = binding_authorization(&state, &post.directory, &account, &identifiers, now).await?;
     let mut authorizations = Vec::with_capacity(identifiers.len());
     for id in &identifiers {
         let (bare, wildcard) = match id {
@@ -167,8 +168,10 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
             other => (other.clone(), false),
         };
         let mut challenges = Vec::new();
-        for kind in challenge_kinds(&post.directory, &bare, wildcard) {
-            challenges.push((kind.as_str().to_owned(), random_token()?));
+        if by_binding.is_none() {
+            for kind in challenge_kinds(&post.directory, &bare, wildcard) {
+                challenges.push((kind.as_str().to_owned(), random_token()?));
+            }
         }
         authorizations.push(NewAcmeAuthz { identifier: bare.to_tagged(), wildcard, challenges });
     }
@@ -182,6 +185,7 @@ pub async fn new_order(State(state): State<AcmeState>, request: SignedByAccount)
         replaces: payload.replaces.clone(),
         created_at: now,
         authorizations,
+        by_binding,
     };
     let directory = &post.directory;
     let eab_key_id = account.record.eab_key_id;
@@ -214,6 +218,40 @@ fn rate_limited(directory: &DirectorySettings, limit: RateLimited, per_eab_key: 
         format!("too many {what}: {whose} may have at most {most} per {window} seconds"),
         retry_after,
     )
+}
+
+/// On a directory that authorizes by binding, an account bound to an EAB
+/// key needs no challenge: its key's policy, which the identifiers passed,
+/// is the authorization. The audit event records which key and policy
+/// granted it. Accounts made with no key (before EAB was required) still
+/// prove control.
+async fn binding_authorization(
+    state: &AcmeState,
+    directory: &DirectorySettings,
+    account: &Account,
+    identifiers: &[Identifier],
+    now: i64,
+) -> Result<Option<NewAuditEvent>, AcmeProblem> {
+    let Some(eab_key_id) = account.record.eab_key_id.filter(|_| directory.authorize_by_binding) else {
+        return Ok(None);
+    };
+    let kid = state
+        .store()
+        .eab_key_kid(eab_key_id)
+        .await?
+        .ok_or_else(|| AcmeProblem::internal(format!("the EAB key of account {} is not stored", account.id())))?;
+    Ok(Some(NewAuditEvent {
+        at: now,
+        actor: account.actor(),
+        action: "acme.order.authorize_by_binding",
+        target: String::new(),
+        detail: json!({
+            "directory": directory.name,
+            "eab_kid": kid,
+            "policy": account.record.policy,
+            "identifiers": identifiers.iter().map(identifier_json).collect::<Vec<_>>(),
+        }),
+    }))
 }
 
 /// The challenge types an identifier gets: wildcards only dns-01 (§7.1.3),

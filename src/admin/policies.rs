@@ -30,11 +30,17 @@ pub struct PolicyInput {
     #[serde(default)]
     key_types: Vec<KeyType>,
     max_ttl: String,
-    /// Defaults to `max_ttl`.
-    #[serde(default)]
+    /// Defaults to `max_ttl` when left out; null is refused, as the
+    /// contract gives it no meaning.
+    #[serde(default, deserialize_with = "present")]
     default_ttl: Option<String>,
     #[serde(default)]
     require_low_s: bool,
+}
+
+/// A field that, when sent, must hold a string.
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(value).map(Some)
 }
 
 impl PolicyInput {

@@ -10,10 +10,11 @@
 //! validations summed), so one reusable key cannot multiply the limits by
 //! binding more accounts; a key's sum includes each of its accounts' own.
 
-use super::status::sql::{AUTHZ_PENDING, CHALLENGE_INVALID, CHALLENGE_PENDING, ORDER_PENDING};
+use super::audit::insert_audit;
+use super::status::sql::{CHALLENGE_INVALID, CHALLENGE_PENDING};
 use super::{
-    AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, AuthzStatus, Db, OrderStatus, StoreError, begin_write, one_row_each,
-    sql,
+    AcmeAuthzRecord, AcmeOrderRecord, AcmeStore, AuthzStatus, Db, NewAuditEvent, OrderStatus, StoreError, begin_write,
+    one_row_each, sql,
 };
 
 /// Counter buckets per rate window: the count may include orders made up to
@@ -32,6 +33,25 @@ pub struct NewAcmeOrder {
     pub replaces: Option<String>,
     pub created_at: i64,
     pub authorizations: Vec<NewAcmeAuthz>,
+    /// Set when the account's EAB binding authorizes the order: it is
+    /// stored ready, its authorizations valid (they carry no challenges),
+    /// and this event is recorded with it, its target the order.
+    pub by_binding: Option<NewAuditEvent>,
+}
+
+impl NewAcmeOrder {
+    fn status(&self) -> OrderStatus {
+        if self.by_binding.is_some() { OrderStatus::Ready } else { OrderStatus::Pending }
+    }
+
+    fn authz_status(&self) -> AuthzStatus {
+        if self.by_binding.is_some() { AuthzStatus::Valid } else { AuthzStatus::Pending }
+    }
+
+    /// The binding's audit event, naming the order stored as `id`.
+    fn binding_audit(&self, id: i64) -> Option<NewAuditEvent> {
+        self.by_binding.as_ref().map(|event| NewAuditEvent { target: format!("acme:order:{id}"), ..event.clone() })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -129,7 +149,7 @@ fn created(id: i64, order: &NewAcmeOrder) -> AcmeOrderRecord {
     AcmeOrderRecord {
         id,
         account_id: order.account_id,
-        status: OrderStatus::Pending,
+        status: order.status(),
         identifiers: order.identifiers.clone(),
         not_before: order.not_before,
         not_after: order.not_after,
@@ -150,7 +170,7 @@ fn fresh_authz(id: i64, order_id: i64, order: &NewAcmeOrder, authz: &NewAcmeAuth
         account_id: order.account_id,
         identifier: authz.identifier.clone(),
         wildcard: authz.wildcard,
-        status: AuthzStatus::Pending,
+        status: order.authz_status(),
         expires: order.expires,
     }
 }
@@ -166,9 +186,9 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
     let sql = sql!(
         "WITH input AS MATERIALIZED (SELECT * FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::BYTEA[], $7::TEXT[], $8::INT8[], $9::INT8[], $10::INT8[], $11::INT8[], \
-         $12::INT8[], $13::INT8[], $20::INT8[]) WITH ORDINALITY AS i(account_id, identifiers, not_before, \
-         not_after, expires, replaces_serial, replaces, created_at, since, counted_from, bucket, max_orders, \
-         max_failed, eab_key_id, n)), \
+         $12::INT8[], $13::INT8[], $20::INT8[], $21::TEXT[], $22::TEXT[]) WITH ORDINALITY AS i(account_id, \
+         identifiers, not_before, not_after, expires, replaces_serial, replaces, created_at, since, counted_from, \
+         bucket, max_orders, max_failed, eab_key_id, status, authz_status, n)), \
          judged AS MATERIALIZED (SELECT i.*, \
          (CASE WHEN i.eab_key_id IS NULL THEN (SELECT COALESCE(SUM(c.orders), 0) FROM acme_order_counts c \
           WHERE c.account_id = i.account_id AND c.bucket >= i.counted_from) \
@@ -185,14 +205,15 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
          FROM judged j WHERE j.nth <= j.max_orders AND j.failed < j.max_failed ORDER BY j.n), \
          o AS (INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires, \
          replaces_serial, replaces, created_at) OVERRIDING SYSTEM VALUE \
-         SELECT id, account_id, {ORDER_PENDING}, identifiers, not_before, not_after, expires, replaces_serial, replaces, \
+         SELECT id, account_id, status, identifiers, not_before, not_after, expires, replaces_serial, replaces, \
          created_at FROM admitted), \
          authz AS MATERIALIZED (SELECT w.n, w.order_n, ad.id AS order_id, ad.account_id, ad.expires, w.identifier, \
-         w.wildcard, nextval(pg_get_serial_sequence('acme_authorizations', 'id')) AS id \
+         w.wildcard, ad.authz_status, nextval(pg_get_serial_sequence('acme_authorizations', 'id')) AS id \
          FROM unnest($14::INT8[], $15::TEXT[], $16::BOOLEAN[]) WITH ORDINALITY AS w(order_n, identifier, wildcard, n) \
          JOIN admitted ad ON ad.n = w.order_n ORDER BY w.n), \
          a AS (INSERT INTO acme_authorizations (id, order_id, account_id, identifier, wildcard, status, expires) \
-         OVERRIDING SYSTEM VALUE SELECT id, order_id, account_id, identifier, wildcard, {AUTHZ_PENDING}, expires FROM authz), \
+         OVERRIDING SYSTEM VALUE SELECT id, order_id, account_id, identifier, wildcard, authz_status, expires \
+         FROM authz), \
          ch AS (INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
          SELECT authz.id, authz.account_id, c.kind, c.token, {CHALLENGE_PENDING} \
          FROM unnest($17::INT8[], $18::TEXT[], $19::TEXT[]) AS c(authz_n, kind, token) JOIN authz ON authz.n = c.authz_n), \
@@ -226,7 +247,7 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
             }
         }
     }
-    let rows: Vec<(Option<i64>, bool, Option<Vec<i64>>)> = sqlx::query_as(sql)
+    let query = sqlx::query_as::<_, (Option<i64>, bool, Option<Vec<i64>>)>(sql)
         .bind(orders().map(|o| o.account_id).collect::<Vec<_>>())
         .bind(orders().map(|o| o.identifiers.as_str()).collect::<Vec<_>>())
         .bind(orders().map(|o| o.not_before).collect::<Vec<_>>())
@@ -247,9 +268,23 @@ async fn admit_at_once(pool: &sqlx::PgPool, requests: &[OrderRequest]) -> Result
         .bind(kinds)
         .bind(tokens)
         .bind(requests.iter().map(|r| r.limits.eab_key_id).collect::<Vec<_>>())
-        .fetch_all(pool)
-        .await?;
-    Ok(one_row_each("new orders", requests.len(), rows)?
+        .bind(orders().map(|o| o.status().as_str()).collect::<Vec<_>>())
+        .bind(orders().map(|o| o.authz_status().as_str()).collect::<Vec<_>>());
+    let rows = if orders().all(|o| o.by_binding.is_none()) {
+        one_row_each("new orders", requests.len(), query.fetch_all(pool).await?)?
+    } else {
+        // Orders authorized by binding commit with their audit events.
+        let mut tx = pool.begin().await?;
+        let rows = one_row_each("new orders", requests.len(), query.fetch_all(&mut *tx).await?)?;
+        for ((id, _, _), order) in rows.iter().zip(orders()) {
+            if let Some(event) = id.and_then(|id| order.binding_audit(id)) {
+                insert_audit!(&mut *tx, event)?;
+            }
+        }
+        tx.commit().await?;
+        rows
+    };
+    Ok(rows
         .into_iter()
         .zip(orders())
         .map(|((id, within_orders, authz_ids), order)| match id {
@@ -308,14 +343,10 @@ impl Counting {
 /// SQLite: the same judgement and writes, one statement each, in one
 /// transaction (SQLite runs one writer at a time, so the counts are exact).
 async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> Result<Vec<Admission>, StoreError> {
-    let insert_order = sql!(
-        "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
-         replaces_serial, replaces, created_at) VALUES ($1, {ORDER_PENDING}, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
-    );
-    let insert_authz = sql!(
-        "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
-         expires) VALUES ($1, $2, $3, $4, {AUTHZ_PENDING}, $5) RETURNING id"
-    );
+    const ORDER: &str = "INSERT INTO acme_orders (account_id, status, identifiers, not_before, not_after, expires, \
+         replaces_serial, replaces, created_at) VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+    const AUTHZ: &str = "INSERT INTO acme_authorizations (order_id, account_id, identifier, wildcard, status, \
+         expires) VALUES ($1, $2, $3, $4, $6, $5) RETURNING id";
     let insert_challenge = sql!(
         "INSERT INTO acme_challenges (authz_id, account_id, kind, token, status) \
          VALUES ($1, $2, $3, $4, {CHALLENGE_PENDING})"
@@ -347,7 +378,7 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             out.push(Err(RateLimited::TooManyFailures));
             continue;
         }
-        let id: i64 = sqlx::query_scalar(insert_order)
+        let id: i64 = sqlx::query_scalar(ORDER)
             .bind(account)
             .bind(&order.identifiers)
             .bind(order.not_before)
@@ -356,16 +387,18 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             .bind(&order.replaces_serial)
             .bind(&order.replaces)
             .bind(now)
+            .bind(order.status().as_str())
             .fetch_one(&mut *tx)
             .await?;
         let mut authzs = Vec::with_capacity(order.authorizations.len());
         for authz in &order.authorizations {
-            let authz_id: i64 = sqlx::query_scalar(insert_authz)
+            let authz_id: i64 = sqlx::query_scalar(AUTHZ)
                 .bind(id)
                 .bind(account)
                 .bind(&authz.identifier)
                 .bind(authz.wildcard)
                 .bind(order.expires)
+                .bind(order.authz_status().as_str())
                 .fetch_one(&mut *tx)
                 .await?;
             for (kind, token) in &authz.challenges {
@@ -380,6 +413,9 @@ async fn admit_in_steps(pool: &sqlx::SqlitePool, requests: &[OrderRequest]) -> R
             authzs.push(fresh_authz(authz_id, id, order, authz));
         }
         sqlx::query(counting.count).bind(counted).bind(limits.bucket(now)).execute(&mut *tx).await?;
+        if let Some(event) = order.binding_audit(id) {
+            insert_audit!(&mut *tx, event)?;
+        }
         out.push(Ok((created(id, order), authzs)));
     }
     tx.commit().await?;

@@ -149,6 +149,12 @@ impl AdminStore {
 }
 
 impl AcmeStore {
+    /// The kid of the key stored as `id`, for the audit of an order it authorized.
+    pub async fn eab_key_kid(&self, id: i64) -> Result<Option<String>, StoreError> {
+        with_pool!(self.db(), pool => sqlx::query_scalar("SELECT kid FROM eab_keys WHERE id = $1")
+            .bind(id).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
     pub async fn eab_key_secret(&self, kid: &str) -> Result<Option<EabKeySecret>, StoreError> {
         const SQL: &str = "SELECT id, kid, hmac_key, sealed_with, policy, reusable, bound_at, revoked_at \
              FROM eab_keys WHERE kid = $1";

@@ -383,6 +383,10 @@ on_both_backends!(manages_policies, |ca| {
         .await;
     assert_eq!(status, 400);
     assert!(bad["detail"].as_str().unwrap().contains("ip_ranges"), "{bad}");
+    // `default_ttl` may be left out, but the contract has no null for it.
+    let (status, bad) =
+        ca.post("/api/v1/policies", token, &json!({"name": "bad", "max_ttl": "1h", "default_ttl": null})).await;
+    assert_eq!(status, 400, "{bad}");
 
     let mut updated = policy.clone();
     updated["max_ttl"] = json!("2h");

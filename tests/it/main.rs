@@ -9,6 +9,7 @@
 mod common;
 
 mod acme_bad_input;
+mod acme_binding;
 mod acme_eab_limits;
 mod acme_flow;
 mod acme_lifecycle;

@@ -70,6 +70,7 @@ on_both_backends!(old_records_go_and_recent_ones_stay, |ca| {
                 wildcard: false,
                 challenges: vec![("http-01".into(), format!("token-{n}"))],
             }],
+            by_binding: None,
         },
         limits: OrderLimits::new(3600, 100, 100),
     };

@@ -208,6 +208,7 @@ on_both_backends!(batched_reads_answer_each_key_in_order, |ca| {
             expires: 1000,
             replaces_serial: None,
             replaces: None,
+            by_binding: None,
             created_at: 0,
             authorizations: names
                 .iter()
@@ -332,6 +333,7 @@ on_both_backends!(new_orders_are_admitted_within_their_rate_limits, |ca| {
             expires: created_at + 100,
             replaces_serial: None,
             replaces: None,
+            by_binding: None,
             created_at,
             authorizations: vec![NewAcmeAuthz {
                 identifier: "dns:a.test".into(),
