@@ -116,6 +116,13 @@ impl Policy {
                 bad(field, format!("{text:?} is not a duration from 1s to {}, such as 24h or 90d", format_ttl(MAX_TTL)))
             })
         };
+        // The contract says each key type once: a list with repeats would
+        // be stored and shown as written, off the contract.
+        for (i, key_type) in rules.key_types.iter().enumerate() {
+            if rules.key_types[..i].contains(key_type) {
+                return Err(bad("key_types", format!("{} is listed twice", key_type.as_str())));
+            }
+        }
         let max_ttl = ttl("max_ttl", &rules.max_ttl)?;
         let default_ttl = ttl("default_ttl", &rules.default_ttl)?;
         if default_ttl > max_ttl {

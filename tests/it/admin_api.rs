@@ -387,6 +387,11 @@ on_both_backends!(manages_policies, |ca| {
     let (status, bad) =
         ca.post("/api/v1/policies", token, &json!({"name": "bad", "max_ttl": "1h", "default_ttl": null})).await;
     assert_eq!(status, 400, "{bad}");
+    // Each key type once, as the contract says (schemathesis found repeats stored).
+    let repeated = json!({"name": "bad", "max_ttl": "1h", "key_types": ["ecdsa-p256", "ecdsa-p256"]});
+    let (status, bad) = ca.post("/api/v1/policies", token, &repeated).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["detail"].as_str().unwrap().contains("ecdsa-p256 is listed twice"), "{bad}");
 
     let mut updated = policy.clone();
     updated["max_ttl"] = json!("2h");

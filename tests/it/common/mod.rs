@@ -125,6 +125,40 @@ impl TestCa {
         Some(Self::start_in(dir, database_url).await)
     }
 
+    /// A dev CA whose own upkeep leaves the rows a test writes alone: the
+    /// settling of interrupted issuance and the retention job run once at
+    /// start (waited for here) and not again for years. Tests that write
+    /// rows with made-up times through storage (`on_both_backends!` with a
+    /// body) would otherwise see them settled or deleted midway.
+    pub async fn start_steady(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_url().await?),
+        };
+        let ca = Self::start_in_with(dir, database_url, AcmeOverrides::default(), |config| {
+            config.lifecycle.interrupted_issuance_after = "3650d".parse().unwrap();
+            config.lifecycle.retention.interval = "3650d".parse().unwrap();
+        })
+        .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, jobs) = ca.get("/api/v1/jobs", Some(&ca.admin_token)).await;
+            let ran = |name: &str| {
+                jobs["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|j| j["name"] == name && j["runs"].as_i64() > Some(0))
+            };
+            if ran(tessera::lifecycle::SETTLE_JOB) && ran(tessera::lifecycle::PRUNE_JOB) {
+                return Some(ca);
+            }
+            assert!(std::time::Instant::now() < deadline, "the upkeep jobs did not run at start: {jobs}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
         Self::start_in_with(dir, database_url, AcmeOverrides::default(), |_| {}).await
     }
@@ -429,14 +463,14 @@ macro_rules! on_both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let ca = TestCa::start(Backend::Sqlite).await.expect("sqlite is always available");
+                let ca = TestCa::start_steady(Backend::Sqlite).await.expect("sqlite is always available");
                 run(&ca).await;
                 ca.stop().await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(ca) = TestCa::start(Backend::Postgres).await {
+                if let Some(ca) = TestCa::start_steady(Backend::Postgres).await {
                     run(&ca).await;
                     ca.stop().await;
                 }
