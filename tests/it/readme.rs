@@ -102,7 +102,8 @@ fn run_blocks(document: &str, blocks: &[String], workdir: &Path, server: &DevSer
             .replace("localhost:9443", &format!("localhost:{}", server.admin_port))
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", server.http_port));
         script.push_str(&block);
-        script.push_str(&format!("\necho {DONE}\n"));
+        // On a line of its own even after output without a final newline.
+        script.push_str(&format!("\nprintf '\\n%s\\n' {DONE}\n"));
     }
     let bin_dir = PathBuf::from(BIN).parent().unwrap().to_owned();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
@@ -147,7 +148,7 @@ async fn every_runnable_readme_block_runs_against_a_dev_server() {
 
     // The pages that continue from it, each in a shell of its own as a
     // reader opening it would, on the files the README left behind.
-    let continued: Vec<_> = [("docs/operations.md", 1)]
+    let continued: Vec<_> = [("docs/revocation.md", 1), ("docs/operations.md", 1)]
         .into_iter()
         .map(|(document, count)| {
             let text = std::fs::read_to_string(repository.join(document)).unwrap();
