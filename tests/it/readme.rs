@@ -1,7 +1,9 @@
 //! The README's commands work as written: every fenced block marked
 //! ```` ```sh runnable ```` runs, in order, in one bash (`set -euo
 //! pipefail`) against a dev `tessera serve`, from the directory that holds
-//! its `tessera-data/`, as a newcomer following the README would. A block
+//! its `tessera-data/`, as a newcomer following the README would; then the
+//! runnable blocks of the docs pages that continue from it, each page in a
+//! bash of its own, with the built `tessera` first on PATH. A block
 //! that fails fails the test with its text and output, so a README
 //! statement that stops being true fails CI. Blocks that need root, certbot
 //! or an HSM stay unmarked.
@@ -148,7 +150,7 @@ async fn every_runnable_readme_block_runs_against_a_dev_server() {
 
     // The pages that continue from it, each in a shell of its own as a
     // reader opening it would, on the files the README left behind.
-    let continued: Vec<_> = [("docs/revocation.md", 1), ("docs/operations.md", 1)]
+    let continued: Vec<_> = [("docs/revocation.md", 1), ("docs/operations.md", 1), ("docs/admin-api.md", 1)]
         .into_iter()
         .map(|(document, count)| {
             let text = std::fs::read_to_string(repository.join(document)).unwrap();
