@@ -140,30 +140,36 @@ fn runnable_blocks_are_found_in_order() {
     assert_eq!(runnable_blocks(markdown), ["echo one\n", "echo two\necho three\n"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_runnable_readme_block_runs_against_a_dev_server() {
-    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(repository.join("README.md")).unwrap();
-    let blocks = runnable_blocks(&readme);
-    // The first certificate, and looking it up and revoking it.
-    assert_eq!(blocks.len(), 2, "README.md should mark two blocks runnable");
+/// The pages with runnable blocks, in the order a reader follows them, and
+/// how many each marks: the README first (the first certificate, then
+/// looking it up and revoking it), then the pages that continue from the
+/// files it left behind, each in a shell of its own as a reader opening it.
+const DOCUMENTS: [(&str, usize); 4] =
+    [("README.md", 2), ("docs/revocation.md", 1), ("docs/operations.md", 1), ("docs/admin-api.md", 1)];
 
-    // The pages that continue from it, each in a shell of its own as a
-    // reader opening it would, on the files the README left behind.
-    let continued: Vec<_> = [("docs/revocation.md", 1), ("docs/operations.md", 1), ("docs/admin-api.md", 1)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_runnable_block_runs_against_a_dev_server() {
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let documents: Vec<_> = DOCUMENTS
         .into_iter()
         .map(|(document, count)| {
-            let text = std::fs::read_to_string(repository.join(document)).unwrap();
-            let blocks = runnable_blocks(&text);
+            let blocks = runnable_blocks(&std::fs::read_to_string(repository.join(document)).unwrap());
             assert_eq!(blocks.len(), count, "{document} should mark {count} blocks runnable");
             (document, blocks)
         })
         .collect();
+    // A page that marks a block runnable but is not listed would never run it.
+    for entry in std::fs::read_dir(repository.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        let document = format!("docs/{}", path.file_name().unwrap().to_string_lossy());
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let listed = DOCUMENTS.iter().any(|(listed, _)| *listed == document);
+        assert!(listed || runnable_blocks(&text).is_empty(), "{document} marks blocks runnable: list it in DOCUMENTS");
+    }
 
     let workdir = tempfile::tempdir().unwrap();
     let server = start_dev_server(workdir.path()).await;
-    run_blocks("README.md", &blocks, workdir.path(), &server);
-    for (document, blocks) in &continued {
+    for (document, blocks) in &documents {
         run_blocks(document, blocks, workdir.path(), &server);
     }
 }
