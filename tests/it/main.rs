@@ -33,6 +33,7 @@ mod lifecycle_expiry;
 mod lifecycle_rotation;
 mod listeners;
 mod pkilint;
+mod readme;
 mod refusals;
 mod retention;
 mod revocation;
