@@ -108,10 +108,14 @@ fn cases(t: &Targets) -> Vec<Case> {
         case("POST", "/api/v1/eab-keys/{kid}/revoke", MANAGE, 200).at(format!("/api/v1/eab-keys/{}/revoke", t.eab_kid)),
         case("GET", "/api/v1/expirations", READ, 200),
         case("GET", "/api/v1/jobs", READ, 200),
-        case("POST", "/api/v1/authorities/{id}/rotate", MANAGE, 201).at(format!("/api/v1/authorities/{id}/rotate")),
         case("POST", "/api/v1/vault/approles", ADMIN, 201).with(json!({"name": "made", "policies": ["default"]})),
         case("POST", "/api/v1/vault/approles/{name}/secret-ids", ADMIN, 201)
             .at("/api/v1/vault/approles/scope-target/secret-ids".to_owned()),
+        // Last: a rotation sets off background writes (Tessera's own TLS
+        // certificate from the successor) that no later snapshot must see.
+        case("POST", "/api/v1/authorities/{id}/rotate", MANAGE, 201)
+            .at(format!("/api/v1/authorities/{id}/rotate"))
+            .settling(),
     ]
 }
 
