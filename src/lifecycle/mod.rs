@@ -179,63 +179,28 @@ impl Lifecycle {
     /// Starts the expiry scan, the webhook delivery, the settling of
     /// interrupted issuance and the retention job, each under a lease.
     pub fn start_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        let scan_every = self.config.scan_interval();
+        self.start_leased(tasks, EXPIRY_SCAN_JOB, self.config.scan_interval(), |this| async move { this.scan().await });
+        self.start_leased(tasks, WEBHOOK_JOB, webhook::POLL, |this| async move { this.deliver().await });
+        self.start_leased(tasks, SETTLE_JOB, self.settle_interval(), |this| async move { this.settle().await });
+        let retention_every = self.config.retention.interval.duration();
+        self.start_leased(tasks, PRUNE_JOB, retention_every, |this| async move { this.prune().await });
+    }
+
+    /// Runs `job` on this lifecycle every `interval`, on whichever node
+    /// holds the job's lease.
+    fn start_leased<F, Fut>(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        name: &'static str,
+        interval: time::Duration,
+        job: F,
+    ) where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let this = self.clone();
-        tasks.spawn(lease::run_leased(
-            self.leases.clone(),
-            self.clock.clone(),
-            self.node.clone(),
-            lease::LeasedJob {
-                name: EXPIRY_SCAN_JOB,
-                interval: scan_every,
-                run: move || {
-                    let this = this.clone();
-                    async move { this.scan().await }
-                },
-            },
-        ));
-        let this = self.clone();
-        tasks.spawn(lease::run_leased(
-            self.leases.clone(),
-            self.clock.clone(),
-            self.node.clone(),
-            lease::LeasedJob {
-                name: WEBHOOK_JOB,
-                interval: webhook::POLL,
-                run: move || {
-                    let this = this.clone();
-                    async move { this.deliver().await }
-                },
-            },
-        ));
-        let this = self.clone();
-        tasks.spawn(lease::run_leased(
-            self.leases.clone(),
-            self.clock.clone(),
-            self.node.clone(),
-            lease::LeasedJob {
-                name: SETTLE_JOB,
-                interval: self.settle_interval(),
-                run: move || {
-                    let this = this.clone();
-                    async move { this.settle().await }
-                },
-            },
-        ));
-        let this = self.clone();
-        tasks.spawn(lease::run_leased(
-            self.leases.clone(),
-            self.clock.clone(),
-            self.node.clone(),
-            lease::LeasedJob {
-                name: PRUNE_JOB,
-                interval: self.config.retention.interval.duration(),
-                run: move || {
-                    let this = this.clone();
-                    async move { this.prune().await }
-                },
-            },
-        ));
+        let leased = lease::LeasedJob { name, interval, run: move || job(this.clone()) };
+        tasks.spawn(lease::run_leased(self.leases.clone(), self.clock.clone(), self.node.clone(), leased));
     }
 }
 
