@@ -11,7 +11,7 @@ use time::Duration;
 use crate::authority::{Approval, Policy, PolicyError, PolicyRules};
 use crate::issuance::{CertificateIssuer, CheckedCsr, CsrError, IssueError, IssueRequest, IssuedCertificate};
 use crate::metrics::{EcdsaSource, Metrics};
-use crate::storage::{Catalog, StoreError};
+use crate::storage::{Catalog, CertificateKind, StoreError};
 
 /// Why a stored policy cannot judge a request.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,7 @@ pub async fn issue_approved(
             not_before: None,
             requester,
             policy: Some(policy.name().to_owned()),
+            kind: CertificateKind::Workload,
         })
         .await
         .inspect_err(|_| metrics.issuance_failed())?;

@@ -19,7 +19,7 @@ use crate::issuance::{
     AcmeOrderLink, CheckedCsr, Identifier, IssueError, IssueRequest, Serial, certificate_pem, from_column,
 };
 use crate::metrics::EcdsaSource;
-use crate::storage::{AcmeOrderRecord, OrderStatus};
+use crate::storage::{AcmeOrderRecord, CertificateKind, OrderStatus};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -74,6 +74,7 @@ pub async fn finalize(
                 not_before: order.not_before.map(crate::clock::from_unix),
                 requester: account.actor(),
                 policy: Some(policy.name().to_owned()),
+                kind: CertificateKind::Workload,
             },
             &AcmeOrderLink { order_id: order.id, replaces: order.replaces_serial.as_deref() },
         )

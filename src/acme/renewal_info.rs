@@ -125,6 +125,7 @@ mod tests {
             created_at: not_before,
             revoked_at: None,
             status: CertificateStatus::Issued,
+            kind: crate::storage::CertificateKind::Workload,
             revocation_reason: None,
             subject: None,
             sans: String::new(),

@@ -17,7 +17,9 @@ use crate::authority::parse_ttl;
 use crate::clock::{from_unix, rfc3339};
 use crate::issuance::{CheckedCsr, CsrError, RevocationReason, Serial, certificate_pem, from_column, leaf_subject};
 use crate::policy_issuance::{PolicyIssue, approve, issue_approved};
-use crate::storage::{CertificateFilter, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError};
+use crate::storage::{
+    CertificateFilter, CertificateKind, CertificateRecord, CertificateStatus, NewAuditEvent, StoreError,
+};
 
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -41,6 +43,8 @@ pub struct IdentifierView {
 pub struct CertificateView {
     serial: String,
     status: &'static str,
+    /// `workload`, or `internal` for Tessera's own certificates.
+    kind: &'static str,
     authority_id: i64,
     subject: String,
     identifiers: Vec<IdentifierView>,
@@ -59,6 +63,7 @@ impl From<&CertificateRecord> for CertificateView {
         Self {
             serial: hex::encode(&r.serial),
             status: r.status.as_str(),
+            kind: r.kind.as_str(),
             authority_id: r.authority_id,
             subject: r.subject.clone().unwrap_or_else(|| leaf_subject(&from_column(&r.sans))),
             identifiers: from_column(&r.sans)
@@ -178,15 +183,21 @@ fn csr_bytes(text: &str) -> Result<Vec<u8>, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    kind: Option<String>,
     authority: Option<i64>,
     san: Option<String>,
+    san_suffix: Option<String>,
+    spiffe_prefix: Option<String>,
+    subject: Option<String>,
+    requester: Option<String>,
     expires_before: Option<String>,
     expires_after: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/certificates`
+/// `GET /api/v1/certificates`: every kind unless `kind` is given; every
+/// filter given must hold.
 pub async fn list(
     State(state): State<AdminState>,
     _: Authorized<Read>,
@@ -206,11 +217,23 @@ pub async fn list(
         ),
         None => None,
     };
+    let kind = match &query.kind {
+        Some(k) => Some(
+            CertificateKind::parse(k)
+                .ok_or_else(|| ApiError::Malformed(format!("kind {k:?} is not workload or internal")))?,
+        ),
+        None => None,
+    };
     let after = pagination::after(query.cursor.as_deref(), parse_certificate_cursor)?;
     let filter = CertificateFilter {
         status,
+        kind,
         authority_id: query.authority,
         san,
+        dns_suffix: query.san_suffix.as_deref().map(parse_dns_suffix).transpose()?,
+        uri_prefix: query.spiffe_prefix.as_deref().map(parse_spiffe_prefix).transpose()?,
+        subject: query.subject.as_deref().map(|s| non_empty("subject", s)).transpose()?,
+        requester: query.requester.as_deref().map(|r| non_empty("requester", r)).transpose()?,
         expires_before: query.expires_before.as_deref().map(|t| parse_time("expires_before", t)).transpose()?,
         expires_after: query.expires_after.as_deref().map(|t| parse_time("expires_after", t)).transpose()?,
         after,
@@ -222,6 +245,38 @@ pub async fn list(
         |r| format!("{}:{}", r.not_after, hex::encode(&r.serial)),
         |r| CertificateView::from(&r),
     )))
+}
+
+/// `san_suffix`: `.payments.internal` and `*.payments.internal` both mean
+/// the names under `payments.internal`; the domain is checked as a DNS name
+/// is, and kept in the form identifiers are stored in.
+fn parse_dns_suffix(text: &str) -> Result<String, ApiError> {
+    let domain = text.strip_prefix("*.").or_else(|| text.strip_prefix('.')).unwrap_or(text);
+    match crate::issuance::Identifier::dns(domain) {
+        Ok(crate::issuance::Identifier::Dns(name)) if !name.starts_with('*') => Ok(name),
+        _ => Err(ApiError::Malformed(format!(
+            "san_suffix {text:?} is not a DNS domain such as .payments.internal or *.payments.internal"
+        ))),
+    }
+}
+
+/// `spiffe_prefix`: the start of a SPIFFE ID, trust domain included
+/// (`spiffe://td/ns/prod/`). ASCII only, as SPIFFE IDs are.
+fn parse_spiffe_prefix(text: &str) -> Result<String, ApiError> {
+    let has_trust_domain = text.strip_prefix("spiffe://").is_some_and(|rest| !rest.is_empty());
+    if !has_trust_domain || !text.is_ascii() || text.chars().any(|c| c.is_ascii_control() || c == ' ') {
+        return Err(ApiError::Malformed(format!(
+            "spiffe_prefix {text:?} is not the start of a SPIFFE ID such as spiffe://td/ns/prod/"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+fn non_empty(field: &str, text: &str) -> Result<String, ApiError> {
+    if text.is_empty() {
+        return Err(ApiError::Malformed(format!("{field} is empty")));
+    }
+    Ok(text.to_owned())
 }
 
 /// A certificate listing's position: expiry time and serial.
@@ -293,9 +348,14 @@ pub async fn revoke(
             ))
         })?,
     };
+    let current = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
     if caller.scope.is_bound() {
-        let current = state.store.certificate(serial.as_bytes()).await.map_err(not_found(&serial))?;
         caller.require_policy(&state, current.policy.as_deref())?;
+    }
+    if current.kind == CertificateKind::Internal {
+        return Err(ApiError::Conflict(format!(
+            "certificate {serial} is one of Tessera's own: rotation replaces it, it is not revoked by hand"
+        )));
     }
     let audit = NewAuditEvent {
         at: state.clock.unix(),

@@ -1,6 +1,8 @@
 //! `GET /api/v1/expirations`: per authority, how many issued certificates
 //! expire within 1 h, 24 h and 7 d, how many are overdue for renewal, and
-//! how many expired without a successor.
+//! how many expired without a successor. The top-level figures are the
+//! workloads'; Tessera's own certificates (TLS, OCSP responders, CA
+//! certificates) are counted apart, under `internal`.
 
 use axum::extract::State;
 use serde::Serialize;
@@ -9,6 +11,7 @@ use super::AdminState;
 use super::extract::{Authorized, Read};
 use super::problem::ApiError;
 use crate::clock::{from_unix, rfc3339};
+use crate::storage::ExpirationCounts;
 
 #[derive(Debug, Serialize)]
 pub struct ExpirationsView {
@@ -24,9 +27,26 @@ pub struct AuthorityExpirationsView {
     status: String,
     not_after: String,
     nearing_expiry: bool,
+    #[serde(flatten)]
+    workloads: KindCounts,
+    internal: KindCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KindCounts {
     expiring: WindowCounts,
     overdue: i64,
     expired_without_successor: i64,
+}
+
+impl From<&ExpirationCounts> for KindCounts {
+    fn from(c: &ExpirationCounts) -> Self {
+        Self {
+            expiring: WindowCounts { hour: c.expiring_1h, day: c.expiring_24h, week: c.expiring_7d },
+            overdue: c.overdue,
+            expired_without_successor: c.expired_without_successor,
+        }
+    }
 }
 
 /// Cumulative: a certificate expiring within 1 h counts in all three.
@@ -55,13 +75,8 @@ pub async fn summary(
             status: a.status.to_string(),
             not_after: rfc3339(from_unix(a.not_after)),
             nearing_expiry: a.nearing_expiry,
-            expiring: WindowCounts {
-                hour: a.counts.expiring_1h,
-                day: a.counts.expiring_24h,
-                week: a.counts.expiring_7d,
-            },
-            overdue: a.counts.overdue,
-            expired_without_successor: a.counts.expired_without_successor,
+            workloads: KindCounts::from(&a.counts),
+            internal: KindCounts::from(&a.internal),
         })
         .collect();
     Ok(axum::Json(ExpirationsView {

@@ -14,7 +14,7 @@ use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_p
 use crate::clock::SharedClock;
 use crate::keys::Signer;
 use crate::storage::{
-    Batcher, CertificateRecord, IssuanceLedger, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved,
+    Batcher, CertificateKind, CertificateRecord, IssuanceLedger, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved,
     StoreError, Succession,
 };
 
@@ -59,6 +59,8 @@ pub struct IssueRequest<'a> {
     /// Who asked (`token:<name>`, `acme:<account>`, `tessera`).
     pub requester: String,
     pub policy: Option<String>,
+    /// Internal for Tessera's own certificates (its TLS certificate).
+    pub kind: CertificateKind,
 }
 
 /// The ACME order a certificate is issued for: the certificate it replaces
@@ -232,6 +234,7 @@ impl CertificateIssuer {
             subject: None,
             sans: to_column(&request.names),
             requester: request.requester.clone(),
+            kind: request.kind,
             key_type: request.csr.key_type().as_str().to_owned(),
             policy: request.policy.clone(),
             ttl: request.ttl,
@@ -276,6 +279,7 @@ impl CertificateIssuer {
             subject: Some(format!("CN={name} OCSP responder")),
             sans: String::new(),
             requester: "tessera".into(),
+            kind: CertificateKind::Internal,
             key_type: key_type.to_owned(),
             policy: None,
             ttl: lifetime,
@@ -424,6 +428,7 @@ impl CertificateIssuer {
                 not_before: not_before.unix_timestamp(),
                 not_after: not_after.unix_timestamp(),
                 created_at: self.clock.unix(),
+                kind: plan.kind,
                 subject: plan.subject.clone(),
                 sans: plan.sans.clone(),
                 requester: plan.requester.clone(),
@@ -456,6 +461,7 @@ struct Plan {
     subject: Option<String>,
     sans: String,
     requester: String,
+    kind: CertificateKind,
     key_type: String,
     policy: Option<String>,
     ttl: Duration,

@@ -27,7 +27,7 @@ use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
 use crate::metrics::Metrics;
 use crate::storage::{
-    AuthorityRecord, AuthorityStatus, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError,
+    AuthorityRecord, AuthorityStatus, CertificateKind, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError,
 };
 pub use prune::IDEMPOTENCY_KEY_SECONDS;
 pub use webhook::{SIGNATURE_HEADER, signature};
@@ -62,7 +62,10 @@ pub struct AuthorityExpirations {
     pub name: String,
     pub status: AuthorityStatus,
     pub not_after: i64,
+    /// Workloads' certificates.
     pub counts: ExpirationCounts,
+    /// Tessera's own certificates, apart so they never blur the workloads'.
+    pub internal: ExpirationCounts,
     /// Active, with less than `authority_warning_share` of its life left.
     pub nearing_expiry: bool,
 }
@@ -131,7 +134,7 @@ impl Lifecycle {
     }
 
     /// Counts per authority (every authority, with zeros where nothing
-    /// expires), from index windows only.
+    /// expires), workloads' and Tessera's own apart, from index windows only.
     pub async fn expirations(&self) -> Result<ExpirationReport, StoreError> {
         let windows = self.windows();
         let counts = self.store.expiration_counts(&windows).await?;
@@ -139,18 +142,21 @@ impl Lifecycle {
         let lines = authorities
             .into_iter()
             .map(|a| {
-                let counts = counts
-                    .iter()
-                    .find(|c| c.authority_id == a.id)
-                    .cloned()
-                    .unwrap_or(ExpirationCounts { authority_id: a.id, ..Default::default() });
+                let of_kind = |kind| {
+                    counts
+                        .iter()
+                        .find(|c| c.authority_id == a.id && c.kind == kind)
+                        .cloned()
+                        .unwrap_or(ExpirationCounts::none(a.id, kind))
+                };
                 AuthorityExpirations {
                     nearing_expiry: self.is_nearing_expiry(&a, windows.now),
                     authority_id: a.id,
                     name: a.name,
                     status: a.status,
                     not_after: a.not_after,
-                    counts,
+                    counts: of_kind(CertificateKind::Workload),
+                    internal: of_kind(CertificateKind::Internal),
                 }
             })
             .collect();

@@ -10,7 +10,7 @@ use crate::issuance::{
     to_column,
 };
 use crate::keys::Signer;
-use crate::storage::{Db, IssuanceLedger, NewAuthority, PendingCertificate};
+use crate::storage::{CertificateKind, Db, IssuanceLedger, NewAuthority, PendingCertificate};
 
 /// Makes the root certificate (self-signed) and the issuing CA certificate
 /// (signed by the root), and records both authorities, the root with the
@@ -107,6 +107,7 @@ pub async fn certify_issuing(
             not_before: subject.not_before.unix_timestamp(),
             not_after: subject.not_after.unix_timestamp(),
             created_at: clock.unix(),
+            kind: CertificateKind::Internal,
             subject: Some(format!("CN={}", subject.common_name)),
             sans: to_column(&[]),
             requester: "tessera".into(),

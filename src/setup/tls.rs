@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest};
 use crate::private_files::{create_private_dir, create_private_file};
+use crate::storage::CertificateKind;
 
 /// Lifetime of the server certificate; it is replaced with a third left.
 pub const SERVER_CERT_LIFETIME: Duration = Duration::days(7);
@@ -76,6 +77,7 @@ async fn issue(issuer: &CertificateIssuer, names: &[Identifier]) -> Result<Serve
             not_before: None,
             requester: "tessera".into(),
             policy: None,
+            kind: CertificateKind::Internal,
         })
         .await?;
     Ok(ServerTls {

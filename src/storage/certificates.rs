@@ -5,9 +5,10 @@ use super::audit::insert_audit;
 use super::status::sql::{
     CERT_FAILED, CERT_ISSUED, CERT_PENDING, CERT_REVOKED, ORDER_PROCESSING, ORDER_READY, ORDER_VALID,
 };
+use super::search_names::{NameMatch, search_names};
 use super::{
-    ASYNC_COMMIT, AdminStore, Catalog, CertificateStatus, Db, IssuanceLedger, NewAuditEvent, RevocationStore,
-    StoreError, begin_write, like_escape, one_row_each, sql, with_pool,
+    ASYNC_COMMIT, AdminStore, Catalog, CertificateKind, CertificateStatus, Db, IssuanceLedger, NewAuditEvent,
+    RevocationStore, StoreError, begin_write, one_row_each, search_names as names, sql, with_pool,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -20,6 +21,8 @@ pub struct CertificateRecord {
     pub revoked_at: Option<i64>,
     #[sqlx(try_from = "i16")]
     pub status: CertificateStatus,
+    #[sqlx(try_from = "i16")]
+    pub kind: CertificateKind,
     pub revocation_reason: Option<i16>,
     /// None: the subject a leaf's identifiers give (`issuance::leaf_subject`),
     /// which is not stored again; Some for any other subject.
@@ -40,6 +43,7 @@ pub struct PendingCertificate {
     pub not_before: i64,
     pub not_after: i64,
     pub created_at: i64,
+    pub kind: CertificateKind,
     /// None when it is the one the identifiers give (see [`CertificateRecord`]).
     pub subject: Option<String>,
     pub sans: String,
@@ -64,6 +68,7 @@ impl PendingCertificate {
             created_at: self.created_at,
             revoked_at: None,
             status: CertificateStatus::Issued,
+            kind: self.kind,
             revocation_reason: None,
             subject: self.subject,
             sans: self.sans,
@@ -139,13 +144,23 @@ struct RevokedRow {
     spki_hash: Option<Vec<u8>>,
 }
 
-/// List filters; all optional. Results are ordered by (not_after, serial).
+/// List filters; all optional, all combined. Results are ordered by
+/// (not_after, serial).
 #[derive(Debug, Clone, Default)]
 pub struct CertificateFilter {
     pub status: Option<CertificateStatus>,
+    pub kind: Option<CertificateKind>,
     pub authority_id: Option<i64>,
     /// One identifier in its tagged form (`dns:a.test`).
     pub san: Option<String>,
+    /// A DNS domain (`payments.internal`): certificates naming a name under it.
+    pub dns_suffix: Option<String>,
+    /// The start of a URI (`spiffe://td/ns/prod/`).
+    pub uri_prefix: Option<String>,
+    /// The subject exactly as a certificate's view shows it (`CN=api.test`).
+    pub subject: Option<String>,
+    /// The requester exactly as stored and shown (`token:ci`, `acme:7`).
+    pub requester: Option<String>,
     pub expires_before: Option<i64>,
     pub expires_after: Option<i64>,
     /// Continue after this (not_after, serial).
@@ -175,23 +190,23 @@ fn stored_key_type(name: Option<&str>) -> Result<Option<i16>, StoreError> {
 }
 
 pub(super) const COLUMNS: &str = "serial, authority_id, not_before, not_after, created_at, revoked_at, status, \
-                       revocation_reason, subject, sans, requester, \
+                       kind, revocation_reason, subject, sans, requester, \
                        CASE key_type WHEN 1 THEN 'ecdsa-p256' WHEN 2 THEN 'ecdsa-p384' WHEN 3 THEN 'ed25519' \
                        WHEN 4 THEN 'rsa' WHEN 5 THEN 'ecdsa-p256-sha256' WHEN 6 THEN 'ecdsa-p384-sha384' END AS key_type, \
                        policy, der";
 
 const RESERVED_COLUMNS: &str = "(serial, authority_id, not_before, not_after, created_at, status, subject, sans, \
-                                requester, key_type, policy, crl_shard, spki_hash)";
+                                requester, key_type, policy, crl_shard, spki_hash, kind)";
 
 /// A reservation's plain insert, bound by [`bind_pending`].
 fn insert_reserved_sql() -> &'static str {
     sql!(
         "INSERT INTO certificates {RESERVED_COLUMNS} \
-         VALUES ($1, $2, $3, $4, $5, {CERT_PENDING}, $6, $7, $8, $9, $10, $11, $12)"
+         VALUES ($1, $2, $3, $4, $5, {CERT_PENDING}, $6, $7, $8, $9, $10, $11, $12, $13)"
     )
 }
 
-/// Binds a reservation's values, `$1` to `$12` of [`insert_reserved_sql`].
+/// Binds a reservation's values, `$1` to `$13` of [`insert_reserved_sql`].
 fn bind_pending<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     pending: &'q PendingCertificate,
@@ -200,6 +215,7 @@ where
     DB: sqlx::Database,
     Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i16: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i16>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -218,7 +234,16 @@ where
         .bind(key_type)
         .bind(&pending.policy)
         .bind(pending.crl_shard)
-        .bind(&pending.spki_hash))
+        .bind(&pending.spki_hash)
+        .bind(pending.kind.code()))
+}
+
+/// A reservation's names (`search_names`), one insert each, with the
+/// certificate's own insert.
+const INSERT_NAME: &str = "INSERT INTO certificate_names (not_after, serial, name) VALUES ($1, $2, $3)";
+
+fn pending_names(pending: &PendingCertificate) -> Vec<String> {
+    search_names(&pending.sans, pending.subject.as_deref(), &pending.requester)
 }
 
 /// [`IssuanceLedger::reserve_certificates`] on PostgreSQL as one statement. Of two
@@ -229,8 +254,8 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
     let sql = sql!(
         "WITH {ASYNC_COMMIT}, batch AS MATERIALIZED (SELECT * FROM unnest($1::BYTEA[], $2::INT8[], $3::INT8[], \
          $4::INT8[], $5::INT8[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT2[], $10::TEXT[], $11::INT4[], \
-         $12::INT8[], $13::BYTEA[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, created_at, \
-         subject, sans, requester, key_type, policy, crl_shard, acme_order, spki_hash, n)), \
+         $12::INT8[], $13::BYTEA[], $14::INT2[]) WITH ORDINALITY AS b(serial, authority_id, not_before, not_after, \
+         created_at, subject, sans, requester, key_type, policy, crl_shard, acme_order, spki_hash, kind, n)), \
          refused AS MATERIALIZED (SELECT b.n FROM batch b \
          WHERE EXISTS (SELECT 1 FROM blocked_keys k WHERE k.spki_hash = b.spki_hash)), \
          fresh AS MATERIALIZED (SELECT DISTINCT ON (b.serial) b.* FROM batch b \
@@ -242,8 +267,10 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
          WHERE o.id = f.acme_order AND o.status = {ORDER_READY} RETURNING f.n), \
          kept AS MATERIALIZED (SELECT * FROM fresh WHERE acme_order IS NULL OR n IN (SELECT n FROM claimed)), \
          inserted AS (INSERT INTO certificates {RESERVED_COLUMNS} SELECT serial, authority_id, not_before, \
-         not_after, created_at, {CERT_PENDING}, subject, sans, requester, key_type, policy, crl_shard, spki_hash FROM kept \
-         ORDER BY n) \
+         not_after, created_at, {CERT_PENDING}, subject, sans, requester, key_type, policy, crl_shard, spki_hash, kind \
+         FROM kept ORDER BY n), \
+         named AS (INSERT INTO certificate_names (not_after, serial, name) SELECT k.not_after, k.serial, m.name \
+         FROM unnest($15::TEXT[], $16::INT8[]) AS m(name, n) JOIN kept k ON k.n = m.n) \
          SELECT CASE WHEN b.n IN (SELECT n FROM kept) THEN 0 WHEN b.n IN (SELECT n FROM refused) THEN 3 \
          WHEN b.n IN (SELECT n FROM fresh) THEN 2 ELSE 1 END::INT2 \
          FROM batch b, async_commit ORDER BY b.n"
@@ -251,6 +278,11 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
     let pending = || reservations.iter().map(|r| &r.pending);
     let key_types =
         pending().map(|p| stored_key_type(p.key_type.as_deref())).collect::<Result<Vec<_>, StoreError>>()?;
+    // Each name with its reservation's ordinal (`n`, from 1).
+    let names: Vec<(i64, String)> = pending()
+        .zip(1..)
+        .flat_map(|(p, n)| pending_names(p).into_iter().map(move |name| (n, name)))
+        .collect();
     let outcomes: Vec<i16> = sqlx::query_scalar(sql)
         .bind(pending().map(|p| p.serial.as_slice()).collect::<Vec<_>>())
         .bind(pending().map(|p| p.authority_id).collect::<Vec<_>>())
@@ -265,6 +297,9 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
         .bind(pending().map(|p| p.crl_shard).collect::<Vec<_>>())
         .bind(reservations.iter().map(|r| r.acme_order).collect::<Vec<_>>())
         .bind(pending().map(|p| p.spki_hash.as_slice()).collect::<Vec<_>>())
+        .bind(pending().map(|p| p.kind.code()).collect::<Vec<_>>())
+        .bind(names.iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>())
+        .bind(names.iter().map(|(n, _)| *n).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
     Ok(one_row_each("reservations", reservations.len(), outcomes)?
@@ -387,6 +422,14 @@ impl IssuanceLedger {
                 continue;
             }
             bind_pending(sqlx::query(insert_reserved_sql()), pending)?.execute(&mut *tx).await?;
+            for name in pending_names(pending) {
+                sqlx::query(INSERT_NAME)
+                    .bind(pending.not_after)
+                    .bind(&pending.serial)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             reserved.push(Reserved::Done);
         }
         tx.commit().await?;
@@ -481,44 +524,128 @@ impl Catalog {
     }
 }
 
+impl CertificateFilter {
+    /// The name conditions (`certificate_names`) this filter sets.
+    fn name_matches(&self) -> Vec<NameMatch> {
+        [
+            self.san.as_deref().map(|s| NameMatch::Exact(names::stored_identifier(s))),
+            self.dns_suffix.as_deref().map(names::under_domain),
+            self.uri_prefix.as_deref().map(names::uri_prefix),
+            self.subject.as_deref().map(names::subject),
+            self.requester.as_deref().map(names::requester),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// A value bound to a listing's statement.
+enum Param {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// A listing's statement, written for the filters it has and no others:
+/// a generic plan (see `Db::connect`) then still uses the index each
+/// condition needs, which `($n IS NULL OR ...)` would hide from it.
+#[derive(Default)]
+struct Listing {
+    conditions: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Listing {
+    /// A placeholder for `value`.
+    fn param(&mut self, value: Param) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    /// The not_after bounds and the keyset position, on the table `table`
+    /// (certificates or certificate_names, which carries both columns).
+    /// The redundant `not_after >= t` gives the keyset its start as a range.
+    fn bounds(&mut self, filter: &CertificateFilter, table: &str) -> Vec<String> {
+        let mut bounds = Vec::new();
+        if let Some(before) = filter.expires_before {
+            bounds.push(format!("{table}.not_after < {}", self.param(Param::Int(before))));
+        }
+        if let Some(after) = filter.expires_after {
+            bounds.push(format!("{table}.not_after > {}", self.param(Param::Int(after))));
+        }
+        if let Some((time, serial)) = &filter.after {
+            let time = self.param(Param::Int(*time));
+            let serial = self.param(Param::Bytes(serial.clone()));
+            bounds.push(format!(
+                "{table}.not_after >= {time} AND ({table}.not_after > {time} OR {table}.serial > {serial})"
+            ));
+        }
+        bounds
+    }
+
+    fn build(filter: &CertificateFilter, limit: i64) -> (String, Vec<Param>) {
+        let mut listing = Listing::default();
+        if let Some(status) = filter.status {
+            listing.conditions.push(format!("certificates.status = {}", status.sql()));
+        }
+        if let Some(kind) = filter.kind {
+            listing.conditions.push(format!("certificates.kind = {}", kind.sql()));
+        }
+        if let Some(authority) = filter.authority_id {
+            let authority = listing.param(Param::Int(authority));
+            listing.conditions.push(format!("certificates.authority_id = {authority}"));
+        }
+        // Each name condition is a range of `certificate_names_search`,
+        // bounded by the same not_after window and keyset as the listing,
+        // so a later page reads less of it.
+        for name in filter.name_matches() {
+            let mut name_conditions = match name {
+                NameMatch::Exact(exact) => vec![format!("m.name = {}", listing.param(Param::Text(exact)))],
+                NameMatch::Range { start, end } => vec![
+                    format!("m.name >= {}", listing.param(Param::Text(start))),
+                    format!("m.name < {}", listing.param(Param::Text(end))),
+                ],
+            };
+            name_conditions.extend(listing.bounds(filter, "m"));
+            listing.conditions.push(format!(
+                "certificates.serial IN (SELECT m.serial FROM certificate_names m WHERE {})",
+                name_conditions.join(" AND ")
+            ));
+        }
+        let bounds = listing.bounds(filter, "certificates");
+        listing.conditions.extend(bounds);
+        let limit = listing.param(Param::Int(limit));
+        let conditions =
+            if listing.conditions.is_empty() { String::new() } else { format!("WHERE {}", listing.conditions.join(" AND ")) };
+        let sql =
+            format!("SELECT {COLUMNS} FROM certificates {conditions} ORDER BY not_after, serial LIMIT {limit}");
+        (sql, listing.params)
+    }
+}
+
 impl AdminStore {
+    /// One page of certificates under `filter`. Without name conditions a
+    /// page walks `certificates_not_after` (or `certificates_internal`
+    /// for `kind = internal`) from the cursor; with one, the rows come
+    /// from ranges of `certificate_names_search`.
     pub async fn list_certificates(
         &self,
         filter: &CertificateFilter,
         limit: i64,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        // Bounds on not_after are written so that they hold without their
-        // parameter (COALESCE), not skipped with `IS NULL OR`: a generic
-        // plan (see `Db::connect`) then still takes them as a range of
-        // `certificates_not_after`. The redundant `not_after >= $6` gives
-        // the keyset its start; the rows of one second are then sorted by
-        // serial, not looked up by it.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM certificates \
-             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR authority_id = $2) \
-             AND ($3 IS NULL OR sans LIKE $3 ESCAPE '\\') \
-             AND not_after < COALESCE($4, 9223372036854775807) AND not_after > COALESCE($5, -1) \
-             AND ($6 IS NULL OR not_after > $6 OR (not_after = $6 AND serial > $7)) \
-             AND not_after >= COALESCE($6, -1) \
-             ORDER BY not_after, serial LIMIT $8"
-        );
-        let san = filter.san.as_ref().map(|s| format!("% {} %", like_escape(s)));
-        let (after_time, after_serial) = match &filter.after {
-            Some((t, s)) => (Some(*t), Some(s.clone())),
-            None => (None, None),
-        };
-        with_pool!(self.db(), pool => sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql))
-            .bind(filter.status.map(CertificateStatus::code))
-            .bind(filter.authority_id)
-            .bind(&san)
-            .bind(filter.expires_before)
-            .bind(filter.expires_after)
-            .bind(after_time)
-            .bind(&after_serial)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::from))
+        let (sql, params) = Listing::build(filter, limit);
+        with_pool!(self.db(), pool => {
+            let mut query = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql.clone()));
+            for param in &params {
+                query = match param {
+                    Param::Int(value) => query.bind(*value),
+                    Param::Text(value) => query.bind(value.as_str()),
+                    Param::Bytes(value) => query.bind(value.as_slice()),
+                };
+            }
+            query.fetch_all(pool).await.map_err(StoreError::from)
+        })
     }
 }
 

@@ -8,7 +8,7 @@
 //! not superseded), never the whole table (tests/it/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
 
-use super::status::DeliveryState;
+use super::status::{CertificateKind, DeliveryState};
 use super::status::sql::{CERT_ISSUED, DELIVERY_PENDING};
 use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, like_escape, sql, with_pool};
 
@@ -28,10 +28,12 @@ pub struct ExpiryWindows {
     pub expired_since: i64,
 }
 
-/// One authority's counts; only issued (not revoked) certificates count.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One authority's counts for one kind of certificate; only issued (not
+/// revoked) certificates count.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpirationCounts {
     pub authority_id: i64,
+    pub kind: CertificateKind,
     pub expiring_1h: i64,
     pub expiring_24h: i64,
     pub expiring_7d: i64,
@@ -81,27 +83,43 @@ pub struct JobRecord {
     pub runs: i64,
 }
 
-/// Issued certificates expiring within 1 h / 24 h / 7 d, per authority:
+impl ExpirationCounts {
+    /// Nothing expiring, overdue or expired.
+    pub fn none(authority_id: i64, kind: CertificateKind) -> Self {
+        Self {
+            authority_id,
+            kind,
+            expiring_1h: 0,
+            expiring_24h: 0,
+            expiring_7d: 0,
+            overdue: 0,
+            expired_without_successor: 0,
+        }
+    }
+}
+
+/// Issued certificates expiring within 1 h / 24 h / 7 d, per authority and kind:
 /// one range of the partial index `certificates_issued_expiry`, index only.
 pub(super) fn expiring_sql() -> &'static str {
     sql!(
-        "SELECT authority_id, \
+        "SELECT authority_id, kind, \
          SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END), \
          SUM(CASE WHEN not_after <= $3 THEN 1 ELSE 0 END), \
          COUNT(*) \
-         FROM certificates WHERE status = {CERT_ISSUED} AND not_after > $1 AND not_after <= $4 GROUP BY authority_id"
+         FROM certificates WHERE status = {CERT_ISSUED} AND not_after > $1 AND not_after <= $4 \
+         GROUP BY authority_id, kind"
     )
 }
-/// Overdue and expired-without-successor counts per authority: one range
+/// Overdue and expired-without-successor counts per authority and kind: one range
 /// of the partial index `certificates_heads_expiry`, index only.
 pub(super) fn unreplaced_sql() -> &'static str {
     sql!(
-        "SELECT authority_id, \
+        "SELECT authority_id, kind, \
          SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), \
          SUM(CASE WHEN not_after <= $1 THEN 1 ELSE 0 END) \
          FROM certificates WHERE status = {CERT_ISSUED} AND NOT superseded AND not_after > $2 AND not_after <= $3 \
          AND (not_after <= $1 OR not_before + (not_after - not_before) * $4 / 1000 <= $1) \
-         GROUP BY authority_id"
+         GROUP BY authority_id, kind"
     )
 }
 /// Unreported unreplaced certificates in a window, for notices.
@@ -117,18 +135,19 @@ pub(super) fn unnoticed_sql() -> &'static str {
 }
 
 impl LifecycleStore {
-    /// Per-authority counts of what expires soon, what is overdue and what
-    /// expired without a successor.
+    /// Per-authority and kind counts of what expires soon, what is overdue
+    /// and what expired without a successor; a line only where there is
+    /// something to count.
     pub async fn expiration_counts(&self, w: &ExpiryWindows) -> Result<Vec<ExpirationCounts>, StoreError> {
         let (expiring, unreplaced) = with_pool!(self.db(), pool => {
-            let expiring = sqlx::query_as::<_, (i64, i64, i64, i64)>(expiring_sql())
+            let expiring = sqlx::query_as::<_, (i64, i16, i64, i64, i64)>(expiring_sql())
                 .bind(w.now)
                 .bind(w.hour_end)
                 .bind(w.day_end)
                 .bind(w.week_end)
                 .fetch_all(pool)
                 .await?;
-            let unreplaced = sqlx::query_as::<_, (i64, i64, i64)>(unreplaced_sql())
+            let unreplaced = sqlx::query_as::<_, (i64, i16, i64, i64)>(unreplaced_sql())
                 .bind(w.now)
                 .bind(w.expired_since)
                 .bind(w.overdue_until)
@@ -138,21 +157,22 @@ impl LifecycleStore {
             Ok::<_, StoreError>((expiring, unreplaced))
         })?;
         let mut counts: Vec<ExpirationCounts> = Vec::new();
-        let mut entry = |id: i64| -> usize {
-            match counts.iter().position(|c| c.authority_id == id) {
+        let mut entry = |id: i64, kind: i16| -> Result<usize, StoreError> {
+            let kind = CertificateKind::try_from(kind).map_err(|e| StoreError::Other(e.to_string()))?;
+            Ok(match counts.iter().position(|c| c.authority_id == id && c.kind == kind) {
                 Some(i) => i,
                 None => {
-                    counts.push(ExpirationCounts { authority_id: id, ..Default::default() });
+                    counts.push(ExpirationCounts::none(id, kind));
                     counts.len() - 1
                 }
-            }
+            })
         };
         let mut rows = Vec::new();
-        for (id, hour, day, week) in expiring {
-            rows.push((entry(id), Some((hour, day, week)), None));
+        for (id, kind, hour, day, week) in expiring {
+            rows.push((entry(id, kind)?, Some((hour, day, week)), None));
         }
-        for (id, overdue, expired) in unreplaced {
-            rows.push((entry(id), None, Some((overdue, expired))));
+        for (id, kind, overdue, expired) in unreplaced {
+            rows.push((entry(id, kind)?, None, Some((overdue, expired))));
         }
         for (i, expiring, unreplaced) in rows {
             let c = &mut counts[i];
@@ -163,7 +183,7 @@ impl LifecycleStore {
                 (c.overdue, c.expired_without_successor) = (overdue, expired);
             }
         }
-        counts.sort_by_key(|c| c.authority_id);
+        counts.sort_by_key(|c| (c.authority_id, c.kind.code()));
         Ok(counts)
     }
 

@@ -26,6 +26,7 @@ mod renewal_pulls;
 mod retention;
 mod revocation;
 mod sealing;
+mod search_names;
 #[cfg(feature = "test-support")]
 mod seed;
 mod status;
@@ -70,7 +71,8 @@ pub use sealing::{SealedKey, SealedValue, SealingKeyRecord, SecretRow, StoredSec
 #[cfg(feature = "test-support")]
 pub use seed::SeedSpec;
 pub use status::{
-    AccountStatus, AuthorityStatus, AuthzStatus, CertificateStatus, ChallengeStatus, OrderStatus, UnknownStatus,
+    AccountStatus, AuthorityStatus, AuthzStatus, CertificateKind, CertificateStatus, ChallengeStatus, OrderStatus,
+    UnknownStatus,
 };
 #[cfg(feature = "test-support")]
 pub use test_support::WebhookAttempt;

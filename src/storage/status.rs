@@ -125,7 +125,7 @@ impl CertificateStatus {
         Self::ALL.iter().copied().find(|s| s.as_str() == text)
     }
 
-    const fn sql(self) -> SqlLiteral {
+    pub(super) const fn sql(self) -> SqlLiteral {
         SqlLiteral::Code(self.code())
     }
 }
@@ -135,6 +135,56 @@ impl TryFrom<i16> for CertificateStatus {
 
     fn try_from(code: i16) -> Result<Self, UnknownStatus> {
         Self::from_code(code).ok_or(UnknownStatus { kind: "certificate", value: code.to_string() })
+    }
+}
+
+/// Whose certificate it is: a workload's, or Tessera's own (its TLS
+/// certificate, OCSP responder and CA certificates), which rotation
+/// replaces and no operator revokes by hand. Listings and expiry figures
+/// keep the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateKind {
+    Workload,
+    Internal,
+}
+
+impl CertificateKind {
+    pub const ALL: &'static [Self] = &[Self::Workload, Self::Internal];
+
+    /// The stored code (migration 0020).
+    pub const fn code(self) -> i16 {
+        match self {
+            Self::Workload => 0,
+            Self::Internal => 1,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
+    /// The name the admin API shows and filters by.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Workload => "workload",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == text)
+    }
+
+    pub(super) const fn sql(self) -> SqlLiteral {
+        SqlLiteral::Code(self.code())
+    }
+}
+
+impl TryFrom<i16> for CertificateKind {
+    type Error = UnknownStatus;
+
+    fn try_from(code: i16) -> Result<Self, UnknownStatus> {
+        Self::from_code(code).ok_or(UnknownStatus { kind: "certificate kind", value: code.to_string() })
     }
 }
 
@@ -249,6 +299,8 @@ mod tests {
     fn stored_forms_are_pinned() {
         let certificates: Vec<_> = CertificateStatus::ALL.iter().map(|s| (s.code(), s.as_str())).collect();
         assert_eq!(certificates, [(0, "pending"), (1, "issued"), (2, "failed"), (3, "revoked")]);
+        let kinds: Vec<_> = CertificateKind::ALL.iter().map(|k| (k.code(), k.as_str())).collect();
+        assert_eq!(kinds, [(0, "workload"), (1, "internal")]);
         assert_eq!(spellings(AccountStatus::ALL), ["valid", "deactivated", "revoked"]);
         assert_eq!(spellings(OrderStatus::ALL), ["pending", "ready", "processing", "valid", "invalid"]);
         assert_eq!(spellings(AuthzStatus::ALL), ["pending", "valid", "invalid", "deactivated", "expired", "revoked"]);
@@ -265,6 +317,11 @@ mod tests {
             assert_eq!(CertificateStatus::parse(status.as_str()), Some(*status));
         }
         assert!(CertificateStatus::try_from(4).is_err());
+        for kind in CertificateKind::ALL {
+            assert_eq!(CertificateKind::try_from(kind.code()).ok(), Some(*kind));
+            assert_eq!(CertificateKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert!(CertificateKind::try_from(2).is_err());
         for status in OrderStatus::ALL {
             assert_eq!(OrderStatus::try_from(status.to_string()).ok(), Some(*status));
         }
