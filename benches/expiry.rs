@@ -5,8 +5,11 @@
 //!   24 h, keyset-paged as `GET /api/v1/certificates` pages them;
 //! - the expirations summary (`GET /api/v1/expirations`'s queries), which
 //!   reads not_after index windows only;
-//! - `pg_total_relation_size('certificates')` per million rows;
-//! - the plans PostgreSQL picks for the summary queries.
+//! - searches of the inventory, first page and the next ones: a DNS
+//!   suffix, a SPIFFE prefix, a requester, Tessera's own certificates;
+//! - `pg_total_relation_size` of certificates and their search names per
+//!   million rows;
+//! - the plans PostgreSQL picks for the summary queries and the searches.
 //!
 //!     DATABASE_URL=postgres://... TESSERA_BENCH_ROWS=10000000 cargo bench --bench expiry
 //!
@@ -26,7 +29,7 @@ use tessera::cli::start;
 use tessera::clock::{SharedClock, SystemClock};
 use tessera::config::LifecycleConfig;
 use tessera::lifecycle::expiry_windows;
-use tessera::storage::{CertificateFilter, CertificateStatus, Db, DbOptions, SeedSpec};
+use tessera::storage::{CertificateFilter, CertificateKind, CertificateStatus, Db, DbOptions, SeedSpec};
 
 #[tokio::main]
 async fn main() {
@@ -61,7 +64,7 @@ async fn main() {
         rows as f64 / seeded.as_secs_f64()
     );
     println!(
-        "size: {:.0} MB for {total} rows, {:.1} MB per 1M certificates (table, indexes, TOAST; no DER)",
+        "size: {:.0} MB for {total} rows, {:.1} MB per 1M certificates (table, indexes, TOAST, search names; no DER)",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / (total as f64 / 1e6)
     );
@@ -101,11 +104,57 @@ async fn main() {
         summaries.push(started.elapsed());
     }
     report("expirations summary (all windows, per authority)", &mut summaries);
-    let line = counts.iter().find(|c| c.authority_id == authority.id).unwrap();
+    let line = counts.iter().find(|c| c.authority_id == authority.id && c.kind == CertificateKind::Workload).unwrap();
     println!(
         "  counts: 1h {} / 24h {} / 7d {}, overdue {}, expired without successor {}",
         line.expiring_1h, line.expiring_24h, line.expiring_7d, line.overdue, line.expired_without_successor
     );
+
+    // Searches: the first page of 100 and up to four more, each a fresh
+    // namespace or requester, so no run reads what the last one cached.
+    let runs = if measuring { 20 } else { 3 };
+    let searches: [(&str, fn(i64) -> CertificateFilter); 5] = [
+        ("DNS suffix (.ns-N.prod.internal, 1/97 of rows)", |n| CertificateFilter {
+            dns_suffix: Some(format!("ns-{}.prod.internal", n % 97)),
+            ..Default::default()
+        }),
+        ("SPIFFE prefix (spiffe://prod.internal/ns/ns-N/, 1/388 of rows)", |n| CertificateFilter {
+            uri_prefix: Some(format!("spiffe://prod.internal/ns/ns-{}/", n % 97)),
+            ..Default::default()
+        }),
+        ("requester (acme:N, 1/5000 of rows)", |n| CertificateFilter {
+            requester: Some(format!("acme:{}", n % 5000)),
+            ..Default::default()
+        }),
+        ("DNS suffix and issued (.ns-N.prod.internal)", |n| CertificateFilter {
+            dns_suffix: Some(format!("ns-{}.prod.internal", n % 97)),
+            status: Some(CertificateStatus::Issued),
+            ..Default::default()
+        }),
+        ("kind internal", |_| CertificateFilter { kind: Some(CertificateKind::Internal), ..Default::default() }),
+    ];
+    for (what, filter_for) in searches {
+        let mut first = Vec::new();
+        let mut next = Vec::new();
+        for run in 0..runs {
+            let mut filter = filter_for(run * 7 + 11);
+            for page in 0..5 {
+                let started = Instant::now();
+                let rows = db.admin().list_certificates(&filter, 101).await.unwrap();
+                if page == 0 { &mut first } else { &mut next }.push(started.elapsed());
+                if rows.len() <= 100 {
+                    break;
+                }
+                filter.after = Some((rows[99].not_after, rows[99].serial.clone()));
+            }
+        }
+        report(&format!("search, {what}: first page"), &mut first);
+        if !next.is_empty() {
+            report(&format!("search, {what}: next pages"), &mut next);
+        }
+        let plan = db.admin().explain_certificates(&filter_for(5), 101).await.unwrap();
+        println!("plan, search {what}:\n  {}", plan.replace('\n', "\n  "));
+    }
 
     // Through the API, with authentication and JSON.
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();

@@ -547,6 +547,21 @@ enum Param {
     Bytes(Vec<u8>),
 }
 
+/// Binds a listing's params to a query of any shape, in order.
+macro_rules! bind_listing {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Int(value) => query.bind(*value),
+                Param::Text(value) => query.bind(value.as_str()),
+                Param::Bytes(value) => query.bind(value.as_slice()),
+            };
+        }
+        query
+    }};
+}
+
 /// A listing's statement, written for the filters it has and no others:
 /// a generic plan (see `Db::connect`) then still uses the index each
 /// condition needs, which `($n IS NULL OR ...)` would hide from it.
@@ -636,16 +651,22 @@ impl AdminStore {
     ) -> Result<Vec<CertificateRecord>, StoreError> {
         let (sql, params) = Listing::build(filter, limit);
         with_pool!(self.db(), pool => {
-            let mut query = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql.clone()));
-            for param in &params {
-                query = match param {
-                    Param::Int(value) => query.bind(*value),
-                    Param::Text(value) => query.bind(value.as_str()),
-                    Param::Bytes(value) => query.bind(value.as_slice()),
-                };
-            }
-            query.fetch_all(pool).await.map_err(StoreError::from)
+            let query = sqlx::query_as::<_, CertificateRecord>(sqlx::AssertSqlSafe(sql.clone()));
+            bind_listing!(query, &params).fetch_all(pool).await.map_err(StoreError::from)
         })
+    }
+
+    /// PostgreSQL's plan for a listing, run (`EXPLAIN ANALYZE`), for the
+    /// expiry benchmark and plan tests.
+    #[cfg(feature = "test-support")]
+    pub async fn explain_certificates(&self, filter: &CertificateFilter, limit: i64) -> Result<String, StoreError> {
+        let Db::Postgres(pool) = self.db() else {
+            return Err(StoreError::Other("plans are read on PostgreSQL".into()));
+        };
+        let (sql, params) = Listing::build(filter, limit);
+        let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")));
+        let lines = bind_listing!(query, &params).fetch_all(pool).await?;
+        Ok(lines.join("\n"))
     }
 }
 

@@ -7,7 +7,11 @@
 //! renewed every 16 h (two thirds of their life), the newest one live.
 //! One workload in a hundred is stuck past 80% of its certificate's life
 //! (overdue); one in fifty stopped renewing days ago (expired without a
-//! successor); one certificate in two hundred is revoked.
+//! successor); one certificate in two hundred is revoked. Workload w is
+//! `svc-w.ns-(w % 97).prod.internal`, requested by ACME account w % 5000;
+//! one in four also carries the SPIFFE ID
+//! `spiffe://prod.internal/ns/ns-(w % 97)/sa/svc-w`. Their search names
+//! (`certificate_names`) are written as issuance writes them.
 
 use super::status::sql::{CERT_ISSUED, CERT_REVOKED};
 use super::{Db, StoreError, sql};
@@ -16,6 +20,14 @@ use super::{Db, StoreError, sql};
 const RENEWAL: i64 = 16 * 3600;
 /// Leaf lifetime.
 const LIFETIME: i64 = 24 * 3600;
+/// Row i's workload w and start nb: the newest generation of w is
+/// (rows - 1 - w) / W, and each generation before it started one renewal
+/// earlier ($2 now, $4 the renewal, $6 W, $7 rows, rows $3 to $8).
+const PLANNED: &str = "(SELECT i, w, $2 - ((($7 - 1 - w) / $6) - i / $6) * $4 \
+     - CASE WHEN w % 100 = 0 THEN 72000 ELSE (w * 7919) % $4 END \
+     - CASE WHEN w % 50 = 1 THEN (w % 30) * 86400 ELSE 0 END AS nb \
+     FROM (SELECT i, i % $6 AS w FROM generate_series($3::bigint, $8::bigint) AS i) AS rows) AS planned";
+
 /// Rows written per statement.
 const BATCH: i64 = 1_000_000;
 
@@ -47,7 +59,7 @@ impl Db {
         let definitions: Vec<(String, String)> = if rebuild_indexes {
             sqlx::query_as(
                 "SELECT indexname::text, indexdef FROM pg_indexes \
-                 WHERE tablename = 'certificates' AND indexname <> 'certificates_pkey'",
+                 WHERE tablename IN ('certificates', 'certificate_names') AND indexname <> 'certificates_pkey'",
             )
             .fetch_all(&mut *conn)
             .await?
@@ -73,28 +85,40 @@ impl Db {
                     CASE WHEN i % 200 = 3 THEN nb + 3600 END, \
                     CASE WHEN i % 200 = 3 THEN {CERT_REVOKED} ELSE {CERT_ISSUED} END, \
                     CASE WHEN i % 200 = 3 THEN 1 END, \
-                    ' dns:svc-' || w || '.ns-' || (w % 97) || '.prod.internal ', \
+                    ' dns:svc-' || w || '.ns-' || (w % 97) || '.prod.internal ' \
+                    || CASE WHEN w % 4 = 0 THEN 'uri:spiffe://prod.internal/ns/ns-' || (w % 97) || '/sa/svc-' || w || ' ' \
+                       ELSE '' END, \
                     'acme:' || (w % 5000), 1, 'default', i + $6 < $7 \
-             FROM (SELECT i, w, $2 - ((($7 - 1 - w) / $6) - i / $6) * $4 \
-                          - CASE WHEN w % 100 = 0 THEN 72000 ELSE (w * 7919) % $4 END \
-                          - CASE WHEN w % 50 = 1 THEN (w % 30) * 86400 ELSE 0 END AS nb \
-                   FROM (SELECT i, i % $6 AS w FROM generate_series($3::bigint, $8::bigint) AS i) AS rows) AS planned"
+             FROM {PLANNED}"
+        );
+        // The names `search_names` gives these rows ($1 is unused here).
+        let names = sql!(
+            "INSERT INTO certificate_names (not_after, serial, name) \
+             SELECT nb + $5, decode(md5(i::text), 'hex'), n.name \
+             FROM {PLANNED} CROSS JOIN LATERAL (VALUES \
+                 ('dns:internal.prod.ns-' || (w % 97) || '.svc-' || w), \
+                 (CASE WHEN w % 4 = 0 THEN 'uri:spiffe://prod.internal/ns/ns-' || (w % 97) || '/sa/svc-' || w END), \
+                 ('subject:CN=svc-' || w || '.ns-' || (w % 97) || '.prod.internal'), \
+                 ('requester:acme:' || (w % 5000))) AS n(name) \
+             WHERE n.name IS NOT NULL AND $1::bigint IS NOT NULL"
         );
         let workloads = spec.workloads();
         let mut start = 0;
         while start < spec.rows {
             let end = (start + BATCH).min(spec.rows) - 1;
-            sqlx::query(insert)
-                .bind(spec.authority_id)
-                .bind(spec.now)
-                .bind(start)
-                .bind(RENEWAL)
-                .bind(LIFETIME)
-                .bind(workloads)
-                .bind(spec.rows)
-                .bind(end)
-                .execute(&mut *conn)
-                .await?;
+            for statement in [insert, names] {
+                sqlx::query(statement)
+                    .bind(spec.authority_id)
+                    .bind(spec.now)
+                    .bind(start)
+                    .bind(RENEWAL)
+                    .bind(LIFETIME)
+                    .bind(workloads)
+                    .bind(spec.rows)
+                    .bind(end)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             start = end + 1;
         }
         if rebuild_indexes {
@@ -104,15 +128,18 @@ impl Db {
                 sqlx::query(sqlx::AssertSqlSafe(definition.clone())).execute(&mut *conn).await?;
             }
         }
-        sqlx::query("VACUUM (ANALYZE) certificates").execute(&mut *conn).await?;
+        sqlx::query("VACUUM (ANALYZE) certificates, certificate_names").execute(&mut *conn).await?;
         Ok(())
     }
 
-    /// On-disk size of the certificates table with its indexes and TOAST.
+    /// On-disk size of the certificates table with its indexes and TOAST,
+    /// and of its search names (`certificate_names`) with their index.
     pub async fn certificates_total_bytes(&self) -> Result<i64, StoreError> {
         let Db::Postgres(pool) = self else {
             return Err(StoreError::Other("sizes are measured on PostgreSQL".into()));
         };
-        Ok(sqlx::query_scalar("SELECT pg_total_relation_size('certificates')").fetch_one(pool).await?)
+        Ok(sqlx::query_scalar(
+            "SELECT pg_total_relation_size('certificates') + pg_total_relation_size('certificate_names')",
+        ).fetch_one(pool).await?)
     }
 }

@@ -12,7 +12,7 @@ use crate::common::{Backend, TestCa, csr_for};
 use serde_json::Value;
 use tessera::clock::Clock;
 use tessera::issuance::Serial;
-use tessera::storage::{AuditFilter, CertificateStatus, PendingCertificate, Reservation, Reserved};
+use tessera::storage::{CertificateKind, AuditFilter, CertificateStatus, PendingCertificate, Reservation, Reserved};
 
 /// A reservation as the issuance pipeline makes it before signing.
 fn reservation(serial: &Serial, authority_id: i64, now: i64, name: &str, acme_order: Option<i64>) -> Reservation {
@@ -23,6 +23,7 @@ fn reservation(serial: &Serial, authority_id: i64, now: i64, name: &str, acme_or
             not_before: now - 60,
             not_after: now + 3600,
             created_at: now,
+            kind: CertificateKind::Workload,
             subject: None,
             sans: format!("dns:{name}"),
             requester: "token:admin".into(),

@@ -20,6 +20,7 @@ mod admin_scopes;
 mod admin_tokens;
 mod agent;
 mod availability;
+mod certificate_search;
 mod cli;
 mod cluster;
 mod compromised_keys;

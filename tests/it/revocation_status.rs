@@ -19,7 +19,7 @@ use crate::common::{Backend, TestCa, csr_for};
 use der_07::{Decode, Encode};
 use serde_json::json;
 use tessera::clock::{Clock, SystemClock};
-use tessera::storage::{NewAuditEvent, PendingCertificate};
+use tessera::storage::{CertificateKind, NewAuditEvent, PendingCertificate};
 
 /// An OCSP request like `template` (a CertID under the issuing CA, no
 /// nonce) that asks about each of `serials`.
@@ -55,6 +55,7 @@ async fn reserve(ca: &TestCa, serial: &[u8]) {
         not_before: now - 60,
         not_after: now + 3600,
         created_at: now,
+        kind: CertificateKind::Workload,
         subject: None,
         sans: " dns:pending.status.test ".into(),
         requester: "test".into(),

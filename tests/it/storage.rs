@@ -8,7 +8,7 @@ use tessera::clock::{SharedClock, SystemClock};
 use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
 use tessera::keys::{KeyIdentity, Signer, SignerError};
 use tessera::setup::load_signing_authority;
-use tessera::storage::{
+use tessera::storage::{CertificateKind, 
     AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateStatus,
     ChallengeStatus, IssuedRecord, NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits,
     OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, Retention, StalledChallenge,
@@ -22,6 +22,7 @@ fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate 
         not_before: 0,
         not_after,
         created_at: 0,
+        kind: CertificateKind::Workload,
         subject: None,
         sans: " dns:x.test ".into(),
         requester: "test".into(),
@@ -417,6 +418,7 @@ on_both_backends!(a_failed_signature_leaves_a_tracked_serial, |ca| {
         not_before: None,
         requester: "test".into(),
         policy: None,
+        kind: CertificateKind::Workload,
     };
     let err = issuer.issue(&request).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -443,6 +445,7 @@ on_both_backends!(concurrent_issuance_gives_unique_tracked_serials, |ca| {
                 not_before: None,
                 requester: "test".into(),
                 policy: None,
+                kind: CertificateKind::Workload,
             };
             issuer.issue(&request).await.unwrap().serial
         }));
