@@ -32,6 +32,7 @@ const ROWS: &[Column] = &[
 const DETAIL: &[Column] = &[
     column("serial", "/serial", Cell::Text),
     column("status", "/status", Cell::Text),
+    column("kind", "/kind", Cell::Text),
     column("subject", "/subject", Cell::Text),
     column("names", "/identifiers", Cell::Identifiers),
     column("policy", "/policy", Cell::Text),
@@ -49,7 +50,8 @@ const DETAIL: &[Column] = &[
 pub enum Command {
     /// List certificates, soonest expiry first, with the API's filters.
     List(ListArgs),
-    /// Every certificate naming an identifier (all pages).
+    /// Every certificate naming an identifier, or matching the search
+    /// flags (all pages).
     Search(SearchArgs),
     /// One certificate's details, or with --pem its chain (leaf first).
     Show {
@@ -92,6 +94,65 @@ impl Status {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Workloads' certificates.
+    Workload,
+    /// Tessera's own: its TLS certificate, OCSP responder and CA certificates.
+    Internal,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Workload => "workload",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The API's search filters, shared by `list` and `search`.
+#[derive(Debug, Args)]
+pub struct SearchFlags {
+    /// Only certificates naming a DNS name under this domain
+    /// (.payments.internal or *.payments.internal).
+    #[arg(long, value_name = "DOMAIN")]
+    suffix: Option<String>,
+    /// Only certificates naming a URI that begins with this
+    /// (spiffe://td/ns/prod/).
+    #[arg(long, value_name = "PREFIX")]
+    spiffe_prefix: Option<String>,
+    /// Only certificates with exactly this subject, as shown (CN=api.test).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Only certificates requested by this requester, as shown (token:ci, acme:7).
+    #[arg(long)]
+    requester: Option<String>,
+    /// Only workloads' certificates, or only Tessera's own.
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// Only certificates of the authority with this id.
+    #[arg(long, value_name = "ID")]
+    authority: Option<i64>,
+}
+
+impl SearchFlags {
+    /// The query parameters of the flags given.
+    fn query(self) -> Vec<(&'static str, String)> {
+        [
+            ("san_suffix", self.suffix),
+            ("spiffe_prefix", self.spiffe_prefix),
+            ("subject", self.subject),
+            ("requester", self.requester),
+            ("kind", self.kind.map(|k| k.as_str().to_owned())),
+            ("authority", self.authority.map(|id| id.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect()
+    }
+}
+
 /// The reasons a leaf may be revoked for, as the API names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "camelCase")]
@@ -109,9 +170,8 @@ pub struct ListArgs {
     /// Only certificates in this state.
     #[arg(long, value_enum)]
     status: Option<Status>,
-    /// Only certificates of the authority with this id.
-    #[arg(long, value_name = "ID")]
-    authority: Option<i64>,
+    #[command(flatten)]
+    search: SearchFlags,
     /// Only certificates naming exactly this DNS name, IP address or URI.
     #[arg(long, value_name = "NAME")]
     san: Option<String>,
@@ -128,7 +188,9 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// A DNS name, IP address or URI, matched exactly.
-    name: String,
+    name: Option<String>,
+    #[command(flatten)]
+    search: SearchFlags,
     /// Only those expiring within this long from now (e.g. 7d).
     #[arg(long, value_name = "DURATION")]
     expiring_within: Option<String>,
@@ -188,16 +250,24 @@ pub async fn run(command: Command, client: &Client) -> Result<Shown, CliError> {
         Command::List(args) => {
             let query = [
                 ("status", args.status.map(|s| s.as_str().to_owned())),
-                ("authority", args.authority.map(|id| id.to_string())),
                 ("san", args.san),
                 ("expires_before", args.expires_before),
                 ("expires_after", args.expires_after),
             ];
-            let query = query.into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
+            let mut query: Vec<_> = query.into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
+            query.extend(args.search.query());
             Ok(Shown::new(pages::fetch(client, &PATH, query, &args.paging).await?, list(ROWS)))
         }
         Command::Search(args) => {
-            let mut query = vec![("san", args.name)];
+            let mut query: Vec<_> = args.name.map(|name| ("san", name)).into_iter().collect();
+            query.extend(args.search.query());
+            if query.is_empty() {
+                return Err(CliError::Usage(
+                    "search needs a name or a search flag (--suffix, --spiffe-prefix, --subject, --requester, \
+                     --kind, --authority); `certificates list` lists everything"
+                        .into(),
+                ));
+            }
             if let Some(within) = &args.expiring_within {
                 query.push(("expires_before", times::from_now(times::parse_duration(within)?)?));
             }

@@ -599,6 +599,20 @@ impl Listing {
         bounds
     }
 
+    /// The conditions on `certificate_names m` of one name match, with
+    /// the listing's bounds.
+    fn name_condition(&mut self, filter: &CertificateFilter, name: NameMatch) -> String {
+        let mut conditions = match name {
+            NameMatch::Exact(exact) => vec![format!("m.name = {}", self.param(Param::Text(exact)))],
+            NameMatch::Range { start, end } => vec![
+                format!("m.name >= {}", self.param(Param::Text(start))),
+                format!("m.name < {}", self.param(Param::Text(end))),
+            ],
+        };
+        conditions.extend(self.bounds(filter, "m"));
+        conditions.join(" AND ")
+    }
+
     fn build(filter: &CertificateFilter, limit: i64) -> (String, Vec<Param>) {
         let mut listing = Listing::default();
         if let Some(status) = filter.status {
@@ -613,28 +627,35 @@ impl Listing {
         }
         // Each name condition is a range of `certificate_names_search`,
         // bounded by the same not_after window and keyset as the listing,
-        // so a later page reads less of it.
-        for name in filter.name_matches() {
-            let mut name_conditions = match name {
-                NameMatch::Exact(exact) => vec![format!("m.name = {}", listing.param(Param::Text(exact)))],
-                NameMatch::Range { start, end } => vec![
-                    format!("m.name >= {}", listing.param(Param::Text(start))),
-                    format!("m.name < {}", listing.param(Param::Text(end))),
-                ],
-            };
-            name_conditions.extend(listing.bounds(filter, "m"));
-            listing.conditions.push(format!(
-                "certificates.serial IN (SELECT m.serial FROM certificate_names m WHERE {})",
-                name_conditions.join(" AND ")
-            ));
-        }
-        let bounds = listing.bounds(filter, "certificates");
-        listing.conditions.extend(bounds);
+        // so a later page reads less of it. The first one drives: its
+        // (not_after, serial) pairs, index only, are sorted and joined to
+        // their certificates in that order until the page is full, so a
+        // name shared by many certificates costs a sort of index entries,
+        // not a lookup of every certificate. Any other is a semi-join.
+        let mut names = filter.name_matches().into_iter().map(|name| listing.name_condition(filter, name));
+        let driver = names.next();
+        let others: Vec<String> = names.collect();
+        listing.conditions.extend(
+            others.into_iter().map(|c| format!("certificates.serial IN (SELECT m.serial FROM certificate_names m WHERE {c})")),
+        );
+        let (from, order) = match driver {
+            Some(c) => (
+                format!(
+                    "(SELECT DISTINCT m.not_after AS by_not_after, m.serial AS by_serial FROM certificate_names m \
+                     WHERE {c}) AS d JOIN certificates ON certificates.serial = d.by_serial"
+                ),
+                "d.by_not_after, d.by_serial",
+            ),
+            None => {
+                let bounds = listing.bounds(filter, "certificates");
+                listing.conditions.extend(bounds);
+                ("certificates".to_owned(), "certificates.not_after, certificates.serial")
+            }
+        };
         let limit = listing.param(Param::Int(limit));
         let conditions =
             if listing.conditions.is_empty() { String::new() } else { format!("WHERE {}", listing.conditions.join(" AND ")) };
-        let sql =
-            format!("SELECT {COLUMNS} FROM certificates {conditions} ORDER BY not_after, serial LIMIT {limit}");
+        let sql = format!("SELECT {COLUMNS} FROM {from} {conditions} ORDER BY {order} LIMIT {limit}");
         (sql, listing.params)
     }
 }

@@ -169,6 +169,13 @@ on_both_backends!(every_command_against_a_running_tessera, |ca| {
     assert_eq!(serials(&found), [serial.as_str()]);
     let later = op.json(&["certificates", "search", "127.0.0.7", "--expiring-within", "1h"]).await;
     assert!(serials(&later).is_empty(), "a 2h certificate does not expire within 1h: {later}");
+    let under = op.json(&["certificates", "search", "--suffix", "*.test", "--kind", "workload"]).await;
+    assert_eq!(serials(&under).len(), 2, "{under}");
+    assert!(serials(&under).contains(&serial.as_str()) && serials(&under).contains(&api_serial.as_str()), "{under}");
+    let by_subject = op.json(&["certificates", "search", "--subject", "CN=api.test", "--suffix", ".test"]).await;
+    assert_eq!(serials(&by_subject), [api_serial.as_str()]);
+    let own = op.json(&["certificates", "search", "--kind", "internal", "--requester", "tessera"]).await;
+    assert!(!items(&own).is_empty() && items(&own).iter().all(|c| c["kind"] == "internal"), "{own}");
     let shown = op.json(&["certificates", "show", &serial]).await;
     assert_eq!(shown["serial"], serial.as_str());
     assert_eq!(shown["identifiers"].as_array().unwrap().len(), 2);
