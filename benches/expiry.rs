@@ -113,7 +113,7 @@ async fn main() {
     // Searches: the first page of 100 and up to four more, each a fresh
     // namespace or requester, so no run reads what the last one cached.
     let runs = if measuring { 20 } else { 3 };
-    let searches: [(&str, fn(i64) -> CertificateFilter); 5] = [
+    let searches: [Search; 5] = [
         ("DNS suffix (.ns-N.prod.internal, 1/97 of rows)", |n| CertificateFilter {
             dns_suffix: Some(format!("ns-{}.prod.internal", n % 97)),
             ..Default::default()
@@ -192,6 +192,9 @@ async fn main() {
         }
     }
 }
+
+/// A search the bench times: its name, and its filter for the n-th run.
+type Search = (&'static str, fn(i64) -> CertificateFilter);
 
 fn report(what: &str, samples: &mut [Duration]) {
     samples.sort();

@@ -14,8 +14,8 @@ use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_p
 use crate::clock::SharedClock;
 use crate::keys::Signer;
 use crate::storage::{
-    Batcher, CertificateKind, CertificateRecord, IssuanceLedger, IssuedRecord, NewAuditEvent, PendingCertificate, Reservation, Reserved,
-    StoreError, Succession,
+    Batcher, CertificateKind, CertificateRecord, IssuanceLedger, IssuedRecord, NewAuditEvent, PendingCertificate,
+    Reservation, Reserved, StoreError, Succession,
 };
 
 /// Certificates are back-dated this much to absorb clock skew on clients.

@@ -27,7 +27,8 @@ use crate::clock::SharedClock;
 use crate::config::{ConfigError, LifecycleConfig};
 use crate::metrics::Metrics;
 use crate::storage::{
-    AuthorityRecord, AuthorityStatus, CertificateKind, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore, StoreError,
+    AuthorityRecord, AuthorityStatus, CertificateKind, ExpirationCounts, ExpiryWindows, JobLeases, LifecycleStore,
+    StoreError,
 };
 pub use prune::IDEMPOTENCY_KEY_SECONDS;
 pub use webhook::{SIGNATURE_HEADER, signature};

@@ -2,10 +2,10 @@
 //! signature exists, then issued (or failed), later perhaps revoked.
 
 use super::audit::insert_audit;
+use super::search_names::{NameMatch, search_names};
 use super::status::sql::{
     CERT_FAILED, CERT_ISSUED, CERT_PENDING, CERT_REVOKED, ORDER_PROCESSING, ORDER_READY, ORDER_VALID,
 };
-use super::search_names::{NameMatch, search_names};
 use super::{
     ASYNC_COMMIT, AdminStore, Catalog, CertificateKind, CertificateStatus, Db, IssuanceLedger, NewAuditEvent,
     RevocationStore, StoreError, begin_write, one_row_each, search_names as names, sql, with_pool,
@@ -279,10 +279,8 @@ async fn reserve_at_once(pool: &sqlx::PgPool, reservations: &[Reservation]) -> R
     let key_types =
         pending().map(|p| stored_key_type(p.key_type.as_deref())).collect::<Result<Vec<_>, StoreError>>()?;
     // Each name with its reservation's ordinal (`n`, from 1).
-    let names: Vec<(i64, String)> = pending()
-        .zip(1..)
-        .flat_map(|(p, n)| pending_names(p).into_iter().map(move |name| (n, name)))
-        .collect();
+    let names: Vec<(i64, String)> =
+        pending().zip(1..).flat_map(|(p, n)| pending_names(p).into_iter().map(move |name| (n, name))).collect();
     let outcomes: Vec<i16> = sqlx::query_scalar(sql)
         .bind(pending().map(|p| p.serial.as_slice()).collect::<Vec<_>>())
         .bind(pending().map(|p| p.authority_id).collect::<Vec<_>>())
@@ -636,7 +634,9 @@ impl Listing {
         let driver = names.next();
         let others: Vec<String> = names.collect();
         listing.conditions.extend(
-            others.into_iter().map(|c| format!("certificates.serial IN (SELECT m.serial FROM certificate_names m WHERE {c})")),
+            others
+                .into_iter()
+                .map(|c| format!("certificates.serial IN (SELECT m.serial FROM certificate_names m WHERE {c})")),
         );
         let (from, order) = match driver {
             Some(c) => (
@@ -653,8 +653,11 @@ impl Listing {
             }
         };
         let limit = listing.param(Param::Int(limit));
-        let conditions =
-            if listing.conditions.is_empty() { String::new() } else { format!("WHERE {}", listing.conditions.join(" AND ")) };
+        let conditions = if listing.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", listing.conditions.join(" AND "))
+        };
         let sql = format!("SELECT {COLUMNS} FROM {from} {conditions} ORDER BY {order} LIMIT {limit}");
         (sql, listing.params)
     }

@@ -8,8 +8,8 @@
 //! not superseded), never the whole table (tests/it/lifecycle_expiry.rs checks
 //! the PostgreSQL plans).
 
-use super::status::{CertificateKind, DeliveryState};
 use super::status::sql::{CERT_ISSUED, DELIVERY_PENDING};
+use super::status::{CertificateKind, DeliveryState};
 use super::{AdminStore, JobLeases, LifecycleStore, StoreError, begin_write, like_escape, sql, with_pool};
 
 /// The windows an expirations summary counts, in Unix seconds.

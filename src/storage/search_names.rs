@@ -22,7 +22,10 @@ const MAX_COMMON_NAME: usize = 64;
 pub(super) enum NameMatch {
     Exact(String),
     /// `start <= name < end`.
-    Range { start: String, end: String },
+    Range {
+        start: String,
+        end: String,
+    },
 }
 
 /// Every name a certificate is found by, sorted and without repeats.

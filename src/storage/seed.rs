@@ -140,6 +140,8 @@ impl Db {
         };
         Ok(sqlx::query_scalar(
             "SELECT pg_total_relation_size('certificates') + pg_total_relation_size('certificate_names')",
-        ).fetch_one(pool).await?)
+        )
+        .fetch_one(pool)
+        .await?)
     }
 }

@@ -36,8 +36,10 @@ async fn listed(ca: &TestCa, query: &str, limit: usize) -> Vec<Value> {
             None => break,
         }
     }
-    let keys: Vec<_> =
-        items.iter().map(|i| (i["not_after"].as_str().unwrap().to_owned(), i["serial"].as_str().unwrap().to_owned())).collect();
+    let keys: Vec<_> = items
+        .iter()
+        .map(|i| (i["not_after"].as_str().unwrap().to_owned(), i["serial"].as_str().unwrap().to_owned()))
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "{query}");
@@ -96,7 +98,10 @@ on_both_backends!(each_filter_finds_what_it_names, |ca| {
     assert_eq!(shown["requester"], "token:ci");
     assert_eq!(serials(ca, "requester=token:ci").await, set(&[&db, &both, &prod]));
     assert_eq!(serials(ca, "requester=token:ci&san_suffix=.payments.internal").await, set(&[&db, &both]));
-    assert_eq!(serials(ca, "requester=token:ci&san_suffix=.shop.internal&subject=CN%3Ddb.payments.internal").await, set(&[&db]));
+    assert_eq!(
+        serials(ca, "requester=token:ci&san_suffix=.shop.internal&subject=CN%3Ddb.payments.internal").await,
+        set(&[&db])
+    );
 
     // Status and authority, alone and with a name.
     let (status, _) = ca.post(&format!("/api/v1/certificates/{both}/revoke"), Some(&admin), &json!({})).await;
@@ -141,7 +146,10 @@ on_both_backends!(tesseras_own_certificates_are_internal, |ca| {
     assert!(internal.iter().all(|c| c["kind"] == "internal" && c["requester"] == "tessera"), "{internal:?}");
     let subjects: Vec<&str> = internal.iter().map(|c| c["subject"].as_str().unwrap()).collect();
     assert!(subjects.iter().any(|s| s.contains("OCSP responder")), "{subjects:?}");
-    assert!(internal.iter().any(|c| c["identifiers"].as_array().unwrap().iter().any(|i| i["value"] == "localhost")), "{internal:?}");
+    assert!(
+        internal.iter().any(|c| c["identifiers"].as_array().unwrap().iter().any(|i| i["value"] == "localhost")),
+        "{internal:?}"
+    );
     let workloads = listed(ca, "kind=workload", 100).await;
     assert!(workloads.iter().all(|c| c["kind"] == "workload"), "{workloads:?}");
     // Without `kind`, every kind.

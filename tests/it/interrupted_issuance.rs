@@ -12,7 +12,7 @@ use crate::common::{Backend, TestCa, csr_for};
 use serde_json::Value;
 use tessera::clock::Clock;
 use tessera::issuance::Serial;
-use tessera::storage::{CertificateKind, AuditFilter, CertificateStatus, PendingCertificate, Reservation, Reserved};
+use tessera::storage::{AuditFilter, CertificateKind, CertificateStatus, PendingCertificate, Reservation, Reserved};
 
 /// A reservation as the issuance pipeline makes it before signing.
 fn reservation(serial: &Serial, authority_id: i64, now: i64, name: &str, acme_order: Option<i64>) -> Reservation {

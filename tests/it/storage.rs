@@ -8,11 +8,11 @@ use tessera::clock::{SharedClock, SystemClock};
 use tessera::issuance::{CertificateIssuer, CheckedCsr, Identifier, IssueRequest, SigningAuthority};
 use tessera::keys::{KeyIdentity, Signer, SignerError};
 use tessera::setup::load_signing_authority;
-use tessera::storage::{CertificateKind, 
-    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateStatus,
-    ChallengeStatus, IssuedRecord, NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent, OrderLimits,
-    OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, Retention, StalledChallenge,
-    StoreError, Succession, ValidationOutcome,
+use tessera::storage::{
+    AcmeAuthzRecord, AcmeChallengeRecord, Admission, AuthzKey, AuthzStatus, CertificateFilter, CertificateKind,
+    CertificateStatus, ChallengeStatus, IssuedRecord, NewAcmeAccount, NewAcmeAuthz, NewAcmeOrder, NewAuditEvent,
+    OrderLimits, OrderRequest, OrderStatus, PendingCertificate, RateLimited, Reservation, Reserved, Retention,
+    StalledChallenge, StoreError, Succession, ValidationOutcome,
 };
 
 fn pending(serial: u8, authority_id: i64, not_after: i64) -> PendingCertificate {
