@@ -352,7 +352,12 @@ pub async fn revoke(
     if caller.scope.is_bound() {
         caller.require_policy(&state, current.policy.as_deref())?;
     }
-    if current.kind == CertificateKind::Internal {
+    // Tessera's TLS and OCSP responder certificates are replaced by
+    // rotation. A CA certificate stays revocable: an issuing CA's
+    // compromise is answered on its parent's CRL.
+    if current.kind == CertificateKind::Internal
+        && !state.store.list_authorities().await?.iter().any(|a| a.serial == current.serial)
+    {
         return Err(ApiError::Conflict(format!(
             "certificate {serial} is one of Tessera's own: rotation replaces it, it is not revoked by hand"
         )));

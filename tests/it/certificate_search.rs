@@ -157,8 +157,19 @@ on_both_backends!(tesseras_own_certificates_are_internal, |ca| {
     assert_eq!(all.len(), internal.len() + workloads.len());
     assert_eq!(serials(ca, "kind=internal&requester=tessera").await.len(), internal.len());
 
-    // Rotation replaces them: an admin cannot revoke one, and nothing changes.
-    let tls = internal.iter().find(|c| c["status"] == "issued").unwrap()["serial"].as_str().unwrap().to_owned();
+    // Rotation replaces the TLS and responder certificates: an admin
+    // cannot revoke one, and nothing changes. (A CA certificate, internal
+    // too, stays revocable: tests/it/revocation.rs revokes an issuing CA.)
+    let (_, authorities) = ca.get("/api/v1/authorities", Some(&admin)).await;
+    let issuing = authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap().clone();
+    assert!(internal.iter().any(|c| c["serial"] == issuing["serial"]), "{issuing} {internal:?}");
+    let tls = internal
+        .iter()
+        .find(|c| c["identifiers"].as_array().unwrap().iter().any(|i| i["value"] == "localhost"))
+        .unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let before = ca.snapshot().await;
     let (status, body) = ca.post(&format!("/api/v1/certificates/{tls}/revoke"), Some(&admin), &json!({})).await;
     assert_eq!(status, 409, "{body}");
