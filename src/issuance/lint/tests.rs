@@ -66,8 +66,19 @@ fn lint(
     issuer_der: &[u8],
     signer: &SoftwareSigner,
 ) -> Result<(), LintFailure> {
+    lint_encoding_key(params, expect.subject_spki_der, expect, issuer_der, signer)
+}
+
+/// As [`lint`], with `subject_spki_der` encoded as the subject's key.
+fn lint_encoding_key(
+    params: &rcgen::CertificateParams,
+    subject_spki_der: &[u8],
+    expect: &CertificateExpectation<'_>,
+    issuer_der: &[u8],
+    signer: &SoftwareSigner,
+) -> Result<(), LintFailure> {
     let capture = TbsCapture::for_signer(signer).expect("capture");
-    let subject = rcgen::SubjectPublicKeyInfo::from_der(expect.subject_spki_der).expect("spki");
+    let subject = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der).expect("spki");
     let issuer = rcgen::Issuer::from_ca_cert_der(&issuer_der.into(), &capture).expect("issuer");
     params.signed_by(&subject, &issuer).expect("encoding");
     check_certificate(&capture.take().expect("tbs"), Some(issuer_der), signer.algorithm(), expect)
@@ -143,13 +154,20 @@ async fn what_the_profile_alone_cannot_see_is_refused_too() {
 
     // Another key than the one approved.
     let other = key("other");
-    let wrong_key = CertificateExpectation { subject_spki_der: other.public_key_der(), ..expect.clone() };
-    let failure = lint(&params, &wrong_key, &h.issuing_der, &h.issuing).expect_err("another key");
+    let failure = lint_encoding_key(&params, other.public_key_der(), &expect, &h.issuing_der, &h.issuing)
+        .expect_err("another key");
     assert!(failure.to_string().contains("public key"), "{failure}");
 
     // Signed under a CA the names do not lead to (the root, not the issuing CA).
-    let failure = lint(&params, &expect, &h.root_der, &h.root).expect_err("the wrong issuer");
+    let capture = TbsCapture::for_signer(&h.root).expect("capture");
+    let subject = rcgen::SubjectPublicKeyInfo::from_der(workload.public_key_der()).expect("spki");
+    let root = rcgen::Issuer::from_ca_cert_der(&h.root_der.as_slice().into(), &capture).expect("issuer");
+    params.signed_by(&subject, &root).expect("encoding");
+    let tbs = capture.take().expect("tbs");
+    let failure =
+        check_certificate(&tbs, Some(&h.issuing_der), h.issuing.algorithm(), &expect).expect_err("the wrong issuer");
     assert!(failure.to_string().contains("issuer name"), "{failure}");
+    assert!(failure.to_string().contains("authority key identifier"), "{failure}");
 
     // A leaf that outlives its CA.
     let mut late = profile.clone();
