@@ -65,6 +65,9 @@ pub enum ApiError {
     Overloaded,
     #[error("the request body did not arrive in time")]
     RequestTimeout,
+    /// The certificate failed its lint (a fault in a profile) and was not signed.
+    #[error("{0}; nothing was signed, the serial is marked failed and the findings are audited")]
+    LintFailed(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -178,6 +181,7 @@ impl From<IssueError> for ApiError {
             IssueError::Store(s) => s.into(),
             IssueError::Signing(SigningError::Encoding(m)) => Self::Internal(m),
             IssueError::Signing(SigningError::Signer(s)) => Self::Internal(s.to_string()),
+            IssueError::Signing(SigningError::Lint(l)) => Self::LintFailed(l.to_string()),
             IssueError::StartsTooLate => Self::Malformed(e.to_string()),
             IssueError::OrderNotReady => Self::Conflict(e.to_string()),
             IssueError::KeyBlocked => Self::KeyBlocked,
@@ -232,6 +236,9 @@ impl ApiError {
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable"),
             Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
+            Self::LintFailed(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "certificate-failed-lint", "The certificate failed its lint")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }

@@ -324,7 +324,7 @@ fn check_signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), C
     }
 }
 
-fn identifier_of(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
+pub(super) fn identifier_of(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
     let unsupported = |what: String| CsrError::UnsupportedName(what);
     match name {
         GeneralName::DNSName(n) => Ok(Identifier::dns(n)?),

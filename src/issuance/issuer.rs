@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 use rcgen::CertificateParams;
 use tokio::sync::watch;
 
+use super::lint::{CertificateExpectation, CertificateKind, LintFailure};
 use super::profile::{LeafProfile, RevocationUrls, leaf_params, ocsp_signer_params};
 use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
@@ -230,6 +231,8 @@ impl CertificateIssuer {
         }
         let authority = self.authority();
         let plan = Plan {
+            kind: CertificateKind::Leaf,
+            names: request.names.clone(),
             // Not stored: the identifiers give it (`leaf_subject`).
             subject: None,
             sans: to_column(&request.names),
@@ -276,6 +279,8 @@ impl CertificateIssuer {
         let authority = self.authority();
         let name = authority.name.clone();
         let plan = Plan {
+            kind: CertificateKind::OcspResponder,
+            names: Vec::new(),
             subject: Some(format!("CN={name} OCSP responder")),
             sans: String::new(),
             requester: "tessera".into(),
@@ -325,16 +330,30 @@ impl CertificateIssuer {
         super::hold::hold_if_asked(&plan.sans).await;
         let shard = pending.crl_shard.map(|s| s as u32);
 
+        let expectation = CertificateExpectation {
+            kind: plan.kind,
+            serial: &serial,
+            names: &plan.names,
+            not_before,
+            not_after,
+            subject_spki_der: spki_der,
+        };
         let signed = match params(&serial, shard, not_before, not_after) {
             Ok(params) => {
-                sign_certificate(&params, spki_der, &authority.certificate_der, authority.signer.as_ref()).await
+                #[cfg(feature = "test-support")]
+                let params = super::fault::corrupt_if_asked(&plan.sans, params);
+                sign_certificate(&params, &expectation, &authority.certificate_der, authority.signer.as_ref()).await
             }
             Err(e) => Err(e),
         };
         let der = match signed {
             Ok(der) => der,
             Err(e) => {
-                if let Err(store) = self.ledger.record_failed(serial.as_bytes()).await {
+                let failed = match &e {
+                    SigningError::Lint(failure) => self.record_lint_failure(&serial, &plan.requester, failure).await,
+                    _ => self.ledger.record_failed(serial.as_bytes()).await,
+                };
+                if let Err(store) = failed {
                     self.record_failed_later(serial, &store);
                 }
                 return Err(e.into());
@@ -380,6 +399,26 @@ impl CertificateIssuer {
         }
         let record = pending.into_issued(der.clone());
         Ok(IssuedCertificate { serial, der, not_before, not_after, record, authority: authority.clone() })
+    }
+
+    /// A certificate that failed its lint was not signed: that is a bug in
+    /// a profile, so it is logged loudly, and its serial is marked failed
+    /// with an audit event that lists what was found.
+    async fn record_lint_failure(
+        &self,
+        serial: &Serial,
+        requester: &str,
+        failure: &LintFailure,
+    ) -> Result<(), StoreError> {
+        tracing::error!(serial = %serial, findings = ?failure.findings, "a certificate failed its lint and was not signed");
+        let event = NewAuditEvent {
+            at: self.clock.unix(),
+            actor: requester.to_owned(),
+            action: "certificate.lint_failed",
+            target: serial.to_hex(),
+            detail: serde_json::json!({ "findings": failure.findings }),
+        };
+        self.ledger.record_failed_with_audit(serial.as_bytes(), &event).await
     }
 
     /// Marks `serial` failed once the database answers again, when an
@@ -457,6 +496,9 @@ impl CertificateIssuer {
 
 /// What a certificate will be, apart from its serial and signature.
 struct Plan {
+    /// The profile it follows, and the identifiers approved for it.
+    kind: CertificateKind,
+    names: Vec<Identifier>,
     /// None for leaves, whose subject their identifiers give.
     subject: Option<String>,
     sans: String,

@@ -14,6 +14,7 @@ use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
 
 use super::csr::KeyType;
 use super::identifier::Identifier;
+use super::lint::{CertificateExpectation, CertificateKind};
 use super::serial::Serial;
 use super::signing::SigningError;
 
@@ -54,6 +55,20 @@ pub struct CaSubject {
     pub serial: Serial,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+}
+
+impl CaSubject {
+    /// What the lint holds this CA's certificate to, for the key `spki_der`.
+    pub fn expectation<'a>(&'a self, kind: CertificateKind, spki_der: &'a [u8]) -> CertificateExpectation<'a> {
+        CertificateExpectation {
+            kind,
+            serial: &self.serial,
+            names: &[],
+            not_before: self.not_before,
+            not_after: self.not_after,
+            subject_spki_der: spki_der,
+        }
+    }
 }
 
 /// A self-signed root: CA without a path length limit.

@@ -19,6 +19,9 @@ pub enum SigningError {
     Encoding(String),
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The object failed its lint and was not signed.
+    #[error(transparent)]
+    Lint(#[from] super::lint::LintFailure),
 }
 
 impl From<rcgen::Error> for SigningError {

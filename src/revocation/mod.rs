@@ -353,10 +353,12 @@ impl Revocation {
         let started = std::time::Instant::now();
         let entries = self.store.revoked_entries(signing.id, shard, now.unix_timestamp()).await?;
         let read = started.elapsed();
+        let previous_number = self.store.crl_number(signing.id, scope).await?;
         let number = self.store.next_crl_number(signing.id).await?;
         let next_update = now + self.config.crl_validity();
         let contents = CrlContents {
             number,
+            previous_number,
             this_update: now,
             next_update,
             entries: &entries,

@@ -6,8 +6,8 @@ use super::{SetupError, system_event};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, Mode};
 use crate::issuance::{
-    CaSubject, KeyHash, RevocationUrls, Serial, issuing_params, root_params, sign_certificate, sign_self_signed,
-    to_column,
+    CaSubject, CertificateKind, KeyHash, RevocationUrls, Serial, issuing_params, root_params, sign_certificate,
+    sign_self_signed, to_column,
 };
 use crate::keys::Signer;
 use crate::storage::{CertificateKind, Db, IssuanceLedger, NewAuthority, PendingCertificate};
@@ -29,7 +29,8 @@ pub async fn create_hierarchy(
     let issuing_cfg = &config.hierarchy.issuing;
 
     let root_subject = ca_subject(root_cfg, now);
-    let root_der = sign_self_signed(&root_params(&root_subject), root_signer).await?;
+    let root_expectation = root_subject.expectation(CertificateKind::Root, root_signer.public_key_der());
+    let root_der = sign_self_signed(&root_params(&root_subject), &root_expectation, root_signer).await?;
     let authorities = db.authorities();
     let root_id = authorities
         .insert_authority(
@@ -117,7 +118,8 @@ pub async fn certify_issuing(
             spki_hash: KeyHash::of_spki_der(issuing_signer.public_key_der()).as_bytes().to_vec(),
         })
         .await?;
-    let signed = sign_certificate(&params, issuing_signer.public_key_der(), root.certificate_der, root.signer).await;
+    let expectation = subject.expectation(CertificateKind::IssuingCa, issuing_signer.public_key_der());
+    let signed = sign_certificate(&params, &expectation, root.certificate_der, root.signer).await;
     let issuing_der = match signed {
         Ok(der) => der,
         Err(e) => {

@@ -512,6 +512,18 @@ impl IssuanceLedger {
         let sql = sql!("UPDATE certificates SET status = {CERT_FAILED} WHERE serial = $1 AND status = {CERT_PENDING}");
         with_pool!(self.db(), pool => sqlx::query(sql).bind(serial).execute(pool).await.map(|_| ()).map_err(StoreError::from))
     }
+
+    /// Marks `serial` failed with the audit event that says why, together
+    /// (a certificate refused by its lint).
+    pub async fn record_failed_with_audit(&self, serial: &[u8], audit: &NewAuditEvent) -> Result<(), StoreError> {
+        let sql = sql!("UPDATE certificates SET status = {CERT_FAILED} WHERE serial = $1 AND status = {CERT_PENDING}");
+        with_pool!(self.db(), pool => {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(sql).bind(serial).execute(&mut *tx).await?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await.map_err(StoreError::from)
+        })
+    }
 }
 
 impl Catalog {

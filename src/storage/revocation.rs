@@ -67,6 +67,13 @@ impl RevocationStore {
             .bind(authority_id).fetch_one(pool).await.map_err(StoreError::from))
     }
 
+    /// The number of the CRL stored for a scope, if any.
+    pub async fn crl_number(&self, authority_id: i64, shard: i32) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT crl_number FROM crls WHERE authority_id = $1 AND shard = $2";
+        with_pool!(self.db(), pool => sqlx::query_scalar::<_, i64>(SQL)
+            .bind(authority_id).bind(shard).fetch_optional(pool).await.map_err(StoreError::from))
+    }
+
     /// Keeps `crl` unless a CRL with a higher number is already stored for
     /// its scope. Returns whether it was kept.
     pub async fn store_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError> {

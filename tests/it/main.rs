@@ -32,6 +32,7 @@ mod interrupted_issuance;
 mod lifecycle_e2e;
 mod lifecycle_expiry;
 mod lifecycle_rotation;
+mod lint_before_signature;
 mod listeners;
 mod pkilint;
 mod readme;

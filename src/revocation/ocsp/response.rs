@@ -13,6 +13,7 @@ use x509_ocsp::{
 };
 
 use crate::issuance::RevocationReason;
+use crate::issuance::lint::{ExpectedStatus, LintFailure, OcspExpectation, check_ocsp_response};
 use crate::keys::Signer;
 use crate::keys::software::SoftwareSigner;
 
@@ -44,6 +45,8 @@ pub enum EncodeError {
     Der(#[from] der_07::Error),
     #[error("OCSP signing: {0}")]
     Sign(#[from] crate::keys::SignerError),
+    #[error(transparent)]
+    Lint(#[from] LintFailure),
 }
 
 impl ResponderKey {
@@ -92,6 +95,15 @@ impl ResponderKey {
             response_extensions,
         };
         let tbs = data.to_der()?;
+        let expectation = OcspExpectation {
+            responder_key_hash: &self.key_hash,
+            answers: answers.iter().map(|(cert_id, status)| (*cert_id, expected(*status))).collect(),
+            produced_at,
+            this_update,
+            next_update,
+            nonce,
+        };
+        check_ocsp_response(&tbs, &expectation)?;
         let signature = self.key.sign_now(&tbs)?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,
@@ -109,6 +121,15 @@ const NONCE: der_07::asn1::ObjectIdentifier = der_07::asn1::ObjectIdentifier::ne
 fn time(unix: i64) -> Result<OcspGeneralizedTime, der_07::Error> {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     Ok(OcspGeneralizedTime(GeneralizedTime::from_date_time(DateTime::from_system_time(at)?)))
+}
+
+/// What the lint holds an answer to.
+fn expected(status: Status) -> ExpectedStatus {
+    match status {
+        Status::Good => ExpectedStatus::Good,
+        Status::Revoked { at, .. } => ExpectedStatus::Revoked { at: at.max(0) },
+        Status::Unknown => ExpectedStatus::Unknown,
+    }
 }
 
 fn cert_status(status: Status) -> Result<CertStatus, der_07::Error> {
