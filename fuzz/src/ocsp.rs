@@ -242,6 +242,7 @@ async fn issue(issuer: &CertificateIssuer, name: &str) -> Vec<u8> {
         ttl: time::Duration::hours(1),
         not_before: None,
         requester: "fuzz".into(),
+        kind: tessera::storage::CertificateKind::Workload,
         policy: None,
     };
     issuer.issue(&request).await.expect("issuance").serial.as_bytes().to_vec()

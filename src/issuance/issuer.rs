@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use rcgen::CertificateParams;
 use tokio::sync::watch;
 
-use super::lint::{CertificateExpectation, CertificateKind, LintFailure};
+use super::lint::{CertificateExpectation, LintFailure, Profile};
 use super::profile::{LeafProfile, RevocationUrls, leaf_params, ocsp_signer_params};
 use super::{CheckedCsr, Identifier, KeyHash, Serial, SigningError, certificate_pem, sign_certificate, to_column};
 use crate::clock::SharedClock;
@@ -231,7 +231,7 @@ impl CertificateIssuer {
         }
         let authority = self.authority();
         let plan = Plan {
-            kind: CertificateKind::Leaf,
+            profile: Profile::Leaf,
             names: request.names.clone(),
             // Not stored: the identifiers give it (`leaf_subject`).
             subject: None,
@@ -279,7 +279,7 @@ impl CertificateIssuer {
         let authority = self.authority();
         let name = authority.name.clone();
         let plan = Plan {
-            kind: CertificateKind::OcspResponder,
+            profile: Profile::OcspResponder,
             names: Vec::new(),
             subject: Some(format!("CN={name} OCSP responder")),
             sans: String::new(),
@@ -331,7 +331,7 @@ impl CertificateIssuer {
         let shard = pending.crl_shard.map(|s| s as u32);
 
         let expectation = CertificateExpectation {
-            kind: plan.kind,
+            kind: plan.profile,
             serial: &serial,
             names: &plan.names,
             not_before,
@@ -497,7 +497,7 @@ impl CertificateIssuer {
 /// What a certificate will be, apart from its serial and signature.
 struct Plan {
     /// The profile it follows, and the identifiers approved for it.
-    kind: CertificateKind,
+    profile: Profile,
     names: Vec<Identifier>,
     /// None for leaves, whose subject their identifiers give.
     subject: Option<String>,

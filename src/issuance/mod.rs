@@ -25,7 +25,7 @@ pub use hold::hold_next_issuance_of;
 pub use identifier::{Identifier, IdentifierError, from_column, to_column};
 pub use issuer::{AcmeOrderLink, CertificateIssuer, IssueError, IssueRequest, IssuedCertificate, SigningAuthority};
 pub use key_hash::{KeyHash, backfill_key_hashes};
-pub use lint::{CertificateExpectation, CertificateKind, LintFailure};
+pub use lint::{CertificateExpectation, LintFailure, Profile};
 pub use profile::{
     CaSubject, LeafProfile, RevocationUrls, issuing_params, leaf_params, leaf_subject, ocsp_signer_params, root_params,
 };

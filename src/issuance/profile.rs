@@ -14,7 +14,7 @@ use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
 
 use super::csr::KeyType;
 use super::identifier::Identifier;
-use super::lint::{CertificateExpectation, CertificateKind};
+use super::lint::{CertificateExpectation, Profile};
 use super::serial::Serial;
 use super::signing::SigningError;
 
@@ -59,7 +59,7 @@ pub struct CaSubject {
 
 impl CaSubject {
     /// What the lint holds this CA's certificate to, for the key `spki_der`.
-    pub fn expectation<'a>(&'a self, kind: CertificateKind, spki_der: &'a [u8]) -> CertificateExpectation<'a> {
+    pub fn expectation<'a>(&'a self, kind: Profile, spki_der: &'a [u8]) -> CertificateExpectation<'a> {
         CertificateExpectation {
             kind,
             serial: &self.serial,

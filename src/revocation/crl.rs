@@ -94,14 +94,14 @@ mod tests {
     use x509_parser::prelude::{FromDer, X509Certificate};
 
     use super::*;
-    use crate::issuance::{CaSubject, CertificateKind, Serial, root_params, sign_self_signed};
+    use crate::issuance::{CaSubject, Profile, Serial, root_params, sign_self_signed};
     use crate::keys::software::SoftwareSigner;
     use crate::keys::{KeyUri, SigningAlgorithm};
 
     /// A CA certificate, its key and its SKI.
     async fn ca() -> (SoftwareSigner, Vec<u8>, Vec<u8>) {
         let signer = SoftwareSigner::generate_sealable(KeyUri::Memory("crl".into()), SigningAlgorithm::EcdsaP256Sha256)
-            .unwrap()
+            .expect("test value")
             .0;
         let now = OffsetDateTime::now_utc();
         let subject = CaSubject {
@@ -111,10 +111,10 @@ mod tests {
             not_before: now - Duration::hours(1),
             not_after: now + Duration::days(30),
         };
-        let expect = subject.expectation(CertificateKind::Root, signer.public_key_der());
-        let der = sign_self_signed(&root_params(&subject), &expect, &signer).await.unwrap();
+        let expect = subject.expectation(Profile::Root, signer.public_key_der());
+        let der = sign_self_signed(&root_params(&subject), &expect, &signer).await.expect("test value");
         let ski = X509Certificate::from_der(&der)
-            .unwrap()
+            .expect("test value")
             .1
             .tbs_certificate
             .extensions()
@@ -123,7 +123,7 @@ mod tests {
                 x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
                 _ => None,
             })
-            .unwrap();
+            .expect("test value");
         (signer, der, ski)
     }
 

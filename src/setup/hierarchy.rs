@@ -6,7 +6,7 @@ use super::{SetupError, system_event};
 use crate::clock::SharedClock;
 use crate::config::{AuthorityConfig, Config, Mode};
 use crate::issuance::{
-    CaSubject, CertificateKind, KeyHash, RevocationUrls, Serial, issuing_params, root_params, sign_certificate,
+    CaSubject, KeyHash, Profile, RevocationUrls, Serial, issuing_params, root_params, sign_certificate,
     sign_self_signed, to_column,
 };
 use crate::keys::Signer;
@@ -29,7 +29,7 @@ pub async fn create_hierarchy(
     let issuing_cfg = &config.hierarchy.issuing;
 
     let root_subject = ca_subject(root_cfg, now);
-    let root_expectation = root_subject.expectation(CertificateKind::Root, root_signer.public_key_der());
+    let root_expectation = root_subject.expectation(Profile::Root, root_signer.public_key_der());
     let root_der = sign_self_signed(&root_params(&root_subject), &root_expectation, root_signer).await?;
     let authorities = db.authorities();
     let root_id = authorities
@@ -118,7 +118,7 @@ pub async fn certify_issuing(
             spki_hash: KeyHash::of_spki_der(issuing_signer.public_key_der()).as_bytes().to_vec(),
         })
         .await?;
-    let expectation = subject.expectation(CertificateKind::IssuingCa, issuing_signer.public_key_der());
+    let expectation = subject.expectation(Profile::IssuingCa, issuing_signer.public_key_der());
     let signed = sign_certificate(&params, &expectation, root.certificate_der, root.signer).await;
     let issuing_der = match signed {
         Ok(der) => der,

@@ -27,7 +27,7 @@ const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// Which profile a certificate follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertificateKind {
+pub enum Profile {
     /// Self-signed, CA without a path length limit.
     Root,
     /// Signed by the root, may sign leaves only (pathLen 0).
@@ -38,7 +38,7 @@ pub enum CertificateKind {
     OcspResponder,
 }
 
-impl CertificateKind {
+impl Profile {
     fn is_ca(self) -> bool {
         matches!(self, Self::Root | Self::IssuingCa)
     }
@@ -48,7 +48,7 @@ impl CertificateKind {
 /// certificate to exactly this.
 #[derive(Debug, Clone)]
 pub struct CertificateExpectation<'a> {
-    pub kind: CertificateKind,
+    pub kind: Profile,
     pub serial: &'a Serial,
     /// The identifiers approved for a leaf; none for the other kinds.
     pub names: &'a [Identifier],
@@ -77,7 +77,7 @@ pub fn check_certificate(
 ) -> Result<(), LintFailure> {
     let mut findings = Findings::new("certificate");
     let tbs = match TbsCertificate::from_der(tbs_der) {
-        Ok((rest, tbs)) if rest.is_empty() => tbs,
+        Ok(([], tbs)) => tbs,
         Ok(_) => {
             findings.push("the to-be-signed certificate has bytes after its end".into());
             return findings.into_result();
@@ -167,7 +167,7 @@ fn check_subject(subject: &X509Name<'_>, expect: &CertificateExpectation<'_>, fi
     }
     let common_names: Vec<&str> = subject.iter_common_name().filter_map(|cn| cn.as_str().ok()).collect();
     match expect.kind {
-        CertificateKind::Leaf => {
+        Profile::Leaf => {
             let others = subject.iter_attributes().filter(|a| *a.attr_type() != OID_X509_COMMON_NAME).count();
             findings.check(others == 0, || "a leaf's subject holds more than a common name".into());
             for cn in &common_names {
@@ -209,11 +209,11 @@ fn check_extensions(
     check_key_identifiers(tbs, kind, issuer_ski, findings);
     check_names(tbs, expect, findings);
     let has = |oid: &Oid<'_>| find(tbs, oid).is_some();
-    if matches!(kind, CertificateKind::Leaf | CertificateKind::IssuingCa) {
+    if matches!(kind, Profile::Leaf | Profile::IssuingCa) {
         findings.check(has(&OID_X509_EXT_CRL_DISTRIBUTION_POINTS), || "no CRL distribution point".into());
         findings.check(has(&OID_PKIX_AUTHORITY_INFO_ACCESS), || "no authority information access".into());
     }
-    if kind == CertificateKind::OcspResponder {
+    if kind == Profile::OcspResponder {
         let nocheck = tbs.extensions().iter().any(|e| e.oid.to_id_string() == OCSP_NOCHECK);
         findings.check(nocheck, || "a responder certificate without id-pkix-ocsp-nocheck".into());
     }
@@ -223,25 +223,25 @@ fn find<'a, 'b>(tbs: &'b TbsCertificate<'a>, oid: &Oid<'_>) -> Option<&'b X509Ex
     tbs.extensions().iter().find(|e| e.oid == *oid)
 }
 
-fn check_basic_constraints(extension: Option<&X509Extension<'_>>, kind: CertificateKind, findings: &mut Findings) {
+fn check_basic_constraints(extension: Option<&X509Extension<'_>>, kind: Profile, findings: &mut Findings) {
     let constraints = extension.and_then(|e| match e.parsed_extension() {
         ParsedExtension::BasicConstraints(bc) => Some((e.critical, bc.ca, bc.path_len_constraint)),
         _ => None,
     });
     match (kind, constraints) {
-        (CertificateKind::Root, Some((true, true, None))) => {}
-        (CertificateKind::IssuingCa, Some((true, true, Some(0)))) => {}
-        (CertificateKind::Root | CertificateKind::IssuingCa, found) => findings.push(format!(
+        (Profile::Root, Some((true, true, None))) => {}
+        (Profile::IssuingCa, Some((true, true, Some(0)))) => {}
+        (Profile::Root | Profile::IssuingCa, found) => findings.push(format!(
             "a {} needs critical basic constraints CA:TRUE{}, found {found:?}",
-            if kind == CertificateKind::Root { "root" } else { "issuing CA" },
-            if kind == CertificateKind::Root { "" } else { " pathLen 0" },
+            if kind == Profile::Root { "root" } else { "issuing CA" },
+            if kind == Profile::Root { "" } else { " pathLen 0" },
         )),
         (_, Some((_, true, _))) => findings.push("an end-entity certificate says CA:TRUE".into()),
         (_, _) => {}
     }
 }
 
-fn check_key_usage(extension: Option<&X509Extension<'_>>, kind: CertificateKind, rsa: bool, findings: &mut Findings) {
+fn check_key_usage(extension: Option<&X509Extension<'_>>, kind: Profile, rsa: bool, findings: &mut Findings) {
     let Some((critical, usage)) = extension.and_then(|e| match e.parsed_extension() {
         ParsedExtension::KeyUsage(ku) => Some((e.critical, ku)),
         _ => None,
@@ -259,7 +259,7 @@ fn check_key_usage(extension: Option<&X509Extension<'_>>, kind: CertificateKind,
         findings.check(!usage.key_cert_sign() && !usage.crl_sign(), || {
             "an end-entity certificate may sign certificates or CRLs".into()
         });
-        let key_encipherment_allowed = rsa && kind == CertificateKind::Leaf;
+        let key_encipherment_allowed = rsa && kind == Profile::Leaf;
         findings.check(key_encipherment_allowed || !usage.key_encipherment(), || {
             "keyEncipherment on a key that cannot encipher".into()
         });
@@ -268,7 +268,7 @@ fn check_key_usage(extension: Option<&X509Extension<'_>>, kind: CertificateKind,
     }
 }
 
-fn check_extended_key_usage(extension: Option<&X509Extension<'_>>, kind: CertificateKind, findings: &mut Findings) {
+fn check_extended_key_usage(extension: Option<&X509Extension<'_>>, kind: Profile, findings: &mut Findings) {
     let usage = extension.and_then(|e| match e.parsed_extension() {
         ParsedExtension::ExtendedKeyUsage(eku) => Some(eku),
         _ => None,
@@ -283,16 +283,14 @@ fn check_extended_key_usage(extension: Option<&X509Extension<'_>>, kind: Certifi
         )
     };
     match (kind, usage.map(describe)) {
-        (CertificateKind::Root | CertificateKind::IssuingCa, None) => {}
-        (CertificateKind::Root | CertificateKind::IssuingCa, Some(_)) => {
+        (Profile::Root | Profile::IssuingCa, None) => {}
+        (Profile::Root | Profile::IssuingCa, Some(_)) => {
             findings.push("a CA certificate carries an extended key usage".into())
         }
-        (CertificateKind::Leaf, Some((false, true, true, false, false))) => {}
-        (CertificateKind::Leaf, _) => {
-            findings.push("a leaf's extended key usage is not serverAuth and clientAuth".into())
-        }
-        (CertificateKind::OcspResponder, Some((false, false, false, true, false))) => {}
-        (CertificateKind::OcspResponder, _) => {
+        (Profile::Leaf, Some((false, true, true, false, false))) => {}
+        (Profile::Leaf, _) => findings.push("a leaf's extended key usage is not serverAuth and clientAuth".into()),
+        (Profile::OcspResponder, Some((false, false, false, true, false))) => {}
+        (Profile::OcspResponder, _) => {
             findings.push("a responder's extended key usage is not OCSPSigning alone".into())
         }
     }
@@ -300,12 +298,7 @@ fn check_extended_key_usage(extension: Option<&X509Extension<'_>>, kind: Certifi
 
 /// A CA names its key (SKI, RFC 5280 §4.2.1.2); everything but a root names
 /// its issuer's (AKI, §4.2.1.1), and that must be the issuer's SKI.
-fn check_key_identifiers(
-    tbs: &TbsCertificate<'_>,
-    kind: CertificateKind,
-    issuer_ski: Option<&[u8]>,
-    findings: &mut Findings,
-) {
+fn check_key_identifiers(tbs: &TbsCertificate<'_>, kind: Profile, issuer_ski: Option<&[u8]>, findings: &mut Findings) {
     let ski = subject_key_id(tbs);
     findings.check(ski.as_ref().is_none_or(|id| !id.is_empty()), || "an empty subject key identifier".into());
     if kind.is_ca() {
@@ -319,7 +312,7 @@ fn check_key_identifiers(
         _ => (e.critical, None),
     });
     match (kind, aki) {
-        (CertificateKind::Root, None) => {}
+        (Profile::Root, None) => {}
         (_, None) => findings.push("no authority key identifier".into()),
         (_, Some((critical, id))) => {
             findings.check(!critical, || "the authority key identifier is critical".into());
@@ -336,10 +329,10 @@ fn check_key_identifiers(
 fn check_names(tbs: &TbsCertificate<'_>, expect: &CertificateExpectation<'_>, findings: &mut Findings) {
     let extension = find(tbs, &OID_X509_EXT_SUBJECT_ALT_NAME);
     let Some(extension) = extension else {
-        findings.check(expect.kind != CertificateKind::Leaf, || "a leaf without subject alternative names".into());
+        findings.check(expect.kind != Profile::Leaf, || "a leaf without subject alternative names".into());
         return;
     };
-    if expect.kind != CertificateKind::Leaf {
+    if expect.kind != Profile::Leaf {
         findings.push("a CA or responder certificate carries subject alternative names".into());
         return;
     }

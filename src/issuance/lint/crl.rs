@@ -36,7 +36,7 @@ pub struct CrlExpectation<'a> {
 pub fn check_crl(tbs_der: &[u8], issuer_der: &[u8], expect: &CrlExpectation<'_>) -> Result<(), LintFailure> {
     let mut findings = Findings::new("CRL");
     let (tbs, issuer) = match (TbsCertList::from_der(tbs_der), X509Certificate::from_der(issuer_der)) {
-        (Ok((rest, tbs)), Ok((_, issuer))) if rest.is_empty() => (tbs, issuer),
+        (Ok(([], tbs)), Ok((_, issuer))) => (tbs, issuer),
         (Ok(_), Ok(_)) => {
             findings.push("the to-be-signed CRL has bytes after its end".into());
             return findings.into_result();

@@ -10,7 +10,7 @@ mod certificate;
 mod crl;
 mod ocsp;
 
-pub use certificate::{CertificateExpectation, CertificateKind, check_certificate};
+pub use certificate::{CertificateExpectation, Profile, check_certificate};
 pub use crl::{CrlExpectation, check_crl};
 pub use ocsp::{ExpectedStatus, OcspExpectation, check_ocsp_response};
 

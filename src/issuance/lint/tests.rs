@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::{CertificateExpectation, CertificateKind, LintFailure, check_certificate};
+use super::{CertificateExpectation, LintFailure, Profile, check_certificate};
 use crate::issuance::fault::{ProfileFault, corrupt};
 use crate::issuance::{
     CaSubject, Identifier, KeyType, LeafProfile, RevocationUrls, Serial, SigningError, TbsCapture, issuing_params,
@@ -42,14 +42,14 @@ async fn hierarchy() -> Hierarchy {
     let now = OffsetDateTime::now_utc();
     let root = key("root");
     let root_subject = subject("Lint Root", now);
-    let expect = root_subject.expectation(CertificateKind::Root, root.public_key_der());
+    let expect = root_subject.expectation(Profile::Root, root.public_key_der());
     let root_der =
         sign_self_signed(&root_params(&root_subject), &expect, &root).await.expect("the root passes its lint");
     let urls = RevocationUrls::for_authority("https://ca.test", 1);
     let issuing = key("issuing");
     let issuing_subject = subject("Lint Issuing", now);
     let params = issuing_params(&issuing_subject, &urls).expect("issuing params");
-    let expect = issuing_subject.expectation(CertificateKind::IssuingCa, issuing.public_key_der());
+    let expect = issuing_subject.expectation(Profile::IssuingCa, issuing.public_key_der());
     let issuing_der =
         sign_certificate(&params, &expect, &root_der, &root).await.expect("the issuing CA passes its lint");
     Hierarchy { root, root_der, issuing, issuing_der, issuing_subject, urls }
@@ -101,7 +101,7 @@ async fn each_broken_leaf_profile_is_refused_with_what_broke() {
         crl_url: &h.urls.crl,
     };
     let expect = CertificateExpectation {
-        kind: CertificateKind::Leaf,
+        kind: Profile::Leaf,
         serial: &serial,
         names: &names,
         not_before: profile.not_before,
@@ -144,7 +144,7 @@ async fn what_the_profile_alone_cannot_see_is_refused_too() {
     };
     let params = leaf_params(&profile).expect("leaf params");
     let expect = CertificateExpectation {
-        kind: CertificateKind::Leaf,
+        kind: Profile::Leaf,
         serial: &serial,
         names: &names,
         not_before: profile.not_before,
@@ -183,7 +183,7 @@ async fn what_the_profile_alone_cannot_see_is_refused_too() {
     assert!(failure.to_string().contains("extended key usage"), "{failure}");
 
     // And the responder profile passes as what it is.
-    let as_responder = CertificateExpectation { kind: CertificateKind::OcspResponder, names: &[], ..expect.clone() };
+    let as_responder = CertificateExpectation { kind: Profile::OcspResponder, names: &[], ..expect.clone() };
     lint(&responder, &as_responder, &h.issuing_der, &h.issuing).expect("the responder profile passes");
 }
 
@@ -192,7 +192,7 @@ async fn a_ca_profile_without_its_constraints_is_not_signed() {
     let h = hierarchy().await;
     let next = key("next");
     let subject = subject("Lint Next", OffsetDateTime::now_utc());
-    let expect = subject.expectation(CertificateKind::IssuingCa, next.public_key_der());
+    let expect = subject.expectation(Profile::IssuingCa, next.public_key_der());
     let mut params = issuing_params(&subject, &h.urls).expect("params");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     match sign_certificate(&params, &expect, &h.root_der, &h.root).await {
@@ -217,21 +217,23 @@ fn an_ocsp_answer_other_than_the_status_known_is_not_signed() {
     use super::{ExpectedStatus, OcspExpectation, check_ocsp_response};
 
     let at = |unix: u64| {
-        OcspGeneralizedTime(GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(unix)).unwrap())
+        OcspGeneralizedTime(
+            GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(unix)).expect("test value"),
+        )
     };
     let cert_id = CertId {
         hash_algorithm: spki_07::AlgorithmIdentifierOwned {
             oid: ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
             parameters: None,
         },
-        issuer_name_hash: OctetString::new(vec![1; 20]).unwrap(),
-        issuer_key_hash: OctetString::new(vec![2; 20]).unwrap(),
-        serial_number: x509_cert_02::serial_number::SerialNumber::new(&[0x11; 16]).unwrap(),
+        issuer_name_hash: OctetString::new(vec![1; 20]).expect("test value"),
+        issuer_key_hash: OctetString::new(vec![2; 20]).expect("test value"),
+        serial_number: x509_cert_02::serial_number::SerialNumber::new(&[0x11; 16]).expect("test value"),
     };
     let key_hash = vec![3; 20];
     let data = ResponseData {
         version: Version::V1,
-        responder_id: ResponderId::ByKey(OctetString::new(key_hash.clone()).unwrap()),
+        responder_id: ResponderId::ByKey(OctetString::new(key_hash.clone()).expect("test value")),
         produced_at: at(1_000),
         responses: vec![SingleResponse {
             cert_id: cert_id.clone(),
@@ -242,7 +244,7 @@ fn an_ocsp_answer_other_than_the_status_known_is_not_signed() {
         }],
         response_extensions: None,
     };
-    let tbs = data.to_der().unwrap();
+    let tbs = data.to_der().expect("test value");
     let expect = |status| OcspExpectation {
         responder_key_hash: &key_hash,
         answers: vec![(&cert_id, status)],
