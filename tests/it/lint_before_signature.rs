@@ -35,7 +35,7 @@ on_both_backends!(a_broken_profile_is_refused_before_it_is_signed, |ca| {
             .iter()
             .find(|e| e.detail.contains(says) && !e.detail.is_empty())
             .unwrap_or_else(|| panic!("{fault:?}: no lint_failed event among {events:?}"));
-        assert_eq!(event.actor, "token:admin");
+        assert!(event.actor.starts_with("token:admin"), "{event:?}");
         let serial = hex::decode(&event.target).unwrap();
         let record = ca.db.catalog().certificate(&serial).await.unwrap();
         assert_eq!(record.status, CertificateStatus::Failed, "{fault:?}");

@@ -210,7 +210,7 @@ impl TestCa {
         let clock = TestClock::new();
         let running = start(config.clone(), clock.clone() as SharedClock).await?;
         let root_pem = std::fs::read(dir.path().join("root.pem")).unwrap();
-        let client = client_trusting(&root_pem);
+        let client = client_at_clock(&root_pem, clock.clone());
         let admin_token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap().trim().to_owned();
         let db = Db::connect(&DbOptions::new(config.database_url())).await.unwrap();
         Ok(Self { dir, config, running: Some(running), client, admin_token, db, clock })
@@ -362,6 +362,72 @@ pub fn client_trusting(root_pem: &[u8]) -> reqwest::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let root = reqwest::Certificate::from_pem(root_pem).unwrap();
     reqwest::Client::builder().add_root_certificate(root).build().unwrap()
+}
+
+/// A client that trusts `root_pem` and checks certificates' validity at
+/// `clock`'s time, as a relying party living at the CA's test time would:
+/// a test that moves the clock ahead gets TLS certificates Tessera renews
+/// at that time (after a CA rotation, say), which the real time would
+/// call not valid yet.
+pub fn client_at_clock(root_pem: &[u8], clock: Arc<TestClock>) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &root_pem[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots)).build().unwrap();
+    let mut tls = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AtClock { inner, clock }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+}
+
+/// Verifies server certificates as WebPKI does, at a test clock's time.
+#[derive(Debug)]
+struct AtClock {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    clock: Arc<TestClock>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AtClock {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use tessera::clock::Clock;
+        let now = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            self.clock.unix().max(0) as u64,
+        ));
+        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// A PEM CSR for `names` (DNS, IP or URI) with a fresh P-256 key.
