@@ -610,6 +610,43 @@ async fn cert_login_refusals(backend: Backend) {
 }
 on_both_backends!(cert_login_refusals);
 
+/// The default anchors are Tessera's roots, read at each login: after a
+/// rotation, a certificate of the retired issuing CA and one of its
+/// successor both log in, the successor's leaf sent without its issuing
+/// CA (Tessera supplies the intermediates it knows).
+async fn cert_login_across_a_rotation(backend: Backend) {
+    let Some(ca) = TestCa::start_acme_with(backend, Default::default(), |config| {
+        config.vault.cert = Some(cert_login_config());
+    })
+    .await
+    else {
+        return;
+    };
+    let (before, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let (_, authorities) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;
+    let issuing = authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap()["id"].clone();
+    let (status, successor) =
+        ca.post(&format!("/api/v1/authorities/{issuing}/rotate"), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!(status, 201, "{successor}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = ca.sign(&csr_with_key(&["api.web.test"], &key)).await;
+    let leaf = issued["certificate"].as_str().unwrap();
+    assert!(issued["chain"].as_str().unwrap().contains(&certificate_body(&successor)), "signed by the successor");
+    let after = format!("{}{leaf}", key.serialize_pem());
+    for (case, identity) in [("the retired CA's leaf", &before), ("the successor's bare leaf", &after)] {
+        let (status, answer) = cert_login(&ca, &client_with_identity(&ca, identity), &json!({})).await;
+        assert_eq!(status, 200, "{case}: {answer}");
+    }
+    ca.stop().await;
+}
+on_both_backends!(cert_login_across_a_rotation);
+
+/// The base64 body of an authority's certificate as PEM carries it.
+fn certificate_body(authority: &Value) -> String {
+    let pem = authority["certificate"].as_str().unwrap_or_else(|| panic!("{authority}"));
+    pem.lines().filter(|l| !l.starts_with("-----")).take(3).collect::<Vec<_>>().join("\n")
+}
+
 /// The directory holding the hvac venv's python, if it is installed.
 fn hvac_python() -> Option<PathBuf> {
     let python = PathBuf::from(std::env::var_os("TESSERA_HVAC_VENV")?).join("bin/python");
