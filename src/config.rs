@@ -1114,7 +1114,8 @@ impl Config {
                 }
             }
             for pattern in &role.dns_names {
-                crate::authority::DnsPattern::parse(pattern).map_err(|e| field(at("dns_names"), format!("{pattern:?}: {e}")))?;
+                crate::authority::DnsPattern::parse(pattern)
+                    .map_err(|e| field(at("dns_names"), format!("{pattern:?}: {e}")))?;
             }
             if role.policies.is_empty() || !role.policies.iter().all(|p| crate::authority::is_policy_name(p)) {
                 return Err(field(at("policies"), "must name at least one policy, each a policy name".into()));
@@ -1323,14 +1324,18 @@ mod tests {
     fn vault_cert_login_settings_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cert.toml");
-        let role = |body: &str| format!("[vault.cert]\n[[vault.cert.roles]]\nname = \"r\"\npolicies = [\"default\"]\n{body}");
+        let role =
+            |body: &str| format!("[vault.cert]\n[[vault.cert.roles]]\nname = \"r\"\npolicies = [\"default\"]\n{body}");
         for (text, field) in [
             (role("spiffe_ids = [\"spiffe://td/ns/prod/*\"]\ndns_names = [\"*.svc.test\"]"), None),
             (role(""), Some("vault.cert.roles[0].spiffe_ids")),
             (role("spiffe_ids = [\"https://td/ns/prod\"]"), Some("vault.cert.roles[0].spiffe_ids")),
             (role("spiffe_ids = [\"spiffe://td/ns//x\"]"), Some("vault.cert.roles[0].spiffe_ids")),
             (role("dns_names = [\"*.bad name\"]"), Some("vault.cert.roles[0].dns_names")),
-            (role("dns_names = [\"a.test\"]").replace("[vault.cert]", "[vault.cert]\npath = \"approle\""), Some("vault.cert.path")),
+            (
+                role("dns_names = [\"a.test\"]").replace("[vault.cert]", "[vault.cert]\npath = \"approle\""),
+                Some("vault.cert.path"),
+            ),
             ("[vault.cert]\nroles = []\n".to_owned(), Some("vault.cert.roles")),
         ] {
             std::fs::write(&path, &text).expect("write");

@@ -120,7 +120,8 @@ where
         Box::pin(async move {
             let (stream, service) = accepted.await?;
             let chain = stream.get_ref().1.peer_certificates().filter(|chain| !chain.is_empty());
-            let certificates = ClientCertificates(chain.map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect()));
+            let certificates =
+                ClientCertificates(chain.map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect()));
             Ok((stream, Extension(certificates).layer(service)))
         })
     }

@@ -34,9 +34,7 @@ pub fn server_config(tls: &ServerTls, client_auth: ClientAuth) -> Result<Arc<rus
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Requested => builder.with_client_cert_verifier(RequestClientCertificate::new()),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError(e.to_string()))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| TlsError(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

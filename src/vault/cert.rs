@@ -79,12 +79,7 @@ impl CertAuth {
             })
             .collect::<Result<_, String>>()
             .map_err(|e| format!("vault.cert.roles: {e}"))?;
-        Ok(Self {
-            path: config.path.clone(),
-            token_ttl: config.token_ttl.duration().whole_seconds(),
-            anchors,
-            roles,
-        })
+        Ok(Self { path: config.path.clone(), token_ttl: config.token_ttl.duration().whole_seconds(), anchors, roles })
     }
 }
 
@@ -224,7 +219,8 @@ async fn tessera_authorities(
         .filter(|a| a.parent_id.is_none() && a.not_after > now)
         .map(|a| CertificateDer::from(a.certificate_der))
         .collect();
-    let trusted = state.store.trusted_authority_certificates(now).await?.into_iter().map(CertificateDer::from).collect();
+    let trusted =
+        state.store.trusted_authority_certificates(now).await?.into_iter().map(CertificateDer::from).collect();
     Ok((roots, trusted))
 }
 
@@ -240,8 +236,9 @@ fn verify_chain(
     roots.add_parsable_certificates(anchors);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     // No parsable anchor (none configured, or none unexpired): nothing chains.
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|_| Refusal::UnknownChain)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|_| Refusal::UnknownChain)?;
     let now = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
     match verifier.verify_client_cert(leaf, intermediates, now) {
         Ok(_) => Ok(()),

@@ -464,10 +464,7 @@ fn cert_login_config() -> CertAuthConfig {
         path: "cert".into(),
         trusted_ca_file: None,
         token_ttl: "20m".parse().unwrap(),
-        roles: vec![
-            role("payments", &["spiffe://tessera.test/ns/payments/*"], &[]),
-            role("web", &[], &["*.web.test"]),
-        ],
+        roles: vec![role("payments", &["spiffe://tessera.test/ns/payments/*"], &[]), role("web", &[], &["*.web.test"])],
     }
 }
 
@@ -511,7 +508,8 @@ async fn cert_login_signs(backend: Backend) {
     let (old, old_serial) = workload_identity(&ca, &[SPIFFE_ID]).await;
     // The renewal supersedes the first certificate, which is then revoked.
     let (renewed, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
-    let (status, answer) = ca.post(&format!("/api/v1/certificates/{old_serial}/revoke"), Some(&ca.admin_token), &json!({})).await;
+    let (status, answer) =
+        ca.post(&format!("/api/v1/certificates/{old_serial}/revoke"), Some(&ca.admin_token), &json!({})).await;
     assert_eq!(status, 200, "{answer}");
 
     let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &renewed), &json!({})).await;
@@ -624,7 +622,8 @@ async fn cert_login_across_a_rotation(backend: Backend) {
     };
     let (before, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
     let (_, authorities) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;
-    let issuing = authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap()["id"].clone();
+    let issuing =
+        authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap()["id"].clone();
     let (status, successor) =
         ca.post(&format!("/api/v1/authorities/{issuing}/rotate"), Some(&ca.admin_token), &json!({})).await;
     assert_eq!(status, 201, "{successor}");
