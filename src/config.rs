@@ -1315,9 +1315,6 @@ fn is_config_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The config fuzz target's check (on an input written by hand; the
-    /// fuzzer had not reached it yet): a validity of 4000000 days passed
-    /// validation, and dating the CA certificate would panic.
     /// The certificate login's roles: patterns parsed as policies parse
     /// them, SPIFFE IDs only, something to match, a path of its own.
     #[test]
@@ -1347,6 +1344,9 @@ mod tests {
         }
     }
 
+    /// The config fuzz target's check (on an input written by hand; the
+    /// fuzzer had not reached it yet): a validity of 4000000 days passed
+    /// validation, and dating the CA certificate would panic.
     #[test]
     fn validity_beyond_a_century_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -170,12 +170,13 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let https_socket = bind(config.https_addr, "https_addr")?;
     // The certificate login needs the client's certificate; without it the
     // listener asks for none, as the admin listener never does.
-    let https_tls = match (&config.vault.cert, vault_mounts.is_empty()) {
-        (Some(_), false) => (rustls_config(&tls, ClientAuth::Requested)?, ClientAuth::Requested),
-        _ => (rustls.clone(), ClientAuth::None),
+    let asks_client_certificates = config.vault.cert.is_some() && !vault_mounts.is_empty();
+    let https_rustls = match asks_client_certificates {
+        true => rustls_config(&tls, ClientAuth::Requested)?,
+        false => rustls.clone(),
     };
     let https_addr =
-        spawn(&mut servers, &control, &serving, https_socket, Some(https_tls.0.clone()), https_router, https).await?;
+        spawn(&mut servers, &control, &serving, https_socket, Some(https_rustls.clone()), https_router, https).await?;
     let http = listener("http", plain_refusal);
     let http_addr = spawn(&mut servers, &control, &serving, http_socket, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
@@ -208,8 +209,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     }
 
     let mut listener_tls = vec![(rustls, ClientAuth::None)];
-    if https_tls.1 == ClientAuth::Requested {
-        listener_tls.push(https_tls);
+    if asks_client_certificates {
+        listener_tls.push((https_rustls, ClientAuth::Requested));
     }
     background.spawn(renew_tls(config, issuer, clock, listener_tls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, metrics_addr, control, servers, background, db, refusals })

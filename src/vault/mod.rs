@@ -2,8 +2,9 @@
 //! cert-manager's built-in Vault issuer, csi-driver-spiffe and `hvac` use
 //! Tessera unmodified (issue 20). Mounts come from `[[vault.mounts]]`;
 //! their roles are Tessera policies. Clients present Tessera tokens, or
-//! mint short-lived ones by an AppRole, Kubernetes or client-certificate login. Off unless a mount is configured
-//! (dev mode serves `pki` with the role `default`).
+//! mint short-lived ones by an AppRole, Kubernetes or client-certificate
+//! login. Off unless a mount is configured (dev mode serves `pki` with the
+//! role `default`).
 //!
 //! Architecture invariant: certificates are issued only through
 //! [`crate::policy_issuance::issue_under_policy`], the road REST issuance

@@ -646,6 +646,42 @@ fn certificate_body(authority: &Value) -> String {
     pem.lines().filter(|l| !l.starts_with("-----")).take(3).collect::<Vec<_>>().join("\n")
 }
 
+/// `trusted_ca_file` replaces Tessera's roots as the anchors: a
+/// certificate of that CA logs in, one of Tessera's no longer does. One
+/// backend: the anchors come from a file, not the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_login_with_configured_anchors() {
+    let anchor_key = rcgen::KeyPair::generate().unwrap();
+    let mut anchor = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    anchor.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    anchor.distinguished_name.push(rcgen::DnType::CommonName, "Mesh CA");
+    let anchor_pem = anchor.self_signed(&anchor_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(anchor, anchor_key);
+    let workload_key = rcgen::KeyPair::generate().unwrap();
+    let mut workload = rcgen::CertificateParams::default();
+    workload.subject_alt_names = vec![rcgen::SanType::URI(SPIFFE_ID.try_into().unwrap())];
+    workload.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let mesh_identity =
+        format!("{}{}", workload_key.serialize_pem(), workload.signed_by(&workload_key, &issuer).unwrap().pem());
+
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("mesh-ca.pem");
+    std::fs::write(&anchors, &anchor_pem).unwrap();
+    let ca = TestCa::start_acme_with(Backend::Sqlite, Default::default(), move |config| {
+        let mut cert = cert_login_config();
+        cert.trusted_ca_file = Some(anchors);
+        config.vault.cert = Some(cert);
+    })
+    .await
+    .unwrap();
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &mesh_identity), &json!({})).await;
+    assert_eq!(status, 200, "the configured anchor's certificate: {answer}");
+    let (tessera_identity, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &tessera_identity), &json!({})).await;
+    assert_eq!(status, 403, "Tessera's own roots are not anchors now: {answer}");
+    ca.stop().await;
+}
+
 /// The directory holding the hvac venv's python, if it is installed.
 fn hvac_python() -> Option<PathBuf> {
     let python = PathBuf::from(std::env::var_os("TESSERA_HVAC_VENV")?).join("bin/python");
