@@ -523,6 +523,48 @@ pub struct VaultConfig {
     pub mounts: Vec<VaultMountConfig>,
     /// Kubernetes service-account login; off when unset.
     pub kubernetes: Option<KubernetesAuthConfig>,
+    /// Client-certificate login over mutual TLS; off when unset.
+    pub cert: Option<CertAuthConfig>,
+}
+
+/// `POST /v1/auth/{path}/login` over mutual TLS: a client certificate that
+/// chains to a trust anchor, is valid now, is not revoked and allows
+/// clientAuth buys a short-lived Tessera token bound to the policies of
+/// the first role its SPIFFE ID or DNS names match. While set, the public
+/// HTTPS listener asks clients for a certificate (and still serves those
+/// that send none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertAuthConfig {
+    #[serde(default = "default_cert_path")]
+    pub path: String,
+    /// PEM file of the trust anchors client certificates must chain to;
+    /// unset: Tessera's own roots, every hierarchy.
+    #[serde(default)]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Lifetime of the Tessera token a login mints.
+    #[serde(default = "default_login_ttl")]
+    pub token_ttl: Ttl,
+    pub roles: Vec<CertRoleConfig>,
+}
+
+/// Which certificates may log in under a role, and what the login grants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertRoleConfig {
+    pub name: String,
+    /// SPIFFE IDs (URI SANs), each exact or `base/*` for every ID below.
+    #[serde(default)]
+    pub spiffe_ids: Vec<String>,
+    /// DNS names (SANs), each exact or `*.suffix` for every name below.
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// The policies the minted token is bound to.
+    pub policies: Vec<String>,
+}
+
+fn default_cert_path() -> String {
+    "cert".into()
 }
 
 /// `POST /v1/auth/{path}/login` with `{"role", "jwt"}`: a service-account
@@ -601,6 +643,19 @@ impl VaultConfig {
         }
         self.mounts.clone()
     }
+}
+
+/// A login method's path under `/v1/auth/`: letters, digits, `-` and `_`,
+/// and not one Tessera serves itself.
+fn check_login_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    let field = |reason: &str| Err(ConfigError::Field { field: key.into(), reason: reason.into() });
+    if path.is_empty() || !path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return field("must be letters, digits, '-' and '_'");
+    }
+    if path == "approle" || path == "token" {
+        return field("approle and token are taken");
+    }
+    Ok(())
 }
 
 /// A default duration, written as a person would write it in the file.
@@ -1003,14 +1058,7 @@ impl Config {
             }
         }
         if let Some(kubernetes) = &self.vault.kubernetes {
-            if kubernetes.path.is_empty()
-                || !kubernetes.path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(field("vault.kubernetes.path".into(), "must be letters, digits, '-' and '_'".into()));
-            }
-            if kubernetes.path == "approle" || kubernetes.path == "token" {
-                return Err(field("vault.kubernetes.path".into(), "approle and token are taken".into()));
-            }
+            check_login_path("vault.kubernetes.path", &kubernetes.path)?;
             if kubernetes.jwks_file.is_some() == kubernetes.jwks.is_some() {
                 return Err(field(
                     "vault.kubernetes.jwks_file".into(),
@@ -1034,6 +1082,43 @@ impl Config {
                 if role.policies.is_empty() || !role.policies.iter().all(|p| crate::authority::is_policy_name(p)) {
                     return Err(field(at("policies"), "must name at least one policy, each a policy name".into()));
                 }
+            }
+        }
+        if let Some(cert) = &self.vault.cert {
+            self.validate_vault_cert(cert)?;
+        }
+        Ok(())
+    }
+
+    fn validate_vault_cert(&self, cert: &CertAuthConfig) -> Result<(), ConfigError> {
+        let field = |field: String, reason: String| ConfigError::Field { field, reason };
+        check_login_path("vault.cert.path", &cert.path)?;
+        if self.vault.kubernetes.as_ref().is_some_and(|k| k.path == cert.path) {
+            return Err(field("vault.cert.path".into(), "vault.kubernetes.path is the same".into()));
+        }
+        if cert.roles.is_empty() {
+            return Err(field("vault.cert.roles".into(), "must define at least one role".into()));
+        }
+        for (i, role) in cert.roles.iter().enumerate() {
+            let at = |name: &str| format!("vault.cert.roles[{i}].{name}");
+            if role.name.is_empty() {
+                return Err(field(at("name"), "must not be empty".into()));
+            }
+            if role.spiffe_ids.is_empty() && role.dns_names.is_empty() {
+                return Err(field(at("spiffe_ids"), "a role needs spiffe_ids or dns_names".into()));
+            }
+            for pattern in &role.spiffe_ids {
+                crate::authority::UriPattern::parse(pattern).map_err(|e| field(at("spiffe_ids"), e))?;
+                if !pattern.starts_with("spiffe://") {
+                    return Err(field(at("spiffe_ids"), format!("{pattern:?} is not a SPIFFE ID")));
+                }
+            }
+            for pattern in &role.dns_names {
+                crate::authority::DnsPattern::parse(pattern)
+                    .map_err(|e| field(at("dns_names"), format!("{pattern:?}: {e}")))?;
+            }
+            if role.policies.is_empty() || !role.policies.iter().all(|p| crate::authority::is_policy_name(p)) {
+                return Err(field(at("policies"), "must name at least one policy, each a policy name".into()));
             }
         }
         Ok(())
@@ -1229,6 +1314,35 @@ fn is_config_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The certificate login's roles: patterns parsed as policies parse
+    /// them, SPIFFE IDs only, something to match, a path of its own.
+    #[test]
+    fn vault_cert_login_settings_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cert.toml");
+        let role =
+            |body: &str| format!("[vault.cert]\n[[vault.cert.roles]]\nname = \"r\"\npolicies = [\"default\"]\n{body}");
+        for (text, field) in [
+            (role("spiffe_ids = [\"spiffe://td/ns/prod/*\"]\ndns_names = [\"*.svc.test\"]"), None),
+            (role(""), Some("vault.cert.roles[0].spiffe_ids")),
+            (role("spiffe_ids = [\"https://td/ns/prod\"]"), Some("vault.cert.roles[0].spiffe_ids")),
+            (role("spiffe_ids = [\"spiffe://td/ns//x\"]"), Some("vault.cert.roles[0].spiffe_ids")),
+            (role("dns_names = [\"*.bad name\"]"), Some("vault.cert.roles[0].dns_names")),
+            (
+                role("dns_names = [\"a.test\"]").replace("[vault.cert]", "[vault.cert]\npath = \"approle\""),
+                Some("vault.cert.path"),
+            ),
+            ("[vault.cert]\nroles = []\n".to_owned(), Some("vault.cert.roles")),
+        ] {
+            std::fs::write(&path, &text).expect("write");
+            match (Config::load(Some(&path), &Overrides::default()), field) {
+                (Ok(_), None) => {}
+                (Err(e), Some(field)) => assert!(e.to_string().contains(field), "{text}: {e}"),
+                (outcome, _) => panic!("{text}: {:?}", outcome.map(|_| ())),
+            }
+        }
+    }
 
     /// The config fuzz target's check (on an input written by hand; the
     /// fuzzer had not reached it yet): a validity of 4000000 days passed

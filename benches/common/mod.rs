@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod acme;
+pub mod load;
 pub mod ocsp;
 
 use std::path::Path;
@@ -27,6 +28,13 @@ pub async fn dev_config(dir: &Path) -> (Config, &'static str) {
         ..Default::default()
     };
     (Config::load(None, &overrides).unwrap(), backend)
+}
+
+/// An HTTPS client trusting only the dev CA's root in `dir`, keeping up to
+/// `clients` connections open.
+pub fn https_client(dir: &Path, clients: usize) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(&std::fs::read(dir.join("root.pem")).unwrap()).unwrap();
+    reqwest::Client::builder().add_root_certificate(root).pool_max_idle_per_host(clients).build().unwrap()
 }
 
 /// A new, empty database on the server `server` names. A loopback server

@@ -7,8 +7,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
+use super::pattern::{DnsPattern, UriPattern};
 use super::ttl::{MAX_TTL, compared_ttls, format_ttl, parse_ttl};
-use crate::issuance::{CheckedCsr, Identifier, KeyType, UriName};
+use crate::issuance::{CheckedCsr, Identifier, KeyType};
 
 /// The rules as written (API and storage form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,20 +74,6 @@ pub struct Approval {
     pub ttl: Duration,
 }
 
-#[derive(Debug, Clone)]
-enum DnsPattern {
-    Exact(String),
-    /// Matches names ending in `.suffix`.
-    Below(String),
-}
-
-#[derive(Debug, Clone)]
-enum UriPattern {
-    Exact(UriName),
-    /// Matches URIs below the base, at any depth.
-    Below(UriName),
-}
-
 impl Policy {
     pub fn new(name: &str, rules: PolicyRules) -> Result<Self, PolicyError> {
         if !is_policy_name(name) {
@@ -96,13 +83,7 @@ impl Policy {
         let dns = rules
             .dns
             .iter()
-            .map(|p| {
-                let text = Identifier::dns(p).map_err(|e| bad("dns", e.to_string()))?.value();
-                Ok(match text.strip_prefix("*.") {
-                    Some(suffix) => DnsPattern::Below(suffix.to_owned()),
-                    None => DnsPattern::Exact(text),
-                })
-            })
+            .map(|p| DnsPattern::parse(p).map_err(|e| bad("dns", e)))
             .collect::<Result<_, PolicyError>>()?;
         let ip_ranges = rules
             .ip_ranges
@@ -188,41 +169,6 @@ fn normalise(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
-    }
-}
-
-impl DnsPattern {
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            Self::Exact(exact) => name == exact,
-            Self::Below(suffix) => {
-                name.len() > suffix.len() + 1
-                    && name.ends_with(suffix.as_str())
-                    && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
-            }
-        }
-    }
-}
-
-impl UriPattern {
-    fn parse(text: &str) -> Result<Self, String> {
-        let (base, below) = match text.strip_suffix("/*") {
-            Some(base) => (base, true),
-            None => (text, false),
-        };
-        let base = UriName::parse(base).map_err(|e| format!("{text:?}: the URI {e}"))?;
-        match below {
-            true if !base.is_hierarchical() => Err(format!("{text:?}: a URN has no path to put a wildcard on")),
-            true => Ok(Self::Below(base)),
-            false => Ok(Self::Exact(base)),
-        }
-    }
-
-    fn matches(&self, uri: &UriName) -> bool {
-        match self {
-            Self::Exact(exact) => uri == exact,
-            Self::Below(base) => uri.is_below(base),
-        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::http::listener::{self, Listener, plain_refusal};
 use crate::http::serving::ServingListeners;
-use crate::http::{self, public, rustls_config, server_config};
+use crate::http::{self, ClientAuth, public, rustls_config, server_config};
 use crate::issuance::CertificateIssuer;
 use crate::lifecycle::{AcmeUpkeep, Lifecycle};
 use crate::metrics::Metrics;
@@ -77,7 +77,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     std::fs::write(config.data_dir.join("root.pem"), &authority.root_pem)?;
     let issuer = CertificateIssuer::new(db.ledger(), clock.clone(), authority);
     let tls = ensure_server_tls(&config, &issuer, clock.as_ref()).await?;
-    let rustls = rustls_config(&tls)?;
+    let rustls = rustls_config(&tls, ClientAuth::None)?;
     let mut background = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
     let revocation =
@@ -123,7 +123,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let vault_mounts = config.vault.mounts_in_force(config.mode);
     let vault_state = VaultState::new(
         &vault_mounts,
-        config.vault.kubernetes.as_ref(),
+        &config.vault,
         db.admin(),
         clock.clone(),
         issuer.clone(),
@@ -168,8 +168,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         |name, refusal| Listener { name, limits: config.listeners.clone(), meter: metrics.listener(name), refusal };
     let https = listener("https", |r| AcmeProblem::from(r).into_response());
     let https_socket = bind(config.https_addr, "https_addr")?;
+    // The certificate login needs the client's certificate; without it the
+    // listener asks for none, as the admin listener never does.
+    let asks_client_certificates = config.vault.cert.is_some() && !vault_mounts.is_empty();
+    let https_rustls = match asks_client_certificates {
+        true => rustls_config(&tls, ClientAuth::Requested)?,
+        false => rustls.clone(),
+    };
     let https_addr =
-        spawn(&mut servers, &control, &serving, https_socket, Some(rustls.clone()), https_router, https).await?;
+        spawn(&mut servers, &control, &serving, https_socket, Some(https_rustls.clone()), https_router, https).await?;
     let http = listener("http", plain_refusal);
     let http_addr = spawn(&mut servers, &control, &serving, http_socket, None, public_router, http).await?;
     let admin = listener("admin", |r| ApiError::from(r).into_response());
@@ -201,7 +208,11 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         );
     }
 
-    background.spawn(renew_tls(config, issuer, clock, rustls, tls));
+    let mut listener_tls = vec![(rustls, ClientAuth::None)];
+    if asks_client_certificates {
+        listener_tls.push((https_rustls, ClientAuth::Requested));
+    }
+    background.spawn(renew_tls(config, issuer, clock, listener_tls, tls));
     Ok(Running { https_addr, http_addr, admin_addr, metrics_addr, control, servers, background, db, refusals })
 }
 
@@ -250,7 +261,7 @@ async fn renew_tls(
     config: Config,
     issuer: CertificateIssuer,
     clock: SharedClock,
-    rustls: RustlsConfig,
+    listeners: Vec<(RustlsConfig, ClientAuth)>,
     mut current: crate::setup::ServerTls,
 ) {
     let mut interval = tokio::time::interval(TLS_CHECK_INTERVAL);
@@ -265,13 +276,19 @@ async fn renew_tls(
             continue;
         }
         match ensure_server_tls(&config, &issuer, clock.as_ref()).await {
-            Ok(fresh) => match server_config(&fresh) {
-                Ok(server) => {
-                    rustls.reload_from_config(server);
-                    current = fresh;
+            Ok(fresh) => {
+                let servers: Result<Vec<_>, _> =
+                    listeners.iter().map(|(_, client_auth)| server_config(&fresh, *client_auth)).collect();
+                match servers {
+                    Ok(servers) => {
+                        for ((rustls, _), server) in listeners.iter().zip(servers) {
+                            rustls.reload_from_config(server);
+                        }
+                        current = fresh;
+                    }
+                    Err(e) => tracing::error!(error = %e, "renewed TLS certificate is unusable"),
                 }
-                Err(e) => tracing::error!(error = %e, "renewed TLS certificate is unusable"),
-            },
+            }
             Err(e) => tracing::warn!(error = %e, "TLS certificate renewal failed; will retry"),
         }
     }

@@ -42,6 +42,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use super::client_certificate::WithClientCertificates;
 use crate::config::ListenerConfig;
 use crate::metrics::ListenerMeter;
 
@@ -109,7 +110,7 @@ pub async fn serve(
         Some(config) => {
             let acceptor =
                 RustlsAcceptor::new(config).handshake_timeout(limits.tls_handshake_timeout()).acceptor(acceptor);
-            server.acceptor(acceptor).serve(service).await
+            server.acceptor(WithClientCertificates(acceptor)).serve(service).await
         }
         None => server.acceptor(acceptor).serve(service).await,
     }

@@ -1,6 +1,7 @@
 //! Listeners: public HTTPS, public plain HTTP and admin HTTPS, with their
 //! limits, TLS and graceful shutdown.
 
+pub mod client_certificate;
 pub mod listener;
 pub mod public;
 pub mod revocation;
@@ -8,7 +9,7 @@ pub mod serving;
 pub mod tls;
 pub mod trust_bundle;
 
-pub use tls::{rustls_config, server_config};
+pub use tls::{ClientAuth, rustls_config, server_config};
 
 use crate::clock::SharedClock;
 use crate::storage::Catalog;

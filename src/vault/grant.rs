@@ -14,10 +14,11 @@ use crate::token::{Bindings, Scope, TokenRequest, create_token};
 
 /// What a successful login grants.
 pub struct Grant<'a> {
-    /// `approle` or `kubernetes`.
+    /// `approle`, `kubernetes` or `cert`.
     pub method: &'static str,
     pub role: &'a str,
-    /// Who logged in (`namespace/service-account`, the AppRole's name).
+    /// Who logged in (`namespace/service-account`, the AppRole's name, a
+    /// certificate's SPIFFE ID or DNS name).
     pub subject: String,
     pub policies: Vec<String>,
     /// Seconds the minted token lives.

@@ -2,8 +2,9 @@
 //! cert-manager's built-in Vault issuer, csi-driver-spiffe and `hvac` use
 //! Tessera unmodified (issue 20). Mounts come from `[[vault.mounts]]`;
 //! their roles are Tessera policies. Clients present Tessera tokens, or
-//! mint short-lived ones by an AppRole or Kubernetes login. Off unless a mount is configured
-//! (dev mode serves `pki` with the role `default`).
+//! mint short-lived ones by an AppRole, Kubernetes or client-certificate
+//! login. Off unless a mount is configured (dev mode serves `pki` with the
+//! role `default`).
 //!
 //! Architecture invariant: certificates are issued only through
 //! [`crate::policy_issuance::issue_under_policy`], the road REST issuance
@@ -12,6 +13,7 @@
 
 mod approle;
 mod auth;
+mod cert;
 mod envelope;
 pub mod error;
 mod grant;
@@ -29,11 +31,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::clock::SharedClock;
-use crate::config::{KubernetesAuthConfig, VaultMountConfig};
+use crate::config::{VaultConfig, VaultMountConfig};
 use crate::issuance::CertificateIssuer;
 use crate::metrics::Metrics;
 use crate::revocation::Revocation;
 use crate::storage::AdminStore;
+use cert::CertAuth;
 use error::VaultError;
 use kubernetes::KubernetesAuth;
 
@@ -52,13 +55,15 @@ pub struct VaultState {
     /// Mount path to the roles (policy names) it exposes.
     pub mounts: Arc<BTreeMap<String, Vec<String>>>,
     kubernetes: Option<Arc<KubernetesAuth>>,
+    cert: Option<Arc<CertAuth>>,
 }
 
 impl VaultState {
-    /// Fails when the Kubernetes login's signing keys cannot be read.
+    /// Fails when the Kubernetes login's signing keys or the certificate
+    /// login's trust anchors cannot be read.
     pub fn new(
         mounts: &[VaultMountConfig],
-        kubernetes: Option<&KubernetesAuthConfig>,
+        logins: &VaultConfig,
         store: AdminStore,
         clock: SharedClock,
         issuer: CertificateIssuer,
@@ -66,8 +71,9 @@ impl VaultState {
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         let mounts = mounts.iter().map(|m| (m.path.clone(), m.roles.clone())).collect();
-        let kubernetes = kubernetes.map(KubernetesAuth::load).transpose()?.map(Arc::new);
-        Ok(Self { store, clock, issuer, revocation, metrics, mounts: Arc::new(mounts), kubernetes })
+        let kubernetes = logins.kubernetes.as_ref().map(KubernetesAuth::load).transpose()?.map(Arc::new);
+        let cert = logins.cert.as_ref().map(CertAuth::load).transpose()?.map(Arc::new);
+        Ok(Self { store, clock, issuer, revocation, metrics, mounts: Arc::new(mounts), kubernetes, cert })
     }
 
     /// The roles of a configured mount; Vault's answer for any other path.

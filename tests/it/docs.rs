@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tessera::config::{Config, KubernetesAuthConfig, KubernetesRoleConfig, VaultMountConfig, WebhookConfig};
+use tessera::config::{
+    CertAuthConfig, CertRoleConfig, Config, KubernetesAuthConfig, KubernetesRoleConfig, VaultMountConfig, WebhookConfig,
+};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +36,7 @@ fn key_paths(value: &Value, prefix: &str, paths: &mut BTreeSet<String>) {
 }
 
 /// Every key the config accepts: the defaults, with one webhook, one Vault
-/// mount and a Kubernetes login added so that their arrays and optional
+/// mount, a Kubernetes and a certificate login added so that their arrays and optional
 /// tables show their keys as the directories do.
 fn config_keys() -> BTreeSet<String> {
     let mut config = Config::default();
@@ -56,6 +58,17 @@ fn config_keys() -> BTreeSet<String> {
             bound_service_account_names: vec!["cert-manager".into()],
             bound_service_account_namespaces: vec!["cert-manager".into()],
             audience: None,
+            policies: vec!["default".into()],
+        }],
+    });
+    config.vault.cert = Some(CertAuthConfig {
+        path: "cert".into(),
+        trusted_ca_file: Some("anchors.pem".into()),
+        token_ttl: "20m".parse().unwrap(),
+        roles: vec![CertRoleConfig {
+            name: "workloads".into(),
+            spiffe_ids: vec!["spiffe://cluster.local/*".into()],
+            dns_names: vec![],
             policies: vec!["default".into()],
         }],
     });

@@ -17,10 +17,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tessera::clock::Clock;
-use tessera::config::{KubernetesAuthConfig, KubernetesRoleConfig};
+use tessera::config::{CertAuthConfig, CertRoleConfig, KubernetesAuthConfig, KubernetesRoleConfig};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::common::{Backend, TestCa, csr_for, is_ci, openssl_verify, skip};
+use crate::common::{Backend, TestCa, csr_for, csr_with_key, is_ci, openssl_verify, skip};
 
 const SPIFFE_ID: &str = "spiffe://tessera.test/ns/payments/sa/api";
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -451,6 +451,237 @@ async fn approle_login(backend: Backend) {
 }
 on_both_backends!(approle_login);
 
+/// Certificate logins: SPIFFE IDs below `ns/payments` log in as
+/// `payments`, DNS names below `web.test` as `web`.
+fn cert_login_config() -> CertAuthConfig {
+    let role = |name: &str, spiffe_ids: &[&str], dns_names: &[&str]| CertRoleConfig {
+        name: name.into(),
+        spiffe_ids: spiffe_ids.iter().map(|s| (*s).into()).collect(),
+        dns_names: dns_names.iter().map(|s| (*s).into()).collect(),
+        policies: vec!["default".into()],
+    };
+    CertAuthConfig {
+        path: "cert".into(),
+        trusted_ca_file: None,
+        token_ttl: "20m".parse().unwrap(),
+        roles: vec![role("payments", &["spiffe://tessera.test/ns/payments/*"], &[]), role("web", &[], &["*.web.test"])],
+    }
+}
+
+/// A workload's client identity: a fresh key, its certificate issued by
+/// Tessera through REST for `names`, as PEM (key, then leaf and chain);
+/// and the certificate's serial.
+async fn workload_identity(ca: &TestCa, names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = ca.sign(&csr_with_key(names, &key)).await;
+    let pem = format!("{}{}", key.serialize_pem(), issued["chain"].as_str().unwrap());
+    (pem, issued["serial"].as_str().unwrap().to_owned())
+}
+
+/// An HTTPS client of `ca` presenting the identity `pem` (key and chain).
+fn client_with_identity(ca: &TestCa, pem: &str) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(&std::fs::read(ca.root_pem_path()).unwrap()).unwrap();
+    let identity = reqwest::Identity::from_pem(pem.as_bytes()).unwrap();
+    reqwest::Client::builder().add_root_certificate(root).identity(identity).build().unwrap()
+}
+
+/// `POST /v1/auth/cert/login` with `body` over `client`'s TLS.
+async fn cert_login(ca: &TestCa, client: &reqwest::Client, body: &Value) -> (u16, Value) {
+    let response = client.post(ca.vault_url("/auth/cert/login")).body(body.to_string()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Client-certificate login: a workload holding a certificate Tessera
+/// issued logs in with it over mutual TLS, by its SPIFFE ID or DNS name,
+/// and signs with the token; a superseded, then revoked, certificate and
+/// one no role matches are refused; the listener still serves clients
+/// with no certificate.
+async fn cert_login_signs(backend: Backend) {
+    let Some(ca) = TestCa::start_acme_with(backend, Default::default(), |config| {
+        config.vault.cert = Some(cert_login_config());
+    })
+    .await
+    else {
+        return;
+    };
+    let (old, old_serial) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    // The renewal supersedes the first certificate, which is then revoked.
+    let (renewed, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let (status, answer) =
+        ca.post(&format!("/api/v1/certificates/{old_serial}/revoke"), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &renewed), &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["auth"]["policies"], json!(["default"]));
+    assert_eq!(answer["auth"]["metadata"]["role"], "payments");
+    assert_eq!(answer["auth"]["lease_duration"], 20 * 60);
+    let token = answer["auth"]["client_token"].as_str().unwrap().to_owned();
+    let body = json!({ "csr": csr_for(&[SPIFFE_ID]), "uri_sans": SPIFFE_ID, "common_name": "" });
+    let (status, signed) = ca.vault("POST", "/pki/sign/default", Some(&token), Some(&body)).await;
+    assert_eq!(status, 200, "the login's token signs: {signed}");
+
+    let (web, _) = workload_identity(&ca, &["api.web.test"]).await;
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &web), &json!({ "name": "web" })).await;
+    assert_eq!(status, 200, "a DNS name logs in under its role: {answer}");
+    assert_eq!(answer["auth"]["metadata"]["subject"], "api.web.test");
+
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &old), &json!({})).await;
+    assert_eq!(status, 403, "a superseded and revoked certificate: {answer}");
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &web), &json!({ "name": "payments" })).await;
+    assert_eq!(status, 403, "the named role does not match: {answer}");
+    let (status, health) = ca.vault("GET", "/sys/health", None, None).await;
+    assert_eq!(status, 200, "a client without a certificate is served: {health}");
+
+    let (_, events) = ca.get("/api/v1/audit-events?limit=50", Some(&ca.admin_token)).await;
+    let items = events["items"].as_array().unwrap();
+    assert!(items.iter().any(|e| e["action"] == "token.create" && e["actor"] == "vault:cert:payments"), "{events}");
+    let reasons: Vec<&str> = items
+        .iter()
+        .filter(|e| e["action"] == "vault.login.refused")
+        .map(|e| e["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{events}");
+    assert!(reasons.iter().any(|r| r.contains("revoked")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("no role")), "{reasons:?}");
+    assert!(!events.to_string().contains(&token), "no token in the audit log");
+    ca.stop().await;
+}
+on_both_backends!(cert_login_signs);
+
+/// Each refusal the issue names, answered in Vault's form and audited
+/// with its reason: no certificate, a chain to another CA, no role
+/// matching, an unknown role name, and an expired certificate.
+async fn cert_login_refusals(backend: Backend) {
+    let Some(ca) = TestCa::start_acme_with(backend, Default::default(), |config| {
+        config.vault.cert = Some(cert_login_config());
+    })
+    .await
+    else {
+        return;
+    };
+    let stranger = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.subject_alt_names = vec![rcgen::SanType::URI(SPIFFE_ID.try_into().unwrap())];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        format!("{}{}", key.serialize_pem(), params.self_signed(&key).unwrap().pem())
+    };
+    let (outsider, _) = workload_identity(&ca, &["spiffe://tessera.test/ns/billing/sa/api"]).await;
+    let (expiring, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let cases: Vec<(&str, reqwest::Client, Value, u16)> = vec![
+        ("no client certificate", ca.client.clone(), json!({}), 400),
+        ("a chain to another CA", client_with_identity(&ca, &stranger), json!({}), 403),
+        ("no role matches", client_with_identity(&ca, &outsider), json!({}), 403),
+        ("unknown role name", client_with_identity(&ca, &expiring), json!({ "name": "db" }), 400),
+    ];
+    for (case, client, body, expected) in &cases {
+        let (status, answer) = cert_login(&ca, client, body).await;
+        assert_eq!(status, *expected, "{case}: {answer}");
+        assert_eq!(answer["errors"].as_array().map(Vec::len), Some(1), "{case}: {answer}");
+    }
+    ca.clock.advance(time::Duration::hours(25));
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &expiring), &json!({})).await;
+    assert_eq!(status, 403, "an expired certificate: {answer}");
+
+    let (_, events) = ca.get("/api/v1/audit-events?limit=50", Some(&ca.admin_token)).await;
+    let mut reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "vault.login.refused")
+        .map(|e| e["detail"]["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            "no client certificate",
+            "no role matches the certificate's SPIFFE ID or DNS names",
+            "the certificate does not chain to a trusted anchor",
+            "the certificate has expired or is not yet valid",
+            "unknown role",
+        ]
+    );
+    ca.stop().await;
+}
+on_both_backends!(cert_login_refusals);
+
+/// The default anchors are Tessera's roots, read at each login: after a
+/// rotation, a certificate of the retired issuing CA and one of its
+/// successor both log in, the successor's leaf sent without its issuing
+/// CA (Tessera supplies the intermediates it knows).
+async fn cert_login_across_a_rotation(backend: Backend) {
+    let Some(ca) = TestCa::start_acme_with(backend, Default::default(), |config| {
+        config.vault.cert = Some(cert_login_config());
+    })
+    .await
+    else {
+        return;
+    };
+    let (before, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let (_, authorities) = ca.get("/api/v1/authorities", Some(&ca.admin_token)).await;
+    let issuing =
+        authorities["items"].as_array().unwrap().iter().find(|a| a["kind"] == "issuing").unwrap()["id"].clone();
+    let (status, successor) =
+        ca.post(&format!("/api/v1/authorities/{issuing}/rotate"), Some(&ca.admin_token), &json!({})).await;
+    assert_eq!(status, 201, "{successor}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = ca.sign(&csr_with_key(&["api.web.test"], &key)).await;
+    let leaf = issued["certificate"].as_str().unwrap();
+    assert!(issued["chain"].as_str().unwrap().contains(&certificate_body(&successor)), "signed by the successor");
+    let after = format!("{}{leaf}", key.serialize_pem());
+    for (case, identity) in [("the retired CA's leaf", &before), ("the successor's bare leaf", &after)] {
+        let (status, answer) = cert_login(&ca, &client_with_identity(&ca, identity), &json!({})).await;
+        assert_eq!(status, 200, "{case}: {answer}");
+    }
+    ca.stop().await;
+}
+on_both_backends!(cert_login_across_a_rotation);
+
+/// The base64 body of an authority's certificate as PEM carries it.
+fn certificate_body(authority: &Value) -> String {
+    let pem = authority["certificate"].as_str().unwrap_or_else(|| panic!("{authority}"));
+    pem.lines().filter(|l| !l.starts_with("-----")).take(3).collect::<Vec<_>>().join("\n")
+}
+
+/// `trusted_ca_file` replaces Tessera's roots as the anchors: a
+/// certificate of that CA logs in, one of Tessera's no longer does. One
+/// backend: the anchors come from a file, not the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_login_with_configured_anchors() {
+    let anchor_key = rcgen::KeyPair::generate().unwrap();
+    let mut anchor = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    anchor.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    anchor.distinguished_name.push(rcgen::DnType::CommonName, "Mesh CA");
+    let anchor_pem = anchor.self_signed(&anchor_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(anchor, anchor_key);
+    let workload_key = rcgen::KeyPair::generate().unwrap();
+    let mut workload = rcgen::CertificateParams::default();
+    workload.subject_alt_names = vec![rcgen::SanType::URI(SPIFFE_ID.try_into().unwrap())];
+    workload.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let mesh_identity =
+        format!("{}{}", workload_key.serialize_pem(), workload.signed_by(&workload_key, &issuer).unwrap().pem());
+
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("mesh-ca.pem");
+    std::fs::write(&anchors, &anchor_pem).unwrap();
+    let ca = TestCa::start_acme_with(Backend::Sqlite, Default::default(), move |config| {
+        let mut cert = cert_login_config();
+        cert.trusted_ca_file = Some(anchors);
+        config.vault.cert = Some(cert);
+    })
+    .await
+    .unwrap();
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &mesh_identity), &json!({})).await;
+    assert_eq!(status, 200, "the configured anchor's certificate: {answer}");
+    let (tessera_identity, _) = workload_identity(&ca, &[SPIFFE_ID]).await;
+    let (status, answer) = cert_login(&ca, &client_with_identity(&ca, &tessera_identity), &json!({})).await;
+    assert_eq!(status, 403, "Tessera's own roots are not anchors now: {answer}");
+    ca.stop().await;
+}
+
 /// The directory holding the hvac venv's python, if it is installed.
 fn hvac_python() -> Option<PathBuf> {
     let python = PathBuf::from(std::env::var_os("TESSERA_HVAC_VENV")?).join("bin/python");
@@ -458,7 +689,8 @@ fn hvac_python() -> Option<PathBuf> {
 }
 
 /// hvac, the Python Vault client, against a running dev CA: health, token
-/// lookup, AppRole and Kubernetes logins (and an expired jwt refused), sign and issue under a role, CA, chain and CRL reads, a
+/// lookup, AppRole, Kubernetes and certificate logins (and an expired jwt
+/// and an unknown certificate role refused), sign and issue under a role, CA, chain and CRL reads, a
 /// certificate read, revoke, and the refusals it raises as exceptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_drives_the_api() {
@@ -469,8 +701,19 @@ async fn hvac_drives_the_api() {
         return;
     };
     let cluster = ServiceAccountIssuer::new();
-    let ca = start_with_kubernetes(Backend::Sqlite, &cluster).await.unwrap();
+    let kubernetes = cluster.config();
+    let ca = TestCa::start_acme_with(Backend::Sqlite, Default::default(), move |config| {
+        config.vault.kubernetes = Some(kubernetes);
+        config.vault.cert = Some(cert_login_config());
+    })
+    .await
+    .unwrap();
     let issuer = ca.token("hvac", "issuer", &["default"]).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let identity = ca.sign(&csr_with_key(&[SPIFFE_ID], &key)).await;
+    let (client_cert, client_key) = (ca.dir.path().join("workload.crt"), ca.dir.path().join("workload.key"));
+    std::fs::write(&client_cert, identity["chain"].as_str().unwrap()).unwrap();
+    std::fs::write(&client_key, key.serialize_pem()).unwrap();
     let (role_id, secret_id) = ca.approle("hvac", json!({})).await;
     let now = ca.clock.unix();
     let jwt = cluster.sign(&cluster.cert_manager_token(now, "cert-manager", "cert-manager"));
@@ -496,6 +739,8 @@ async fn hvac_drives_the_api() {
             .env("HVAC_SECRET_ID", secret_id)
             .env("HVAC_KUBERNETES_JWT", jwt)
             .env("HVAC_EXPIRED_JWT", expired)
+            .env("HVAC_CLIENT_CERT", client_cert)
+            .env("HVAC_CLIENT_KEY", client_key)
             .output()
             .unwrap()
     })

@@ -8,8 +8,10 @@ Environment: VAULT_ADDR, VAULT_CACERT (Tessera's root), HVAC_ISSUER_TOKEN
 (an issuer token bound to the policy `default`), HVAC_ADMIN_TOKEN, and
 HVAC_CSR_FILE (a PEM CSR for hvac.test), HVAC_ROLE_ID and HVAC_SECRET_ID
 (an AppRole for `default`), HVAC_KUBERNETES_JWT (a
-service-account token for cert-manager/cert-manager, role cert-manager) and
-HVAC_EXPIRED_JWT (the same, expired).
+service-account token for cert-manager/cert-manager, role cert-manager),
+HVAC_EXPIRED_JWT (the same, expired), HVAC_CLIENT_CERT and HVAC_CLIENT_KEY
+(files: a workload's certificate chain from Tessera and its key, for the
+certificate login's role payments).
 """
 
 import json
@@ -99,6 +101,16 @@ def main():
     expect(exceptions.Forbidden,
            lambda: client(None).auth.kubernetes.login(role="cert-manager", jwt=os.environ["HVAC_EXPIRED_JWT"]),
            "an expired jwt")
+
+    workload = client(None)
+    login = workload.auth.cert.login(cert_pem=os.environ["HVAC_CLIENT_CERT"], key_pem=os.environ["HVAC_CLIENT_KEY"])
+    assert login["auth"]["policies"] == ["default"], login
+    assert login["auth"]["metadata"]["role"] == "payments", login
+    workload.secrets.pki.sign_certificate(name=ROLE, csr=csr, common_name="hvac.test", mount_point=MOUNT)
+    expect(exceptions.InvalidRequest,
+           lambda: client(None).auth.cert.login(name="db", cert_pem=os.environ["HVAC_CLIENT_CERT"],
+                                                key_pem=os.environ["HVAC_CLIENT_KEY"]),
+           "an unknown certificate role")
 
     expect(exceptions.InvalidRequest,
            lambda: issuer.secrets.pki.sign_certificate(name="web", csr=csr, common_name="hvac.test",
