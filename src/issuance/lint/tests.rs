@@ -59,6 +59,54 @@ fn leaf_names() -> Vec<Identifier> {
     vec![Identifier::dns("api.lint.test").expect("name"), Identifier::uri("spiffe://lint.test/api").expect("uri")]
 }
 
+/// A workload's leaf under [`hierarchy`]: what the profile is asked for
+/// and what the lint then expects.
+struct Leaf {
+    hierarchy: Hierarchy,
+    workload: SoftwareSigner,
+    names: Vec<Identifier>,
+    serial: Serial,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl Leaf {
+    async fn new() -> Self {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole second");
+        Self {
+            hierarchy: hierarchy().await,
+            workload: key("workload"),
+            names: leaf_names(),
+            serial: Serial::random(),
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::hours(24),
+        }
+    }
+
+    fn profile(&self) -> LeafProfile<'_> {
+        LeafProfile {
+            serial: &self.serial,
+            names: &self.names,
+            key_type: KeyType::EcdsaP256,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            urls: &self.hierarchy.urls,
+            crl_url: &self.hierarchy.urls.crl,
+        }
+    }
+
+    fn expectation(&self) -> CertificateExpectation<'_> {
+        CertificateExpectation {
+            kind: Profile::Leaf,
+            serial: &self.serial,
+            names: &self.names,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            subject_spki_der: self.workload.public_key_der(),
+        }
+    }
+}
+
 /// The TBS of `params` signed by `issuer_der`'s key, and the lint's verdict on it.
 fn lint(
     params: &rcgen::CertificateParams,
@@ -86,28 +134,9 @@ fn lint_encoding_key(
 
 #[tokio::test]
 async fn each_broken_leaf_profile_is_refused_with_what_broke() {
-    let h = hierarchy().await;
-    let workload = key("workload");
-    let names = leaf_names();
-    let serial = Serial::random();
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole second");
-    let profile = LeafProfile {
-        serial: &serial,
-        names: &names,
-        key_type: KeyType::EcdsaP256,
-        not_before: now - Duration::minutes(1),
-        not_after: now + Duration::hours(24),
-        urls: &h.urls,
-        crl_url: &h.urls.crl,
-    };
-    let expect = CertificateExpectation {
-        kind: Profile::Leaf,
-        serial: &serial,
-        names: &names,
-        not_before: profile.not_before,
-        not_after: profile.not_after,
-        subject_spki_der: workload.public_key_der(),
-    };
+    let leaf = Leaf::new().await;
+    let (h, profile) = (&leaf.hierarchy, leaf.profile());
+    let expect = leaf.expectation();
     let params = leaf_params(&profile).expect("leaf params");
     lint(&params, &expect, &h.issuing_der, &h.issuing).expect("the real leaf profile passes");
 
@@ -128,29 +157,10 @@ async fn each_broken_leaf_profile_is_refused_with_what_broke() {
 
 #[tokio::test]
 async fn what_the_profile_alone_cannot_see_is_refused_too() {
-    let h = hierarchy().await;
-    let workload = key("workload");
-    let names = leaf_names();
-    let serial = Serial::random();
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole second");
-    let profile = LeafProfile {
-        serial: &serial,
-        names: &names,
-        key_type: KeyType::EcdsaP256,
-        not_before: now - Duration::minutes(1),
-        not_after: now + Duration::hours(24),
-        urls: &h.urls,
-        crl_url: &h.urls.crl,
-    };
+    let leaf = Leaf::new().await;
+    let (h, profile) = (&leaf.hierarchy, leaf.profile());
     let params = leaf_params(&profile).expect("leaf params");
-    let expect = CertificateExpectation {
-        kind: Profile::Leaf,
-        serial: &serial,
-        names: &names,
-        not_before: profile.not_before,
-        not_after: profile.not_after,
-        subject_spki_der: workload.public_key_der(),
-    };
+    let expect = leaf.expectation();
 
     // Another key than the one approved.
     let other = key("other");
@@ -160,7 +170,7 @@ async fn what_the_profile_alone_cannot_see_is_refused_too() {
 
     // Signed under a CA the names do not lead to (the root, not the issuing CA).
     let capture = TbsCapture::for_signer(&h.root).expect("capture");
-    let subject = rcgen::SubjectPublicKeyInfo::from_der(workload.public_key_der()).expect("spki");
+    let subject = rcgen::SubjectPublicKeyInfo::from_der(leaf.workload.public_key_der()).expect("spki");
     let root = rcgen::Issuer::from_ca_cert_der(&h.root_der.as_slice().into(), &capture).expect("issuer");
     params.signed_by(&subject, &root).expect("encoding");
     let tbs = capture.take().expect("tbs");
@@ -178,7 +188,7 @@ async fn what_the_profile_alone_cannot_see_is_refused_too() {
     assert!(failure.to_string().contains("after the issuing CA's"), "{failure}");
 
     // A responder profile where a leaf was approved.
-    let responder = ocsp_signer_params("Lint Issuing", &serial, profile.not_before, profile.not_after);
+    let responder = ocsp_signer_params("Lint Issuing", &leaf.serial, profile.not_before, profile.not_after);
     let failure = lint(&responder, &expect, &h.issuing_der, &h.issuing).expect_err("a responder as a leaf");
     assert!(failure.to_string().contains("extended key usage"), "{failure}");
 
